@@ -1,0 +1,196 @@
+//! The [`DriftDetector`] trait and reference profiles.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// How a column is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnKind {
+    /// Numbers compared as distributions.
+    Numerical,
+    /// Labels compared as frequencies.
+    Categorical,
+}
+
+/// What a profile keeps of one reference column: enough for every test to run without the
+/// original data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ColumnSummary {
+    /// Numerical: the sorted finite values, or a bounded uniform sample of them.
+    Numerical {
+        /// Sorted finite values (or the sample).
+        values: Vec<f64>,
+        /// Number of finite values in the reference.
+        population: u64,
+        /// True when `values` is a sample, which makes the tests approximate.
+        sampled: bool,
+    },
+    /// Categorical: the count of each label.
+    Categorical {
+        /// Count per label.
+        counts: BTreeMap<String, u64>,
+    },
+}
+
+/// One profiled column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnProfile {
+    /// Column name.
+    pub name: String,
+    /// Rows.
+    pub count: u64,
+    /// Nulls, NaNs and infinities (dropped before testing, as Evidently does).
+    pub missing: u64,
+    /// What the tests need.
+    pub summary: ColumnSummary,
+}
+
+impl ColumnProfile {
+    /// Numerical or categorical.
+    pub fn kind(&self) -> ColumnKind {
+        match self.summary {
+            ColumnSummary::Numerical { .. } => ColumnKind::Numerical,
+            ColumnSummary::Categorical { .. } => ColumnKind::Categorical,
+        }
+    }
+}
+
+/// A serialisable summary of reference data, computed once (e.g. from training data) and stored
+/// beside a model version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceProfile {
+    /// Rows in the reference.
+    pub rows: u64,
+    /// Columns, in schema order.
+    pub columns: Vec<ColumnProfile>,
+    /// When it was computed, ms.
+    pub created_ms: i64,
+}
+
+/// Options for [`DriftDetector::profile`].
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ProfileOptions {
+    /// Columns to profile; all when empty.
+    pub columns: Vec<String>,
+    /// Columns to treat as categorical even if numeric.
+    pub categorical: Vec<String>,
+    /// Keep at most this many numerical values per column (a uniform sample); exact when `None`.
+    pub max_values: Option<usize>,
+}
+
+/// A per-column override of the test or threshold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColumnOverride {
+    /// Test name (`ks`, `chisquare`, `z`, `wasserstein`, `jensenshannon`, `psi`).
+    pub test: Option<String>,
+    /// Threshold.
+    pub threshold: Option<f64>,
+}
+
+/// Options for [`DriftDetector::detect`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct DetectOptions {
+    /// Dataset drift when the share of drifted columns is at least this (Evidently: 0.5).
+    pub drift_share: f64,
+    /// Per-column overrides.
+    pub overrides: BTreeMap<String, ColumnOverride>,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        Self {
+            drift_share: 0.5,
+            overrides: BTreeMap::new(),
+        }
+    }
+}
+
+/// One column's test result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDrift {
+    /// Column name.
+    pub column: String,
+    /// Numerical or categorical.
+    pub kind: ColumnKind,
+    /// The test used.
+    pub test: String,
+    /// Its score: a p-value for statistical tests, a distance otherwise.
+    pub score: f64,
+    /// The threshold it was compared with.
+    pub threshold: f64,
+    /// Whether the column drifted.
+    pub drifted: bool,
+}
+
+/// Drift of a dataset against a reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftReport {
+    /// Per-column results, in profile order.
+    pub columns: Vec<ColumnDrift>,
+    /// How many drifted.
+    pub drifted_columns: usize,
+    /// `drifted_columns / columns`.
+    pub share_drifted: f64,
+    /// The threshold on the share.
+    pub drift_share: f64,
+    /// Whether the dataset drifted.
+    pub dataset_drift: bool,
+}
+
+/// Builds reference profiles and tests current data against them. Synchronous compute.
+///
+/// # Contract
+///
+/// - `profile` then `detect` gives the same decisions as testing against the raw reference,
+///   exactly when the profile is not sampled.
+/// - A column in the profile but missing from the current data, or empty after dropping missing
+///   values, is [`crate::Error::InvalidArgument`] naming it — never a NaN score.
+pub trait DriftDetector: Debug + Send + Sync + 'static {
+    /// Summarises reference data.
+    fn profile(&self, reference: &[RecordBatch], options: &ProfileOptions)
+    -> Result<ReferenceProfile>;
+
+    /// Tests current data against a profile.
+    fn detect(
+        &self,
+        reference: &ReferenceProfile,
+        current: &[RecordBatch],
+        options: &DetectOptions,
+    ) -> Result<DriftReport>;
+}
+
+macro_rules! forward_detector {
+    ($ty:ty) => {
+        #[deny(clippy::missing_trait_methods)]
+        impl<D: DriftDetector + ?Sized> DriftDetector for $ty {
+            fn profile(
+                &self,
+                reference: &[RecordBatch],
+                options: &ProfileOptions,
+            ) -> Result<ReferenceProfile> {
+                (**self).profile(reference, options)
+            }
+            fn detect(
+                &self,
+                reference: &ReferenceProfile,
+                current: &[RecordBatch],
+                options: &DetectOptions,
+            ) -> Result<DriftReport> {
+                (**self).detect(reference, current, options)
+            }
+        }
+    };
+}
+
+forward_detector!(Arc<D>);
+forward_detector!(Box<D>);

@@ -1,0 +1,105 @@
+//! The [`Model`] trait (a loaded model that predicts) and model artifacts.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::id::ArtifactPath;
+use crate::signature::Signature;
+use crate::tensor::Tensor;
+
+/// A model directory as files in memory: `MLmodel`-style card, safetensors weights, ….
+///
+/// Self-describing: [`ModelArtifact::flavor`] says which [`ModelLoader`] reads it, so a server
+/// loads a model with no code from training.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelArtifact {
+    /// Which loader reads it (`mlops.linear`, `mlops.mlp`, …).
+    pub flavor: String,
+    /// Files by relative path.
+    pub files: BTreeMap<ArtifactPath, Bytes>,
+}
+
+impl ModelArtifact {
+    /// An artifact of `flavor` with no files yet.
+    pub fn new(flavor: impl Into<String>) -> Self {
+        Self {
+            flavor: flavor.into(),
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a file.
+    pub fn with_file(mut self, path: ArtifactPath, data: impl Into<Bytes>) -> Self {
+        self.files.insert(path, data.into());
+        self
+    }
+
+    /// A file's bytes; [`Error::NotFound`] naming the path when absent.
+    pub fn file(&self, path: &str) -> Result<&Bytes> {
+        self.files
+            .get(path)
+            .ok_or_else(|| Error::not_found("artifact", format!("{path} in {} model", self.flavor)))
+    }
+}
+
+/// A loaded model.
+///
+/// # Contract
+///
+/// - [`predict`](Model::predict) takes tensors matching [`signature`](Model::signature)'s inputs
+///   (by name, datatype and shape, the first dimension being the batch) and returns one tensor
+///   per output with the same batch size. Inputs that do not match are
+///   [`Error::InvalidArgument`] naming the input; it never panics.
+/// - Predictions are deterministic for a given model and input, and row `i` of the outputs depends
+///   only on row `i` of the inputs (so servers may batch requests together).
+/// - [`to_artifact`](Model::to_artifact) then [`ModelLoader::load`] gives a model whose
+///   predictions are identical.
+pub trait Model: Debug + Send + Sync + 'static {
+    /// The flavor name, as in the artifact.
+    fn flavor(&self) -> &str;
+
+    /// Inputs and outputs.
+    fn signature(&self) -> &Signature;
+
+    /// Runs inference.
+    fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>>;
+
+    /// Serialises the model into a self-describing artifact.
+    fn to_artifact(&self) -> Result<ModelArtifact>;
+}
+
+/// Reads artifacts of one flavor back into models.
+pub trait ModelLoader: Debug + Send + Sync + 'static {
+    /// The flavor it reads.
+    fn flavor(&self) -> &str;
+
+    /// Loads a model; a malformed artifact is [`Error::Corrupt`] or [`Error::InvalidArgument`].
+    fn load(&self, artifact: &ModelArtifact) -> Result<Arc<dyn Model>>;
+}
+
+macro_rules! forward_model {
+    ($ty:ty) => {
+        #[deny(clippy::missing_trait_methods)]
+        impl<M: Model + ?Sized> Model for $ty {
+            fn flavor(&self) -> &str {
+                (**self).flavor()
+            }
+            fn signature(&self) -> &Signature {
+                (**self).signature()
+            }
+            fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+                (**self).predict(inputs)
+            }
+            fn to_artifact(&self) -> Result<ModelArtifact> {
+                (**self).to_artifact()
+            }
+        }
+    };
+}
+
+forward_model!(Arc<M>);
+forward_model!(Box<M>);
