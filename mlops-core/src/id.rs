@@ -349,6 +349,13 @@ impl ExperimentId {
     }
 }
 
+impl ExperimentName {
+    /// `Default`, the name of MLflow's default experiment.
+    pub fn default_experiment() -> Self {
+        Self("Default".to_owned())
+    }
+}
+
 impl RunId {
     /// A new random id: 32 lowercase hex digits (MLflow's `uuid4().hex`).
     pub fn generate() -> Self {
