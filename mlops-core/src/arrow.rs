@@ -27,7 +27,9 @@ fn no_nulls(name: &str, array: &dyn Array) -> Result<()> {
         let row = (0..array.len()).find(|i| array.is_null(*i)).unwrap_or(0);
         return Err(Error::invalid(
             "tensor data",
-            format!("column {name} has a null at row {row}; tensors cannot hold nulls (impute first)"),
+            format!(
+                "column {name} has a null at row {row}; tensors cannot hold nulls (impute first)"
+            ),
         ));
     }
     Ok(())
@@ -35,7 +37,12 @@ fn no_nulls(name: &str, array: &dyn Array) -> Result<()> {
 
 fn primitive_bytes<T: ArrowPrimitiveType>(array: &dyn Array) -> Vec<u8> {
     // Arrow buffers are little-endian on every platform Arrow supports, like our tensors.
-    array.as_primitive::<T>().values().inner().as_slice().to_vec()
+    array
+        .as_primitive::<T>()
+        .values()
+        .inner()
+        .as_slice()
+        .to_vec()
 }
 
 /// The tensor datatype an Arrow type maps to, if any.
@@ -161,7 +168,10 @@ fn column_as_f64(name: &str, array: &dyn Array) -> Result<Vec<f64>> {
     if t.datatype() == DataType::Bytes {
         return Err(Error::invalid(
             "arrow type",
-            format!("column {name} is {}; a numeric tensor needs numeric columns (one-hot encode strings first)", array.data_type()),
+            format!(
+                "column {name} is {}; a numeric tensor needs numeric columns (one-hot encode strings first)",
+                array.data_type()
+            ),
         ));
     }
     t.to_f64_lossy()
@@ -173,7 +183,13 @@ pub fn tensor_from_batch(name: &str, batch: &RecordBatch, dtype: DataType) -> Re
     let rows = batch.num_rows();
     let cols = batch.num_columns();
     let mut values = vec![0f64; rows * cols];
-    for (j, (field, column)) in batch.schema().fields().iter().zip(batch.columns()).enumerate() {
+    for (j, (field, column)) in batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .enumerate()
+    {
         let col = column_as_f64(field.name(), column.as_ref())?;
         for (i, v) in col.into_iter().enumerate() {
             values[i * cols + j] = v;
@@ -197,18 +213,29 @@ pub fn batch_from_tensor(tensor: &Tensor, columns: &[&str]) -> Result<RecordBatc
     let [rows, cols] = tensor.shape() else {
         return Err(Error::invalid(
             "tensor shape",
-            format!("{}: expected a 2-D tensor, got shape {:?}", tensor.name(), tensor.shape()),
+            format!(
+                "{}: expected a 2-D tensor, got shape {:?}",
+                tensor.name(),
+                tensor.shape()
+            ),
         ));
     };
     let (rows, cols) = (*rows, *cols);
     if columns.len() != cols {
         return Err(Error::invalid(
             "column names",
-            format!("{}: {} names for {cols} columns", tensor.name(), columns.len()),
+            format!(
+                "{}: {} names for {cols} columns",
+                tensor.name(),
+                columns.len()
+            ),
         ));
     }
     let size = tensor.datatype().size().ok_or_else(|| {
-        Error::invalid("tensor datatype", format!("{}: BYTES tensors are not 2-D tables", tensor.name()))
+        Error::invalid(
+            "tensor datatype",
+            format!("{}: BYTES tensors are not 2-D tables", tensor.name()),
+        )
     })?;
     let data = tensor.data();
     let mut fields = Vec::with_capacity(cols);
@@ -266,7 +293,10 @@ mod tests {
     fn nulls_are_named() {
         let a: ArrayRef = Arc::new(Float32Array::from(vec![Some(1.0), None]));
         let err = tensor_from_array("age", a.as_ref()).unwrap_err();
-        assert!(err.to_string().contains("column age has a null at row 1"), "{err}");
+        assert!(
+            err.to_string().contains("column age has a null at row 1"),
+            "{err}"
+        );
     }
 
     #[test]

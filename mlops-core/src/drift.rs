@@ -157,8 +157,11 @@ pub struct DriftReport {
 ///   values, is [`crate::Error::InvalidArgument`] naming it — never a NaN score.
 pub trait DriftDetector: Debug + Send + Sync + 'static {
     /// Summarises reference data.
-    fn profile(&self, reference: &[RecordBatch], options: &ProfileOptions)
-    -> Result<ReferenceProfile>;
+    fn profile(
+        &self,
+        reference: &[RecordBatch],
+        options: &ProfileOptions,
+    ) -> Result<ReferenceProfile>;
 
     /// Tests current data against a profile.
     fn detect(

@@ -36,9 +36,15 @@ fn check_segment(what: &'static str, s: &str, max: usize) -> Result<()> {
         ));
     }
     if s == "." || s.contains("..") {
-        return Err(Error::invalid(what, format!("{s:?} must not contain '..' or be '.'")));
+        return Err(Error::invalid(
+            what,
+            format!("{s:?} must not contain '..' or be '.'"),
+        ));
     }
-    if let Some(c) = s.chars().find(|c| matches!(c, '/' | '\\') || c.is_control()) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| matches!(c, '/' | '\\') || c.is_control())
+    {
         return Err(Error::invalid(
             what,
             format!("{s:?} must not contain {c:?} (no path separators or control characters)"),
@@ -79,7 +85,10 @@ fn check_relative_path(what: &'static str, s: &str, max: usize) -> Result<()> {
             ));
         }
         if part == "." || part == ".." {
-            return Err(Error::invalid(what, format!("{s:?} must not contain '.' or '..' segments")));
+            return Err(Error::invalid(
+                what,
+                format!("{s:?} must not contain '.' or '..' segments"),
+            ));
         }
     }
     Ok(())
@@ -99,7 +108,10 @@ fn check_id(what: &'static str, s: &str) -> Result<()> {
         Some(_) => {}
     }
     if s.len() > 256 {
-        return Err(Error::invalid(what, format!("{s:?} is longer than 256 characters")));
+        return Err(Error::invalid(
+            what,
+            format!("{s:?} is longer than 256 characters"),
+        ));
     }
     if let Some(c) = chars.find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
         return Err(Error::invalid(
@@ -408,9 +420,9 @@ impl fmt::Debug for Version {
 impl FromStr for Version {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let n: u64 = s.parse().map_err(|_| {
-            Error::invalid("version", format!("{s:?} is not a positive integer"))
-        })?;
+        let n: u64 = s
+            .parse()
+            .map_err(|_| Error::invalid("version", format!("{s:?} is not a positive integer")))?;
         Self::new(n)
     }
 }
@@ -489,7 +501,10 @@ impl FromStr for Digest {
         };
         let mut out = [0u8; 32];
         for (i, pair) in raw.chunks_exact(2).enumerate() {
-            let (hi, lo) = (nibble(pair[0]).ok_or_else(bad)?, nibble(pair[1]).ok_or_else(bad)?);
+            let (hi, lo) = (
+                nibble(pair[0]).ok_or_else(bad)?,
+                nibble(pair[1]).ok_or_else(bad)?,
+            );
             out[i] = hi << 4 | lo;
         }
         Ok(Self(out))
@@ -537,7 +552,18 @@ mod tests {
 
     #[test]
     fn storage_names_reject_path_tricks() {
-        for bad in ["", "..", "a/b", "a\\b", "a..b", ".", "x\u{0}y", "tab\there", " pad", "pad "] {
+        for bad in [
+            "",
+            "..",
+            "a/b",
+            "a\\b",
+            "a..b",
+            ".",
+            "x\u{0}y",
+            "tab\there",
+            " pad",
+            "pad ",
+        ] {
             assert!(DatasetName::new(bad).is_err(), "{bad:?} should be rejected");
             assert!(ModelName::new(bad).is_err(), "{bad:?} should be rejected");
         }
@@ -556,7 +582,17 @@ mod tests {
         assert!(MetricKey::new("k".repeat(250)).is_ok());
         let err = MetricKey::new("k".repeat(251)).unwrap_err();
         assert!(err.to_string().contains("limit is 250"), "{err}");
-        for bad in ["", "/x", "x/", "a//b", "a/../b", "..", "a\\b", "bad\nkey", "semi;colon"] {
+        for bad in [
+            "",
+            "/x",
+            "x/",
+            "a//b",
+            "a/../b",
+            "..",
+            "a\\b",
+            "bad\nkey",
+            "semi;colon",
+        ] {
             assert!(ParamKey::new(bad).is_err(), "{bad:?} should be rejected");
             assert!(TagKey::new(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -58,7 +58,12 @@ pub fn decode_offset(token: Option<&str>) -> Result<usize> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Ok(0);
     };
-    let bad = || Error::invalid("page token", format!("{token:?} was not issued by this store"));
+    let bad = || {
+        Error::invalid(
+            "page token",
+            format!("{token:?} was not issued by this store"),
+        )
+    };
     let raw = STANDARD.decode(token).map_err(|_| bad())?;
     let parsed: OffsetToken = serde_json::from_slice(&raw).map_err(|_| bad())?;
     Ok(parsed.offset)
@@ -86,8 +91,16 @@ mod tests {
 
     #[test]
     fn bad_tokens_are_invalid_arguments() {
-        assert!(decode_offset(Some("!!!")).unwrap_err().is_invalid_argument());
-        assert!(decode_offset(Some("e30=")).unwrap_err().is_invalid_argument()); // "{}"
+        assert!(
+            decode_offset(Some("!!!"))
+                .unwrap_err()
+                .is_invalid_argument()
+        );
+        assert!(
+            decode_offset(Some("e30="))
+                .unwrap_err()
+                .is_invalid_argument()
+        ); // "{}"
         assert_eq!(decode_offset(Some("")).unwrap(), 0);
     }
 }

@@ -537,7 +537,9 @@ macro_rules! forward_registry {
                 version: Version,
                 description: &str,
             ) -> Result<ModelVersion> {
-                (**self).update_model_version(name, version, description).await
+                (**self)
+                    .update_model_version(name, version, description)
+                    .await
             }
             async fn delete_model_version(&self, name: &ModelName, version: Version) -> Result<()> {
                 (**self).delete_model_version(name, version).await
@@ -553,7 +555,12 @@ macro_rules! forward_registry {
                     .transition_stage(name, version, stage, archive_existing)
                     .await
             }
-            async fn set_alias(&self, name: &ModelName, alias: &Alias, version: Version) -> Result<()> {
+            async fn set_alias(
+                &self,
+                name: &ModelName,
+                alias: &Alias,
+                version: Version,
+            ) -> Result<()> {
                 (**self).set_alias(name, alias, version).await
             }
             async fn delete_alias(&self, name: &ModelName, alias: &Alias) -> Result<()> {

@@ -189,7 +189,11 @@ macro_rules! forward_server {
             async fn metadata(&self) -> Result<ServerMetadata> {
                 (**self).metadata().await
             }
-            async fn model_metadata(&self, name: &str, version: Option<&str>) -> Result<ModelMetadata> {
+            async fn model_metadata(
+                &self,
+                name: &str,
+                version: Option<&str>,
+            ) -> Result<ModelMetadata> {
                 (**self).model_metadata(name, version).await
             }
             async fn model_ready(&self, name: &str, version: Option<&str>) -> Result<bool> {

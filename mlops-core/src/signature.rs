@@ -54,7 +54,10 @@ impl ColumnType {
             "binary" => Self::Binary,
             "datetime" => Self::Datetime,
             other => {
-                return Err(Error::invalid("signature", format!("unknown column type {other:?}")));
+                return Err(Error::invalid(
+                    "signature",
+                    format!("unknown column type {other:?}"),
+                ));
             }
         })
     }
@@ -120,11 +123,9 @@ impl TensorSpec {
     /// Whether a concrete `shape` fits this spec (same rank; fixed dimensions equal).
     pub fn accepts_shape(&self, shape: &[usize]) -> bool {
         self.shape.len() == shape.len()
-            && self
-                .shape
-                .iter()
-                .zip(shape)
-                .all(|(want, got)| *want < 0 || u64::try_from(*want).ok() == u64::try_from(*got).ok())
+            && self.shape.iter().zip(shape).all(|(want, got)| {
+                *want < 0 || u64::try_from(*want).ok() == u64::try_from(*got).ok()
+            })
     }
 }
 
@@ -146,7 +147,8 @@ impl Schema {
             Self::Columns(cols) => cols
                 .iter()
                 .map(|c| {
-                    let mut o = serde_json::json!({"type": c.col_type.as_str(), "required": c.required});
+                    let mut o =
+                        serde_json::json!({"type": c.col_type.as_str(), "required": c.required});
                     if let (Some(name), Some(map)) = (&c.name, o.as_object_mut()) {
                         map.insert("name".into(), name.clone().into());
                     }
@@ -175,8 +177,10 @@ impl Schema {
         let bad = |m: String| Error::invalid("signature", m);
         let items: Vec<serde_json::Value> =
             serde_json::from_str(json).map_err(|e| bad(format!("not a JSON list: {e}")))?;
-        let is_tensor = |v: &serde_json::Value| v.get("type").and_then(|t| t.as_str()) == Some("tensor");
-        let name_of = |v: &serde_json::Value| v.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+        let is_tensor =
+            |v: &serde_json::Value| v.get("type").and_then(|t| t.as_str()) == Some("tensor");
+        let name_of =
+            |v: &serde_json::Value| v.get("name").and_then(|n| n.as_str()).map(str::to_owned);
         if items.iter().all(is_tensor) && !items.is_empty() {
             let mut out = Vec::with_capacity(items.len());
             for v in &items {

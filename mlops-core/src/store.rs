@@ -152,7 +152,12 @@ pub trait Store: Debug + Send + Sync + 'static {
     async fn delete_blob(&self, digest: &Digest) -> Result<()>;
 
     /// Commits a new version of `name` pointing at `target`, compare-and-swap on `options.parent`.
-    async fn commit(&self, name: &RefName, target: Digest, options: CommitOptions) -> Result<Commit>;
+    async fn commit(
+        &self,
+        name: &RefName,
+        target: Digest,
+        options: CommitOptions,
+    ) -> Result<Commit>;
 
     /// Reads one version of a ref.
     async fn get_ref(&self, name: &RefName, version: RefVersion) -> Result<Commit>;

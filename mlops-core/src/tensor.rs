@@ -132,7 +132,10 @@ impl DataType {
             "bfloat16" => Self::Bf16,
             "object" | "str" | "bytes" => Self::Bytes,
             other => {
-                return Err(Error::invalid("tensor dtype", format!("unknown numpy dtype {other:?}")));
+                return Err(Error::invalid(
+                    "tensor dtype",
+                    format!("unknown numpy dtype {other:?}"),
+                ));
             }
         })
     }
@@ -218,13 +221,15 @@ impl Tensor {
                         ),
                     ));
                 }
-                if datatype == DataType::Bool {
-                    if let Some(pos) = data.iter().position(|b| *b > 1) {
-                        return Err(Error::invalid(
-                            "tensor data",
-                            format!("{name}: BOOL element {pos} is {}, not 0 or 1", data[pos]),
-                        ));
-                    }
+                if let Some(pos) = data
+                    .iter()
+                    .position(|b| *b > 1)
+                    .filter(|_| datatype == DataType::Bool)
+                {
+                    return Err(Error::invalid(
+                        "tensor data",
+                        format!("{name}: BOOL element {pos} is {}, not 0 or 1", data[pos]),
+                    ));
                 }
             }
             None => {
@@ -232,7 +237,9 @@ impl Tensor {
                 if found != count {
                     return Err(Error::invalid(
                         "tensor data",
-                        format!("{name}: shape {shape:?} needs {count} BYTES elements, got {found}"),
+                        format!(
+                            "{name}: shape {shape:?} needs {count} BYTES elements, got {found}"
+                        ),
                     ));
                 }
             }
@@ -247,22 +254,42 @@ impl Tensor {
 
     /// An FP32 tensor from values.
     pub fn from_f32(name: impl Into<String>, shape: Vec<usize>, values: &[f32]) -> Result<Self> {
-        Self::new(name, DataType::Fp32, shape, le_bytes(values, |v| v.to_le_bytes()))
+        Self::new(
+            name,
+            DataType::Fp32,
+            shape,
+            le_bytes(values, |v| v.to_le_bytes()),
+        )
     }
 
     /// An FP64 tensor from values.
     pub fn from_f64(name: impl Into<String>, shape: Vec<usize>, values: &[f64]) -> Result<Self> {
-        Self::new(name, DataType::Fp64, shape, le_bytes(values, |v| v.to_le_bytes()))
+        Self::new(
+            name,
+            DataType::Fp64,
+            shape,
+            le_bytes(values, |v| v.to_le_bytes()),
+        )
     }
 
     /// An INT64 tensor from values.
     pub fn from_i64(name: impl Into<String>, shape: Vec<usize>, values: &[i64]) -> Result<Self> {
-        Self::new(name, DataType::Int64, shape, le_bytes(values, |v| v.to_le_bytes()))
+        Self::new(
+            name,
+            DataType::Int64,
+            shape,
+            le_bytes(values, |v| v.to_le_bytes()),
+        )
     }
 
     /// An INT32 tensor from values.
     pub fn from_i32(name: impl Into<String>, shape: Vec<usize>, values: &[i32]) -> Result<Self> {
-        Self::new(name, DataType::Int32, shape, le_bytes(values, |v| v.to_le_bytes()))
+        Self::new(
+            name,
+            DataType::Int32,
+            shape,
+            le_bytes(values, |v| v.to_le_bytes()),
+        )
     }
 
     /// A BOOL tensor from values.
@@ -282,7 +309,10 @@ impl Tensor {
         for v in values {
             let v = v.as_ref();
             let len = u32::try_from(v.len()).map_err(|_| {
-                Error::invalid("tensor data", format!("{name}: a BYTES element exceeds 4 GiB"))
+                Error::invalid(
+                    "tensor data",
+                    format!("{name}: a BYTES element exceeds 4 GiB"),
+                )
             })?;
             data.extend_from_slice(&len.to_le_bytes());
             data.extend_from_slice(v);
@@ -362,12 +392,30 @@ impl Tensor {
         Ok(match self.datatype {
             DataType::Bool | DataType::Uint8 => d.iter().map(|b| f64::from(*b)).collect(),
             DataType::Int8 => d.iter().map(|b| f64::from(*b as i8)).collect(),
-            DataType::Uint16 => decode_le(d, u16::from_le_bytes).into_iter().map(f64::from).collect(),
-            DataType::Int16 => decode_le(d, i16::from_le_bytes).into_iter().map(f64::from).collect(),
-            DataType::Uint32 => decode_le(d, u32::from_le_bytes).into_iter().map(f64::from).collect(),
-            DataType::Int32 => decode_le(d, i32::from_le_bytes).into_iter().map(f64::from).collect(),
-            DataType::Uint64 => decode_le(d, u64::from_le_bytes).into_iter().map(|v| v as f64).collect(),
-            DataType::Int64 => decode_le(d, i64::from_le_bytes).into_iter().map(|v| v as f64).collect(),
+            DataType::Uint16 => decode_le(d, u16::from_le_bytes)
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            DataType::Int16 => decode_le(d, i16::from_le_bytes)
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            DataType::Uint32 => decode_le(d, u32::from_le_bytes)
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            DataType::Int32 => decode_le(d, i32::from_le_bytes)
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            DataType::Uint64 => decode_le(d, u64::from_le_bytes)
+                .into_iter()
+                .map(|v| v as f64)
+                .collect(),
+            DataType::Int64 => decode_le(d, i64::from_le_bytes)
+                .into_iter()
+                .map(|v| v as f64)
+                .collect(),
             DataType::Fp16 => decode_le(d, u16::from_le_bytes)
                 .into_iter()
                 .map(|b| half::f16::from_bits(b).to_f64())
@@ -376,7 +424,10 @@ impl Tensor {
                 .into_iter()
                 .map(|b| half::bf16::from_bits(b).to_f64())
                 .collect(),
-            DataType::Fp32 => decode_le(d, f32::from_le_bytes).into_iter().map(f64::from).collect(),
+            DataType::Fp32 => decode_le(d, f32::from_le_bytes)
+                .into_iter()
+                .map(f64::from)
+                .collect(),
             DataType::Fp64 => decode_le(d, f64::from_le_bytes),
             DataType::Bytes => {
                 return Err(Error::invalid(

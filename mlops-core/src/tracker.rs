@@ -10,11 +10,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::id::{ArtifactPath, Digest, ExperimentId, ExperimentName, MetricKey, ParamKey, RunId, TagKey};
+use crate::id::{
+    ArtifactPath, Digest, ExperimentId, ExperimentName, MetricKey, ParamKey, RunId, TagKey,
+};
 use crate::page::Page;
 use crate::tracking::{
-    DatasetInput, Experiment, LifecycleStage, Metric, Param, Run, RunInfo, RunStatus, Tag,
-    ViewType,
+    DatasetInput, Experiment, LifecycleStage, Metric, Param, Run, RunInfo, RunStatus, Tag, ViewType,
 };
 
 /// MLflow's `log-batch` limits.
@@ -373,12 +374,17 @@ pub trait Tracker: Debug + Send + Sync + 'static {
     async fn get_experiment_by_name(&self, name: &ExperimentName) -> Result<Experiment>;
 
     /// Searches experiments.
-    async fn search_experiments(&self, options: SearchExperimentsOptions)
-    -> Result<Page<Experiment>>;
+    async fn search_experiments(
+        &self,
+        options: SearchExperimentsOptions,
+    ) -> Result<Page<Experiment>>;
 
     /// Soft-deletes ([`LifecycleStage::Deleted`]) or restores an experiment and its runs.
-    async fn set_experiment_lifecycle(&self, id: &ExperimentId, stage: LifecycleStage)
-    -> Result<()>;
+    async fn set_experiment_lifecycle(
+        &self,
+        id: &ExperimentId,
+        stage: LifecycleStage,
+    ) -> Result<()>;
 
     /// Sets an experiment tag.
     async fn set_experiment_tag(&self, id: &ExperimentId, tag: Tag) -> Result<()>;
@@ -416,8 +422,12 @@ pub trait Tracker: Debug + Send + Sync + 'static {
     ) -> Result<Page<Metric>>;
 
     /// Stores an artifact file under the run's artifact root (replacing one at the same path).
-    async fn put_artifact(&self, run_id: &RunId, path: &ArtifactPath, data: Bytes)
-    -> Result<ArtifactInfo>;
+    async fn put_artifact(
+        &self,
+        run_id: &RunId,
+        path: &ArtifactPath,
+        data: Bytes,
+    ) -> Result<ArtifactInfo>;
 
     /// Reads an artifact file.
     async fn get_artifact(&self, run_id: &RunId, path: &ArtifactPath) -> Result<Bytes>;
@@ -507,7 +517,9 @@ pub trait TrackerExt: Tracker {
         let mut out = Vec::new();
         let mut options = PageOptions::default();
         loop {
-            let page = self.get_metric_history(run_id, key, options.clone()).await?;
+            let page = self
+                .get_metric_history(run_id, key, options.clone())
+                .await?;
             out.extend(page.items);
             match page.next_page_token {
                 Some(t) => options.page_token = Some(t),
@@ -567,7 +579,11 @@ macro_rules! forward_tracker {
             async fn create_run(&self, options: CreateRunOptions) -> Result<Run> {
                 (**self).create_run(options).await
             }
-            async fn update_run(&self, run_id: &RunId, options: UpdateRunOptions) -> Result<RunInfo> {
+            async fn update_run(
+                &self,
+                run_id: &RunId,
+                options: UpdateRunOptions,
+            ) -> Result<RunInfo> {
                 (**self).update_run(run_id, options).await
             }
             async fn set_run_lifecycle(&self, run_id: &RunId, stage: LifecycleStage) -> Result<()> {

@@ -144,7 +144,10 @@ impl RunStatus {
             4 => Self::Failed,
             5 => Self::Killed,
             other => {
-                return Err(Error::invalid("run status", format!("unknown status code {other}")));
+                return Err(Error::invalid(
+                    "run status",
+                    format!("unknown status code {other}"),
+                ));
             }
         })
     }
@@ -254,7 +257,9 @@ impl Param {
         if len > MAX_PARAM_VALUE_LEN {
             return Err(Error::invalid(
                 "param value",
-                format!("value of {key} is {len} characters long, the limit is {MAX_PARAM_VALUE_LEN}"),
+                format!(
+                    "value of {key} is {len} characters long, the limit is {MAX_PARAM_VALUE_LEN}"
+                ),
             ));
         }
         Ok(Self { key, value })
@@ -278,7 +283,9 @@ impl Tag {
         if len > MAX_TAG_VALUE_LEN {
             return Err(Error::invalid(
                 "tag value",
-                format!("value of {key} is {len} characters long, the limit is {MAX_TAG_VALUE_LEN}"),
+                format!(
+                    "value of {key} is {len} characters long, the limit is {MAX_TAG_VALUE_LEN}"
+                ),
             ));
         }
         Ok(Self { key, value })
@@ -360,23 +367,68 @@ impl Run {
 }
 
 const ADJECTIVES: &[&str] = &[
-    "amazing", "bold", "brave", "bright", "calm", "capable", "clean", "clever", "crisp", "dapper",
-    "eager", "fair", "fast", "gentle", "glamorous", "handsome", "honest", "judicious", "kindly",
-    "languid", "loyal", "lucky", "merciful", "nimble", "polite", "rare", "resilient", "rogue",
-    "salty", "secretive", "sedate", "skillful", "smiling", "spiffy", "stately", "suave", "sweet",
-    "tasteful", "thundering", "unique", "upbeat", "useful", "valuable", "vaunted", "victorious",
-    "welcoming", "whimsical", "wise", "worried", "youthful",
+    "amazing",
+    "bold",
+    "brave",
+    "bright",
+    "calm",
+    "capable",
+    "clean",
+    "clever",
+    "crisp",
+    "dapper",
+    "eager",
+    "fair",
+    "fast",
+    "gentle",
+    "glamorous",
+    "handsome",
+    "honest",
+    "judicious",
+    "kindly",
+    "languid",
+    "loyal",
+    "lucky",
+    "merciful",
+    "nimble",
+    "polite",
+    "rare",
+    "resilient",
+    "rogue",
+    "salty",
+    "secretive",
+    "sedate",
+    "skillful",
+    "smiling",
+    "spiffy",
+    "stately",
+    "suave",
+    "sweet",
+    "tasteful",
+    "thundering",
+    "unique",
+    "upbeat",
+    "useful",
+    "valuable",
+    "vaunted",
+    "victorious",
+    "welcoming",
+    "whimsical",
+    "wise",
+    "worried",
+    "youthful",
 ];
 
 const NOUNS: &[&str] = &[
-    "ant", "ape", "asp", "auk", "bass", "bat", "bear", "bee", "bird", "boar", "bug", "calf", "carp",
-    "cat", "cod", "colt", "conch", "cow", "crab", "crane", "crow", "cub", "deer", "doe", "dog",
-    "donkey", "dove", "duck", "eel", "elk", "finch", "fish", "flea", "fly", "foal", "fowl", "fox",
-    "frog", "gnat", "gnu", "goat", "grouse", "gull", "hare", "hawk", "hen", "hog", "horse", "hound",
-    "jay", "kit", "koi", "lamb", "lark", "lynx", "mare", "mink", "mole", "moose", "moth", "mouse",
-    "mule", "newt", "owl", "ox", "panda", "pig", "prawn", "ram", "rat", "ray", "robin", "seal",
-    "shark", "sheep", "shrew", "skink", "slug", "smelt", "snail", "snake", "squid", "stag", "steed",
-    "stork", "swan", "toad", "trout", "wasp", "whale", "wolf", "worm", "wren", "yak", "zebra",
+    "ant", "ape", "asp", "auk", "bass", "bat", "bear", "bee", "bird", "boar", "bug", "calf",
+    "carp", "cat", "cod", "colt", "conch", "cow", "crab", "crane", "crow", "cub", "deer", "doe",
+    "dog", "donkey", "dove", "duck", "eel", "elk", "finch", "fish", "flea", "fly", "foal", "fowl",
+    "fox", "frog", "gnat", "gnu", "goat", "grouse", "gull", "hare", "hawk", "hen", "hog", "horse",
+    "hound", "jay", "kit", "koi", "lamb", "lark", "lynx", "mare", "mink", "mole", "moose", "moth",
+    "mouse", "mule", "newt", "owl", "ox", "panda", "pig", "prawn", "ram", "rat", "ray", "robin",
+    "seal", "shark", "sheep", "shrew", "skink", "slug", "smelt", "snail", "snake", "squid", "stag",
+    "steed", "stork", "swan", "toad", "trout", "wasp", "whale", "wolf", "worm", "wren", "yak",
+    "zebra",
 ];
 
 /// A generated run name like MLflow's: `<adjective>-<noun>-<0..999>`, e.g. `brave-owl-402`.

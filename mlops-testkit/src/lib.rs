@@ -56,8 +56,8 @@ where
     Fut: Future<Output = T>,
     T: Send,
 {
-    let handle = tokio::runtime::Handle::try_current()
-        .expect("the conformance suites need a tokio runtime");
+    let handle =
+        tokio::runtime::Handle::try_current().expect("the conformance suites need a tokio runtime");
     assert_eq!(
         handle.runtime_flavor(),
         tokio::runtime::RuntimeFlavor::MultiThread,

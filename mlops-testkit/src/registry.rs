@@ -33,10 +33,13 @@ async fn new_model(r: &dyn Registry, prefix: &str) -> ModelName {
 }
 
 async fn new_version(r: &dyn Registry, name: &ModelName) -> Version {
-    r.create_model_version(name, CreateVersionOptions::new(format!("mem://{name}/model")))
-        .await
-        .unwrap()
-        .version
+    r.create_model_version(
+        name,
+        CreateVersionOptions::new(format!("mem://{name}/model")),
+    )
+    .await
+    .unwrap()
+    .version
 }
 
 /// Runs every clause.
@@ -77,11 +80,16 @@ pub async fn models_round_trip(r: &dyn Registry) {
         .await
         .unwrap_err();
     assert!(err.is_already_exists(), "{err}");
-    let updated = r.update_registered_model(&name, "v2 description").await.unwrap();
+    let updated = r
+        .update_registered_model(&name, "v2 description")
+        .await
+        .unwrap();
     assert_eq!(updated.description, "v2 description");
     assert!(updated.last_updated_timestamp >= created.last_updated_timestamp);
     let found = r
-        .search_registered_models(SearchRegistryOptions::default().with_filter(format!("name = '{name}'")))
+        .search_registered_models(
+            SearchRegistryOptions::default().with_filter(format!("name = '{name}'")),
+        )
         .await
         .unwrap();
     assert_eq!(found.items.len(), 1);
@@ -95,7 +103,10 @@ pub async fn unknown_names_are_not_found(r: &dyn Registry) {
         Some(Error::NotFound { kind, .. }) if kind == want => {}
         other => panic!("expected NotFound for {want}, got {other:?}"),
     };
-    expect(r.get_registered_model(&missing).await.err(), "registered model");
+    expect(
+        r.get_registered_model(&missing).await.err(),
+        "registered model",
+    );
     expect(
         r.create_model_version(&missing, CreateVersionOptions::new("s"))
             .await
@@ -103,15 +114,32 @@ pub async fn unknown_names_are_not_found(r: &dyn Registry) {
         "registered model",
     );
     let name = new_model(r, "nf").await;
-    expect(r.get_model_version(&name, v(1)).await.err(), "model version");
-    expect(r.set_alias(&name, &alias("champion"), v(1)).await.err(), "model version");
-    expect(r.get_version_by_alias(&name, &alias("champion")).await.err(), "alias");
-    expect(r.delete_alias(&name, &alias("champion")).await.err(), "alias");
+    expect(
+        r.get_model_version(&name, v(1)).await.err(),
+        "model version",
+    );
+    expect(
+        r.set_alias(&name, &alias("champion"), v(1)).await.err(),
+        "model version",
+    );
+    expect(
+        r.get_version_by_alias(&name, &alias("champion"))
+            .await
+            .err(),
+        "alias",
+    );
+    expect(
+        r.delete_alias(&name, &alias("champion")).await.err(),
+        "alias",
+    );
     let empty = r
         .create_model_version(&name, CreateVersionOptions::new("  "))
         .await
         .unwrap_err();
-    assert!(empty.is_invalid_argument(), "an empty source is InvalidArgument: {empty}");
+    assert!(
+        empty.is_invalid_argument(),
+        "an empty source is InvalidArgument: {empty}"
+    );
 }
 
 /// Versions count 1, 2, 3 and numbers are never reused after a delete.
@@ -126,7 +154,11 @@ pub async fn versions_are_numbered_without_reuse(r: &dyn Registry) {
     assert_eq!(mv.current_stage, Stage::None);
     assert_eq!(mv.status, ModelVersionStatus::Ready);
     r.delete_model_version(&name, v(3)).await.unwrap();
-    assert_eq!(new_version(r, &name).await, v(4), "deleted numbers are not reused");
+    assert_eq!(
+        new_version(r, &name).await,
+        v(4),
+        "deleted numbers are not reused"
+    );
 }
 
 /// Sixteen threads registering versions of one model get 1..=16, each once.
@@ -134,7 +166,11 @@ pub async fn concurrent_versions_have_no_gaps_or_duplicates(r: &dyn Registry) {
     let name = new_model(r, "racy").await;
     let versions = in_parallel(16, |_| new_version(r, &name));
     let got: BTreeSet<u64> = versions.iter().map(|v| v.get()).collect();
-    assert_eq!(got, (1..=16).collect::<BTreeSet<_>>(), "versions {versions:?}");
+    assert_eq!(
+        got,
+        (1..=16).collect::<BTreeSet<_>>(),
+        "versions {versions:?}"
+    );
     assert_eq!(r.list_versions(&name).await.unwrap().len(), 16);
 }
 
@@ -144,17 +180,35 @@ pub async fn aliases_point_and_move(r: &dyn Registry) {
     let (v1, v2) = (new_version(r, &name).await, new_version(r, &name).await);
     let champion = alias("champion");
     r.set_alias(&name, &champion, v1).await.unwrap();
-    assert_eq!(r.get_version_by_alias(&name, &champion).await.unwrap().version, v1);
+    assert_eq!(
+        r.get_version_by_alias(&name, &champion)
+            .await
+            .unwrap()
+            .version,
+        v1
+    );
     r.set_alias(&name, &champion, v2).await.unwrap();
     let now = r.get_version_by_alias(&name, &champion).await.unwrap();
     assert_eq!(now.version, v2);
     assert_eq!(now.aliases, vec![champion.clone()]);
-    assert!(r.get_model_version(&name, v1).await.unwrap().aliases.is_empty(), "moved away from v1");
+    assert!(
+        r.get_model_version(&name, v1)
+            .await
+            .unwrap()
+            .aliases
+            .is_empty(),
+        "moved away from v1"
+    );
     let model = r.get_registered_model(&name).await.unwrap();
     assert_eq!(model.aliases.get(&champion), Some(&v2));
     r.set_alias(&name, &alias("challenger"), v1).await.unwrap();
     r.delete_alias(&name, &alias("challenger")).await.unwrap();
-    assert!(r.get_version_by_alias(&name, &alias("challenger")).await.unwrap_err().is_not_found());
+    assert!(
+        r.get_version_by_alias(&name, &alias("challenger"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
 }
 
 /// Moving into Production with `archive_existing` archives the previous Production version.
@@ -165,22 +219,41 @@ pub async fn stages_archive_existing(r: &dyn Registry) {
         new_version(r, &name).await,
         new_version(r, &name).await,
     );
-    r.transition_stage(&name, v1, Stage::Production, false).await.unwrap();
-    r.transition_stage(&name, v2, Stage::Production, false).await.unwrap();
-    let moved = r.transition_stage(&name, v3, Stage::Production, true).await.unwrap();
+    r.transition_stage(&name, v1, Stage::Production, false)
+        .await
+        .unwrap();
+    r.transition_stage(&name, v2, Stage::Production, false)
+        .await
+        .unwrap();
+    let moved = r
+        .transition_stage(&name, v3, Stage::Production, true)
+        .await
+        .unwrap();
     assert_eq!(moved.current_stage, Stage::Production);
     for old in [v1, v2] {
-        assert_eq!(r.get_model_version(&name, old).await.unwrap().current_stage, Stage::Archived);
+        assert_eq!(
+            r.get_model_version(&name, old).await.unwrap().current_stage,
+            Stage::Archived
+        );
     }
-    let err = r.transition_stage(&name, v1, Stage::Archived, true).await.unwrap_err();
-    assert!(err.is_invalid_argument(), "archive_existing only for Staging/Production: {err}");
+    let err = r
+        .transition_stage(&name, v1, Stage::Archived, true)
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_invalid_argument(),
+        "archive_existing only for Staging/Production: {err}"
+    );
     let model = r.get_registered_model(&name).await.unwrap();
     let latest: Vec<(Stage, u64)> = model
         .latest_versions
         .iter()
         .map(|m| (m.current_stage, m.version.get()))
         .collect();
-    assert!(latest.contains(&(Stage::Production, 3)) && latest.contains(&(Stage::Archived, 2)), "{latest:?}");
+    assert!(
+        latest.contains(&(Stage::Production, 3)) && latest.contains(&(Stage::Archived, 2)),
+        "{latest:?}"
+    );
 }
 
 /// A deleted version is gone from reads and searches and loses its aliases.
@@ -189,12 +262,39 @@ pub async fn deleted_versions_disappear(r: &dyn Registry) {
     let (v1, v2) = (new_version(r, &name).await, new_version(r, &name).await);
     r.set_alias(&name, &alias("champion"), v2).await.unwrap();
     r.delete_model_version(&name, v2).await.unwrap();
-    assert!(r.get_model_version(&name, v2).await.unwrap_err().is_not_found());
-    assert!(r.get_version_by_alias(&name, &alias("champion")).await.unwrap_err().is_not_found());
-    let versions: Vec<Version> = r.list_versions(&name).await.unwrap().iter().map(|m| m.version).collect();
+    assert!(
+        r.get_model_version(&name, v2)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        r.get_version_by_alias(&name, &alias("champion"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    let versions: Vec<Version> = r
+        .list_versions(&name)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.version)
+        .collect();
     assert_eq!(versions, vec![v1]);
-    assert!(r.delete_model_version(&name, v2).await.unwrap_err().is_not_found());
-    assert!(r.get_registered_model(&name).await.unwrap().aliases.is_empty());
+    assert!(
+        r.delete_model_version(&name, v2)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        r.get_registered_model(&name)
+            .await
+            .unwrap()
+            .aliases
+            .is_empty()
+    );
 }
 
 /// Tags set, overwrite and delete on models and versions.
@@ -208,19 +308,45 @@ pub async fn tags_on_models_and_versions(r: &dyn Registry) {
     r.set_tag(&model, tag("owner", "bob")).await.unwrap();
     r.set_tag(&version, tag("validated", "true")).await.unwrap();
     assert_eq!(
-        r.get_registered_model(&name).await.unwrap().tags.get("owner").map(String::as_str),
+        r.get_registered_model(&name)
+            .await
+            .unwrap()
+            .tags
+            .get("owner")
+            .map(String::as_str),
         Some("bob")
     );
     assert_eq!(
-        r.get_model_version(&name, v1).await.unwrap().tags.get("validated").map(String::as_str),
+        r.get_model_version(&name, v1)
+            .await
+            .unwrap()
+            .tags
+            .get("validated")
+            .map(String::as_str),
         Some("true")
     );
     let key = "validated".parse().unwrap();
     r.delete_tag(&version, &key).await.unwrap();
-    assert!(r.delete_tag(&version, &key).await.unwrap_err().is_not_found());
-    assert!(r.get_model_version(&name, v1).await.unwrap().tags.is_empty());
+    assert!(
+        r.delete_tag(&version, &key)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        r.get_model_version(&name, v1)
+            .await
+            .unwrap()
+            .tags
+            .is_empty()
+    );
     let missing = RegistryObject::Version(name.clone(), v(99));
-    assert!(r.set_tag(&missing, tag("a", "b")).await.unwrap_err().is_not_found());
+    assert!(
+        r.set_tag(&missing, tag("a", "b"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
 }
 
 /// Lineage and signature come back exactly as registered.
@@ -256,7 +382,10 @@ pub async fn lineage_and_signature_round_trip(r: &dyn Registry) {
     assert_eq!(got.signature, Some(signature));
     assert_eq!(got.run_id, Some(run_id));
     assert_eq!(got.description, "first");
-    let updated = r.update_model_version(&name, mv.version, "second").await.unwrap();
+    let updated = r
+        .update_model_version(&name, mv.version, "second")
+        .await
+        .unwrap();
     assert_eq!(updated.description, "second");
 }
 
@@ -269,14 +398,54 @@ pub async fn uris_resolve(r: &dyn Registry) {
         new_version(r, &name).await,
     );
     r.set_alias(&name, &alias("champion"), v1).await.unwrap();
-    r.transition_stage(&name, v2, Stage::Staging, false).await.unwrap();
+    r.transition_stage(&name, v2, Stage::Staging, false)
+        .await
+        .unwrap();
     let resolve = |s: String| async move { r.resolve(&s.parse::<ModelUri>().unwrap()).await };
-    assert_eq!(resolve(format!("models:/{name}/2")).await.unwrap().version.get(), 2);
-    assert_eq!(resolve(format!("models:/{name}@champion")).await.unwrap().version.get(), 1);
-    assert_eq!(resolve(format!("models:/{name}/Staging")).await.unwrap().version.get(), 2);
-    assert_eq!(resolve(format!("models:/{name}/latest")).await.unwrap().version.get(), 3);
-    assert!(resolve(format!("models:/{name}/Production")).await.unwrap_err().is_not_found());
-    assert!(resolve(format!("models:/{name}@nobody")).await.unwrap_err().is_not_found());
+    assert_eq!(
+        resolve(format!("models:/{name}/2"))
+            .await
+            .unwrap()
+            .version
+            .get(),
+        2
+    );
+    assert_eq!(
+        resolve(format!("models:/{name}@champion"))
+            .await
+            .unwrap()
+            .version
+            .get(),
+        1
+    );
+    assert_eq!(
+        resolve(format!("models:/{name}/Staging"))
+            .await
+            .unwrap()
+            .version
+            .get(),
+        2
+    );
+    assert_eq!(
+        resolve(format!("models:/{name}/latest"))
+            .await
+            .unwrap()
+            .version
+            .get(),
+        3
+    );
+    assert!(
+        resolve(format!("models:/{name}/Production"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        resolve(format!("models:/{name}@nobody"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
     let run = format!("runs:/{}/model", RunId::generate());
     assert!(resolve(run).await.unwrap_err().is_invalid_argument());
 }
@@ -327,9 +496,24 @@ pub async fn deleting_a_model_removes_everything(r: &dyn Registry) {
     let v1 = new_version(r, &name).await;
     r.set_alias(&name, &alias("champion"), v1).await.unwrap();
     r.delete_registered_model(&name).await.unwrap();
-    assert!(r.get_registered_model(&name).await.unwrap_err().is_not_found());
-    assert!(r.get_model_version(&name, v1).await.unwrap_err().is_not_found());
-    assert!(r.delete_registered_model(&name).await.unwrap_err().is_not_found());
+    assert!(
+        r.get_registered_model(&name)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        r.get_model_version(&name, v1)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        r.delete_registered_model(&name)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
     // The name is free again.
     r.create_registered_model(&name, CreateModelOptions::default())
         .await

@@ -53,7 +53,11 @@ pub async fn blobs_round_trip(store: &dyn Store) {
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
     let info = store.put_blob(stream::iter(chunks).boxed()).await.unwrap();
-    assert_eq!(info.digest, Digest::of(&data), "digest is blake3 of the content");
+    assert_eq!(
+        info.digest,
+        Digest::of(&data),
+        "digest is blake3 of the content"
+    );
     assert_eq!(info.size, data.len() as u64);
     assert_eq!(store.get_bytes(&info.digest).await.unwrap(), data);
     assert_eq!(store.head_blob(&info.digest).await.unwrap(), info);
@@ -106,7 +110,10 @@ pub async fn ranged_reads(store: &dyn Store) {
 /// Stored bytes that no longer match their digest read as `Corrupt`, never as data.
 pub async fn digests_are_verified(store: &dyn Store, tamper: Tamper<'_>) {
     let d = put(store, unique("to-be-corrupted").as_bytes()).await;
-    assert!(tamper(&d), "the tamper hook must find a blob that was just stored");
+    assert!(
+        tamper(&d),
+        "the tamper hook must find a blob that was just stored"
+    );
     let result = async {
         let s = store.get_blob(&d, GetOptions::default()).await?;
         let parts: Vec<Bytes> = s.try_collect().await?;
@@ -157,7 +164,10 @@ pub async fn refs_round_trip(store: &dyn Store) {
     let c2 = store.commit_next(&name, b, "second").await.unwrap();
     assert_eq!(c2.version, v(2));
     assert_eq!(store.get_ref(&name, RefVersion::Latest).await.unwrap(), c2);
-    assert_eq!(store.get_ref(&name, RefVersion::Exact(v(1))).await.unwrap(), c1);
+    assert_eq!(
+        store.get_ref(&name, RefVersion::Exact(v(1))).await.unwrap(),
+        c1
+    );
     let history = store.history(&name).await.unwrap();
     assert_eq!(history, vec![c1, c2]);
     match store.get_ref(&name, RefVersion::Exact(v(3))).await {
@@ -165,7 +175,13 @@ pub async fn refs_round_trip(store: &dyn Store) {
         other => panic!("a missing version is NotFound for ref, got {other:?}"),
     }
     let missing = ref_name("never-committed");
-    assert!(store.get_ref(&missing, RefVersion::Latest).await.unwrap_err().is_not_found());
+    assert!(
+        store
+            .get_ref(&missing, RefVersion::Latest)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
     assert!(store.history(&missing).await.unwrap_err().is_not_found());
 }
 
@@ -173,9 +189,15 @@ pub async fn refs_round_trip(store: &dyn Store) {
 pub async fn commits_are_compare_and_swap(store: &dyn Store) {
     let name = ref_name("cas");
     let a = put(store, b"cas a").await;
-    store.commit(&name, a, CommitOptions::default()).await.unwrap();
+    store
+        .commit(&name, a, CommitOptions::default())
+        .await
+        .unwrap();
     // "Must not exist yet" on an existing ref.
-    let err = store.commit(&name, a, CommitOptions::default()).await.unwrap_err();
+    let err = store
+        .commit(&name, a, CommitOptions::default())
+        .await
+        .unwrap_err();
     assert!(err.is_conflict(), "expected Conflict, got {err}");
     // A stale parent.
     store
@@ -193,7 +215,11 @@ pub async fn commits_are_compare_and_swap(store: &dyn Store) {
         .await
         .unwrap_err();
     assert!(err.is_conflict(), "expected Conflict, got {err}");
-    assert_eq!(store.history(&name).await.unwrap().len(), 2, "failed commits change nothing");
+    assert_eq!(
+        store.history(&name).await.unwrap().len(),
+        2,
+        "failed commits change nothing"
+    );
 }
 
 /// A commit may only point at a stored blob.
@@ -204,14 +230,23 @@ pub async fn commits_need_an_existing_target(store: &dyn Store) {
         Err(Error::NotFound { kind: "blob", .. }) => {}
         other => panic!("a commit to a missing blob is NotFound for blob, got {other:?}"),
     }
-    assert!(store.get_ref(&name, RefVersion::Latest).await.unwrap_err().is_not_found());
+    assert!(
+        store
+            .get_ref(&name, RefVersion::Latest)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
 }
 
 /// Sixteen concurrent commits on one parent: exactly one wins, the rest get `Conflict`.
 pub async fn concurrent_commits_have_one_winner(store: &dyn Store) {
     let name = ref_name("race");
     let base = put(store, b"race base").await;
-    store.commit(&name, base, CommitOptions::default()).await.unwrap();
+    store
+        .commit(&name, base, CommitOptions::default())
+        .await
+        .unwrap();
     let targets: Vec<Digest> = {
         let mut out = Vec::new();
         for i in 0..16 {
@@ -223,12 +258,20 @@ pub async fn concurrent_commits_have_one_winner(store: &dyn Store) {
         let (name, target) = (name.clone(), targets[i]);
         async move {
             store
-                .commit(&name, target, CommitOptions::default().with_parent(Some(Version::FIRST)))
+                .commit(
+                    &name,
+                    target,
+                    CommitOptions::default().with_parent(Some(Version::FIRST)),
+                )
                 .await
         }
     });
     let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    assert_eq!(winners.len(), 1, "exactly one concurrent commit must win: {results:?}");
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one concurrent commit must win: {results:?}"
+    );
     for r in &results {
         if let Err(e) = r {
             assert!(e.is_conflict(), "losers get Conflict, got {e}");
@@ -256,7 +299,11 @@ pub async fn concurrent_writers_leave_no_gaps(store: &dyn Store) {
         }
     });
     let got: BTreeSet<u64> = versions.iter().copied().collect();
-    assert_eq!(got, (1..=16).collect::<BTreeSet<_>>(), "versions {versions:?}");
+    assert_eq!(
+        got,
+        (1..=16).collect::<BTreeSet<_>>(),
+        "versions {versions:?}"
+    );
     let history: Vec<u64> = store
         .history(&name)
         .await
@@ -272,11 +319,17 @@ pub async fn time_travel(store: &dyn Store) {
     let name = ref_name("travel");
     let a = put(store, b"travel a").await;
     let b = put(store, b"travel b").await;
-    let c1 = store.commit(&name, a, CommitOptions::default()).await.unwrap();
+    let c1 = store
+        .commit(&name, a, CommitOptions::default())
+        .await
+        .unwrap();
     // Make sure the second commit lands on a later millisecond.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let c2 = store.commit_next(&name, b, "later").await.unwrap();
-    assert!(c2.timestamp_ms >= c1.timestamp_ms, "commit times never go backwards");
+    assert!(
+        c2.timestamp_ms >= c1.timestamp_ms,
+        "commit times never go backwards"
+    );
     let at = |t| store.get_ref(&name, RefVersion::AsOf(t));
     assert_eq!(at(c2.timestamp_ms).await.unwrap().version, c2.version);
     if c2.timestamp_ms > c1.timestamp_ms {
@@ -291,7 +344,10 @@ pub async fn list_refs_by_prefix(store: &dyn Store) {
     let d = put(store, b"tree").await;
     for n in ["a/x", "a/y", "ab/z", "a"] {
         let name: RefName = format!("{root}/{n}").parse().unwrap();
-        store.commit(&name, d, CommitOptions::default()).await.unwrap();
+        store
+            .commit(&name, d, CommitOptions::default())
+            .await
+            .unwrap();
     }
     let root = root.as_str();
     let under = |p: &str| {
@@ -310,5 +366,8 @@ pub async fn list_refs_by_prefix(store: &dyn Store) {
     assert_eq!(under("ab").await, vec!["ab/z"]);
     let all = store.list_refs(None).await.unwrap();
     assert!(all.windows(2).all(|w| w[0] < w[1]), "list_refs is sorted");
-    assert_eq!(all.iter().filter(|n| n.as_str().starts_with(root)).count(), 4);
+    assert_eq!(
+        all.iter().filter(|n| n.as_str().starts_with(root)).count(),
+        4
+    );
 }

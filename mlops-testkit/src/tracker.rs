@@ -72,14 +72,20 @@ pub async fn run_all(t: &dyn Tracker) {
 
 /// MLflow's default experiment `"0"` named `Default` always exists and cannot be deleted.
 pub async fn default_experiment_exists(t: &dyn Tracker) {
-    let e = t.get_experiment(&ExperimentId::default_experiment()).await.unwrap();
+    let e = t
+        .get_experiment(&ExperimentId::default_experiment())
+        .await
+        .unwrap();
     assert_eq!(e.name.as_str(), "Default");
     assert_eq!(e.lifecycle_stage, LifecycleStage::Active);
     let err = t
         .set_experiment_lifecycle(&e.experiment_id, LifecycleStage::Deleted)
         .await
         .unwrap_err();
-    assert!(err.is_invalid_argument(), "deleting experiment 0 must fail: {err}");
+    assert!(
+        err.is_invalid_argument(),
+        "deleting experiment 0 must fail: {err}"
+    );
 }
 
 /// Experiments read back by id and name; names are unique.
@@ -102,10 +108,20 @@ pub async fn experiments_round_trip(t: &dyn Tracker) {
         .create_experiment(&name, CreateExperimentOptions::default())
         .await
         .unwrap_err();
-    assert!(err.is_already_exists(), "duplicate name must be AlreadyExists: {err}");
-    t.set_experiment_tag(&id, tag("team", "risk")).await.unwrap();
+    assert!(
+        err.is_already_exists(),
+        "duplicate name must be AlreadyExists: {err}"
+    );
+    t.set_experiment_tag(&id, tag("team", "risk"))
+        .await
+        .unwrap();
     assert_eq!(
-        t.get_experiment(&id).await.unwrap().tags.get("team").map(String::as_str),
+        t.get_experiment(&id)
+            .await
+            .unwrap()
+            .tags
+            .get("team")
+            .map(String::as_str),
         Some("risk")
     );
     let filter = format!("name = '{name}'");
@@ -122,7 +138,10 @@ pub async fn get_or_create_is_idempotent_under_concurrency(t: &dyn Tracker) {
     let name = exp_name("racy-exp");
     let ids = in_parallel(16, |_| t.get_or_create_experiment(&name));
     let ids: Vec<ExperimentId> = ids.into_iter().map(|r| r.unwrap()).collect();
-    assert!(ids.windows(2).all(|w| w[0] == w[1]), "one experiment for one name: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "one experiment for one name: {ids:?}"
+    );
 }
 
 /// Runs get a 32-hex id, a name mirrored in `mlflow.runName`, and record status and end time.
@@ -139,7 +158,10 @@ pub async fn runs_round_trip(t: &dyn Tracker) {
         .unwrap();
     let id = run.info.run_id.clone();
     assert_eq!(id.as_str().len(), 32, "run ids are uuid4 hex");
-    assert!(!run.info.run_name.is_empty(), "a run without a name gets a generated one");
+    assert!(
+        !run.info.run_name.is_empty(),
+        "a run without a name gets a generated one"
+    );
     assert_eq!(run.data.tags.get(tags::RUN_NAME), Some(&run.info.run_name));
     assert_eq!(run.info.status, RunStatus::Running);
     assert_eq!(run.info.user_id, "alice");
@@ -148,7 +170,11 @@ pub async fn runs_round_trip(t: &dyn Tracker) {
     assert!(run.info.end_time.is_none());
 
     let named = t
-        .create_run(CreateRunOptions::default().in_experiment(exp.clone()).with_name("baseline"))
+        .create_run(
+            CreateRunOptions::default()
+                .in_experiment(exp.clone())
+                .with_name("baseline"),
+        )
         .await
         .unwrap();
     assert_eq!(named.info.run_name, "baseline");
@@ -167,11 +193,20 @@ pub async fn runs_round_trip(t: &dyn Tracker) {
     assert_eq!(info.end_time, Some(2_000));
     let run = t.get_run(&id).await.unwrap();
     assert_eq!(run.info, info);
-    assert_eq!(run.data.tags.get(tags::RUN_NAME).map(String::as_str), Some("renamed"));
+    assert_eq!(
+        run.data.tags.get(tags::RUN_NAME).map(String::as_str),
+        Some("renamed")
+    );
 
     let default_run = t.create_run(CreateRunOptions::default()).await.unwrap();
-    assert_eq!(default_run.info.experiment_id, ExperimentId::default_experiment());
-    let ended = t.end_run(&default_run.info.run_id, RunStatus::Failed).await.unwrap();
+    assert_eq!(
+        default_run.info.experiment_id,
+        ExperimentId::default_experiment()
+    );
+    let ended = t
+        .end_run(&default_run.info.run_id, RunStatus::Failed)
+        .await
+        .unwrap();
     assert_eq!(ended.status, RunStatus::Failed);
     assert!(ended.end_time.is_some());
 }
@@ -187,7 +222,9 @@ pub async fn unknown_ids_are_not_found(t: &dyn Tracker) {
     expect(t.get_run(&missing_run).await.err(), "run");
     expect(t.log_metric(&missing_run, "m", 1.0, 0).await.err(), "run");
     expect(
-        t.update_run(&missing_run, UpdateRunOptions::default()).await.err(),
+        t.update_run(&missing_run, UpdateRunOptions::default())
+            .await
+            .err(),
         "run",
     );
     expect(
@@ -210,14 +247,23 @@ pub async fn unknown_ids_are_not_found(t: &dyn Tracker) {
     let exp = new_experiment(t, "nf").await;
     let run = new_run(t, &exp).await;
     expect(
-        t.get_artifact(&run, &"nope.txt".parse().unwrap()).await.err(),
+        t.get_artifact(&run, &"nope.txt".parse().unwrap())
+            .await
+            .err(),
         "artifact",
     );
     let history = t
-        .get_metric_history(&run, &"never-logged".parse().unwrap(), PageOptions::default())
+        .get_metric_history(
+            &run,
+            &"never-logged".parse().unwrap(),
+            PageOptions::default(),
+        )
         .await
         .unwrap();
-    assert!(history.items.is_empty(), "an unlogged metric has an empty history, as in MLflow");
+    assert!(
+        history.items.is_empty(),
+        "an unlogged metric has an empty history, as in MLflow"
+    );
 }
 
 /// Same value again is a no-op; a different value is `InvalidArgument` and the batch is rejected
@@ -228,20 +274,43 @@ pub async fn params_are_write_once(t: &dyn Tracker) {
     t.log_param(&run, "lr", "0.01").await.unwrap();
     t.log_param(&run, "lr", "0.01").await.unwrap();
     let err = t.log_param(&run, "lr", "0.02").await.unwrap_err();
-    assert!(err.is_invalid_argument(), "changing a param must be InvalidArgument: {err}");
+    assert!(
+        err.is_invalid_argument(),
+        "changing a param must be InvalidArgument: {err}"
+    );
     let batch = LogBatch::new()
         .param(param("epochs", "10"))
         .param(param("lr", "0.5"))
         .metric(metric("loss", 1.0, 1, 0));
-    assert!(t.log_batch(&run, batch).await.unwrap_err().is_invalid_argument());
+    assert!(
+        t.log_batch(&run, batch)
+            .await
+            .unwrap_err()
+            .is_invalid_argument()
+    );
     let r = t.get_run(&run).await.unwrap();
     assert_eq!(r.data.params.get("lr").map(String::as_str), Some("0.01"));
-    assert!(!r.data.params.contains_key("epochs"), "a rejected batch writes nothing");
+    assert!(
+        !r.data.params.contains_key("epochs"),
+        "a rejected batch writes nothing"
+    );
     assert!(r.data.metrics.is_empty(), "a rejected batch writes nothing");
-    let dup = LogBatch::new().param(param("a", "1")).param(param("a", "2"));
-    assert!(t.log_batch(&run, dup).await.unwrap_err().is_invalid_argument());
+    let dup = LogBatch::new()
+        .param(param("a", "1"))
+        .param(param("a", "2"));
+    assert!(
+        t.log_batch(&run, dup)
+            .await
+            .unwrap_err()
+            .is_invalid_argument()
+    );
     let long = "x".repeat(6001);
-    assert!(t.log_param(&run, "long", &long).await.unwrap_err().is_invalid_argument());
+    assert!(
+        t.log_param(&run, "long", &long)
+            .await
+            .unwrap_err()
+            .is_invalid_argument()
+    );
 }
 
 /// Every value is kept, in logging order, with its step and timestamp.
@@ -261,7 +330,9 @@ pub async fn metrics_append_in_order(t: &dyn Tracker) {
     }
     t.log_batch(&run, batch).await.unwrap();
     for p in points.iter().skip(3) {
-        t.log_batch(&run, LogBatch::new().metric(p.clone())).await.unwrap();
+        t.log_batch(&run, LogBatch::new().metric(p.clone()))
+            .await
+            .unwrap();
     }
     let key: MetricKey = "loss".parse().unwrap();
     let history = t.metric_history(&run, &key).await.unwrap();
@@ -292,7 +363,11 @@ pub async fn latest_metric_is_max_by_step_timestamp_value(t: &dyn Tracker) {
     let r = t.get_run(&run).await.unwrap();
     let acc = r.data.metrics.get("acc").unwrap();
     assert_eq!((acc.value, acc.step, acc.timestamp_ms), (0.5, 5, 500));
-    assert_eq!(r.metric("f1"), Some(0.6), "ties on step and timestamp go to the larger value");
+    assert_eq!(
+        r.metric("f1"),
+        Some(0.6),
+        "ties on step and timestamp go to the larger value"
+    );
 }
 
 /// Tags overwrite; in a batch the last value wins; deleting works once.
@@ -302,7 +377,9 @@ pub async fn tags_overwrite_and_delete(t: &dyn Tracker) {
     t.set_tag(&run, "stage", "dev").await.unwrap();
     t.log_batch(
         &run,
-        LogBatch::new().tag(tag("stage", "qa")).tag(tag("stage", "prod")),
+        LogBatch::new()
+            .tag(tag("stage", "qa"))
+            .tag(tag("stage", "prod")),
     )
     .await
     .unwrap();
@@ -312,8 +389,20 @@ pub async fn tags_overwrite_and_delete(t: &dyn Tracker) {
     assert_eq!(t.get_run(&run).await.unwrap().info.run_name, "via-tag");
     let key = "stage".parse().unwrap();
     t.delete_run_tag(&run, &key).await.unwrap();
-    assert!(!t.get_run(&run).await.unwrap().data.tags.contains_key("stage"));
-    assert!(t.delete_run_tag(&run, &key).await.unwrap_err().is_not_found());
+    assert!(
+        !t.get_run(&run)
+            .await
+            .unwrap()
+            .data
+            .tags
+            .contains_key("stage")
+    );
+    assert!(
+        t.delete_run_tag(&run, &key)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
 }
 
 /// MLflow's batch limits hold; a too-large batch changes nothing.
@@ -324,12 +413,22 @@ pub async fn batches_are_limited_and_atomic(t: &dyn Tracker) {
     for i in 0..1001 {
         big = big.metric(metric("m", f64::from(i), 1, i64::from(i)));
     }
-    assert!(t.log_batch(&run, big).await.unwrap_err().is_invalid_argument());
+    assert!(
+        t.log_batch(&run, big)
+            .await
+            .unwrap_err()
+            .is_invalid_argument()
+    );
     let mut params = LogBatch::new();
     for i in 0..101 {
         params = params.param(param(&format!("p{i}"), "v"));
     }
-    assert!(t.log_batch(&run, params).await.unwrap_err().is_invalid_argument());
+    assert!(
+        t.log_batch(&run, params)
+            .await
+            .unwrap_err()
+            .is_invalid_argument()
+    );
     let r = t.get_run(&run).await.unwrap();
     assert!(r.data.metrics.is_empty() && r.data.params.is_empty());
     let mut ok = LogBatch::new();
@@ -337,7 +436,13 @@ pub async fn batches_are_limited_and_atomic(t: &dyn Tracker) {
         ok = ok.metric(metric("m", f64::from(i), 1, i64::from(i)));
     }
     t.log_batch(&run, ok).await.unwrap();
-    assert_eq!(t.metric_history(&run, &"m".parse().unwrap()).await.unwrap().len(), 1000);
+    assert_eq!(
+        t.metric_history(&run, &"m".parse().unwrap())
+            .await
+            .unwrap()
+            .len(),
+        1000
+    );
 }
 
 /// Filters, `order_by` and pagination behave as MLflow's.
@@ -384,15 +489,24 @@ pub async fn search_filters_orders_and_pages(t: &dyn Tracker) {
     assert_eq!(all[0].info.run_id, ids[11]);
     let mlp = search(Some("params.model = 'mlp' AND metrics.acc >= 0.55"), &[]).await;
     assert_eq!(
-        mlp.iter().map(|r| r.info.run_name.as_str()).collect::<Vec<_>>(),
+        mlp.iter()
+            .map(|r| r.info.run_name.as_str())
+            .collect::<Vec<_>>(),
         vec!["trial-10", "trial-08", "trial-06"]
     );
-    let like = search(Some("attributes.run_name LIKE 'trial-0%' AND tags.parity = 'odd'"), &[]).await;
+    let like = search(
+        Some("attributes.run_name LIKE 'trial-0%' AND tags.parity = 'odd'"),
+        &[],
+    )
+    .await;
     assert_eq!(like.len(), 5);
     let by_acc = search(None, &["metrics.acc ASC"]).await;
     assert_eq!(by_acc[0].info.run_id, ids[0]);
     let by_param = search(None, &["params.model DESC", "metrics.acc DESC"]).await;
-    assert_eq!(by_param[0].info.run_id, ids[10], "mlp > logistic, then acc desc");
+    assert_eq!(
+        by_param[0].info.run_id, ids[10],
+        "mlp > logistic, then acc desc"
+    );
     let picked = format!("run_id IN ('{}', '{}')", ids[3], ids[4]);
     assert_eq!(search(Some(&picked), &[]).await.len(), 2);
 
@@ -433,7 +547,9 @@ pub async fn runs_soft_delete_and_restore(t: &dyn Tracker) {
     let exp = new_experiment(t, "rundel").await;
     let keep = new_run(t, &exp).await;
     let gone = new_run(t, &exp).await;
-    t.set_run_lifecycle(&gone, LifecycleStage::Deleted).await.unwrap();
+    t.set_run_lifecycle(&gone, LifecycleStage::Deleted)
+        .await
+        .unwrap();
     let search = |view: ViewType| {
         let o = SearchRunsOptions::default()
             .in_experiment(exp.clone())
@@ -454,8 +570,15 @@ pub async fn runs_soft_delete_and_restore(t: &dyn Tracker) {
         t.get_run(&gone).await.unwrap().info.lifecycle_stage,
         LifecycleStage::Deleted
     );
-    assert!(t.log_metric(&gone, "m", 1.0, 0).await.unwrap_err().is_invalid_argument());
-    t.set_run_lifecycle(&gone, LifecycleStage::Active).await.unwrap();
+    assert!(
+        t.log_metric(&gone, "m", 1.0, 0)
+            .await
+            .unwrap_err()
+            .is_invalid_argument()
+    );
+    t.set_run_lifecycle(&gone, LifecycleStage::Active)
+        .await
+        .unwrap();
     t.log_metric(&gone, "m", 1.0, 0).await.unwrap();
     assert_eq!(search(ViewType::ActiveOnly).await.len(), 2);
 }
@@ -468,7 +591,9 @@ pub async fn experiments_soft_delete_and_restore(t: &dyn Tracker) {
         .await
         .unwrap();
     let run = new_run(t, &exp).await;
-    t.set_experiment_lifecycle(&exp, LifecycleStage::Deleted).await.unwrap();
+    t.set_experiment_lifecycle(&exp, LifecycleStage::Deleted)
+        .await
+        .unwrap();
     assert_eq!(
         t.get_experiment(&exp).await.unwrap().lifecycle_stage,
         LifecycleStage::Deleted
@@ -490,13 +615,19 @@ pub async fn experiments_soft_delete_and_restore(t: &dyn Tracker) {
         .search_all_runs(SearchRunsOptions::default().in_experiment(exp.clone()))
         .await
         .unwrap();
-    assert!(active.is_empty(), "runs of a deleted experiment are deleted too");
+    assert!(
+        active.is_empty(),
+        "runs of a deleted experiment are deleted too"
+    );
     let filter = format!("name = '{name}'");
     let listed = t
         .search_experiments(SearchExperimentsOptions::default().with_filter(filter.clone()))
         .await
         .unwrap();
-    assert!(listed.items.is_empty(), "deleted experiments are hidden by default");
+    assert!(
+        listed.items.is_empty(),
+        "deleted experiments are hidden by default"
+    );
     let deleted = t
         .search_experiments(
             SearchExperimentsOptions::default()
@@ -506,7 +637,9 @@ pub async fn experiments_soft_delete_and_restore(t: &dyn Tracker) {
         .await
         .unwrap();
     assert_eq!(deleted.items.len(), 1);
-    t.set_experiment_lifecycle(&exp, LifecycleStage::Active).await.unwrap();
+    t.set_experiment_lifecycle(&exp, LifecycleStage::Active)
+        .await
+        .unwrap();
     assert_eq!(
         t.get_run(&run).await.unwrap().info.lifecycle_stage,
         LifecycleStage::Active
@@ -528,16 +661,27 @@ pub async fn parent_runs_are_tagged(t: &dyn Tracker) {
     }
     let filter = format!("tags.`mlflow.parentRunId` = '{parent}'");
     let children = t
-        .search_all_runs(SearchRunsOptions::default().in_experiment(exp.clone()).with_filter(filter))
+        .search_all_runs(
+            SearchRunsOptions::default()
+                .in_experiment(exp.clone())
+                .with_filter(filter),
+        )
         .await
         .unwrap();
     assert_eq!(children.len(), 3);
-    assert!(children.iter().all(|c| c.parent_run_id() == Some(parent.as_str())));
+    assert!(
+        children
+            .iter()
+            .all(|c| c.parent_run_id() == Some(parent.as_str()))
+    );
     let missing = t
         .create_run(CreateRunOptions::default().with_parent(RunId::generate()))
         .await
         .unwrap_err();
-    assert!(missing.is_not_found(), "a missing parent is NotFound: {missing}");
+    assert!(
+        missing.is_not_found(),
+        "a missing parent is NotFound: {missing}"
+    );
 }
 
 /// Dataset inputs are kept once each and searchable with `datasets.`.
@@ -562,7 +706,11 @@ pub async fn dataset_inputs_are_recorded_and_searchable(t: &dyn Tracker) {
     assert_eq!(r.inputs.dataset_inputs, vec![input]);
     let filter = format!("datasets.name = '{name}' AND datasets.context = 'training'");
     let hits = t
-        .search_all_runs(SearchRunsOptions::default().in_experiment(exp).with_filter(filter))
+        .search_all_runs(
+            SearchRunsOptions::default()
+                .in_experiment(exp)
+                .with_filter(filter),
+        )
         .await
         .unwrap();
     assert_eq!(hits.len(), 1);
@@ -587,7 +735,9 @@ pub async fn artifacts_round_trip(t: &dyn Tracker) {
         .await
         .unwrap();
     assert_eq!(
-        t.get_artifact(&run, &path("model/weights.safetensors")).await.unwrap(),
+        t.get_artifact(&run, &path("model/weights.safetensors"))
+            .await
+            .unwrap(),
         weights
     );
     let listed: Vec<String> = t
@@ -610,7 +760,9 @@ pub async fn concurrent_logging_loses_nothing(t: &dyn Tracker) {
         async move {
             let mine = new_run(t, &exp).await;
             for step in 0..50 {
-                t.log_metric(&shared, "shared", i as f64, step).await.unwrap();
+                t.log_metric(&shared, "shared", i as f64, step)
+                    .await
+                    .unwrap();
                 t.log_metric(&mine, "own", step as f64, step).await.unwrap();
             }
             t.log_param(&mine, "worker", &i.to_string()).await.unwrap();
@@ -618,11 +770,20 @@ pub async fn concurrent_logging_loses_nothing(t: &dyn Tracker) {
             mine
         }
     });
-    let history = t.metric_history(&shared, &"shared".parse().unwrap()).await.unwrap();
+    let history = t
+        .metric_history(&shared, &"shared".parse().unwrap())
+        .await
+        .unwrap();
     assert_eq!(history.len(), 16 * 50, "every concurrent metric is kept");
     for (i, run) in own.iter().enumerate() {
         let r = t.get_run(run).await.unwrap();
         assert_eq!(r.data.params.get("worker"), Some(&i.to_string()));
-        assert_eq!(t.metric_history(run, &"own".parse().unwrap()).await.unwrap().len(), 50);
+        assert_eq!(
+            t.metric_history(run, &"own".parse().unwrap())
+                .await
+                .unwrap()
+                .len(),
+            50
+        );
     }
 }

@@ -83,7 +83,12 @@ fn quoted(
             i += 1;
         }
     }
-    Err(err(what, input, start, format!("unterminated {quote}-quoted text")))
+    Err(err(
+        what,
+        input,
+        start,
+        format!("unterminated {quote}-quoted text"),
+    ))
 }
 
 fn number_end(chars: &[char], start: usize) -> Option<usize> {
@@ -124,7 +129,10 @@ fn number_end(chars: &[char], start: usize) -> Option<usize> {
         }
     }
     // `1abc` is not a number followed by a word (sqlparse agrees).
-    if chars.get(i).is_some_and(|c| c.is_alphanumeric() || *c == '_') {
+    if chars
+        .get(i)
+        .is_some_and(|c| c.is_alphanumeric() || *c == '_')
+    {
         return None;
     }
     Some(i)
@@ -218,7 +226,11 @@ mod tests {
     use super::*;
 
     fn toks(s: &str) -> Vec<Tok> {
-        tokenize("filter", s).unwrap().into_iter().map(|t| t.tok).collect()
+        tokenize("filter", s)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.tok)
+            .collect()
     }
 
     #[test]

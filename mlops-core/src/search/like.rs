@@ -50,7 +50,15 @@ mod tests {
         assert!(!like_match("", "_", false));
         assert!(like_match("a.b", "a.b", false));
         assert!(!like_match("axb", "a.b", false));
-        assert!(like_match("aaaaaaaaaaaaaaaaaaaaaaaaaaaaab", "%a%a%a%a%b", false));
-        assert!(!like_match("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "%a%a%a%a%b", false));
+        assert!(like_match(
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+            "%a%a%a%a%b",
+            false
+        ));
+        assert!(!like_match(
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "%a%a%a%a%b",
+            false
+        ));
     }
 }

@@ -25,8 +25,8 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use lexer::{Spanned, Tok, tokenize};
 pub use impls::{run_tiebreak, select};
+use lexer::{Spanned, Tok, tokenize};
 pub use like::like_match;
 
 use crate::error::{Error, Result};
@@ -84,6 +84,7 @@ impl SearchTarget {
 
 /// The kind of thing a clause looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Entity {
     /// `metrics.<key>`: the latest value of a metric.
     Metric,
@@ -109,7 +110,8 @@ impl Entity {
         })
     }
 
-    fn prefix(self) -> &'static str {
+    /// The canonical prefix: `metrics`, `params`, `tags`, `attributes`, `datasets`.
+    pub fn prefix(self) -> &'static str {
         match self {
             Self::Metric => "metrics",
             Self::Param => "params",
@@ -122,6 +124,7 @@ impl Entity {
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Op {
     /// `=`
     Eq,
@@ -146,7 +149,8 @@ pub enum Op {
 }
 
 impl Op {
-    fn as_str(self) -> &'static str {
+    /// The operator as written: `=`, `!=`, `LIKE`, `NOT IN`, ….
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Eq => "=",
             Self::Ne => "!=",
@@ -162,7 +166,10 @@ impl Op {
     }
 
     fn is_numeric(self) -> bool {
-        matches!(self, Self::Eq | Self::Ne | Self::Gt | Self::Ge | Self::Lt | Self::Le)
+        matches!(
+            self,
+            Self::Eq | Self::Ne | Self::Gt | Self::Ge | Self::Lt | Self::Le
+        )
     }
 
     fn is_string(self) -> bool {
@@ -194,6 +201,7 @@ impl fmt::Display for Op {
 
 /// The right-hand side of a clause.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Literal {
     /// A number (metrics).
     Number(f64),
@@ -304,9 +312,17 @@ impl<'a> Parser<'a> {
         match t {
             Some(t) => Error::invalid(
                 self.what,
-                format!("{msg}, found {} at position {} in {:?}", t.tok.describe(), t.at, self.input),
+                format!(
+                    "{msg}, found {} at position {} in {:?}",
+                    t.tok.describe(),
+                    t.at,
+                    self.input
+                ),
             ),
-            None => Error::invalid(self.what, format!("{msg}, found the end of {:?}", self.input)),
+            None => Error::invalid(
+                self.what,
+                format!("{msg}, found the end of {:?}", self.input),
+            ),
         }
     }
 
@@ -321,13 +337,18 @@ impl<'a> Parser<'a> {
         let mut parts = Vec::new();
         loop {
             let part = match self.next() {
-                Some(Spanned { tok: Tok::Word(w), .. }) => (w, false),
+                Some(Spanned {
+                    tok: Tok::Word(w), ..
+                }) => (w, false),
                 Some(Spanned {
                     tok: Tok::Backtick(s) | Tok::DoubleQuoted(s),
                     ..
                 }) => (s, true),
                 other => {
-                    return Err(self.error_at(other.as_ref(), "expected an identifier such as metrics.<key>"));
+                    return Err(self.error_at(
+                        other.as_ref(),
+                        "expected an identifier such as metrics.<key>",
+                    ));
                 }
             };
             parts.push(part);
@@ -412,12 +433,17 @@ impl<'a> Parser<'a> {
                             ..
                         }) => items.push(s),
                         other => {
-                            return Err(self.error_at(other.as_ref(), "expected a quoted string in the list"));
+                            return Err(self
+                                .error_at(other.as_ref(), "expected a quoted string in the list"));
                         }
                     }
                     match self.next() {
-                        Some(Spanned { tok: Tok::Comma, .. }) => continue,
-                        Some(Spanned { tok: Tok::RParen, .. }) => break,
+                        Some(Spanned {
+                            tok: Tok::Comma, ..
+                        }) => continue,
+                        Some(Spanned {
+                            tok: Tok::RParen, ..
+                        }) => break,
                         other => return Err(self.error_at(other.as_ref(), "expected ',' or ')'")),
                     }
                 }
@@ -457,7 +483,9 @@ impl Filter {
             let (entity, key) = p.entity_and_key(parts, at)?;
             let op = p.operator()?;
             let (value, value_at) = p.literal()?;
-            clauses.push(validate(target, input, at, value_at, entity, key, op, value)?);
+            clauses.push(validate(
+                target, input, at, value_at, entity, key, op, value,
+            )?);
             match p.next() {
                 None => break,
                 Some(t) if t.tok.is_keyword("AND") => {
@@ -466,9 +494,13 @@ impl Filter {
                     }
                 }
                 Some(t) if t.tok.is_keyword("OR") => {
-                    return Err(p.error_at(Some(&t), "only AND may join clauses (MLflow has no OR)"));
+                    return Err(
+                        p.error_at(Some(&t), "only AND may join clauses (MLflow has no OR)")
+                    );
                 }
-                Some(t) => return Err(p.error_at(Some(&t), "expected AND or the end of the filter")),
+                Some(t) => {
+                    return Err(p.error_at(Some(&t), "expected AND or the end of the filter"));
+                }
             }
         }
         Ok(Self {
@@ -511,23 +543,38 @@ fn validate(
     op: Op,
     value: Literal,
 ) -> Result<Clause> {
-    let bad = |msg: String| Error::invalid("filter", format!("{msg} (clause at position {at} in {input:?})"));
+    let bad = |msg: String| {
+        Error::invalid(
+            "filter",
+            format!("{msg} (clause at position {at} in {input:?})"),
+        )
+    };
     if !target.allows(entity) {
-        return Err(bad(format!("prefix '{}' cannot be used when searching {target:?}", entity.prefix())));
+        return Err(bad(format!(
+            "prefix '{}' cannot be used when searching {target:?}",
+            entity.prefix()
+        )));
     }
     let key = match entity {
         Entity::Attribute => translate_alias(&key).to_owned(),
         _ => key,
     };
-    let numeric_attr = entity == Entity::Attribute && target.numeric_attributes().contains(&key.as_str());
-    let string_attr = entity == Entity::Attribute && target.string_attributes().contains(&key.as_str());
+    let numeric_attr =
+        entity == Entity::Attribute && target.numeric_attributes().contains(&key.as_str());
+    let string_attr =
+        entity == Entity::Attribute && target.string_attributes().contains(&key.as_str());
     if entity == Entity::Attribute && !numeric_attr && !string_attr {
         let mut valid: Vec<&str> = target.string_attributes().to_vec();
         valid.extend(target.numeric_attributes());
-        return Err(bad(format!("unknown attribute '{key}'; valid attributes are {}", valid.join(", "))));
+        return Err(bad(format!(
+            "unknown attribute '{key}'; valid attributes are {}",
+            valid.join(", ")
+        )));
     }
     if entity == Entity::Dataset && !["name", "digest", "context"].contains(&key.as_str()) {
-        return Err(bad(format!("unknown dataset key '{key}'; valid keys are name, digest, context")));
+        return Err(bad(format!(
+            "unknown dataset key '{key}'; valid keys are name, digest, context"
+        )));
     }
     if key.is_empty() {
         return Err(bad("empty key".into()));
@@ -540,7 +587,10 @@ fn validate(
         Entity::Dataset => op.is_string() || op.is_list(),
     };
     if !op_ok {
-        return Err(bad(format!("operator {op} cannot compare {}.{key}", entity.prefix())));
+        return Err(bad(format!(
+            "operator {op} cannot compare {}.{key}",
+            entity.prefix()
+        )));
     }
     let wants_number = entity == Entity::Metric || numeric_attr;
     let value = match value {
@@ -577,7 +627,9 @@ fn validate(
         }
         Literal::String(s) => {
             if op.is_list() {
-                return Err(bad(format!("{op} needs a parenthesised list of quoted strings")));
+                return Err(bad(format!(
+                    "{op} needs a parenthesised list of quoted strings"
+                )));
             }
             Literal::String(s)
         }
@@ -589,7 +641,12 @@ fn validate(
             )));
         }
     };
-    Ok(Clause { entity, key, op, value })
+    Ok(Clause {
+        entity,
+        key,
+        op,
+        value,
+    })
 }
 
 fn describe_literal(v: &Literal) -> String {
@@ -699,7 +756,10 @@ impl OrderBy {
 
     /// Parses a list of items.
     pub fn parse_all<S: AsRef<str>>(target: SearchTarget, items: &[S]) -> Result<Vec<Self>> {
-        items.iter().map(|s| Self::parse_for(target, s.as_ref())).collect()
+        items
+            .iter()
+            .map(|s| Self::parse_for(target, s.as_ref()))
+            .collect()
     }
 }
 

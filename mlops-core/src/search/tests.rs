@@ -76,7 +76,11 @@ fn metric_comparisons_use_the_latest_value() {
 
 #[test]
 fn params_and_tags_compare_strings() {
-    let r = with_tag(with_param(run("a", 1), "model", "MLP-2"), "mlflow.user", "bob");
+    let r = with_tag(
+        with_param(run("a", 1), "model", "MLP-2"),
+        "mlflow.user",
+        "bob",
+    );
     for (f, want) in [
         ("params.model = 'MLP-2'", true),
         ("params.model = \"MLP-2\"", true),
@@ -153,7 +157,10 @@ fn datasets_match_any_input() {
 fn clauses_are_anded() {
     let r = with_param(with_metric(run("a", 1), "acc", 0.9), "lr", "0.1");
     assert!(matches("metrics.acc > 0.5 AND params.lr = '0.1'", &r));
-    assert!(matches("metrics.acc > 0.5 and params.lr = '0.1' AND status = 'FINISHED'", &r));
+    assert!(matches(
+        "metrics.acc > 0.5 and params.lr = '0.1' AND status = 'FINISHED'",
+        &r
+    ));
     assert!(!matches("metrics.acc > 0.5 AND params.lr = '0.2'", &r));
     assert!(Filter::parse("").unwrap().matches(&r));
     assert!(Filter::parse("   ").unwrap().is_empty());
@@ -184,7 +191,10 @@ fn malformed_filters_name_the_offending_token() {
     ] {
         let err = Filter::parse(f).unwrap_err();
         assert!(err.is_invalid_argument(), "{f}: {err}");
-        assert!(err.to_string().contains(needle), "{f}: {err} (wanted {needle})");
+        assert!(
+            err.to_string().contains(needle),
+            "{f}: {err} (wanted {needle})"
+        );
     }
 }
 
@@ -219,10 +229,19 @@ fn order_by_follows_mlflow() {
     // Values first, then NaN, then missing — in both directions.
     assert_eq!(order(&["metrics.acc"]), "eadbc");
     assert_eq!(order(&["metrics.acc DESC"]), "deabc");
-    assert_eq!(order(&["metrics.acc desc", "attributes.start_time ASC"]), "daebc");
+    assert_eq!(
+        order(&["metrics.acc desc", "attributes.start_time ASC"]),
+        "daebc"
+    );
     assert_eq!(order(&["run_id DESC"]), "edcba");
     assert_eq!(order(&["metrics.`acc` ASC"]), "eadbc");
-    for bad in ["metrics.acc UP", "datasets.name", "colour", "metrics.acc ASC extra", ""] {
+    for bad in [
+        "metrics.acc UP",
+        "datasets.name",
+        "colour",
+        "metrics.acc ASC extra",
+        "",
+    ] {
         assert!(OrderBy::parse(bad).is_err(), "{bad}");
     }
 }
@@ -261,7 +280,15 @@ fn pagination_walks_every_match_once() {
         }
     }
     assert_eq!(seen, (5..25).rev().collect::<Vec<_>>());
-    let bad = select(SearchTarget::Runs, runs, None, &[], run_tiebreak, 7, Some("junk"));
+    let bad = select(
+        SearchTarget::Runs,
+        runs,
+        None,
+        &[],
+        run_tiebreak,
+        7,
+        Some("junk"),
+    );
     assert!(bad.unwrap_err().is_invalid_argument());
 }
 
@@ -269,9 +296,39 @@ const ALPHABET: &str = "metrics.params.tags.attributes.datasets.run_idstatusstar
 
 fn token_soup() -> impl Strategy<Value = String> {
     let words = prop::sample::select(vec![
-        "metrics.acc", "params.lr", "tags.`a b`", "attributes.status", "run_id", "start_time",
-        "datasets.name", "AND", "and", "OR", "NOT", "IN", "LIKE", "ILIKE", "=", "!=", "<", "<=",
-        ">", ">=", "<>", "'x'", "\"y\"", "(", ")", ",", "0.5", "-1e3", "'", "\"", "`", ".", "foo",
+        "metrics.acc",
+        "params.lr",
+        "tags.`a b`",
+        "attributes.status",
+        "run_id",
+        "start_time",
+        "datasets.name",
+        "AND",
+        "and",
+        "OR",
+        "NOT",
+        "IN",
+        "LIKE",
+        "ILIKE",
+        "=",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "<>",
+        "'x'",
+        "\"y\"",
+        "(",
+        ")",
+        ",",
+        "0.5",
+        "-1e3",
+        "'",
+        "\"",
+        "`",
+        ".",
+        "foo",
     ]);
     prop::collection::vec(words, 0..12).prop_map(|w| w.join(" "))
 }

@@ -38,7 +38,9 @@ impl ModelState {
         self.versions
             .get(&version)
             .filter(|v| !v.deleted)
-            .ok_or_else(|| Error::not_found("model version", format!("{}/{version}", self.model.name)))
+            .ok_or_else(|| {
+                Error::not_found("model version", format!("{}/{version}", self.model.name))
+            })
     }
 
     fn live_mut(&mut self, version: Version) -> Result<&mut VersionState> {
@@ -63,13 +65,16 @@ impl ModelState {
     fn view(&self) -> RegisteredModel {
         let mut latest: BTreeMap<&'static str, &ModelVersion> = BTreeMap::new();
         for v in self.versions.values().filter(|v| !v.deleted) {
-            let slot = latest.entry(v.version.current_stage.as_str()).or_insert(&v.version);
+            let slot = latest
+                .entry(v.version.current_stage.as_str())
+                .or_insert(&v.version);
             if v.version.version > slot.version {
                 *slot = &v.version;
             }
         }
         let mut model = self.model.clone();
-        let mut latest: Vec<ModelVersion> = latest.into_values().map(|v| self.view_version(v)).collect();
+        let mut latest: Vec<ModelVersion> =
+            latest.into_values().map(|v| self.view_version(v)).collect();
         latest.sort_by_key(|v| v.version);
         model.latest_versions = latest;
         model.aliases = self.aliases.clone();
@@ -158,7 +163,8 @@ impl Registry for MemoryRegistry {
         options: SearchRegistryOptions,
     ) -> Result<Page<RegisteredModel>> {
         let max = page_size(&options, 100)?;
-        let candidates: Vec<RegisteredModel> = lock(&self.models).values().map(ModelState::view).collect();
+        let candidates: Vec<RegisteredModel> =
+            lock(&self.models).values().map(ModelState::view).collect();
         select(
             SearchTarget::RegisteredModels,
             candidates,
@@ -170,7 +176,11 @@ impl Registry for MemoryRegistry {
         )
     }
 
-    async fn update_registered_model(&self, name: &ModelName, description: &str) -> Result<RegisteredModel> {
+    async fn update_registered_model(
+        &self,
+        name: &ModelName,
+        description: &str,
+    ) -> Result<RegisteredModel> {
         let mut models = lock(&self.models);
         let m = model_mut(&mut models, name)?;
         m.model.description = description.to_owned();
@@ -193,7 +203,9 @@ impl Registry for MemoryRegistry {
         if options.source.trim().is_empty() {
             return Err(Error::invalid(
                 "model version source",
-                format!("a version of {name} needs a non-empty source (where the model artifact is)"),
+                format!(
+                    "a version of {name} needs a non-empty source (where the model artifact is)"
+                ),
             ));
         }
         let mut models = lock(&self.models);
@@ -245,7 +257,10 @@ impl Registry for MemoryRegistry {
         Ok(m.view_version(&m.live(version)?.version))
     }
 
-    async fn search_model_versions(&self, options: SearchRegistryOptions) -> Result<Page<ModelVersion>> {
+    async fn search_model_versions(
+        &self,
+        options: SearchRegistryOptions,
+    ) -> Result<Page<ModelVersion>> {
         let max = page_size(&options, MAX_PAGE)?;
         let candidates: Vec<ModelVersion> = lock(&self.models)
             .values()
@@ -261,7 +276,9 @@ impl Registry for MemoryRegistry {
             candidates,
             options.filter.as_deref(),
             &options.order_by,
-            |a: &ModelVersion, b: &ModelVersion| a.name.cmp(&b.name).then(b.version.cmp(&a.version)),
+            |a: &ModelVersion, b: &ModelVersion| {
+                a.name.cmp(&b.name).then(b.version.cmp(&a.version))
+            },
             max,
             options.page_token.as_deref(),
         )
@@ -301,7 +318,9 @@ impl Registry for MemoryRegistry {
         if archive_existing && !matches!(stage, Stage::Staging | Stage::Production) {
             return Err(Error::invalid(
                 "stage",
-                format!("archive_existing only applies when moving to Staging or Production, not {stage}"),
+                format!(
+                    "archive_existing only applies when moving to Staging or Production, not {stage}"
+                ),
             ));
         }
         let mut models = lock(&self.models);
@@ -383,7 +402,11 @@ impl Registry for MemoryRegistry {
             }
             RegistryObject::Version(name, version) => {
                 let m = model_mut(&mut models, name)?;
-                m.live_mut(*version)?.version.tags.remove(key).ok_or_else(missing)?;
+                m.live_mut(*version)?
+                    .version
+                    .tags
+                    .remove(key)
+                    .ok_or_else(missing)?;
                 m.touch();
             }
         }

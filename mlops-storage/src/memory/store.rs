@@ -79,7 +79,11 @@ impl Store for MemoryStore {
             check_range(digest, range, data.len() as u64)?;
         }
         if Digest::of(&data) != *digest {
-            return Err(Error::corrupt("blob", digest, "content does not match its digest"));
+            return Err(Error::corrupt(
+                "blob",
+                digest,
+                "content does not match its digest",
+            ));
         }
         let data = match options.range {
             // Both ends were checked against the length above.
@@ -119,7 +123,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn commit(&self, name: &RefName, target: Digest, options: CommitOptions) -> Result<Commit> {
+    async fn commit(
+        &self,
+        name: &RefName,
+        target: Digest,
+        options: CommitOptions,
+    ) -> Result<Commit> {
         let mut state = lock(&self.state);
         if !state.blobs.contains_key(&target) {
             return Err(Error::not_found("blob", target));
@@ -127,11 +136,16 @@ impl Store for MemoryStore {
         let history = state.refs.entry(name.clone()).or_default();
         let latest = history.last().map(|c| c.version);
         if latest != options.parent {
-            let show = |v: Option<Version>| v.map_or("no version".to_owned(), |v| format!("version {v}"));
+            let show =
+                |v: Option<Version>| v.map_or("no version".to_owned(), |v| format!("version {v}"));
             return Err(Error::conflict(
                 "ref",
                 name,
-                format!("expected {} to be the latest, found {}", show(options.parent), show(latest)),
+                format!(
+                    "expected {} to be the latest, found {}",
+                    show(options.parent),
+                    show(latest)
+                ),
             ));
         }
         let version = match latest {

@@ -82,7 +82,10 @@ impl State {
 
     /// A run that may be written to: it exists and is not soft-deleted.
     fn active_run(&mut self, id: &RunId) -> Result<&mut RunState> {
-        let r = self.runs.get_mut(id).ok_or_else(|| Error::not_found("run", id))?;
+        let r = self
+            .runs
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("run", id))?;
         if r.run.info.lifecycle_stage != LifecycleStage::Active {
             return Err(Error::invalid(
                 "run",
@@ -153,7 +156,10 @@ impl Tracker for MemoryTracker {
             .ok_or_else(|| Error::not_found("experiment", name))
     }
 
-    async fn search_experiments(&self, options: SearchExperimentsOptions) -> Result<Page<Experiment>> {
+    async fn search_experiments(
+        &self,
+        options: SearchExperimentsOptions,
+    ) -> Result<Page<Experiment>> {
         let candidates: Vec<Experiment> = lock(&self.state)
             .experiments
             .values()
@@ -175,7 +181,11 @@ impl Tracker for MemoryTracker {
         )
     }
 
-    async fn set_experiment_lifecycle(&self, id: &ExperimentId, stage: LifecycleStage) -> Result<()> {
+    async fn set_experiment_lifecycle(
+        &self,
+        id: &ExperimentId,
+        stage: LifecycleStage,
+    ) -> Result<()> {
         if *id == ExperimentId::default_experiment() && stage == LifecycleStage::Deleted {
             return Err(Error::invalid(
                 "experiment",
@@ -279,7 +289,10 @@ impl Tracker for MemoryTracker {
             r.run.info.end_time = Some(end);
         }
         if let Some(name) = options.run_name {
-            r.run.data.tags.insert(TagKey::new(tags::RUN_NAME)?, name.clone());
+            r.run
+                .data
+                .tags
+                .insert(TagKey::new(tags::RUN_NAME)?, name.clone());
             r.run.info.run_name = name;
         }
         Ok(r.run.info.clone())
@@ -302,24 +315,24 @@ impl Tracker for MemoryTracker {
         // Validate the whole batch before writing anything: an invalid batch changes nothing.
         let mut incoming: BTreeMap<&str, &str> = BTreeMap::new();
         for p in &batch.params {
-            if let Some(prev) = incoming.insert(p.key.as_str(), &p.value) {
-                if prev != p.value {
-                    return Err(Error::invalid(
-                        "param",
-                        format!("the batch logs param {} twice with different values", p.key),
-                    ));
-                }
+            if let Some(prev) = incoming.insert(p.key.as_str(), &p.value)
+                && prev != p.value
+            {
+                return Err(Error::invalid(
+                    "param",
+                    format!("the batch logs param {} twice with different values", p.key),
+                ));
             }
-            if let Some(existing) = r.run.data.params.get(&p.key) {
-                if *existing != p.value {
-                    return Err(Error::invalid(
-                        "param",
-                        format!(
-                            "param {} of run {run_id} is already {existing:?}; params are write-once, cannot change it to {:?}",
-                            p.key, p.value
-                        ),
-                    ));
-                }
+            if let Some(existing) = r.run.data.params.get(&p.key)
+                && *existing != p.value
+            {
+                return Err(Error::invalid(
+                    "param",
+                    format!(
+                        "param {} of run {run_id} is already {existing:?}; params are write-once, cannot change it to {:?}",
+                        p.key, p.value
+                    ),
+                ));
             }
         }
         for m in batch.metrics {
@@ -419,7 +432,12 @@ impl Tracker for MemoryTracker {
         )
     }
 
-    async fn put_artifact(&self, run_id: &RunId, path: &ArtifactPath, data: Bytes) -> Result<ArtifactInfo> {
+    async fn put_artifact(
+        &self,
+        run_id: &RunId,
+        path: &ArtifactPath,
+        data: Bytes,
+    ) -> Result<ArtifactInfo> {
         let digest = Digest::of(&data);
         let info = ArtifactInfo {
             path: path.clone(),

@@ -1,0 +1,13 @@
+//! Criterion entry point: one module per area.
+//!
+//! ```text
+//! cargo bench -p mlops-benches
+//! ```
+
+// Benchmarks may unwrap: a failure is a broken benchmark, not a user-facing error.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod digest;
+mod search;
+
+criterion::criterion_main!(digest::benches, search::benches);

@@ -1,0 +1,239 @@
+//! The main job, end to end on the embedded default.
+//!
+//! ```text
+//! cargo run --release --example quickstart
+//! ```
+//!
+//! It trains a small linear model by gradient descent on generated data, tracks the run (params,
+//! a loss per epoch, the weights as an artifact), registers the model with its lineage and
+//! signature, moves the `champion` alias to it, resolves `models:/quickstart-linear@champion`
+//! back to the artifact, predicts with it, and prints a summary.
+//!
+//! The embedded default is in memory for now; the storage issue swaps in a local directory
+//! (`./mlops-data`) and later issues grow this into the whole retraining loop.
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use mlops::registry::{CreateModelOptions, CreateVersionOptions, Lineage};
+use mlops::signature::{Signature, TensorSpec};
+use mlops::storage::{MemoryRegistry, MemoryTracker};
+use mlops::tracker::{CreateRunOptions, LogBatch, SearchRunsOptions};
+use mlops::{
+    ArtifactPath, DataType, Metric, ModelUri, Param, Registry, RegistryExt, RunStatus, Tensor,
+    Tracker, TrackerExt,
+};
+
+/// A small deterministic generator (SplitMix64), so the example needs no RNG dependency and
+/// prints the same numbers every time.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// `y = 3x + 2` plus uniform noise in ±0.25, for x in [0, 1).
+fn generate(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = SplitMix(seed);
+    let xs: Vec<f64> = (0..n).map(|_| rng.next_f64()).collect();
+    let ys = xs
+        .iter()
+        .map(|x| 3.0 * x + 2.0 + (rng.next_f64() - 0.5) * 0.5)
+        .collect();
+    (xs, ys)
+}
+
+fn mse(w: f64, b: f64, xs: &[f64], ys: &[f64]) -> f64 {
+    xs.iter()
+        .zip(ys)
+        .map(|(x, y)| (w * x + b - y).powi(2))
+        .sum::<f64>()
+        / xs.len() as f64
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let tracker = MemoryTracker::new();
+    let registry = MemoryRegistry::new();
+
+    // 1. Data and an experiment.
+    let (xs, ys) = generate(1_000, 7);
+    let (train_x, test_x) = xs.split_at(800);
+    let (train_y, test_y) = ys.split_at(800);
+    let experiment = tracker
+        .get_or_create_experiment(&"quickstart".parse()?)
+        .await?;
+    let run = tracker
+        .create_run(
+            CreateRunOptions::default()
+                .in_experiment(experiment.clone())
+                .with_name("linear-gd"),
+        )
+        .await?;
+    let run_id = run.info.run_id.clone();
+
+    // 2. Train, logging params once and the loss every epoch.
+    let (lr, epochs) = (0.5, 60);
+    tracker
+        .log_batch(
+            &run_id,
+            LogBatch::new()
+                .param(Param::new("lr".parse()?, lr.to_string())?)
+                .param(Param::new("epochs".parse()?, epochs.to_string())?)
+                .param(Param::new("rows".parse()?, train_x.len().to_string())?),
+        )
+        .await?;
+    let (mut w, mut b) = (0.0f64, 0.0f64);
+    let n = train_x.len() as f64;
+    for epoch in 0..epochs {
+        let (mut gw, mut gb) = (0.0, 0.0);
+        for (x, y) in train_x.iter().zip(train_y) {
+            let err = w * x + b - y;
+            gw += 2.0 * err * x / n;
+            gb += 2.0 * err / n;
+        }
+        w -= lr * gw;
+        b -= lr * gb;
+        let batch = LogBatch::new()
+            .metric(Metric::new(
+                "train_mse".parse()?,
+                mse(w, b, train_x, train_y),
+                epoch,
+            ))
+            .metric(Metric::new(
+                "test_mse".parse()?,
+                mse(w, b, test_x, test_y),
+                epoch,
+            ));
+        tracker.log_batch(&run_id, batch).await?;
+    }
+
+    // 3. Save the model as a run artifact.
+    let weights = serde_json::json!({"flavor": "quickstart.linear", "w": w, "b": b});
+    let model_path: ArtifactPath = "model/weights.json".parse()?;
+    let artifact = tracker
+        .put_artifact(
+            &run_id,
+            &model_path,
+            Bytes::from(serde_json::to_vec(&weights)?),
+        )
+        .await?;
+    tracker.end_run(&run_id, RunStatus::Finished).await?;
+
+    // 4. Register it, with lineage and signature, and make it the champion.
+    let name = "quickstart-linear".parse()?;
+    registry
+        .create_registered_model(
+            &name,
+            CreateModelOptions::default()
+                .with_description("y = w·x + b, fitted by gradient descent"),
+        )
+        .await?;
+    let signature = Signature::tensors(
+        vec![TensorSpec::new("x", DataType::Fp64, vec![-1, 1])],
+        vec![TensorSpec::new("y", DataType::Fp64, vec![-1, 1])],
+    );
+    let version = registry
+        .create_model_version(
+            &name,
+            CreateVersionOptions::new(format!("runs:/{run_id}/model"))
+                .with_run_id(run_id.clone())
+                .with_signature(signature)
+                .with_lineage(Lineage {
+                    run_id: Some(run_id.clone()),
+                    ..Lineage::default()
+                }),
+        )
+        .await?;
+    registry
+        .set_alias(&name, &"champion".parse()?, version.version)
+        .await?;
+
+    // 5. Resolve the champion back to its artifact and predict with it.
+    let uri: ModelUri = "models:/quickstart-linear@champion".parse()?;
+    let champion = registry.resolve(&uri).await?;
+    let source: ModelUri = champion.source.parse()?;
+    let ModelUri::Run {
+        run_id: source_run,
+        path: Some(dir),
+    } = source
+    else {
+        bail!("unexpected model source {}", champion.source);
+    };
+    let file = format!("{dir}/weights.json").parse()?;
+    let loaded: serde_json::Value =
+        serde_json::from_slice(&tracker.get_artifact(&source_run, &file).await?)?;
+    let (lw, lb) = (
+        loaded["w"].as_f64().context("weights have w")?,
+        loaded["b"].as_f64().context("weights have b")?,
+    );
+    let input = Tensor::from_f64("x", vec![3, 1], &[0.0, 0.5, 1.0])?;
+    let predictions: Vec<f64> = input.to_f64()?.iter().map(|x| lw * x + lb).collect();
+    let output = Tensor::from_f64("y", vec![3, 1], &predictions)?;
+
+    // 6. Summary, read back through the tracker's search like any client would.
+    let best = tracker
+        .search_all_runs(
+            SearchRunsOptions::default()
+                .in_experiment(experiment)
+                .with_filter("metrics.test_mse < 0.05 AND params.lr = '0.5'"),
+        )
+        .await?;
+    let final_run = tracker.get_run(&run_id).await?;
+    let history = tracker
+        .metric_history(&run_id, &"train_mse".parse()?)
+        .await?;
+    println!("mlops quickstart");
+    println!(
+        "  experiment   quickstart ({})",
+        final_run.info.experiment_id
+    );
+    println!(
+        "  run          {} {} ({}), {} params, {} loss points",
+        final_run.info.run_name,
+        final_run.info.run_id,
+        final_run.info.status,
+        final_run.data.params.len(),
+        history.len()
+    );
+    println!(
+        "  training     w = {w:.4}, b = {b:.4} (true 3, 2); train mse {:.5} -> {:.5}; test mse {:.5}",
+        history.first().map_or(f64::NAN, |m| m.value),
+        history.last().map_or(f64::NAN, |m| m.value),
+        final_run.metric("test_mse").unwrap_or(f64::NAN)
+    );
+    println!(
+        "  artifact     {model_path} ({} bytes, blake3 {})",
+        artifact.size,
+        &artifact.digest.to_hex()[..16]
+    );
+    println!(
+        "  registered   {} version {} from {}",
+        champion.name, champion.version, champion.source
+    );
+    println!("  resolved     {uri} -> version {}", champion.version);
+    println!(
+        "  predicted    {} {:?} -> {:?}",
+        output.name(),
+        input.to_f64()?,
+        output
+            .to_f64()?
+            .iter()
+            .map(|v| (v * 1000.0).round() / 1000.0)
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "  search       'metrics.test_mse < 0.05 AND params.lr = 0.5' -> {} run(s)",
+        best.len()
+    );
+    if best.is_empty() {
+        bail!("training did not converge: test mse is not below 0.05");
+    }
+    Ok(())
+}
