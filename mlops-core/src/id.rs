@@ -335,9 +335,19 @@ string_id!(
 
 string_id!(
     /// The name of a [`Store`](crate::Store) ref: one or more `/`-separated segments, each
-    /// non-empty and without `..`, `\` or control characters (e.g. `datasets/churn`).
+    /// non-empty, not starting with `.` (stores keep their own bookkeeping there), and without
+    /// `\` or control characters (e.g. `datasets/churn`).
     RefName,
-    |s| check_relative_path("ref name", s, 1024)
+    |s| {
+        check_relative_path("ref name", s, 1024)?;
+        if s.split('/').any(|seg| seg.starts_with('.')) {
+            return Err(Error::invalid(
+                "ref name",
+                format!("{s:?} has a segment starting with '.', which stores reserve"),
+            ));
+        }
+        Ok(())
+    }
 );
 
 string_id!(
@@ -620,6 +630,15 @@ mod tests {
         }
         assert!(Alias::new("v").is_ok());
         assert!(Alias::new("v1a").is_ok());
+    }
+
+    #[test]
+    fn ref_names_are_relative_paths_without_hidden_segments() {
+        assert!(RefName::new("datasets/churn").is_ok());
+        assert!(RefName::new("a b/c.d").is_ok());
+        for bad in ["", "/a", "a/", "a//b", "a/../b", "a/.v/x", ".hidden", "a\\b"] {
+            assert!(RefName::new(bad).is_err(), "{bad:?} should be rejected");
+        }
     }
 
     #[test]

@@ -40,5 +40,7 @@
 //! None yet; `s3`, `azure`, `gcp` and `mlflow` arrive with the durable backends.
 
 mod memory;
+mod object;
 
 pub use memory::{MemoryRegistry, MemoryStore, MemoryTracker};
+pub use object::{DEFAULT_STORE, ObjectStoreStore, StoreUrl};

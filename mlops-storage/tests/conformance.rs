@@ -3,22 +3,57 @@
 
 use std::sync::Arc;
 
-use mlops_core::{Registry, Store, Tracker};
-use mlops_storage::{MemoryRegistry, MemoryStore, MemoryTracker};
+use futures::FutureExt;
+use mlops_core::{Digest, Registry, Store, Tracker};
+use mlops_storage::{MemoryRegistry, MemoryStore, MemoryTracker, ObjectStoreStore};
+
+fn memory_hook(store: Arc<MemoryStore>) -> impl Fn(Digest) -> futures::future::BoxFuture<'static, bool> {
+    move |d| {
+        let store = store.clone();
+        async move { store.tamper_with(&d) }.boxed()
+    }
+}
+
+fn object_hook(
+    store: Arc<ObjectStoreStore>,
+) -> impl Fn(Digest) -> futures::future::BoxFuture<'static, bool> {
+    move |d| {
+        let store = store.clone();
+        async move { store.tamper_with(&d).await }.boxed()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn object_store_on_memory_passes_the_store_suite() {
+    let store = Arc::new(ObjectStoreStore::open("memory://", &[]).unwrap());
+    mlops_testkit::store::run_all(store.as_ref(), &object_hook(store.clone())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn object_store_on_a_local_directory_passes_the_store_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("store");
+    let store = Arc::new(ObjectStoreStore::open(url.to_str().unwrap(), &[]).unwrap());
+    mlops_testkit::store::run_all(store.as_ref(), &object_hook(store.clone())).await;
+    // Through Arc<dyn Store>, on a second store over the same directory: it sees the first's data.
+    let again: Arc<dyn Store> = Arc::new(ObjectStoreStore::open(url.to_str().unwrap(), &[]).unwrap());
+    assert!(!again.list_refs(None).await.unwrap().is_empty());
+    let hook = Arc::new(ObjectStoreStore::open(url.to_str().unwrap(), &[]).unwrap());
+    mlops_testkit::store::run_all(&again, &object_hook(hook)).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_passes_the_store_suite() {
     let store = Arc::new(MemoryStore::new());
-    let hook = store.clone();
-    mlops_testkit::store::run_all(store.as_ref(), &move |d| hook.tamper_with(d)).await;
+    mlops_testkit::store::run_all(store.as_ref(), &memory_hook(store.clone())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn arc_dyn_store_passes_the_store_suite() {
     let inner = Arc::new(MemoryStore::new());
-    let hook = inner.clone();
+    let hook = memory_hook(inner.clone());
     let store: Arc<dyn Store> = inner;
-    mlops_testkit::store::run_all(&store, &move |d| hook.tamper_with(d)).await;
+    mlops_testkit::store::run_all(&store, &hook).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -26,7 +26,8 @@
 //!
 //! let store = Arc::new(MemoryStore::new());
 //! let hook = store.clone();
-//! mlops_testkit::store::run_all(store.as_ref(), &move |d| hook.tamper_with(d)).await;
+//! let tamper = move |d| { let s = hook.clone(); Box::pin(async move { s.tamper_with(&d) }) as _ };
+//! mlops_testkit::store::run_all(store.as_ref(), &tamper).await;
 //! # }
 //! ```
 

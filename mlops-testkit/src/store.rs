@@ -3,14 +3,15 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
 use mlops_core::store::{CommitOptions, GetOptions, RefVersion, Store, StoreExt};
 use mlops_core::{Digest, Error, RefName, Version};
 
 use crate::{in_parallel, unique};
 
-/// Corrupts the stored bytes of a blob; returns false if the blob is absent.
-pub type Tamper<'a> = &'a (dyn Fn(&Digest) -> bool + Send + Sync);
+/// Corrupts the first stored byte of a blob; resolves to false if the blob is absent.
+pub type Tamper<'a> = &'a (dyn Fn(Digest) -> BoxFuture<'static, bool> + Send + Sync);
 
 fn ref_name(prefix: &str) -> RefName {
     unique(prefix).parse().unwrap()
@@ -34,6 +35,7 @@ pub async fn run_all(store: &dyn Store, tamper: Tamper<'_>) {
     blob_puts_are_idempotent(store).await;
     missing_blobs_are_not_found(store).await;
     ranged_reads(store).await;
+    large_blobs_verify_every_range(store, tamper).await;
     digests_are_verified(store, tamper).await;
     blobs_list_and_delete(store).await;
     refs_round_trip(store).await;
@@ -107,11 +109,60 @@ pub async fn ranged_reads(store: &dyn Store) {
     assert!(read(9_000..10_001).await.unwrap_err().is_invalid_argument());
 }
 
+async fn read_range(
+    store: &dyn Store,
+    d: Digest,
+    range: Option<std::ops::Range<u64>>,
+) -> mlops_core::Result<Vec<u8>> {
+    let mut options = GetOptions::default();
+    if let Some(r) = range {
+        options = options.with_range(r);
+    }
+    let parts: Vec<Bytes> = store.get_blob(&d, options).await?.try_collect().await?;
+    Ok(parts.concat())
+}
+
+/// Blobs of several MiB stream back whole and in any range (including ranges that straddle
+/// internal chunk boundaries), and a corrupted byte is caught by every read that covers it.
+pub async fn large_blobs_verify_every_range(store: &dyn Store, tamper: Tamper<'_>) {
+    const MIB: u64 = 1 << 20;
+    let size = 3 * MIB + MIB / 2 + 17;
+    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect();
+    let chunks: Vec<mlops_core::Result<Bytes>> = data
+        .chunks(300_000)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let info = store.put_blob(stream::iter(chunks).boxed()).await.unwrap();
+    assert_eq!(info.digest, Digest::of(&data));
+    assert_eq!(info.size, size);
+    let d = info.digest;
+    assert_eq!(read_range(store, d, None).await.unwrap(), data);
+    for r in [
+        0..1,
+        MIB - 3..MIB + 3,
+        MIB..2 * MIB,
+        2 * MIB - 1..3 * MIB + 1,
+        size - 5..size,
+        0..size,
+    ] {
+        let want = data[r.start as usize..r.end as usize].to_vec();
+        assert_eq!(read_range(store, d, Some(r.clone())).await.unwrap(), want, "range {r:?}");
+    }
+    assert!(tamper(d).await, "the tamper hook must find a blob that was just stored");
+    for r in [None, Some(0..10), Some(MIB - 1..MIB + 1)] {
+        match read_range(store, d, r.clone()).await {
+            Err(e) if e.is_corrupt() => {}
+            other => panic!("a read of {r:?} covering a corrupted byte must be Corrupt, got {:?}", other.map(|v| v.len())),
+        }
+    }
+    store.delete_blob(&d).await.unwrap();
+}
+
 /// Stored bytes that no longer match their digest read as `Corrupt`, never as data.
 pub async fn digests_are_verified(store: &dyn Store, tamper: Tamper<'_>) {
     let d = put(store, unique("to-be-corrupted").as_bytes()).await;
     assert!(
-        tamper(&d),
+        tamper(d).await,
         "the tamper hook must find a blob that was just stored"
     );
     let result = async {

@@ -1,0 +1,8 @@
+//! [`ObjectStoreStore`]: the durable [`Store`](mlops_core::Store) over any `object_store` backend.
+
+mod open;
+mod store;
+mod tree;
+
+pub use open::{DEFAULT_STORE, StoreUrl};
+pub use store::ObjectStoreStore;

@@ -1,0 +1,542 @@
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use mlops_core::store::{
+    BlobInfo, ByteStream, Commit, CommitOptions, GetOptions, RefVersion, Store, check_range,
+};
+use mlops_core::{Digest, Error, RefName, Result, Version};
+use object_store::buffered::BufWriter;
+use object_store::path::{Path, PathPart};
+use object_store::{GetRange, ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use tokio::io::AsyncWriteExt;
+
+use super::open::{DEFAULT_STORE, StoreUrl};
+use super::tree::{self, CV_LEN, LEAF, TreeHasher};
+
+/// Where a ref's versions live under its name: a segment no ref name can have (ref name segments
+/// may not start with '.', see [`RefName`]).
+const VERSIONS_DIR: &str = ".v";
+
+/// A durable [`Store`] over any `object_store` backend: a local directory (the default), memory,
+/// S3 and S3-compatible servers, Azure Blob Storage or Google Cloud Storage, chosen by URL.
+///
+/// # Layout
+///
+/// ```text
+/// blobs/<first 2 hex>/<64 hex>          blob content, written once, never changed
+/// blobs/<first 2 hex>/<64 hex>.cvs      leaf chaining values of blobs over 1 MiB (ranged verification)
+/// refs/<ref name>/.v/<20-digit version>.json   one commit record per version, created with PutMode::Create
+/// staging/<uuid>                        uploads in progress (garbage if a writer died)
+/// ```
+///
+/// # How the contract is met
+///
+/// - A blob is streamed to `staging/` (multipart for large ones; memory stays bounded by
+///   object_store's buffer) while it is hashed, then renamed to its content address: a reader
+///   never sees a partial blob, and a crashed writer leaves only staging garbage.
+/// - Every read is verified. Blobs up to one leaf (1 MiB) are hashed whole; larger blobs are read
+///   leaf by leaf, each leaf checked against its chaining value, and the chaining values against
+///   the digest — so ranged reads are verified too, and every byte handed out has been checked.
+/// - Commits are compare-and-swap by construction: version N+1 is created with
+///   [`PutMode::Create`] after checking that version N exists, so of two racing writers exactly
+///   one creates it; the other gets [`Error::Conflict`].
+pub struct ObjectStoreStore {
+    inner: Arc<dyn ObjectStore>,
+    prefix: Path,
+    url: StoreUrl,
+}
+
+impl fmt::Debug for ObjectStoreStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectStoreStore").field("url", &self.url.to_string()).finish()
+    }
+}
+
+fn os_err(kind: &'static str, name: impl fmt::Display) -> impl Fn(object_store::Error) -> Error {
+    let name = name.to_string();
+    move |e| match e {
+        object_store::Error::NotFound { .. } => Error::not_found(kind, &name),
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+            Error::conflict(kind, &name, "written concurrently by another writer")
+        }
+        object_store::Error::NotSupported { source } => Error::NotSupported(source.to_string()),
+        object_store::Error::PermissionDenied { source, .. }
+        | object_store::Error::Unauthenticated { source, .. } => {
+            Error::PermissionDenied(format!("{kind} {name}: {source}"))
+        }
+        other => Error::backend("object_store", other),
+    }
+}
+
+impl ObjectStoreStore {
+    /// Opens the store at a URL or path (see [`StoreUrl`]); `options` are object_store config
+    /// keys (`aws_endpoint`, `aws_allow_http`, …) that override the environment.
+    pub fn open(url: &str, options: &[(String, String)]) -> Result<Self> {
+        let url = StoreUrl::parse(url)?;
+        let (inner, prefix) = url.connect(options)?;
+        Ok(Self { inner, prefix, url })
+    }
+
+    /// Opens the default store, [`DEFAULT_STORE`] (`./mlops-data`).
+    pub fn open_default() -> Result<Self> {
+        Self::open(DEFAULT_STORE, &[])
+    }
+
+    /// Wraps an existing object_store backend; everything lives under `prefix`.
+    pub fn with_backend(inner: Arc<dyn ObjectStore>, prefix: Path, url: StoreUrl) -> Self {
+        Self { inner, prefix, url }
+    }
+
+    /// Where this store lives.
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
+    fn path<'a>(&self, parts: impl IntoIterator<Item = PathPart<'a>>) -> Path {
+        parts.into_iter().fold(self.prefix.clone(), |p, part| p.join(part))
+    }
+
+    fn blob_path(&self, digest: &Digest) -> Path {
+        let hex = digest.to_hex();
+        self.path([
+            PathPart::from("blobs"),
+            PathPart::from(hex[..2].to_owned()),
+            PathPart::from(hex),
+        ])
+    }
+
+    fn cvs_path(&self, digest: &Digest) -> Path {
+        let hex = digest.to_hex();
+        self.path([
+            PathPart::from("blobs"),
+            PathPart::from(hex[..2].to_owned()),
+            PathPart::from(format!("{hex}.cvs")),
+        ])
+    }
+
+    fn ref_dir(&self, name: &RefName) -> Path {
+        let mut parts = vec![PathPart::from("refs")];
+        parts.extend(name.as_str().split('/').map(|s| PathPart::from(s.to_owned())));
+        parts.push(PathPart::from(VERSIONS_DIR));
+        self.path(parts)
+    }
+
+    fn ref_path(&self, name: &RefName, version: Version) -> Path {
+        self.ref_dir(name)
+            .join(format!("{:020}.json", version.get()))
+    }
+
+    /// Fault injection for tests: overwrites a stored blob's bytes with different ones of the
+    /// same length, so the next read must report [`Error::Corrupt`]. Returns false when absent.
+    pub async fn tamper_with(&self, digest: &Digest) -> bool {
+        let path = self.blob_path(digest);
+        let Ok(got) = self.inner.get(&path).await else {
+            return false;
+        };
+        let Ok(data) = got.bytes().await else {
+            return false;
+        };
+        let mut bad = BytesMut::from(&data[..]);
+        match bad.first_mut() {
+            Some(b) => *b ^= 0xff,
+            None => bad.extend_from_slice(b"x"),
+        }
+        self.inner.put(&path, PutPayload::from(bad.freeze())).await.is_ok()
+    }
+
+    async fn read_commit(&self, name: &RefName, version: Version) -> Result<Commit> {
+        let path = self.ref_path(name, version);
+        let shown = format!("{name}@{version}");
+        let raw = self
+            .inner
+            .get(&path)
+            .await
+            .map_err(os_err("ref", &shown))?
+            .bytes()
+            .await
+            .map_err(os_err("ref", &shown))?;
+        let commit: Commit = serde_json::from_slice(&raw)
+            .map_err(|e| Error::corrupt("ref", &shown, format!("unreadable commit record: {e}")))?;
+        if commit.name != *name || commit.version != version {
+            return Err(Error::corrupt(
+                "ref",
+                &shown,
+                format!("record says {}@{}", commit.name, commit.version),
+            ));
+        }
+        Ok(commit)
+    }
+
+    /// The versions of a ref that exist, ascending.
+    async fn versions(&self, name: &RefName) -> Result<Vec<Version>> {
+        let dir = self.ref_dir(name);
+        let metas: Vec<object_store::ObjectMeta> = self
+            .inner
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(os_err("ref", name))?;
+        let mut out: Vec<Version> = metas
+            .iter()
+            .filter_map(|m| m.location.filename())
+            .filter_map(|f| f.strip_suffix(".json"))
+            .filter_map(|n| n.parse::<u64>().ok())
+            .filter_map(|n| Version::new(n).ok())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn exists(&self, path: &Path) -> Result<bool> {
+        match self.inner.head(path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::backend("object_store", e)),
+        }
+    }
+
+    async fn stage(&self, mut data: ByteStream, staging: &Path) -> Result<(Digest, u64, Vec<[u8; 32]>)> {
+        let mut writer = BufWriter::new(self.inner.clone(), staging.clone());
+        let mut hasher = TreeHasher::new();
+        let mut size = 0u64;
+        while let Some(chunk) = data.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+            };
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            if let Err(e) = writer.put(chunk).await {
+                let _ = writer.abort().await;
+                return Err(os_err("blob", "upload")(e));
+            }
+        }
+        writer
+            .shutdown()
+            .await
+            .map_err(|e| Error::backend("object_store", e))?;
+        let (digest, cvs) = hasher.finalize();
+        Ok((digest, size, cvs))
+    }
+
+    /// Streams `range` of a blob larger than one leaf, verifying each leaf before yielding it.
+    async fn verified_leaves(
+        &self,
+        digest: Digest,
+        size: u64,
+        cvs: Vec<[u8; 32]>,
+        range: std::ops::Range<u64>,
+    ) -> Result<ByteStream> {
+        let first = range.start / LEAF;
+        let last = (range.end - 1) / LEAF;
+        let aligned = first * LEAF..((last + 1) * LEAF).min(size);
+        let opts = object_store::GetOptions {
+            range: Some(GetRange::Bounded(aligned)),
+            ..Default::default()
+        };
+        let body = self
+            .inner
+            .get_opts(&self.blob_path(&digest), opts)
+            .await
+            .map_err(os_err("blob", digest))?
+            .into_stream();
+        struct State {
+            body: BoxStream<'static, object_store::Result<Bytes>>,
+            buf: BytesMut,
+            leaf: u64,
+        }
+        let state = State {
+            body,
+            buf: BytesMut::new(),
+            leaf: first,
+        };
+        Ok(stream::try_unfold(state, move |mut st| {
+            let cvs = cvs.clone();
+            let range = range.clone();
+            async move {
+                if st.leaf > last {
+                    return Ok(None);
+                }
+                let start = st.leaf * LEAF;
+                let len = (size - start).min(LEAF);
+                while (st.buf.len() as u64) < len {
+                    match st.body.next().await {
+                        Some(Ok(bytes)) => st.buf.extend_from_slice(&bytes),
+                        Some(Err(e)) => return Err(os_err("blob", digest)(e)),
+                        None => {
+                            return Err(Error::corrupt(
+                                "blob",
+                                digest,
+                                "shorter than its recorded size",
+                            ));
+                        }
+                    }
+                }
+                let leaf = st.buf.split_to(len as usize).freeze();
+                let index = usize::try_from(st.leaf).unwrap_or(usize::MAX);
+                if cvs.get(index) != Some(&tree::leaf_cv(st.leaf, &leaf)) {
+                    return Err(Error::corrupt(
+                        "blob",
+                        digest,
+                        format!("bytes {start}..{} do not match the digest", start + len),
+                    ));
+                }
+                let from = range.start.max(start) - start;
+                let to = range.end.min(start + len) - start;
+                st.leaf += 1;
+                Ok(Some((leaf.slice(from as usize..to as usize), st)))
+            }
+        })
+        .boxed())
+    }
+}
+
+#[async_trait]
+impl Store for ObjectStoreStore {
+    async fn put_blob(&self, data: ByteStream) -> Result<BlobInfo> {
+        let staging = self.path([
+            PathPart::from("staging"),
+            PathPart::from(uuid::Uuid::new_v4().simple().to_string()),
+        ]);
+        let (digest, size, cvs) = self.stage(data, &staging).await?;
+        let final_path = self.blob_path(&digest);
+        if self.exists(&final_path).await? {
+            // Same content already stored: drop the duplicate upload.
+            let _ = self.inner.delete(&staging).await;
+            return Ok(BlobInfo { digest, size });
+        }
+        if !cvs.is_empty() {
+            // Chaining values first: a visible blob always has them. They are a pure function of
+            // the content, so racing writers write identical bytes.
+            let raw: Vec<u8> = cvs.concat();
+            self.inner
+                .put(&self.cvs_path(&digest), PutPayload::from(raw))
+                .await
+                .map_err(os_err("blob", digest))?;
+        }
+        self.inner
+            .rename(&staging, &final_path)
+            .await
+            .map_err(os_err("blob", digest))?;
+        Ok(BlobInfo { digest, size })
+    }
+
+    async fn get_blob(&self, digest: &Digest, options: GetOptions) -> Result<ByteStream> {
+        let path = self.blob_path(digest);
+        let meta = self.inner.head(&path).await.map_err(os_err("blob", digest))?;
+        let size = meta.size;
+        let range = options.range.unwrap_or(0..size);
+        check_range(digest, &range, size)?;
+        if tree::leaf_count(size) == 1 {
+            let data = self
+                .inner
+                .get(&path)
+                .await
+                .map_err(os_err("blob", digest))?
+                .bytes()
+                .await
+                .map_err(os_err("blob", digest))?;
+            if Digest::of(&data) != *digest {
+                return Err(Error::corrupt("blob", digest, "content does not match its digest"));
+            }
+            let data = data.slice(range.start as usize..range.end as usize);
+            return Ok(stream::once(async move { Ok(data) }).boxed());
+        }
+        let raw = match self.inner.get(&self.cvs_path(digest)).await {
+            Ok(r) => r.bytes().await.map_err(os_err("blob", digest))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::corrupt("blob", digest, "its chaining values are missing"));
+            }
+            Err(e) => return Err(os_err("blob", digest)(e)),
+        };
+        let cvs = tree::decode_cvs(&raw)
+            .filter(|c| c.len() as u64 == tree::leaf_count(size))
+            .ok_or_else(|| Error::corrupt("blob", digest, "its chaining values are malformed"))?;
+        if tree::root_from_cvs(&cvs) != Some(*digest) {
+            return Err(Error::corrupt("blob", digest, "its chaining values do not match the digest"));
+        }
+        debug_assert_eq!(raw.len(), cvs.len() * CV_LEN);
+        if range.is_empty() {
+            return Ok(stream::empty().boxed());
+        }
+        self.verified_leaves(*digest, size, cvs, range).await
+    }
+
+    async fn head_blob(&self, digest: &Digest) -> Result<BlobInfo> {
+        let meta = self
+            .inner
+            .head(&self.blob_path(digest))
+            .await
+            .map_err(os_err("blob", digest))?;
+        Ok(BlobInfo {
+            digest: *digest,
+            size: meta.size,
+        })
+    }
+
+    async fn list_blobs(&self) -> Result<BoxStream<'static, Result<BlobInfo>>> {
+        let prefix = self.path([PathPart::from("blobs")]);
+        let listing = self.inner.list(Some(&prefix));
+        Ok(listing
+            .map_err(|e| Error::backend("object_store", e))
+            .try_filter_map(|meta| async move {
+                Ok(meta
+                    .location
+                    .filename()
+                    .and_then(|f| f.parse::<Digest>().ok())
+                    .map(|digest| BlobInfo {
+                        digest,
+                        size: meta.size,
+                    }))
+            })
+            .boxed())
+    }
+
+    async fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        for path in [self.blob_path(digest), self.cvs_path(digest)] {
+            match self.inner.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(os_err("blob", digest)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(&self, name: &RefName, target: Digest, options: CommitOptions) -> Result<Commit> {
+        if !self.exists(&self.blob_path(&target)).await? {
+            return Err(Error::not_found("blob", target));
+        }
+        let now = mlops_core::time::now_ms();
+        let (version, timestamp_ms) = match options.parent {
+            None => (Version::FIRST, now),
+            Some(parent) => {
+                let prev = match self.read_commit(name, parent).await {
+                    Ok(c) => c,
+                    Err(e) if e.is_not_found() => {
+                        return Err(Error::conflict(
+                            "ref",
+                            name,
+                            format!("expected version {parent} to be the latest, but it does not exist"),
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                };
+                // Time travel needs commit times that never go backwards within a ref.
+                (parent.next()?, prev.timestamp_ms.max(now))
+            }
+        };
+        let commit = Commit {
+            name: name.clone(),
+            version,
+            target,
+            timestamp_ms,
+            message: options.message,
+            metadata: options.metadata,
+        };
+        let json = serde_json::to_vec(&commit).map_err(|e| Error::backend("serde_json", e))?;
+        let put = self
+            .inner
+            .put_opts(
+                &self.ref_path(name, version),
+                PutPayload::from(json),
+                PutMode::Create.into(),
+            )
+            .await;
+        match put {
+            Ok(_) => Ok(commit),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                let expected = options
+                    .parent
+                    .map_or("no version".to_owned(), |p| format!("version {p}"));
+                Err(Error::conflict(
+                    "ref",
+                    name,
+                    format!("expected {expected} to be the latest, but version {version} exists"),
+                ))
+            }
+            Err(e) => Err(os_err("ref", name)(e)),
+        }
+    }
+
+    async fn get_ref(&self, name: &RefName, version: RefVersion) -> Result<Commit> {
+        match version {
+            RefVersion::Exact(v) => self.read_commit(name, v).await,
+            RefVersion::Latest => {
+                let latest = self
+                    .versions(name)
+                    .await?
+                    .pop()
+                    .ok_or_else(|| Error::not_found("ref", name))?;
+                self.read_commit(name, latest).await
+            }
+            RefVersion::AsOf(ts) => {
+                for v in self.versions(name).await?.into_iter().rev() {
+                    let c = self.read_commit(name, v).await?;
+                    if c.timestamp_ms <= ts {
+                        return Ok(c);
+                    }
+                }
+                Err(Error::not_found("ref", format!("{name} as of {ts}")))
+            }
+        }
+    }
+
+    async fn history(&self, name: &RefName) -> Result<Vec<Commit>> {
+        let versions = self.versions(name).await?;
+        if versions.is_empty() {
+            return Err(Error::not_found("ref", name));
+        }
+        let mut out = Vec::with_capacity(versions.len());
+        for v in versions {
+            out.push(self.read_commit(name, v).await?);
+        }
+        Ok(out)
+    }
+
+    async fn list_refs(&self, prefix: Option<&RefName>) -> Result<Vec<RefName>> {
+        let mut parts = vec![PathPart::from("refs")];
+        if let Some(p) = prefix {
+            parts.extend(p.as_str().split('/').map(|s| PathPart::from(s.to_owned())));
+        }
+        let root = self.path(parts);
+        let skip = self.prefix.parts().count() + 1;
+        let metas: Vec<object_store::ObjectMeta> = self
+            .inner
+            .list(Some(&root))
+            .try_collect()
+            .await
+            .map_err(|e| Error::backend("object_store", e))?;
+        let mut names = BTreeSet::new();
+        for meta in metas {
+            let parts: Vec<String> = meta
+                .location
+                .parts()
+                .skip(skip)
+                .map(|p| decode(p.as_ref()))
+                .collect();
+            // <name segments…>/.v/<version>.json
+            if let [name @ .., dir, file] = parts.as_slice()
+                && dir == VERSIONS_DIR
+                && file.ends_with(".json")
+                && let Ok(name) = RefName::new(name.join("/"))
+            {
+                names.insert(name);
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+}
+
+/// Undoes object_store's percent-encoding of path parts.
+fn decode(part: &str) -> String {
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8_lossy()
+        .into_owned()
+}
