@@ -636,7 +636,9 @@ mod tests {
     fn ref_names_are_relative_paths_without_hidden_segments() {
         assert!(RefName::new("datasets/churn").is_ok());
         assert!(RefName::new("a b/c.d").is_ok());
-        for bad in ["", "/a", "a/", "a//b", "a/../b", "a/.v/x", ".hidden", "a\\b"] {
+        for bad in [
+            "", "/a", "a/", "a//b", "a/../b", "a/.v/x", ".hidden", "a\\b",
+        ] {
             assert!(RefName::new(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -7,7 +7,9 @@ use futures::FutureExt;
 use mlops_core::{Digest, Registry, Store, Tracker};
 use mlops_storage::{MemoryRegistry, MemoryStore, MemoryTracker, ObjectStoreStore};
 
-fn memory_hook(store: Arc<MemoryStore>) -> impl Fn(Digest) -> futures::future::BoxFuture<'static, bool> {
+fn memory_hook(
+    store: Arc<MemoryStore>,
+) -> impl Fn(Digest) -> futures::future::BoxFuture<'static, bool> {
     move |d| {
         let store = store.clone();
         async move { store.tamper_with(&d) }.boxed()
@@ -36,7 +38,8 @@ async fn object_store_on_a_local_directory_passes_the_store_suite() {
     let store = Arc::new(ObjectStoreStore::open(url.to_str().unwrap(), &[]).unwrap());
     mlops_testkit::store::run_all(store.as_ref(), &object_hook(store.clone())).await;
     // Through Arc<dyn Store>, on a second store over the same directory: it sees the first's data.
-    let again: Arc<dyn Store> = Arc::new(ObjectStoreStore::open(url.to_str().unwrap(), &[]).unwrap());
+    let again: Arc<dyn Store> =
+        Arc::new(ObjectStoreStore::open(url.to_str().unwrap(), &[]).unwrap());
     assert!(!again.list_refs(None).await.unwrap().is_empty());
     let hook = Arc::new(ObjectStoreStore::open(url.to_str().unwrap(), &[]).unwrap());
     mlops_testkit::store::run_all(&again, &object_hook(hook)).await;

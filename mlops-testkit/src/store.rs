@@ -127,7 +127,9 @@ async fn read_range(
 pub async fn large_blobs_verify_every_range(store: &dyn Store, tamper: Tamper<'_>) {
     const MIB: u64 = 1 << 20;
     let size = 3 * MIB + MIB / 2 + 17;
-    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect();
+    let data: Vec<u8> = (0..size)
+        .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
+        .collect();
     let chunks: Vec<mlops_core::Result<Bytes>> = data
         .chunks(300_000)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -146,13 +148,23 @@ pub async fn large_blobs_verify_every_range(store: &dyn Store, tamper: Tamper<'_
         0..size,
     ] {
         let want = data[r.start as usize..r.end as usize].to_vec();
-        assert_eq!(read_range(store, d, Some(r.clone())).await.unwrap(), want, "range {r:?}");
+        assert_eq!(
+            read_range(store, d, Some(r.clone())).await.unwrap(),
+            want,
+            "range {r:?}"
+        );
     }
-    assert!(tamper(d).await, "the tamper hook must find a blob that was just stored");
+    assert!(
+        tamper(d).await,
+        "the tamper hook must find a blob that was just stored"
+    );
     for r in [None, Some(0..10), Some(MIB - 1..MIB + 1)] {
         match read_range(store, d, r.clone()).await {
             Err(e) if e.is_corrupt() => {}
-            other => panic!("a read of {r:?} covering a corrupted byte must be Corrupt, got {:?}", other.map(|v| v.len())),
+            other => panic!(
+                "a read of {r:?} covering a corrupted byte must be Corrupt, got {:?}",
+                other.map(|v| v.len())
+            ),
         }
     }
     store.delete_blob(&d).await.unwrap();

@@ -70,10 +70,9 @@ impl StoreUrl {
         let url = Url::parse(s)
             .map_err(|e| Error::invalid("store url", format!("{s:?} is not a valid URL: {e}")))?;
         match url.scheme() {
-            "file" => url
-                .to_file_path()
-                .map(Self::Local)
-                .map_err(|_| Error::invalid("store url", format!("{s:?} is not an absolute file URL"))),
+            "file" => url.to_file_path().map(Self::Local).map_err(|_| {
+                Error::invalid("store url", format!("{s:?} is not an absolute file URL"))
+            }),
             "memory" => Ok(Self::Memory),
             "s3" | "s3a" | "az" | "adl" | "azure" | "abfs" | "abfss" | "gs" => {
                 if url.host_str().is_none_or(str::is_empty) {
@@ -86,7 +85,9 @@ impl StoreUrl {
             }
             other => Err(Error::invalid(
                 "store url",
-                format!("{s:?} has scheme {other:?}; use a path, file://, memory://, s3://, az:// or gs://"),
+                format!(
+                    "{s:?} has scheme {other:?}; use a path, file://, memory://, s3://, az:// or gs://"
+                ),
             )),
         }
     }
@@ -108,7 +109,10 @@ impl StoreUrl {
                     .map_err(|e| Error::backend("object_store", e))?;
                 Ok((Arc::new(fs), Path::default()))
             }
-            Self::Memory => Ok((Arc::new(object_store::memory::InMemory::new()), Path::default())),
+            Self::Memory => Ok((
+                Arc::new(object_store::memory::InMemory::new()),
+                Path::default(),
+            )),
             Self::Cloud(url) => {
                 let prefix = Path::parse(url.path().trim_matches('/')).map_err(|e| {
                     Error::invalid("store url", format!("bad prefix in {self}: {e}"))
@@ -126,7 +130,10 @@ macro_rules! configured {
         let mut b = $builder;
         for (k, v) in $options {
             let key = k.to_ascii_lowercase().parse().map_err(|_| {
-                Error::invalid("store option", format!("unknown option {k:?} for this backend"))
+                Error::invalid(
+                    "store option",
+                    format!("unknown option {k:?} for this backend"),
+                )
             })?;
             b = b.with_config(key, v.clone());
         }
@@ -135,56 +142,69 @@ macro_rules! configured {
 }
 
 fn cloud(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
-    let not_compiled = |feature: &str| {
-        Error::NotSupported(format!(
-            "{} URLs need mlops-storage's `{feature}` feature",
-            url.scheme()
-        ))
-    };
-    let _ = options;
-    let config_err = |e: object_store::Error| match e {
-        object_store::Error::Generic { .. } | object_store::Error::UnknownConfigurationKey { .. } => {
+    match url.scheme() {
+        "s3" | "s3a" => s3(url, options),
+        "gs" => gcs(url, options),
+        _ => azure(url, options),
+    }
+}
+
+#[cfg(not(all(feature = "s3", feature = "gcp", feature = "azure")))]
+fn not_compiled(url: &Url, feature: &str) -> Error {
+    Error::NotSupported(format!(
+        "{}:// URLs need mlops-storage's `{feature}` feature",
+        url.scheme()
+    ))
+}
+
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcp"))]
+fn config_err(e: object_store::Error) -> Error {
+    match e {
+        object_store::Error::Generic { .. }
+        | object_store::Error::UnknownConfigurationKey { .. } => {
             Error::invalid("store url", e.to_string())
         }
         other => Error::backend("object_store", other),
-    };
-    match url.scheme() {
-        "s3" | "s3a" => {
-            #[cfg(feature = "s3")]
-            {
-                let b = object_store::aws::AmazonS3Builder::from_env().with_url(url.as_str());
-                let store = configured!(b, options).build().map_err(config_err)?;
-                return Ok(Arc::new(store));
-            }
-            #[cfg(not(feature = "s3"))]
-            return Err(not_compiled("s3"));
-        }
-        "gs" => {
-            #[cfg(feature = "gcp")]
-            {
-                let b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_url(url.as_str());
-                let store = configured!(b, options).build().map_err(config_err)?;
-                return Ok(Arc::new(store));
-            }
-            #[cfg(not(feature = "gcp"))]
-            return Err(not_compiled("gcp"));
-        }
-        _ => {
-            #[cfg(feature = "azure")]
-            {
-                let b = object_store::azure::MicrosoftAzureBuilder::from_env()
-                    .with_url(url.as_str());
-                let store = configured!(b, options).build().map_err(config_err)?;
-                return Ok(Arc::new(store));
-            }
-            #[cfg(not(feature = "azure"))]
-            {
-                let _ = config_err;
-                Err(not_compiled("azure"))
-            }
-        }
     }
+}
+
+#[cfg(feature = "s3")]
+fn s3(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
+    let b = object_store::aws::AmazonS3Builder::from_env().with_url(url.as_str());
+    Ok(Arc::new(
+        configured!(b, options).build().map_err(config_err)?,
+    ))
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3(url: &Url, _options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
+    Err(not_compiled(url, "s3"))
+}
+
+#[cfg(feature = "gcp")]
+fn gcs(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
+    let b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+    Ok(Arc::new(
+        configured!(b, options).build().map_err(config_err)?,
+    ))
+}
+
+#[cfg(not(feature = "gcp"))]
+fn gcs(url: &Url, _options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
+    Err(not_compiled(url, "gcp"))
+}
+
+#[cfg(feature = "azure")]
+fn azure(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
+    let b = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+    Ok(Arc::new(
+        configured!(b, options).build().map_err(config_err)?,
+    ))
+}
+
+#[cfg(not(feature = "azure"))]
+fn azure(url: &Url, _options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
+    Err(not_compiled(url, "azure"))
 }
 
 #[cfg(test)]
@@ -193,13 +213,34 @@ mod tests {
 
     #[test]
     fn parses_paths_and_urls() {
-        assert_eq!(StoreUrl::parse("./mlops-data").unwrap(), StoreUrl::Local("./mlops-data".into()));
-        assert_eq!(StoreUrl::parse("/tmp/x").unwrap(), StoreUrl::Local("/tmp/x".into()));
-        assert_eq!(StoreUrl::parse("file:///tmp/x").unwrap(), StoreUrl::Local("/tmp/x".into()));
+        assert_eq!(
+            StoreUrl::parse("./mlops-data").unwrap(),
+            StoreUrl::Local("./mlops-data".into())
+        );
+        assert_eq!(
+            StoreUrl::parse("/tmp/x").unwrap(),
+            StoreUrl::Local("/tmp/x".into())
+        );
+        assert_eq!(
+            StoreUrl::parse("file:///tmp/x").unwrap(),
+            StoreUrl::Local("/tmp/x".into())
+        );
         assert_eq!(StoreUrl::parse("memory://").unwrap(), StoreUrl::Memory);
-        assert!(matches!(StoreUrl::parse("s3://bucket/prefix").unwrap(), StoreUrl::Cloud(_)));
-        for bad in ["", "ftp://host/x", "s3://", "file://relative", "http//:x://"] {
-            assert!(StoreUrl::parse(bad).unwrap_err().is_invalid_argument(), "{bad:?}");
+        assert!(matches!(
+            StoreUrl::parse("s3://bucket/prefix").unwrap(),
+            StoreUrl::Cloud(_)
+        ));
+        for bad in [
+            "",
+            "ftp://host/x",
+            "s3://",
+            "file://relative",
+            "http//:x://",
+        ] {
+            assert!(
+                StoreUrl::parse(bad).unwrap_err().is_invalid_argument(),
+                "{bad:?}"
+            );
         }
     }
 
@@ -212,7 +253,10 @@ mod tests {
     #[cfg(not(feature = "s3"))]
     #[test]
     fn cloud_without_its_feature_is_not_supported() {
-        let err = StoreUrl::parse("s3://bucket").unwrap().connect(&[]).unwrap_err();
+        let err = StoreUrl::parse("s3://bucket")
+            .unwrap()
+            .connect(&[])
+            .unwrap_err();
         assert!(err.is_not_supported(), "{err}");
         assert!(err.to_string().contains("`s3` feature"), "{err}");
     }

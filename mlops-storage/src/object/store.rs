@@ -52,7 +52,9 @@ pub struct ObjectStoreStore {
 
 impl fmt::Debug for ObjectStoreStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ObjectStoreStore").field("url", &self.url.to_string()).finish()
+        f.debug_struct("ObjectStoreStore")
+            .field("url", &self.url.to_string())
+            .finish()
     }
 }
 
@@ -97,7 +99,9 @@ impl ObjectStoreStore {
     }
 
     fn path<'a>(&self, parts: impl IntoIterator<Item = PathPart<'a>>) -> Path {
-        parts.into_iter().fold(self.prefix.clone(), |p, part| p.join(part))
+        parts
+            .into_iter()
+            .fold(self.prefix.clone(), |p, part| p.join(part))
     }
 
     fn blob_path(&self, digest: &Digest) -> Path {
@@ -120,7 +124,11 @@ impl ObjectStoreStore {
 
     fn ref_dir(&self, name: &RefName) -> Path {
         let mut parts = vec![PathPart::from("refs")];
-        parts.extend(name.as_str().split('/').map(|s| PathPart::from(s.to_owned())));
+        parts.extend(
+            name.as_str()
+                .split('/')
+                .map(|s| PathPart::from(s.to_owned())),
+        );
         parts.push(PathPart::from(VERSIONS_DIR));
         self.path(parts)
     }
@@ -145,7 +153,10 @@ impl ObjectStoreStore {
             Some(b) => *b ^= 0xff,
             None => bad.extend_from_slice(b"x"),
         }
-        self.inner.put(&path, PutPayload::from(bad.freeze())).await.is_ok()
+        self.inner
+            .put(&path, PutPayload::from(bad.freeze()))
+            .await
+            .is_ok()
     }
 
     async fn read_commit(&self, name: &RefName, version: Version) -> Result<Commit> {
@@ -199,7 +210,22 @@ impl ObjectStoreStore {
         }
     }
 
-    async fn stage(&self, mut data: ByteStream, staging: &Path) -> Result<(Digest, u64, Vec<[u8; 32]>)> {
+    /// An upload failure; a "not found" on a write means the bucket or container is missing.
+    fn upload_err(&self, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::NotFound { .. } => Error::not_found(
+                "bucket",
+                format!("{} (create the bucket or container first)", self.url),
+            ),
+            other => os_err("blob", "upload")(other),
+        }
+    }
+
+    async fn stage(
+        &self,
+        mut data: ByteStream,
+        staging: &Path,
+    ) -> Result<(Digest, u64, Vec<[u8; 32]>)> {
         let mut writer = BufWriter::new(self.inner.clone(), staging.clone());
         let mut hasher = TreeHasher::new();
         let mut size = 0u64;
@@ -215,13 +241,17 @@ impl ObjectStoreStore {
             size += chunk.len() as u64;
             if let Err(e) = writer.put(chunk).await {
                 let _ = writer.abort().await;
-                return Err(os_err("blob", "upload")(e));
+                return Err(self.upload_err(e));
             }
         }
-        writer
-            .shutdown()
-            .await
-            .map_err(|e| Error::backend("object_store", e))?;
+        if let Err(e) = writer.shutdown().await {
+            // BufWriter reports object_store errors through io::Error; recover the original.
+            let e = match e.downcast::<object_store::Error>() {
+                Ok(os) => self.upload_err(os),
+                Err(io) => Error::backend("object_store", io),
+            };
+            return Err(e);
+        }
         let (digest, cvs) = hasher.finalize();
         Ok((digest, size, cvs))
     }
@@ -330,7 +360,11 @@ impl Store for ObjectStoreStore {
 
     async fn get_blob(&self, digest: &Digest, options: GetOptions) -> Result<ByteStream> {
         let path = self.blob_path(digest);
-        let meta = self.inner.head(&path).await.map_err(os_err("blob", digest))?;
+        let meta = self
+            .inner
+            .head(&path)
+            .await
+            .map_err(os_err("blob", digest))?;
         let size = meta.size;
         let range = options.range.unwrap_or(0..size);
         check_range(digest, &range, size)?;
@@ -344,7 +378,11 @@ impl Store for ObjectStoreStore {
                 .await
                 .map_err(os_err("blob", digest))?;
             if Digest::of(&data) != *digest {
-                return Err(Error::corrupt("blob", digest, "content does not match its digest"));
+                return Err(Error::corrupt(
+                    "blob",
+                    digest,
+                    "content does not match its digest",
+                ));
             }
             let data = data.slice(range.start as usize..range.end as usize);
             return Ok(stream::once(async move { Ok(data) }).boxed());
@@ -352,7 +390,11 @@ impl Store for ObjectStoreStore {
         let raw = match self.inner.get(&self.cvs_path(digest)).await {
             Ok(r) => r.bytes().await.map_err(os_err("blob", digest))?,
             Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::corrupt("blob", digest, "its chaining values are missing"));
+                return Err(Error::corrupt(
+                    "blob",
+                    digest,
+                    "its chaining values are missing",
+                ));
             }
             Err(e) => return Err(os_err("blob", digest)(e)),
         };
@@ -360,7 +402,11 @@ impl Store for ObjectStoreStore {
             .filter(|c| c.len() as u64 == tree::leaf_count(size))
             .ok_or_else(|| Error::corrupt("blob", digest, "its chaining values are malformed"))?;
         if tree::root_from_cvs(&cvs) != Some(*digest) {
-            return Err(Error::corrupt("blob", digest, "its chaining values do not match the digest"));
+            return Err(Error::corrupt(
+                "blob",
+                digest,
+                "its chaining values do not match the digest",
+            ));
         }
         debug_assert_eq!(raw.len(), cvs.len() * CV_LEN);
         if range.is_empty() {
@@ -409,7 +455,12 @@ impl Store for ObjectStoreStore {
         Ok(())
     }
 
-    async fn commit(&self, name: &RefName, target: Digest, options: CommitOptions) -> Result<Commit> {
+    async fn commit(
+        &self,
+        name: &RefName,
+        target: Digest,
+        options: CommitOptions,
+    ) -> Result<Commit> {
         if !self.exists(&self.blob_path(&target)).await? {
             return Err(Error::not_found("blob", target));
         }
@@ -423,7 +474,9 @@ impl Store for ObjectStoreStore {
                         return Err(Error::conflict(
                             "ref",
                             name,
-                            format!("expected version {parent} to be the latest, but it does not exist"),
+                            format!(
+                                "expected version {parent} to be the latest, but it does not exist"
+                            ),
                         ));
                     }
                     Err(e) => return Err(e),
@@ -451,7 +504,10 @@ impl Store for ObjectStoreStore {
             .await;
         match put {
             Ok(_) => Ok(commit),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => {
                 let expected = options
                     .parent
                     .map_or("no version".to_owned(), |p| format!("version {p}"));

@@ -7,7 +7,9 @@
 //! more than one leaf is stored with its leaf CVs beside it: a reader recomputes the root from the
 //! CVs (proving them), then checks each leaf it reads against its CV.
 
-use blake3::hazmat::{ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root};
+use blake3::hazmat::{
+    ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
+};
 
 use mlops_core::Digest;
 
@@ -58,7 +60,7 @@ pub(crate) fn leaf_count(size: u64) -> u64 {
 
 /// Decodes stored CVs; `None` if the length is not a multiple of 32.
 pub(crate) fn decode_cvs(raw: &[u8]) -> Option<Vec<ChainingValue>> {
-    if raw.len() % CV_LEN != 0 {
+    if !raw.len().is_multiple_of(CV_LEN) {
         return None;
     }
     Some(
@@ -115,7 +117,10 @@ impl TreeHasher {
     /// The digest, and the leaf CVs when there are two or more leaves (empty otherwise).
     pub(crate) fn finalize(mut self) -> (Digest, Vec<ChainingValue>) {
         if self.cvs.is_empty() {
-            return (Digest::from_bytes(*self.current.finalize().as_bytes()), Vec::new());
+            return (
+                Digest::from_bytes(*self.current.finalize().as_bytes()),
+                Vec::new(),
+            );
         }
         self.cvs.push(self.current.finalize_non_root());
         let root = root_from_cvs(&self.cvs).unwrap_or_else(|| Digest::of(&[]));
@@ -134,7 +139,19 @@ mod tests {
     #[test]
     fn digest_equals_plain_blake3_at_leaf_boundaries() {
         let l = LEAF as usize;
-        for size in [0, 1, 1023, 1024, l - 1, l, l + 1, 2 * l, 3 * l + 5, 4 * l, 5 * l - 1] {
+        for size in [
+            0,
+            1,
+            1023,
+            1024,
+            l - 1,
+            l,
+            l + 1,
+            2 * l,
+            3 * l + 5,
+            4 * l,
+            5 * l - 1,
+        ] {
             let d = data(size);
             for piece in [size.max(1), 4096, 333_333] {
                 let mut t = TreeHasher::new();
