@@ -50,6 +50,10 @@ pub struct Commit {
     pub version: Version,
     /// The blob this version points at.
     pub target: Digest,
+    /// Other blobs this version keeps alive (the part files a dataset manifest lists, the files
+    /// of an artifact tree): garbage collection never removes what a commit retains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retains: Vec<Digest>,
     /// When it was committed, ms since the epoch.
     pub timestamp_ms: i64,
     /// Free-text message.
@@ -65,6 +69,8 @@ pub struct CommitOptions {
     /// The version the caller last saw: the commit succeeds only if it is still the latest.
     /// `None` means "the ref must not exist yet".
     pub parent: Option<Version>,
+    /// Blobs the commit keeps alive besides its target; each must be stored.
+    pub retains: Vec<Digest>,
     /// Message.
     pub message: String,
     /// Metadata.
@@ -75,6 +81,12 @@ impl CommitOptions {
     /// Expect `parent` to be the latest version.
     pub fn with_parent(mut self, parent: Option<Version>) -> Self {
         self.parent = parent;
+        self
+    }
+
+    /// Keeps `digests` alive with this commit.
+    pub fn with_retains(mut self, digests: impl IntoIterator<Item = Digest>) -> Self {
+        self.retains.extend(digests);
         self
     }
 
@@ -120,8 +132,9 @@ pub enum RefVersion {
 /// - **Refs.** [`commit`](Store::commit) creates version `parent + 1` (or 1 when `parent` is
 ///   `None`) of a ref, atomically: when another writer has committed in the meantime, it fails with
 ///   [`Error::Conflict`] and changes nothing; of N concurrent commits on one parent exactly one
-///   wins. Versions have no gaps and no duplicates. The target blob must exist
-///   ([`Error::NotFound`] otherwise), so refs never dangle.
+///   wins. Versions have no gaps and no duplicates. The target blob and every blob the commit
+///   [`retains`](CommitOptions::retains) must exist ([`Error::NotFound`] otherwise), so refs never
+///   dangle; garbage collection keeps all of them.
 /// - **Reads of refs.** [`get_ref`](Store::get_ref) reads the latest, an exact version, or the
 ///   newest at or before a time; an absent ref or version is [`Error::NotFound`] with kind `"ref"`.
 ///   [`history`](Store::history) lists every version in ascending order.

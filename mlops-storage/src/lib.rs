@@ -39,8 +39,10 @@
 //!
 //! None yet; `s3`, `azure`, `gcp` and `mlflow` arrive with the durable backends.
 
+mod maintenance;
 mod memory;
 mod object;
 
+pub use maintenance::{VerifyReport, verify};
 pub use memory::{MemoryRegistry, MemoryStore, MemoryTracker};
-pub use object::{DEFAULT_STORE, ObjectStoreStore, StoreUrl};
+pub use object::{DEFAULT_STORE, GcOptions, GcReport, ObjectStoreStore, StoreUrl};

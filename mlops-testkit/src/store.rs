@@ -285,7 +285,7 @@ pub async fn commits_are_compare_and_swap(store: &dyn Store) {
     );
 }
 
-/// A commit may only point at a stored blob.
+/// A commit may only point at, and retain, stored blobs; what it retains reads back.
 pub async fn commits_need_an_existing_target(store: &dyn Store) {
     let name = ref_name("dangling");
     let missing = Digest::of(unique("absent").as_bytes());
@@ -293,12 +293,42 @@ pub async fn commits_need_an_existing_target(store: &dyn Store) {
         Err(Error::NotFound { kind: "blob", .. }) => {}
         other => panic!("a commit to a missing blob is NotFound for blob, got {other:?}"),
     }
+    let present = put(store, b"present").await;
+    let part = put(store, b"a part file").await;
+    match store
+        .commit(
+            &name,
+            present,
+            CommitOptions::default().with_retains([part, missing]),
+        )
+        .await
+    {
+        Err(Error::NotFound { kind: "blob", .. }) => {}
+        other => panic!("retaining a missing blob is NotFound for blob, got {other:?}"),
+    }
     assert!(
         store
             .get_ref(&name, RefVersion::Latest)
             .await
             .unwrap_err()
             .is_not_found()
+    );
+    let c = store
+        .commit(
+            &name,
+            present,
+            CommitOptions::default().with_retains([part]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.retains, vec![part]);
+    assert_eq!(
+        store
+            .get_ref(&name, RefVersion::Latest)
+            .await
+            .unwrap()
+            .retains,
+        vec![part]
     );
 }
 

@@ -130,8 +130,11 @@ impl Store for MemoryStore {
         options: CommitOptions,
     ) -> Result<Commit> {
         let mut state = lock(&self.state);
-        if !state.blobs.contains_key(&target) {
-            return Err(Error::not_found("blob", target));
+        if let Some(missing) = std::iter::once(&target)
+            .chain(&options.retains)
+            .find(|d| !state.blobs.contains_key(*d))
+        {
+            return Err(Error::not_found("blob", missing));
         }
         let history = state.refs.entry(name.clone()).or_default();
         let latest = history.last().map(|c| c.version);
@@ -159,6 +162,7 @@ impl Store for MemoryStore {
             name: name.clone(),
             version,
             target,
+            retains: options.retains,
             timestamp_ms,
             message: options.message,
             metadata: options.metadata,

@@ -45,8 +45,8 @@ const VERSIONS_DIR: &str = ".v";
 ///   [`PutMode::Create`] after checking that version N exists, so of two racing writers exactly
 ///   one creates it; the other gets [`Error::Conflict`].
 pub struct ObjectStoreStore {
-    inner: Arc<dyn ObjectStore>,
-    prefix: Path,
+    pub(super) inner: Arc<dyn ObjectStore>,
+    pub(super) prefix: Path,
     url: StoreUrl,
 }
 
@@ -58,7 +58,10 @@ impl fmt::Debug for ObjectStoreStore {
     }
 }
 
-fn os_err(kind: &'static str, name: impl fmt::Display) -> impl Fn(object_store::Error) -> Error {
+pub(super) fn os_err(
+    kind: &'static str,
+    name: impl fmt::Display,
+) -> impl Fn(object_store::Error) -> Error {
     let name = name.to_string();
     move |e| match e {
         object_store::Error::NotFound { .. } => Error::not_found(kind, &name),
@@ -98,13 +101,13 @@ impl ObjectStoreStore {
         &self.url
     }
 
-    fn path<'a>(&self, parts: impl IntoIterator<Item = PathPart<'a>>) -> Path {
+    pub(super) fn path<'a>(&self, parts: impl IntoIterator<Item = PathPart<'a>>) -> Path {
         parts
             .into_iter()
             .fold(self.prefix.clone(), |p, part| p.join(part))
     }
 
-    fn blob_path(&self, digest: &Digest) -> Path {
+    pub(super) fn blob_path(&self, digest: &Digest) -> Path {
         let hex = digest.to_hex();
         self.path([
             PathPart::from("blobs"),
@@ -113,7 +116,7 @@ impl ObjectStoreStore {
         ])
     }
 
-    fn cvs_path(&self, digest: &Digest) -> Path {
+    pub(super) fn cvs_path(&self, digest: &Digest) -> Path {
         let hex = digest.to_hex();
         self.path([
             PathPart::from("blobs"),
@@ -337,11 +340,9 @@ impl Store for ObjectStoreStore {
         ]);
         let (digest, size, cvs) = self.stage(data, &staging).await?;
         let final_path = self.blob_path(&digest);
-        if self.exists(&final_path).await? {
-            // Same content already stored: drop the duplicate upload.
-            let _ = self.inner.delete(&staging).await;
-            return Ok(BlobInfo { digest, size });
-        }
+        // When the same content is already stored, the rename below still replaces it (with
+        // identical bytes): that refreshes its modification time, so a concurrent `gc` whose grace
+        // period protects fresh blobs cannot delete a blob a writer is about to commit.
         if !cvs.is_empty() {
             // Chaining values first: a visible blob always has them. They are a pure function of
             // the content, so racing writers write identical bytes.
@@ -461,8 +462,10 @@ impl Store for ObjectStoreStore {
         target: Digest,
         options: CommitOptions,
     ) -> Result<Commit> {
-        if !self.exists(&self.blob_path(&target)).await? {
-            return Err(Error::not_found("blob", target));
+        for digest in std::iter::once(&target).chain(&options.retains) {
+            if !self.exists(&self.blob_path(digest)).await? {
+                return Err(Error::not_found("blob", digest));
+            }
         }
         let now = mlops_core::time::now_ms();
         let (version, timestamp_ms) = match options.parent {
@@ -489,6 +492,7 @@ impl Store for ObjectStoreStore {
             name: name.clone(),
             version,
             target,
+            retains: options.retains,
             timestamp_ms,
             message: options.message,
             metadata: options.metadata,
