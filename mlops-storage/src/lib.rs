@@ -39,10 +39,12 @@
 //!
 //! None yet; `s3`, `azure`, `gcp` and `mlflow` arrive with the durable backends.
 
+pub mod dataset;
 mod maintenance;
 mod memory;
 mod object;
 
+pub use dataset::{Datasets, ReadOptions, SchemaPolicy, WriteOptions};
 pub use maintenance::{VerifyReport, verify};
 pub use memory::{MemoryRegistry, MemoryStore, MemoryTracker};
 pub use object::{DEFAULT_STORE, GcOptions, GcReport, ObjectStoreStore, StoreUrl};

@@ -1,5 +1,8 @@
 //! `gc` removes exactly the unreachable, old objects; `verify` finds corruption and dangling refs.
 
+// Test helpers may panic: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use bytes::Bytes;
