@@ -1,197 +1,77 @@
 //! `mlops`: the command-line face of the mlops SDK.
 //!
-//! Exit codes: 0 success, 2 invalid input (a malformed filter or URI), 1 any other failure.
+//! Exit codes: 0 success; 1 failure (including `store verify` finding corruption); 2 bad input (a
+//! malformed filter, URI or name, a missing file or dataset).
+
+mod check;
+mod datasets;
+mod store;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use mlops::ModelUri;
-use mlops::search::{Filter, Literal, OrderBy, SearchTarget};
+use clap::{Parser, Subcommand};
+use mlops::storage::{DEFAULT_STORE, Datasets, ObjectStoreStore};
 
-/// The mlops command: check filters and URIs today; datasets, runs, models, serving, drift and
-/// policy commands arrive with their crates.
+/// The mlops command: versioned datasets and store maintenance, plus offline checks of MLflow
+/// filters and model URIs.
 #[derive(Debug, Parser)]
 #[command(name = "mlops", version)]
 struct Cli {
+    /// Where the data lives: a directory, file://, memory://, s3://bucket/prefix (feature s3),
+    /// az://… (feature azure), gs://… (feature gcp)
+    #[arg(long, global = true, env = "MLOPS_STORE", default_value = DEFAULT_STORE)]
+    store: String,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Versioned Parquet datasets: put, list, log, show, get, diff
+    #[command(subcommand)]
+    Datasets(datasets::DatasetsCommand),
+    /// Store maintenance: verify, gc
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Check MLflow search filters and order-by clauses offline
     #[command(subcommand)]
-    Filter(FilterCommand),
+    Filter(check::FilterCommand),
     /// Check model URIs (models:/name/3, models:/name@alias, runs:/id/path)
     #[command(subcommand)]
-    Uri(UriCommand),
+    Uri(check::UriCommand),
 }
 
-#[derive(Debug, Subcommand)]
-enum FilterCommand {
-    /// Parse a filter (and order-by items) and print the clauses, or say what is wrong
-    ///
-    /// Example: mlops filter check "metrics.f1 >= 0.8 AND params.model = 'mlp'" --order-by "metrics.f1 DESC"
-    Check {
-        /// The filter, in MLflow's grammar
-        filter: String,
-        /// What the filter searches
-        #[arg(long, value_enum, default_value_t = Target::Runs)]
-        target: Target,
-        /// An order-by item to check as well (repeatable)
-        #[arg(long = "order-by")]
-        order_by: Vec<String>,
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
+fn open(url: &str) -> mlops::Result<ObjectStoreStore> {
+    ObjectStoreStore::open(url, &[])
 }
 
-#[derive(Debug, Subcommand)]
-enum UriCommand {
-    /// Parse a model URI and print its parts
-    ///
-    /// Example: mlops uri parse models:/churn@champion
-    Parse {
-        /// The URI
-        uri: String,
-        /// Print JSON instead of text
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Target {
-    Runs,
-    Experiments,
-    Models,
-    Versions,
-}
-
-impl From<Target> for SearchTarget {
-    fn from(t: Target) -> Self {
-        match t {
-            Target::Runs => SearchTarget::Runs,
-            Target::Experiments => SearchTarget::Experiments,
-            Target::Models => SearchTarget::RegisteredModels,
-            Target::Versions => SearchTarget::ModelVersions,
+async fn run(cli: &Cli) -> mlops::Result<bool> {
+    match &cli.command {
+        Command::Filter(cmd) => check::filter(cmd).map(|()| true),
+        Command::Uri(cmd) => check::uri(cmd).map(|()| true),
+        Command::Datasets(cmd) => {
+            let datasets = Datasets::new(Arc::new(open(&cli.store)?));
+            datasets::run(&datasets, cmd).await.map(|()| true)
         }
+        Command::Store(cmd) => store::run(&open(&cli.store)?, cmd).await,
     }
 }
 
-fn literal_json(l: &Literal) -> serde_json::Value {
-    match l {
-        Literal::Number(n) => serde_json::json!(n),
-        Literal::Integer(n) => serde_json::json!(n),
-        Literal::String(s) => serde_json::json!(s),
-        Literal::List(items) => serde_json::json!(items),
-        _ => serde_json::Value::Null,
-    }
-}
-
-fn filter_check(
-    filter: &str,
-    target: Target,
-    order_by: &[String],
-    json: bool,
-) -> mlops::Result<()> {
-    let parsed = Filter::parse_for(target.into(), filter)?;
-    let order = OrderBy::parse_all(target.into(), order_by)?;
-    if json {
-        let clauses: Vec<_> = parsed
-            .clauses()
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "entity": c.entity.prefix(),
-                    "key": c.key,
-                    "op": c.op.as_str(),
-                    "value": literal_json(&c.value),
-                })
-            })
-            .collect();
-        let order: Vec<_> = order
-            .iter()
-            .map(|o| serde_json::json!({"entity": o.entity.prefix(), "key": o.key, "ascending": o.ascending}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({"clauses": clauses, "order_by": order})
-        );
-        return Ok(());
-    }
-    if parsed.is_empty() {
-        println!("empty filter: matches everything");
-    }
-    for (i, c) in parsed.clauses().iter().enumerate() {
-        println!(
-            "{:>2}. {}.{} {} {}",
-            i + 1,
-            c.entity.prefix(),
-            c.key,
-            c.op.as_str(),
-            literal_json(&c.value)
-        );
-    }
-    for o in &order {
-        let dir = if o.ascending { "ASC" } else { "DESC" };
-        println!("order by {}.{} {dir}", o.entity.prefix(), o.key);
-    }
-    Ok(())
-}
-
-fn uri_parse(uri: &str, json: bool) -> mlops::Result<()> {
-    let parsed: ModelUri = uri.parse()?;
-    let fields = match &parsed {
-        ModelUri::Version { name, version } => {
-            serde_json::json!({"kind": "version", "model": name.as_str(), "version": version.get()})
-        }
-        ModelUri::Alias { name, alias } => {
-            serde_json::json!({"kind": "alias", "model": name.as_str(), "alias": alias.as_str()})
-        }
-        ModelUri::Stage { name, stage } => {
-            serde_json::json!({"kind": "stage", "model": name.as_str(), "stage": stage.as_str()})
-        }
-        ModelUri::Latest { name } => serde_json::json!({"kind": "latest", "model": name.as_str()}),
-        ModelUri::Run { run_id, path } => serde_json::json!({
-            "kind": "run",
-            "run_id": run_id.as_str(),
-            "path": path.as_ref().map(|p| p.as_str()),
-        }),
-    };
-    if json {
-        println!("{fields}");
-    } else if let Some(map) = fields.as_object() {
-        for (k, v) in map {
-            println!(
-                "{k}: {}",
-                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-            );
-        }
-    }
-    Ok(())
-}
-
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Filter(FilterCommand::Check {
-            filter,
-            target,
-            order_by,
-            json,
-        }) => filter_check(filter, *target, order_by, *json),
-        Command::Uri(UriCommand::Parse { uri, json }) => uri_parse(uri, *json),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    match run(&cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e}");
-            if e.is_invalid_argument() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
+            match e {
+                mlops::Error::InvalidArgument { .. } | mlops::Error::NotFound { .. } => {
+                    ExitCode::from(2)
+                }
+                _ => ExitCode::FAILURE,
             }
         }
     }

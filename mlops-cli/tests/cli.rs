@@ -24,6 +24,16 @@ fn stderr(o: &Output) -> String {
 fn every_help_works() {
     for args in [
         vec!["--help"],
+        vec!["datasets", "--help"],
+        vec!["datasets", "put", "--help"],
+        vec!["datasets", "list", "--help"],
+        vec!["datasets", "log", "--help"],
+        vec!["datasets", "show", "--help"],
+        vec!["datasets", "get", "--help"],
+        vec!["datasets", "diff", "--help"],
+        vec!["store", "--help"],
+        vec!["store", "verify", "--help"],
+        vec!["store", "gc", "--help"],
         vec!["filter", "--help"],
         vec!["filter", "check", "--help"],
         vec!["uri", "--help"],
@@ -38,7 +48,16 @@ fn every_help_works() {
         );
     }
     let top = stdout(&mlops(&["--help"]));
-    assert!(top.contains("filter") && top.contains("uri"), "{top}");
+    for cmd in [
+        "datasets",
+        "store",
+        "filter",
+        "uri",
+        "--store",
+        "MLOPS_STORE",
+    ] {
+        assert!(top.contains(cmd), "{cmd} missing from --help: {top}");
+    }
     let check = stdout(&mlops(&["filter", "check", "--help"]));
     assert!(check.contains("Example: mlops filter check"), "{check}");
     assert!(mlops(&["--version"]).status.success());

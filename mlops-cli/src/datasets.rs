@@ -1,0 +1,276 @@
+//! `mlops datasets …`: versioned Parquet datasets in a store.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use mlops::storage::{Datasets, SchemaPolicy, WriteOptions};
+use mlops::store::RefVersion;
+use mlops::{DatasetName, Error, Result, Version};
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetsCommand {
+    /// Import a .parquet or .csv file as a new version of a dataset
+    ///
+    /// Example: mlops datasets put churn data/churn.csv --meta license=CC-BY-4.0 --meta pii=none
+    Put {
+        /// Dataset name
+        name: String,
+        /// The file to import (.parquet or .csv)
+        file: PathBuf,
+        /// Metadata kept with the version, as key=value (repeatable)
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
+        /// Commit message
+        #[arg(long, short)]
+        message: Option<String>,
+        /// Fail if the schema differs from the latest version's
+        #[arg(long)]
+        schema_must_match: bool,
+        /// Print the new version as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List datasets with their latest version
+    ///
+    /// Example: mlops datasets list --json
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every version of a dataset
+    ///
+    /// Example: mlops datasets log churn
+    Log {
+        /// Dataset name
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one version: schema, column statistics, parts and metadata
+    ///
+    /// Example: mlops datasets show churn@2
+    Show {
+        /// NAME or NAME@VERSION (latest when no version)
+        dataset: String,
+        /// Print the manifest as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a version to one Parquet file
+    ///
+    /// Example: mlops datasets get churn@2 -o churn-v2.parquet
+    Get {
+        /// NAME or NAME@VERSION (latest when no version)
+        dataset: String,
+        /// Output Parquet file
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Show how the schema changed between two versions
+    ///
+    /// Example: mlops datasets diff churn 1 2
+    Diff {
+        /// Dataset name
+        name: String,
+        /// Older version
+        from: u64,
+        /// Newer version
+        to: u64,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `name` or `name@version`.
+fn parse_ref(s: &str) -> Result<(DatasetName, RefVersion)> {
+    match s.split_once('@') {
+        Some((name, v)) => Ok((name.parse()?, RefVersion::Exact(v.parse::<Version>()?))),
+        None => Ok((s.parse()?, RefVersion::Latest)),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `2026-11-26T23:58:23Z` from ms since the epoch.
+fn when(ms: i64) -> String {
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let s = serde_json::to_string_pretty(value).map_err(|e| Error::backend("serde_json", e))?;
+    println!("{s}");
+    Ok(())
+}
+
+pub async fn run(datasets: &Datasets, cmd: &DatasetsCommand) -> Result<()> {
+    match cmd {
+        DatasetsCommand::Put {
+            name,
+            file,
+            meta,
+            message,
+            schema_must_match,
+            json,
+        } => {
+            let name: DatasetName = name.parse()?;
+            let mut options = WriteOptions::default();
+            for kv in meta {
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| Error::invalid("--meta", format!("{kv:?} is not KEY=VALUE")))?;
+                options = options.with_metadata(k.trim(), v.trim());
+            }
+            if let Some(m) = message {
+                options = options.with_message(m.clone());
+            }
+            if *schema_must_match {
+                options = options.with_schema_policy(SchemaPolicy::MustMatch);
+            }
+            let spinner = ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} importing {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            spinner.set_message(file.display().to_string());
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            let result = datasets.import_file(&name, file, options).await;
+            spinner.finish_and_clear();
+            let v = result?;
+            if *json {
+                return print_json(&v);
+            }
+            println!(
+                "{}@{}: {} rows, {} columns, {} in {} part(s), manifest {}",
+                v.name,
+                v.version,
+                v.manifest.rows,
+                v.manifest.schema.len(),
+                human_bytes(v.manifest.bytes),
+                v.manifest.parts.len(),
+                &v.digest.to_hex()[..16]
+            );
+        }
+        DatasetsCommand::List { json } => {
+            let all = datasets.list().await?;
+            if *json {
+                return print_json(&all);
+            }
+            if all.is_empty() {
+                println!("no datasets in this store");
+                return Ok(());
+            }
+            println!(
+                "{:<24} {:>7} {:>12} {:>10}  COMMITTED",
+                "NAME", "VERSION", "ROWS", "SIZE"
+            );
+            for v in all {
+                println!(
+                    "{:<24} {:>7} {:>12} {:>10}  {}",
+                    v.name.as_str(),
+                    v.version,
+                    v.manifest.rows,
+                    human_bytes(v.manifest.bytes),
+                    when(v.committed_ms)
+                );
+            }
+        }
+        DatasetsCommand::Log { name, json } => {
+            let log = datasets.log(&name.parse()?).await?;
+            if *json {
+                return print_json(&log);
+            }
+            for v in log.iter().rev() {
+                println!(
+                    "version {:<4} {}  {:>12} rows  {:>10}  {}  {}",
+                    v.version,
+                    when(v.committed_ms),
+                    v.manifest.rows,
+                    human_bytes(v.manifest.bytes),
+                    &v.digest.to_hex()[..16],
+                    v.message
+                );
+            }
+        }
+        DatasetsCommand::Show { dataset, json } => {
+            let (name, at) = parse_ref(dataset)?;
+            let v = datasets.version(&name, at).await?;
+            if *json {
+                return print_json(&v);
+            }
+            let m = &v.manifest;
+            println!(
+                "{}@{}  {} rows  {}  manifest {}",
+                v.name,
+                v.version,
+                m.rows,
+                human_bytes(m.bytes),
+                v.digest
+            );
+            for (k, val) in &m.metadata {
+                println!("  {k}: {val}");
+            }
+            println!(
+                "{:<24} {:<16} {:>8} {:>10} {:>14} {:>14}",
+                "COLUMN", "TYPE", "NULLS", "DISTINCT", "MIN", "MAX"
+            );
+            for c in &m.columns {
+                let show = |v: &Option<serde_json::Value>| {
+                    v.as_ref().map_or("-".to_owned(), |v| v.to_string())
+                };
+                println!(
+                    "{:<24} {:<16} {:>8} {:>10} {:>14} {:>14}",
+                    c.name,
+                    c.data_type,
+                    c.null_count,
+                    c.distinct_estimate
+                        .map_or("-".to_owned(), |d| format!("~{d}")),
+                    show(&c.min),
+                    show(&c.max)
+                );
+            }
+        }
+        DatasetsCommand::Get { dataset, output } => {
+            let (name, at) = parse_ref(dataset)?;
+            let rows = datasets.export_parquet(&name, at, output).await?;
+            println!("wrote {rows} rows to {}", output.display());
+        }
+        DatasetsCommand::Diff {
+            name,
+            from,
+            to,
+            json,
+        } => {
+            let name: DatasetName = name.parse()?;
+            let (from, to) = (Version::new(*from)?, Version::new(*to)?);
+            let diff = datasets.diff(&name, from, to).await?;
+            if *json {
+                return print_json(&diff);
+            }
+            if diff.is_empty() {
+                println!("{name}: schema unchanged from {from} to {to}");
+            }
+            for line in diff.lines() {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
