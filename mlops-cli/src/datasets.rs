@@ -27,6 +27,9 @@ pub enum DatasetsCommand {
         /// Fail if the schema differs from the latest version's
         #[arg(long)]
         schema_must_match: bool,
+        /// Start a new Parquet part file after this many bytes
+        #[arg(long, default_value_t = 64 << 20)]
+        part_bytes: usize,
         /// Print the new version as JSON
         #[arg(long)]
         json: bool,
@@ -129,10 +132,11 @@ pub async fn run(datasets: &Datasets, cmd: &DatasetsCommand) -> Result<()> {
             meta,
             message,
             schema_must_match,
+            part_bytes,
             json,
         } => {
             let name: DatasetName = name.parse()?;
-            let mut options = WriteOptions::default();
+            let mut options = WriteOptions::default().with_part_bytes(*part_bytes);
             for kv in meta {
                 let (k, v) = kv
                     .split_once('=')

@@ -10,6 +10,7 @@ use object_store::path::PathPart;
 use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::Serialize;
 
+use super::open::StoreUrl;
 use super::store::{ObjectStoreStore, os_err};
 
 /// Options for [`ObjectStoreStore::gc`].
@@ -143,6 +144,11 @@ impl ObjectStoreStore {
                 }
             }
         }
+        if let StoreUrl::Local(dir) = self.url() {
+            // object_store's local backend writes `<path>#<n>` temporaries and renames them into
+            // place; a writer killed in between leaves them behind, unlisted. Collect them too.
+            report.staging_removed += remove_local_temporaries(dir, cutoff, options.dry_run)?;
+        }
         for meta in staging.iter().filter(|m| is_old(m)) {
             report.staging_removed += 1;
             if !options.dry_run {
@@ -153,5 +159,64 @@ impl ObjectStoreStore {
             }
         }
         Ok(report)
+    }
+}
+
+/// Whether a file name is an object_store local temporary: `<name>#<digits>`.
+fn is_local_temporary(name: &str) -> bool {
+    name.rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn remove_local_temporaries(
+    dir: &std::path::Path,
+    cutoff: SystemTime,
+    dry_run: bool,
+) -> Result<usize> {
+    let io = |e: std::io::Error| Error::backend("local filesystem", e);
+    let mut removed = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io)?;
+            let kind = entry.file_type().map_err(io)?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+                continue;
+            }
+            let name = entry.file_name();
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff);
+            if kind.is_file() && old && name.to_str().is_some_and(is_local_temporary) {
+                removed += 1;
+                if !dry_run {
+                    match std::fs::remove_file(entry.path()) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io(e)),
+                    }
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_temporaries_are_recognised() {
+        assert!(super::is_local_temporary("abc#1"));
+        assert!(super::is_local_temporary("00000000000000000003.json#12"));
+        assert!(!super::is_local_temporary("abc"));
+        assert!(!super::is_local_temporary("abc#"));
+        assert!(!super::is_local_temporary("abc#x1"));
     }
 }
