@@ -39,11 +39,13 @@
 //!
 //! None yet; `s3`, `azure`, `gcp` and `mlflow` arrive with the durable backends.
 
+pub mod artifact;
 pub mod dataset;
 mod maintenance;
 mod memory;
 mod object;
 
+pub use artifact::{Artifacts, StoredTree, Tree};
 pub use dataset::{Datasets, ReadOptions, SchemaPolicy, WriteOptions};
 pub use maintenance::{VerifyReport, verify};
 pub use memory::{MemoryRegistry, MemoryStore, MemoryTracker};
