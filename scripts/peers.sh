@@ -3,7 +3,7 @@
 
 PEERS_VENV="${PEERS_VENV:-.venv-peers}"
 # Pinned so a fresh machine gets what the tests were written against.
-PEERS_PACKAGES=("moto[server]==5.2.5")
+PEERS_PACKAGES=("moto[server]==5.2.5" "pyarrow==26.0.1" "polars==2.1.0")
 PEER_PIDS=()
 
 stop_peers() {
@@ -23,6 +23,8 @@ peers_venv() {
     "$PEERS_VENV/bin/pip" install --quiet --disable-pip-version-check "${PEERS_PACKAGES[@]}"
     echo "$want" > "$stamp"
   fi
+  # The interop tests run the reference tools with this interpreter.
+  export MLOPS_TEST_PYTHON="$PWD/$PEERS_VENV/bin/python"
 }
 
 free_port() {

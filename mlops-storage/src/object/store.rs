@@ -229,7 +229,10 @@ impl ObjectStoreStore {
         mut data: ByteStream,
         staging: &Path,
     ) -> Result<(Digest, u64, Vec<[u8; 32]>)> {
-        let mut writer = BufWriter::new(self.inner.clone(), staging.clone());
+        // 8 MiB parts (S3's minimum is 5 MiB), at most 4 in flight: memory stays bounded whatever
+        // the blob's size.
+        let mut writer = BufWriter::with_capacity(self.inner.clone(), staging.clone(), 8 << 20)
+            .with_max_concurrency(4);
         let mut hasher = TreeHasher::new();
         let mut size = 0u64;
         while let Some(chunk) = data.next().await {
