@@ -9,5 +9,6 @@
 
 mod digest;
 mod search;
+mod store;
 
-criterion::criterion_main!(digest::benches, search::benches);
+criterion::criterion_main!(digest::benches, search::benches, store::benches);
