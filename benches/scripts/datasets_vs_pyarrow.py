@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Dataset write/read through the mlops Store versus pyarrow, on the same data, in one run.
 
-    python3 -m venv .venv-peers && .venv-peers/bin/pip install pyarrow numpy
+    ./scripts/test once (it creates .venv-peers with pyarrow and numpy), or pip install pyarrow numpy
     .venv-peers/bin/python benches/scripts/datasets_vs_pyarrow.py [--rows 20000000]
 
 Generates a table (int64 id, three float64 columns, a low-cardinality string, an int32) of about

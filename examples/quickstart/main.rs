@@ -4,20 +4,35 @@
 //! cargo run --release --example quickstart
 //! ```
 //!
-//! It trains a small linear model by gradient descent on generated data, tracks the run (params,
-//! a loss per epoch, the weights as an artifact), registers the model with its lineage and
-//! signature, moves the `champion` alias to it, resolves `models:/quickstart-linear@champion`
-//! back to the artifact, predicts with it, and prints a summary.
+//! It generates data and versions it as a Parquet dataset in the store, reads it back, trains a
+//! small linear model by gradient descent, tracks the run (params, the dataset as an input, a loss
+//! per epoch, the weights as an artifact), registers the model with its lineage (run and dataset
+//! version with digest) and signature, moves the `champion` alias to it, resolves
+//! `models:/quickstart-linear@champion` back to the artifact, predicts with it, and prints a
+//! summary.
 //!
-//! The embedded default is in memory for now; the storage issue swaps in a local directory
-//! (`./mlops-data`) and later issues grow this into the whole retraining loop.
+//! The store is the embedded default, a local directory (`./mlops-data`); pick another with
+//! `-- --store <URL>` or `$MLOPS_STORE` (`memory://`, `s3://…` with the `s3` feature). The tracker
+//! and registry are still in memory; later issues put them on the store and grow this into the
+//! whole retraining loop.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use arrow::array::{ArrayRef, AsArray, Float64Array, RecordBatch};
+use arrow::datatypes::{DataType as ArrowType, Field, Float64Type, Schema};
 use bytes::Bytes;
-use mlops::registry::{CreateModelOptions, CreateVersionOptions, Lineage};
+use futures::{TryStreamExt, stream};
+use mlops::registry::{CreateModelOptions, CreateVersionOptions, DatasetLineage, Lineage};
 use mlops::signature::{Signature, TensorSpec};
-use mlops::storage::{MemoryRegistry, MemoryTracker};
+use mlops::storage::{
+    DEFAULT_STORE, Datasets, MemoryRegistry, MemoryTracker, ObjectStoreStore, ReadOptions,
+    WriteOptions,
+};
+use mlops::store::RefVersion;
 use mlops::tracker::{CreateRunOptions, LogBatch, SearchRunsOptions};
+use mlops::tracking::{Dataset, DatasetInput, tags};
 use mlops::{
     ArtifactPath, DataType, Metric, ModelUri, Param, Registry, RegistryExt, RunStatus, Tensor,
     Tracker, TrackerExt,
@@ -57,13 +72,62 @@ fn mse(w: f64, b: f64, xs: &[f64], ys: &[f64]) -> f64 {
         / xs.len() as f64
 }
 
+/// `--store <URL>`, else `$MLOPS_STORE`, else `./mlops-data`.
+fn store_url() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--store") {
+        Some(i) => args.get(i + 1).cloned().unwrap_or_default(),
+        None => std::env::var("MLOPS_STORE").unwrap_or_else(|_| DEFAULT_STORE.to_owned()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let url = store_url();
+    let store = Arc::new(ObjectStoreStore::open(&url, &[])?);
+    let datasets = Datasets::new(store);
     let tracker = MemoryTracker::new();
     let registry = MemoryRegistry::new();
 
-    // 1. Data and an experiment.
+    // 1. Data, versioned as a Parquet dataset in the store, and read back from it.
     let (xs, ys) = generate(1_000, 7);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("x", ArrowType::Float64, false),
+        Field::new("y", ArrowType::Float64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Float64Array::from(xs)) as ArrayRef,
+            Arc::new(Float64Array::from(ys)),
+        ],
+    )?;
+    let dataset_name = "quickstart-xy".parse()?;
+    let data = datasets
+        .write(
+            &dataset_name,
+            schema,
+            stream::iter([Ok(batch)]),
+            WriteOptions::default()
+                .with_metadata("source", "generated: y = 3x + 2 + uniform noise")
+                .with_metadata("license", "CC0-1.0"),
+        )
+        .await?;
+    let read = datasets
+        .read(
+            &dataset_name,
+            RefVersion::Exact(data.version),
+            ReadOptions::default(),
+        )
+        .await?;
+    let batches: Vec<RecordBatch> = read.batches.try_collect().await?;
+    let column = |name: &str| -> Vec<f64> {
+        batches
+            .iter()
+            .flat_map(|b| b[name].as_primitive::<Float64Type>().values().to_vec())
+            .collect()
+    };
+    let (xs, ys) = (column("x"), column("y"));
     let (train_x, test_x) = xs.split_at(800);
     let (train_y, test_y) = ys.split_at(800);
     let experiment = tracker
@@ -77,6 +141,22 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
     let run_id = run.info.run_id.clone();
+    tracker
+        .log_inputs(
+            &run_id,
+            vec![DatasetInput {
+                dataset: Dataset {
+                    name: dataset_name.to_string(),
+                    digest: data.digest.to_hex(),
+                    source_type: "mlops-store".into(),
+                    source: format!("datasets/{dataset_name}@{}", data.version),
+                    schema: Some(serde_json::to_string(&data.manifest.schema)?),
+                    profile: Some(serde_json::json!({"rows": data.manifest.rows}).to_string()),
+                },
+                tags: BTreeMap::from([(tags::DATASET_CONTEXT.to_owned(), "training".to_owned())]),
+            }],
+        )
+        .await?;
 
     // 2. Train, logging params once and the loss every epoch.
     let (lr, epochs) = (0.5, 60);
@@ -147,7 +227,12 @@ async fn main() -> anyhow::Result<()> {
                 .with_signature(signature)
                 .with_lineage(Lineage {
                     run_id: Some(run_id.clone()),
-                    ..Lineage::default()
+                    datasets: vec![DatasetLineage {
+                        name: dataset_name.clone(),
+                        version: data.version,
+                        digest: data.digest,
+                    }],
+                    git_commit: None,
                 }),
         )
         .await?;
@@ -182,14 +267,24 @@ async fn main() -> anyhow::Result<()> {
         .search_all_runs(
             SearchRunsOptions::default()
                 .in_experiment(experiment)
-                .with_filter("metrics.test_mse < 0.05 AND params.lr = '0.5'"),
+                .with_filter(format!(
+                    "metrics.test_mse < 0.05 AND params.lr = '0.5' AND datasets.name = '{dataset_name}'"
+                )),
         )
         .await?;
     let final_run = tracker.get_run(&run_id).await?;
     let history = tracker
         .metric_history(&run_id, &"train_mse".parse()?)
         .await?;
-    println!("mlops quickstart");
+    println!("mlops quickstart (store: {url})");
+    println!(
+        "  dataset      {dataset_name}@{}: {} rows, {} columns, {} bytes of zstd Parquet, manifest {}",
+        data.version,
+        data.manifest.rows,
+        data.manifest.schema.len(),
+        data.manifest.bytes,
+        &data.digest.to_hex()[..16]
+    );
     println!(
         "  experiment   quickstart ({})",
         final_run.info.experiment_id
@@ -214,8 +309,17 @@ async fn main() -> anyhow::Result<()> {
         &artifact.digest.to_hex()[..16]
     );
     println!(
-        "  registered   {} version {} from {}",
-        champion.name, champion.version, champion.source
+        "  registered   {} version {} from {}, trained on {}",
+        champion.name,
+        champion.version,
+        champion.source,
+        champion
+            .lineage
+            .datasets
+            .iter()
+            .map(|d| format!("{}@{}", d.name, d.version))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!("  resolved     {uri} -> version {}", champion.version);
     println!(
@@ -229,7 +333,7 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
     );
     println!(
-        "  search       'metrics.test_mse < 0.05 AND params.lr = 0.5' -> {} run(s)",
+        "  search       'metrics.test_mse < 0.05 AND params.lr = 0.5 AND datasets.name = …' -> {} run(s)",
         best.len()
     );
     if best.is_empty() {

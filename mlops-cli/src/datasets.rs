@@ -111,6 +111,17 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
+/// A spinner on stderr (hidden when stderr is not a terminal) for work of unknown length.
+fn spinner(message: String) -> ProgressBar {
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 /// `2026-11-26T23:58:23Z` from ms since the epoch.
 fn when(ms: i64) -> String {
     let t =
@@ -149,12 +160,7 @@ pub async fn run(datasets: &Datasets, cmd: &DatasetsCommand) -> Result<()> {
             if *schema_must_match {
                 options = options.with_schema_policy(SchemaPolicy::MustMatch);
             }
-            let spinner = ProgressBar::new_spinner().with_style(
-                ProgressStyle::with_template("{spinner} importing {msg} ({elapsed})")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            spinner.set_message(file.display().to_string());
-            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            let spinner = spinner(format!("importing {}", file.display()));
             let result = datasets.import_file(&name, file, options).await;
             spinner.finish_and_clear();
             let v = result?;
@@ -253,7 +259,10 @@ pub async fn run(datasets: &Datasets, cmd: &DatasetsCommand) -> Result<()> {
         }
         DatasetsCommand::Get { dataset, output } => {
             let (name, at) = parse_ref(dataset)?;
-            let rows = datasets.export_parquet(&name, at, output).await?;
+            let spinner = spinner(format!("exporting {dataset} to {}", output.display()));
+            let rows = datasets.export_parquet(&name, at, output).await;
+            spinner.finish_and_clear();
+            let rows = rows?;
             println!("wrote {rows} rows to {}", output.display());
         }
         DatasetsCommand::Diff {
