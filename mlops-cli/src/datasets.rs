@@ -28,7 +28,7 @@ pub enum DatasetsCommand {
         #[arg(long)]
         schema_must_match: bool,
         /// Start a new Parquet part file after this many bytes
-        #[arg(long, default_value_t = 64 << 20)]
+        #[arg(long, default_value_t = 128 << 20)]
         part_bytes: usize,
         /// Print the new version as JSON
         #[arg(long)]

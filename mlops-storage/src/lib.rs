@@ -44,6 +44,7 @@ pub mod dataset;
 mod maintenance;
 mod memory;
 mod object;
+mod registry_state;
 
 pub use artifact::{Artifacts, StoredTree, Tree};
 pub use dataset::{Datasets, ReadOptions, SchemaPolicy, WriteOptions};

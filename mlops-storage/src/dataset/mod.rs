@@ -46,10 +46,10 @@ pub enum SchemaPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriteOptions {
-    /// Rows per Parquet row group (default 128 Ki).
+    /// Rows per Parquet row group (default 1 Mi, as pyarrow).
     pub row_group_rows: usize,
-    /// Start a new part file once the current one reaches this many bytes (default 64 MiB); also
-    /// bounds the memory a write holds.
+    /// Start a new part file once the current one reaches this many bytes (default 128 MiB); with
+    /// the row group in progress, this bounds the memory a write holds.
     pub part_bytes: usize,
     /// User metadata kept in the manifest (`source`, `license`, `pii`, …).
     pub metadata: BTreeMap<String, String>,
@@ -62,8 +62,8 @@ pub struct WriteOptions {
 impl Default for WriteOptions {
     fn default() -> Self {
         Self {
-            row_group_rows: 128 * 1024,
-            part_bytes: 64 << 20,
+            row_group_rows: 1024 * 1024,
+            part_bytes: 128 << 20,
             metadata: BTreeMap::new(),
             schema_policy: SchemaPolicy::Allow,
             message: String::new(),
@@ -421,8 +421,10 @@ impl Datasets {
         let first_bytes = self.store.get_bytes(&first.digest).await?;
         let (schema, _) = decode_part(first_bytes.clone(), indices.as_deref(), first.digest)?;
         let store = self.store.clone();
+        // Two parts in flight: one decodes on a blocking thread while the next is fetched and
+        // decoded on another (decoding is CPU work; it stays off the async threads).
         let batches = stream::iter(parts.into_iter().enumerate())
-            .then(move |(i, part)| {
+            .map(move |(i, part)| {
                 let store = store.clone();
                 let first_bytes = first_bytes.clone();
                 let indices = indices.clone();
@@ -432,10 +434,15 @@ impl Datasets {
                     } else {
                         store.get_bytes(&part.digest).await?
                     };
-                    let (_, batches) = decode_part(bytes, indices.as_deref(), part.digest)?;
-                    Ok::<_, Error>(stream::iter(batches))
+                    let decoded = tokio::task::spawn_blocking(move || {
+                        decode_part(bytes, indices.as_deref(), part.digest)
+                    })
+                    .await
+                    .map_err(|e| Error::backend("tokio", e))??;
+                    Ok::<_, Error>(stream::iter(decoded.1))
                 }
             })
+            .buffered(2)
             .try_flatten()
             .boxed();
         Ok(BatchStream { schema, batches })

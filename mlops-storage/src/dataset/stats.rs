@@ -3,7 +3,7 @@
 //! standard error).
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
@@ -32,10 +32,30 @@ const EXACT_LIMIT: usize = 1024;
 const P: u32 = 12;
 const M: usize = 1 << P;
 
+/// The values in the exact set are already hashes: use them as they are.
+#[derive(Debug, Default, Clone, Copy)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type HashSetOfHashes = HashSet<u64, BuildHasherDefault<Identity>>;
+
 /// Distinct counting: exact while small, HyperLogLog once large.
 #[derive(Debug, Clone)]
 enum Distinct {
-    Exact(HashSet<u64>),
+    Exact(HashSetOfHashes),
     Sketch(Box<[u8; M]>),
 }
 
@@ -85,11 +105,23 @@ fn hll_add(regs: &mut [u8; M], hash: u64) {
     }
 }
 
-fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
-    // SipHash with fixed keys: the same value hashes the same in every run of one build.
-    let mut h = DefaultHasher::new();
-    v.hash(&mut h);
-    h.finish()
+/// MurmurHash3's 64-bit finaliser: spreads any 64-bit input over all bits (what HyperLogLog
+/// needs), deterministic across runs and builds.
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// FNV-1a over the bytes, then [`mix`].
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    mix(h ^ bytes.len() as u64)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +170,7 @@ impl StatsBuilder {
             nulls: 0,
             min: None,
             max: None,
-            distinct: Some(Distinct::Exact(HashSet::new())),
+            distinct: Some(Distinct::Exact(HashSetOfHashes::default())),
         }
     }
 
@@ -163,27 +195,44 @@ impl StatsBuilder {
         if dt.is_numeric()
             && let Ok(f) = cast(array, &DataType::Float64)
         {
-            {
-                for v in f.as_primitive::<Float64Type>().iter().flatten() {
-                    self.count(hash_of(&v.to_bits()));
-                    if !v.is_nan() {
-                        self.see(Extreme::Num(v));
-                    }
+            let f = f.as_primitive::<Float64Type>();
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            for v in f.iter().flatten() {
+                self.count(mix(v.to_bits()));
+                // NaN fails both comparisons and is skipped.
+                if v < lo {
+                    lo = v;
                 }
-                return;
+                if v > hi {
+                    hi = v;
+                }
             }
+            if lo <= hi {
+                self.see(Extreme::Num(lo));
+                self.see(Extreme::Num(hi));
+            }
+            return;
         }
         match dt {
             DataType::Boolean => {
                 for v in array.as_boolean().iter().flatten() {
-                    self.count(hash_of(&v));
+                    self.count(mix(u64::from(v)));
                     self.see(Extreme::Bool(v));
                 }
             }
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
                 if let Ok(s) = cast(array, &DataType::Utf8) {
+                    let (mut lo, mut hi): (Option<&str>, Option<&str>) = (None, None);
                     for v in s.as_string::<i32>().iter().flatten() {
-                        self.count(hash_of(v));
+                        self.count(hash_bytes(v.as_bytes()));
+                        if lo.is_none_or(|l| v < l) {
+                            lo = Some(v);
+                        }
+                        if hi.is_none_or(|h| v > h) {
+                            hi = Some(v);
+                        }
+                    }
+                    for v in [lo, hi].into_iter().flatten() {
                         self.see(Extreme::Str(v.to_owned()));
                     }
                 }
@@ -192,7 +241,7 @@ impl StatsBuilder {
                 // Dates, timestamps, dictionaries…: distinct values through their text form.
                 Ok(s) => {
                     for v in s.as_string::<i32>().iter().flatten() {
-                        self.count(hash_of(v));
+                        self.count(hash_bytes(v.as_bytes()));
                     }
                 }
                 Err(_) => self.distinct = None,
