@@ -44,6 +44,7 @@ pub mod dataset;
 mod maintenance;
 mod memory;
 mod object;
+mod registry;
 mod registry_state;
 
 pub use artifact::{Artifacts, StoredTree, Tree};
@@ -51,3 +52,4 @@ pub use dataset::{Datasets, ReadOptions, SchemaPolicy, WriteOptions};
 pub use maintenance::{VerifyReport, verify};
 pub use memory::{MemoryRegistry, MemoryStore, MemoryTracker};
 pub use object::{DEFAULT_STORE, GcOptions, GcReport, ObjectStoreStore, StoreUrl};
+pub use registry::StoreRegistry;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use mlops_core::{Digest, Registry, Store, Tracker};
-use mlops_storage::{MemoryRegistry, MemoryStore, MemoryTracker, ObjectStoreStore};
+use mlops_storage::{MemoryRegistry, MemoryStore, MemoryTracker, ObjectStoreStore, StoreRegistry};
 
 fn memory_hook(
     store: Arc<MemoryStore>,
@@ -86,4 +86,27 @@ async fn arc_and_box_dyn_registry_pass_the_registry_suite() {
     mlops_testkit::registry::run_all(&arc).await;
     let boxed: Box<dyn Registry> = Box::new(MemoryRegistry::new());
     mlops_testkit::registry::run_all(&boxed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_registry_on_a_local_directory_passes_the_registry_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ObjectStoreStore::open(dir.path().to_str().unwrap(), &[]).unwrap());
+    let registry = StoreRegistry::new(store.clone());
+    mlops_testkit::registry::run_all(&registry).await;
+    // A second registry over the same directory sees everything, through Arc<dyn Registry>.
+    let again: Arc<dyn Registry> = Arc::new(StoreRegistry::new(store));
+    let page = again
+        .search_registered_models(mlops_core::registry::SearchRegistryOptions::default())
+        .await
+        .unwrap();
+    assert!(!page.items.is_empty());
+    let fresh = ObjectStoreStore::open(dir.path().to_str().unwrap(), &[]).unwrap();
+    assert!(mlops_storage::verify(&fresh).await.unwrap().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_registry_on_memory_passes_the_registry_suite() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    mlops_testkit::registry::run_all(&StoreRegistry::new(store)).await;
 }

@@ -108,3 +108,9 @@ async fn large_blobs_go_up_in_parts_and_read_back_verified() {
         .unwrap();
     assert_eq!(got.concat(), data[r].to_vec());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_registry_on_s3_passes_the_registry_suite() {
+    let registry = mlops_storage::StoreRegistry::new(unique_store());
+    mlops_testkit::registry::run_all(&registry).await;
+}
