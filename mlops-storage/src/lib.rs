@@ -46,6 +46,7 @@ mod memory;
 mod object;
 mod registry;
 mod registry_state;
+mod tracker_state;
 
 pub use artifact::{Artifacts, StoredTree, Tree};
 pub use dataset::{Datasets, ReadOptions, SchemaPolicy, WriteOptions};
