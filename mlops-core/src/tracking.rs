@@ -206,12 +206,55 @@ pub struct RunInfo {
     pub lifecycle_stage: LifecycleStage,
 }
 
+/// Serde for `f64` that keeps NaN and ±inf (MLflow allows them as metric values; JSON has no
+/// literal for them): finite values are numbers, the others the strings `"NaN"`, `"Infinity"`,
+/// `"-Infinity"`.
+pub mod json_f64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes `v`.
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if *v > 0.0 {
+            s.serialize_str("Infinity")
+        } else {
+            s.serialize_str("-Infinity")
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+    }
+
+    /// Deserializes a number or one of the three strings.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(n) => Ok(n),
+            Repr::Text(t) => match t.as_str() {
+                "NaN" | "nan" => Ok(f64::NAN),
+                "Infinity" | "inf" => Ok(f64::INFINITY),
+                "-Infinity" | "-inf" => Ok(f64::NEG_INFINITY),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected a number, \"NaN\", \"Infinity\" or \"-Infinity\", got {other:?}"
+                ))),
+            },
+        }
+    }
+}
+
 /// One metric value at one step (MLflow's `Metric`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metric {
     /// The metric key.
     pub key: MetricKey,
     /// The value (NaN and ±inf are allowed, as in MLflow).
+    #[serde(with = "json_f64")]
     pub value: f64,
     /// When it was logged, ms since the epoch.
     pub timestamp_ms: i64,
@@ -459,6 +502,26 @@ mod tests {
         assert_eq!(m(9.0, 100, 1).latest_order(&m(1.0, 1, 2)), Less);
         assert_eq!(m(9.0, 100, 2).latest_order(&m(1.0, 1, 2)), Greater);
         assert_eq!(m(2.0, 5, 2).latest_order(&m(1.0, 5, 2)), Greater);
+    }
+
+    #[test]
+    fn non_finite_metric_values_survive_json() {
+        for v in [0.5, f64::INFINITY, f64::NEG_INFINITY] {
+            let json = serde_json::to_string(&m(v, 1, 2)).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Metric>(&json).unwrap().value,
+                v,
+                "{json}"
+            );
+        }
+        let json = serde_json::to_string(&m(f64::NAN, 1, 2)).unwrap();
+        assert!(json.contains("\"NaN\""), "{json}");
+        assert!(
+            serde_json::from_str::<Metric>(&json)
+                .unwrap()
+                .value
+                .is_nan()
+        );
     }
 
     #[test]

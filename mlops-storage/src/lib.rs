@@ -42,10 +42,11 @@
 pub mod artifact;
 pub mod dataset;
 mod maintenance;
-mod memory;
+pub(crate) mod memory;
 mod object;
 mod registry;
 mod registry_state;
+mod tracker;
 mod tracker_state;
 
 pub use artifact::{Artifacts, StoredTree, Tree};
@@ -54,3 +55,4 @@ pub use maintenance::{VerifyReport, verify};
 pub use memory::{MemoryRegistry, MemoryStore, MemoryTracker};
 pub use object::{DEFAULT_STORE, GcOptions, GcReport, ObjectStoreStore, StoreUrl};
 pub use registry::StoreRegistry;
+pub use tracker::{StoreTracker, StoreTrackerOptions};

@@ -114,7 +114,10 @@ impl TrackerState {
 
     /// A run that may be written to: it exists and is not soft-deleted.
     fn active_run(&mut self, id: &RunId) -> Result<&mut RunState> {
-        let r = self.runs.get_mut(id).ok_or_else(|| Error::not_found("run", id))?;
+        let r = self
+            .runs
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("run", id))?;
         if r.run.info.lifecycle_stage != LifecycleStage::Active {
             return Err(Error::invalid(
                 "run",
@@ -196,7 +199,10 @@ impl TrackerState {
             .ok_or_else(|| Error::not_found("experiment", name))
     }
 
-    pub(crate) fn search_experiments(&self, options: SearchExperimentsOptions) -> Result<Page<Experiment>> {
+    pub(crate) fn search_experiments(
+        &self,
+        options: SearchExperimentsOptions,
+    ) -> Result<Page<Experiment>> {
         let candidates: Vec<Experiment> = self
             .experiments
             .values()
@@ -317,7 +323,12 @@ impl TrackerState {
         key: &MetricKey,
         options: PageOptions,
     ) -> Result<Page<Metric>> {
-        let history = self.run(run_id)?.history.get(key).cloned().unwrap_or_default();
+        let history = self
+            .run(run_id)?
+            .history
+            .get(key)
+            .cloned()
+            .unwrap_or_default();
         Page::slice(
             history,
             options.page_token.as_deref(),
@@ -383,7 +394,10 @@ impl TrackerState {
                 if experiment.lifecycle_stage != LifecycleStage::Active {
                     return Err(Error::invalid(
                         "experiment",
-                        format!("experiment {} is deleted; runs cannot be created in it", run.info.experiment_id),
+                        format!(
+                            "experiment {} is deleted; runs cannot be created in it",
+                            run.info.experiment_id
+                        ),
                     ));
                 }
                 if self.runs.contains_key(&run.info.run_id) {
@@ -412,7 +426,10 @@ impl TrackerState {
                     r.run.info.end_time = Some(end);
                 }
                 if let Some(name) = run_name {
-                    r.run.data.tags.insert(TagKey::new(tags::RUN_NAME)?, name.clone());
+                    r.run
+                        .data
+                        .tags
+                        .insert(TagKey::new(tags::RUN_NAME)?, name.clone());
                     r.run.info.run_name = name;
                 }
             }

@@ -114,3 +114,14 @@ async fn store_registry_on_s3_passes_the_registry_suite() {
     let registry = mlops_storage::StoreRegistry::new(unique_store());
     mlops_testkit::registry::run_all(&registry).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_tracker_on_s3_passes_the_tracker_suite() {
+    let store: Arc<dyn Store> = unique_store();
+    let tracker =
+        mlops_storage::StoreTracker::open(store, mlops_storage::StoreTrackerOptions::default())
+            .await
+            .unwrap();
+    mlops_testkit::tracker::run_all(&tracker).await;
+    mlops_core::Tracker::flush(&tracker).await.unwrap();
+}

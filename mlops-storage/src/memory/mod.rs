@@ -12,6 +12,6 @@ use std::sync::{Mutex, MutexGuard};
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical section
 /// validates before it mutates, so the state is consistent even then.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

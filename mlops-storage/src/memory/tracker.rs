@@ -78,11 +78,18 @@ impl Tracker for MemoryTracker {
         self.read(|s| s.get_experiment_by_name(name))
     }
 
-    async fn search_experiments(&self, options: SearchExperimentsOptions) -> Result<Page<Experiment>> {
+    async fn search_experiments(
+        &self,
+        options: SearchExperimentsOptions,
+    ) -> Result<Page<Experiment>> {
         self.read(|s| s.search_experiments(options))
     }
 
-    async fn set_experiment_lifecycle(&self, id: &ExperimentId, stage: LifecycleStage) -> Result<()> {
+    async fn set_experiment_lifecycle(
+        &self,
+        id: &ExperimentId,
+        stage: LifecycleStage,
+    ) -> Result<()> {
         self.apply(Event::SetExperimentLifecycle {
             id: id.clone(),
             stage,
@@ -90,13 +97,18 @@ impl Tracker for MemoryTracker {
     }
 
     async fn set_experiment_tag(&self, id: &ExperimentId, tag: Tag) -> Result<()> {
-        self.apply(Event::SetExperimentTag { id: id.clone(), tag })
+        self.apply(Event::SetExperimentTag {
+            id: id.clone(),
+            tag,
+        })
     }
 
     async fn create_run(&self, options: CreateRunOptions) -> Result<Run> {
         let mut state = lock(&self.state);
         let run = state.tracking.new_run(options)?;
-        state.tracking.apply(Event::CreateRun { run: run.clone() })?;
+        state
+            .tracking
+            .apply(Event::CreateRun { run: run.clone() })?;
         Ok(run)
     }
 
@@ -153,7 +165,12 @@ impl Tracker for MemoryTracker {
         self.read(|s| s.metric_history(run_id, key, options))
     }
 
-    async fn put_artifact(&self, run_id: &RunId, path: &ArtifactPath, data: Bytes) -> Result<ArtifactInfo> {
+    async fn put_artifact(
+        &self,
+        run_id: &RunId,
+        path: &ArtifactPath,
+        data: Bytes,
+    ) -> Result<ArtifactInfo> {
         let info = ArtifactInfo {
             path: path.clone(),
             size: data.len() as u64,

@@ -1,0 +1,460 @@
+//! [`StoreTracker`]: a durable, log-structured [`Tracker`] on any [`Store`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mlops_core::page::Page;
+use mlops_core::store::{CommitOptions, RefVersion, Store, StoreExt};
+use mlops_core::tracker::{
+    ArtifactInfo, CreateExperimentOptions, CreateRunOptions, LogBatch, PageOptions,
+    SearchExperimentsOptions, SearchRunsOptions, Tracker, UpdateRunOptions,
+};
+use mlops_core::tracking::{DatasetInput, Experiment, LifecycleStage, Metric, Run, RunInfo, Tag};
+use mlops_core::{
+    ArtifactPath, Digest, Error, ExperimentId, ExperimentName, MetricKey, RefName, Result, RunId,
+    TagKey, Version,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::memory::lock;
+use crate::tracker_state::{Event, TrackerState, default_experiment, log_batch_event};
+
+const SEGMENTS: &str = "tracker/segments";
+const EXPERIMENTS: &str = "tracker/experiments";
+const SEGMENT_FORMAT: &str = "mlops.tracker-segment/1";
+const ARTIFACT_ROOT: &str = "mlops-store:/tracker";
+
+/// Options for [`StoreTracker::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreTrackerOptions {
+    /// A background task flushes buffered writes this often (default 1 s). `None` disables it:
+    /// then only [`Tracker::flush`] and `end_run` write.
+    pub flush_interval: Option<Duration>,
+}
+
+impl Default for StoreTrackerOptions {
+    fn default() -> Self {
+        Self {
+            flush_interval: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+impl StoreTrackerOptions {
+    /// Sets the background flush interval (`None`: no background flushing).
+    pub fn with_flush_interval(mut self, interval: Option<Duration>) -> Self {
+        self.flush_interval = interval;
+        self
+    }
+}
+
+/// A segment: the events one tracker instance flushed at once.
+#[derive(Debug, Serialize, Deserialize)]
+struct Segment {
+    format: String,
+    writer: String,
+    events: Vec<Event>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: TrackerState,
+    /// Applied locally, not yet in a segment.
+    pending: Vec<Event>,
+    /// Newest version of our own segment log.
+    own: Option<Version>,
+    /// Other writers' logs, applied up to this version.
+    seen: BTreeMap<RefName, Version>,
+    /// Experiments already loaded from their name refs.
+    known_experiments: BTreeMap<RefName, ExperimentId>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    store: Arc<dyn Store>,
+    /// This instance's segment log: `tracker/segments/<writer>`.
+    log: RefName,
+    writer: String,
+    inner: Mutex<Inner>,
+    /// One flush at a time, so segments commit in order.
+    flushing: tokio::sync::Mutex<()>,
+}
+
+/// A [`Tracker`] on any [`Store`] — a local directory, S3, memory — with MLflow's semantics.
+///
+/// # How it works
+///
+/// Object stores cannot append, so the tracker is log-structured. Every change is applied to an
+/// in-memory view (so it costs the caller a map update, not I/O) and queued as an event; a
+/// background task — and every [`flush`](Tracker::flush) and `end_run`, the durability points —
+/// writes the queued events as one immutable segment blob and commits it to this instance's own
+/// log, `tracker/segments/<writer id>`. Each process has its own log, so concurrent processes never
+/// contend on a commit. Reads first replay what other writers have committed since last time.
+///
+/// Experiment names are unique across processes: creating one commits a ref named after the name's
+/// digest with compare-and-swap, so of two racing creators one wins and the other gets
+/// `AlreadyExists` (and `get_or_create_experiment` returns the winner's id).
+///
+/// A process killed mid-run loses what it logged since its last durability point and nothing
+/// else; segments and experiment records are immutable blobs, so the store is never left corrupt.
+/// Artifacts are stored as blobs at once and retained by the segment that records them.
+///
+/// Writes to the same run from several processes merge: metrics append, tags take the last value
+/// replayed, and of two different values for one param the first replayed wins.
+#[derive(Debug, Clone)]
+pub struct StoreTracker {
+    shared: Arc<Shared>,
+}
+
+fn name_ref(name: &ExperimentName) -> Result<RefName> {
+    // Names may hold characters ref names do not allow: address them by digest.
+    let d = Digest::of(name.as_str().as_bytes()).to_hex();
+    RefName::new(format!("{EXPERIMENTS}/{}", &d[..32]))
+}
+
+impl StoreTracker {
+    /// Opens the tracker kept in `store`, replaying what is there, and starts the background
+    /// flush (it needs a tokio runtime, which `open` runs on).
+    pub async fn open(store: Arc<dyn Store>, options: StoreTrackerOptions) -> Result<Self> {
+        let writer = RunId::generate().into_string();
+        let log = RefName::new(format!("{SEGMENTS}/{writer}"))?;
+        let tracker = Self {
+            shared: Arc::new(Shared {
+                store,
+                log,
+                writer,
+                inner: Mutex::new(Inner {
+                    state: TrackerState::new(default_experiment(ARTIFACT_ROOT, 0)),
+                    pending: Vec::new(),
+                    own: None,
+                    seen: BTreeMap::new(),
+                    known_experiments: BTreeMap::new(),
+                }),
+                flushing: tokio::sync::Mutex::new(()),
+            }),
+        };
+        tracker.refresh().await?;
+        if let Some(every) = options.flush_interval {
+            let weak = Arc::downgrade(&tracker.shared);
+            tokio::spawn(background_flush(weak, every));
+        }
+        Ok(tracker)
+    }
+
+    /// Replays experiments and other writers' segments committed since the last refresh.
+    pub async fn refresh(&self) -> Result<()> {
+        let s = &self.shared;
+        let experiments = RefName::new(EXPERIMENTS)?;
+        for r in s.store.list_refs(Some(&experiments)).await? {
+            if lock(&s.inner).known_experiments.contains_key(&r) {
+                continue;
+            }
+            let commit = s
+                .store
+                .get_ref(&r, RefVersion::Exact(Version::FIRST))
+                .await?;
+            let raw = s.store.get_bytes(&commit.target).await?;
+            let experiment: Experiment = serde_json::from_slice(&raw)
+                .map_err(|e| Error::corrupt("experiment", &r, format!("unreadable record: {e}")))?;
+            let mut inner = lock(&s.inner);
+            inner
+                .known_experiments
+                .insert(r, experiment.experiment_id.clone());
+            inner.state.insert_experiment(experiment);
+        }
+        let segments = RefName::new(SEGMENTS)?;
+        for r in s.store.list_refs(Some(&segments)).await? {
+            if r == s.log {
+                continue;
+            }
+            let latest = s.store.get_ref(&r, RefVersion::Latest).await?.version;
+            let from = lock(&s.inner)
+                .seen
+                .get(&r)
+                .map_or(Ok(Version::FIRST), |v| v.next())?;
+            let mut v = from;
+            while v <= latest {
+                let commit = s.store.get_ref(&r, RefVersion::Exact(v)).await?;
+                let raw = s.store.get_bytes(&commit.target).await?;
+                let segment: Segment = serde_json::from_slice(&raw).map_err(|e| {
+                    Error::corrupt(
+                        "tracker segment",
+                        format!("{r}@{v}"),
+                        format!("unreadable: {e}"),
+                    )
+                })?;
+                let mut inner = lock(&s.inner);
+                for event in segment.events {
+                    if let Err(e) = inner.state.apply(event) {
+                        // A change that was valid for its writer but conflicts here (two values
+                        // for one param): the first replayed wins.
+                        tracing::warn!(log = %r, version = %v, error = %e, "skipped a conflicting tracker event");
+                    }
+                }
+                inner.seen.insert(r.clone(), v);
+                drop(inner);
+                v = v.next()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a change locally and queues it for the next segment.
+    fn record(&self, event: Event) -> Result<()> {
+        let mut inner = lock(&self.shared.inner);
+        inner.state.apply(event.clone())?;
+        inner.pending.push(event);
+        Ok(())
+    }
+
+    async fn read<T>(&self, f: impl FnOnce(&TrackerState) -> Result<T>) -> Result<T> {
+        self.refresh().await?;
+        f(&lock(&self.shared.inner).state)
+    }
+}
+
+async fn flush_shared(s: &Shared) -> Result<()> {
+    let _one_at_a_time = s.flushing.lock().await;
+    let (events, parent) = {
+        let mut inner = lock(&s.inner);
+        (std::mem::take(&mut inner.pending), inner.own)
+    };
+    if events.is_empty() {
+        return Ok(());
+    }
+    let retains: Vec<Digest> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PutArtifact { info, .. } => Some(info.digest),
+            _ => None,
+        })
+        .collect();
+    let segment = Segment {
+        format: SEGMENT_FORMAT.to_owned(),
+        writer: s.writer.clone(),
+        events,
+    };
+    let result = async {
+        let json = serde_json::to_vec(&segment).map_err(|e| Error::backend("serde_json", e))?;
+        let digest = s.store.put_bytes(Bytes::from(json)).await?.digest;
+        let options = CommitOptions::default()
+            .with_parent(parent)
+            .with_retains(retains)
+            .with_metadata("events", segment.events.len().to_string());
+        s.store.commit(&s.log, digest, options).await
+    }
+    .await;
+    let mut inner = lock(&s.inner);
+    match result {
+        Ok(commit) => {
+            inner.own = Some(commit.version);
+            Ok(())
+        }
+        Err(e) => {
+            // Keep the events, in order, ahead of anything logged meanwhile: the next flush retries.
+            let later = std::mem::take(&mut inner.pending);
+            inner.pending = segment.events;
+            inner.pending.extend(later);
+            Err(e)
+        }
+    }
+}
+
+async fn background_flush(shared: Weak<Shared>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(s) = shared.upgrade() else { return };
+        if let Err(e) = flush_shared(&s).await {
+            tracing::warn!(error = %e, "background flush failed; the events stay queued");
+        }
+    }
+}
+
+#[async_trait]
+impl Tracker for StoreTracker {
+    async fn create_experiment(
+        &self,
+        name: &ExperimentName,
+        options: CreateExperimentOptions,
+    ) -> Result<ExperimentId> {
+        self.refresh().await?;
+        let s = &self.shared;
+        let experiment = lock(&s.inner)
+            .state
+            .new_experiment(name, options, ARTIFACT_ROOT)?;
+        let json = serde_json::to_vec(&experiment).map_err(|e| Error::backend("serde_json", e))?;
+        let digest = s.store.put_bytes(Bytes::from(json)).await?.digest;
+        let r = name_ref(name)?;
+        match s
+            .store
+            .commit(
+                &r,
+                digest,
+                CommitOptions::default().with_message("create experiment"),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_conflict() => return Err(Error::already_exists("experiment", name)),
+            Err(e) => return Err(e),
+        }
+        let id = experiment.experiment_id.clone();
+        let mut inner = lock(&s.inner);
+        inner.known_experiments.insert(r, id.clone());
+        inner.state.insert_experiment(experiment);
+        Ok(id)
+    }
+
+    async fn get_experiment(&self, id: &ExperimentId) -> Result<Experiment> {
+        self.read(|s| s.get_experiment(id)).await
+    }
+
+    async fn get_experiment_by_name(&self, name: &ExperimentName) -> Result<Experiment> {
+        self.read(|s| s.get_experiment_by_name(name)).await
+    }
+
+    async fn search_experiments(
+        &self,
+        options: SearchExperimentsOptions,
+    ) -> Result<Page<Experiment>> {
+        self.read(|s| s.search_experiments(options)).await
+    }
+
+    async fn set_experiment_lifecycle(
+        &self,
+        id: &ExperimentId,
+        stage: LifecycleStage,
+    ) -> Result<()> {
+        self.refresh().await?;
+        self.record(Event::SetExperimentLifecycle {
+            id: id.clone(),
+            stage,
+        })
+    }
+
+    async fn set_experiment_tag(&self, id: &ExperimentId, tag: Tag) -> Result<()> {
+        self.refresh().await?;
+        self.record(Event::SetExperimentTag {
+            id: id.clone(),
+            tag,
+        })
+    }
+
+    async fn create_run(&self, options: CreateRunOptions) -> Result<Run> {
+        let needs_refresh = {
+            let inner = lock(&self.shared.inner);
+            let exp = options
+                .experiment_id
+                .clone()
+                .unwrap_or_else(ExperimentId::default_experiment);
+            !inner.state.has_experiment(&exp)
+                || options
+                    .parent_run_id
+                    .as_ref()
+                    .is_some_and(|p| inner.state.get_run(p).is_err())
+        };
+        if needs_refresh {
+            self.refresh().await?;
+        }
+        let mut inner = lock(&self.shared.inner);
+        let run = inner.state.new_run(options)?;
+        let event = Event::CreateRun { run: run.clone() };
+        inner.state.apply(event.clone())?;
+        inner.pending.push(event);
+        Ok(run)
+    }
+
+    async fn update_run(&self, run_id: &RunId, options: UpdateRunOptions) -> Result<RunInfo> {
+        self.record(Event::UpdateRun {
+            run_id: run_id.clone(),
+            status: options.status,
+            end_time: options.end_time,
+            run_name: options.run_name,
+        })?;
+        Ok(lock(&self.shared.inner).state.get_run(run_id)?.info)
+    }
+
+    async fn set_run_lifecycle(&self, run_id: &RunId, stage: LifecycleStage) -> Result<()> {
+        self.record(Event::SetRunLifecycle {
+            run_id: run_id.clone(),
+            stage,
+        })
+    }
+
+    async fn log_batch(&self, run_id: &RunId, batch: LogBatch) -> Result<()> {
+        self.record(log_batch_event(run_id, batch)?)
+    }
+
+    async fn delete_run_tag(&self, run_id: &RunId, key: &TagKey) -> Result<()> {
+        self.record(Event::DeleteRunTag {
+            run_id: run_id.clone(),
+            key: key.clone(),
+        })
+    }
+
+    async fn log_inputs(&self, run_id: &RunId, inputs: Vec<DatasetInput>) -> Result<()> {
+        self.record(Event::LogInputs {
+            run_id: run_id.clone(),
+            inputs,
+        })
+    }
+
+    async fn get_run(&self, run_id: &RunId) -> Result<Run> {
+        self.read(|s| s.get_run(run_id)).await
+    }
+
+    async fn search_runs(&self, options: SearchRunsOptions) -> Result<Page<Run>> {
+        self.read(|s| s.search_runs(options)).await
+    }
+
+    async fn get_metric_history(
+        &self,
+        run_id: &RunId,
+        key: &MetricKey,
+        options: PageOptions,
+    ) -> Result<Page<Metric>> {
+        self.read(|s| s.metric_history(run_id, key, options)).await
+    }
+
+    async fn put_artifact(
+        &self,
+        run_id: &RunId,
+        path: &ArtifactPath,
+        data: Bytes,
+    ) -> Result<ArtifactInfo> {
+        // Check the run before storing anything.
+        lock(&self.shared.inner).state.get_run(run_id)?;
+        let blob = self.shared.store.put_bytes(data).await?;
+        let info = ArtifactInfo {
+            path: path.clone(),
+            size: blob.size,
+            digest: blob.digest,
+        };
+        self.record(Event::PutArtifact {
+            run_id: run_id.clone(),
+            info: info.clone(),
+        })?;
+        Ok(info)
+    }
+
+    async fn get_artifact(&self, run_id: &RunId, path: &ArtifactPath) -> Result<Bytes> {
+        let info = self.read(|s| s.artifact(run_id, path)).await?;
+        self.shared.store.get_bytes(&info.digest).await
+    }
+
+    async fn list_artifacts(
+        &self,
+        run_id: &RunId,
+        prefix: Option<&ArtifactPath>,
+    ) -> Result<Vec<ArtifactInfo>> {
+        self.read(|s| s.list_artifacts(run_id, prefix)).await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        flush_shared(&self.shared).await
+    }
+}
