@@ -11,10 +11,10 @@
 //! `models:/quickstart-linear@champion` back to the artifact, predicts with it, and prints a
 //! summary.
 //!
-//! The store is the embedded default, a local directory (`./mlops-data`); pick another with
-//! `-- --store <URL>` or `$MLOPS_STORE` (`memory://`, `s3://…` with the `s3` feature). The tracker
-//! and registry are still in memory; later issues put them on the store and grow this into the
-//! whole retraining loop.
+//! Data, runs, artifacts and the registry all live in one store, the embedded default: a local
+//! directory (`./mlops-data`). Pick another with `-- --store <URL>` or `$MLOPS_STORE`
+//! (`memory://`, `s3://…` with the `s3` feature). Run it twice: the dataset, the experiment's runs
+//! and the model's versions accumulate. Later issues grow this into the whole retraining loop.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,15 +27,15 @@ use futures::{TryStreamExt, stream};
 use mlops::registry::{CreateModelOptions, CreateVersionOptions, DatasetLineage, Lineage};
 use mlops::signature::{Signature, TensorSpec};
 use mlops::storage::{
-    DEFAULT_STORE, Datasets, MemoryRegistry, MemoryTracker, ObjectStoreStore, ReadOptions,
-    WriteOptions,
+    DEFAULT_STORE, Datasets, ObjectStoreStore, ReadOptions, StoreRegistry, StoreTracker,
+    StoreTrackerOptions, WriteOptions,
 };
 use mlops::store::RefVersion;
 use mlops::tracker::{CreateRunOptions, LogBatch, SearchRunsOptions};
 use mlops::tracking::{Dataset, DatasetInput, tags};
 use mlops::{
-    ArtifactPath, DataType, Metric, ModelUri, Param, Registry, RegistryExt, RunStatus, Tensor,
-    Tracker, TrackerExt,
+    ArtifactPath, DataType, Metric, ModelUri, Param, Registry, RegistryExt, RunStatus, Store,
+    Tensor, Tracker, TrackerExt,
 };
 
 /// A small deterministic generator (SplitMix64), so the example needs no RNG dependency and
@@ -84,10 +84,10 @@ fn store_url() -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = store_url();
-    let store = Arc::new(ObjectStoreStore::open(&url, &[])?);
-    let datasets = Datasets::new(store);
-    let tracker = MemoryTracker::new();
-    let registry = MemoryRegistry::new();
+    let store: Arc<dyn Store> = Arc::new(ObjectStoreStore::open(&url, &[])?);
+    let datasets = Datasets::new(store.clone());
+    let tracker = StoreTracker::open(store.clone(), StoreTrackerOptions::default()).await?;
+    let registry = StoreRegistry::new(store);
 
     // 1. Data, versioned as a Parquet dataset in the store, and read back from it.
     let (xs, ys) = generate(1_000, 7);
@@ -208,13 +208,19 @@ async fn main() -> anyhow::Result<()> {
 
     // 4. Register it, with lineage and signature, and make it the champion.
     let name = "quickstart-linear".parse()?;
-    registry
+    // The store keeps the model from earlier runs of this example: each run adds a version.
+    match registry
         .create_registered_model(
             &name,
             CreateModelOptions::default()
                 .with_description("y = w·x + b, fitted by gradient descent"),
         )
-        .await?;
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.is_already_exists() => {}
+        Err(e) => return Err(e.into()),
+    }
     let signature = Signature::tensors(
         vec![TensorSpec::new("x", DataType::Fp64, vec![-1, 1])],
         vec![TensorSpec::new("y", DataType::Fp64, vec![-1, 1])],
@@ -266,7 +272,7 @@ async fn main() -> anyhow::Result<()> {
     let best = tracker
         .search_all_runs(
             SearchRunsOptions::default()
-                .in_experiment(experiment)
+                .in_experiment(experiment.clone())
                 .with_filter(format!(
                     "metrics.test_mse < 0.05 AND params.lr = '0.5' AND datasets.name = '{dataset_name}'"
                 )),
@@ -333,10 +339,10 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
     );
     println!(
-        "  search       'metrics.test_mse < 0.05 AND params.lr = 0.5 AND datasets.name = …' -> {} run(s)",
+        "  search       'metrics.test_mse < 0.05 AND params.lr = 0.5 AND datasets.name = …' -> {} run(s) in the store",
         best.len()
     );
-    if best.is_empty() {
+    if !best.iter().any(|r| r.info.run_id == run_id) {
         bail!("training did not converge: test mse is not below 0.05");
     }
     Ok(())
