@@ -6,15 +6,18 @@
 mod check;
 mod datasets;
 mod store;
+mod tracking;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use mlops::storage::{DEFAULT_STORE, Datasets, ObjectStoreStore};
+use mlops::storage::{
+    DEFAULT_STORE, Datasets, ObjectStoreStore, StoreRegistry, StoreTracker, StoreTrackerOptions,
+};
 
-/// The mlops command: versioned datasets and store maintenance, plus offline checks of MLflow
-/// filters and model URIs.
+/// The mlops command: datasets, runs, experiments and models kept in a store, store maintenance,
+/// and offline checks of MLflow filters and model URIs.
 #[derive(Debug, Parser)]
 #[command(name = "mlops", version)]
 struct Cli {
@@ -32,6 +35,15 @@ enum Command {
     /// Versioned Parquet datasets: put, list, log, show, get, diff
     #[command(subcommand)]
     Datasets(datasets::DatasetsCommand),
+    /// Experiments in the store's tracker: list
+    #[command(subcommand)]
+    Experiments(tracking::ExperimentsCommand),
+    /// Runs in the store's tracker: list (MLflow filters), show, compare
+    #[command(subcommand)]
+    Runs(tracking::RunsCommand),
+    /// Registered models in the store's registry: list, show, alias
+    #[command(subcommand)]
+    Models(tracking::ModelsCommand),
     /// Store maintenance: verify, gc
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -47,6 +59,12 @@ fn open(url: &str) -> mlops::Result<ObjectStoreStore> {
     ObjectStoreStore::open(url, &[])
 }
 
+async fn open_tracker(url: &str) -> mlops::Result<StoreTracker> {
+    // The CLI reads; nothing to flush in the background.
+    let options = StoreTrackerOptions::default().with_flush_interval(None);
+    StoreTracker::open(Arc::new(open(url)?), options).await
+}
+
 async fn run(cli: &Cli) -> mlops::Result<bool> {
     match &cli.command {
         Command::Filter(cmd) => check::filter(cmd).map(|()| true),
@@ -56,6 +74,18 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
             datasets::run(&datasets, cmd).await.map(|()| true)
         }
         Command::Store(cmd) => store::run(&open(&cli.store)?, cmd).await,
+        Command::Experiments(cmd) => {
+            let tracker = open_tracker(&cli.store).await?;
+            tracking::experiments(&tracker, cmd).await.map(|()| true)
+        }
+        Command::Runs(cmd) => {
+            let tracker = open_tracker(&cli.store).await?;
+            tracking::runs(&tracker, cmd).await.map(|()| true)
+        }
+        Command::Models(cmd) => {
+            let registry = StoreRegistry::new(Arc::new(open(&cli.store)?));
+            tracking::models(&registry, cmd).await.map(|()| true)
+        }
     }
 }
 

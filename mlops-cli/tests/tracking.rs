@@ -1,0 +1,147 @@
+//! `mlops experiments|runs|models …` read what the library wrote into a store.
+
+// Test helpers may panic: a failure is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use mlops::registry::{CreateModelOptions, CreateVersionOptions};
+use mlops::storage::{ObjectStoreStore, StoreRegistry, StoreTracker, StoreTrackerOptions};
+use mlops::tracker::CreateRunOptions;
+use mlops::{Registry, RunStatus, Store, Tracker, TrackerExt};
+
+fn mlops(store: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("the mlops binary runs")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Two runs in experiment "churn" and a model with two versions, written by the library.
+async fn populate(dir: &Path) -> Vec<String> {
+    let store: Arc<dyn Store> =
+        Arc::new(ObjectStoreStore::open(dir.to_str().unwrap(), &[]).unwrap());
+    let tracker = StoreTracker::open(store.clone(), StoreTrackerOptions::default())
+        .await
+        .unwrap();
+    let exp = tracker
+        .get_or_create_experiment(&"churn".parse().unwrap())
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for (name, f1) in [("mlp", 0.91), ("logistic", 0.84)] {
+        let run = tracker
+            .create_run(
+                CreateRunOptions::default()
+                    .in_experiment(exp.clone())
+                    .with_name(name),
+            )
+            .await
+            .unwrap()
+            .info
+            .run_id;
+        tracker.log_param(&run, "model", name).await.unwrap();
+        tracker.log_metric(&run, "f1", f1, 0).await.unwrap();
+        tracker.end_run(&run, RunStatus::Finished).await.unwrap();
+        ids.push(run.into_string());
+    }
+    let registry = StoreRegistry::new(store);
+    let name = "churn".parse().unwrap();
+    registry
+        .create_registered_model(&name, CreateModelOptions::default())
+        .await
+        .unwrap();
+    for id in &ids {
+        registry
+            .create_model_version(
+                &name,
+                CreateVersionOptions::new(format!("runs:/{id}/model")),
+            )
+            .await
+            .unwrap();
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_experiments_and_models_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let ids = populate(&store).await;
+
+    let out = ok(&mlops(&store, &["experiments", "list"]));
+    assert!(out.contains("churn") && out.contains("Default"), "{out}");
+
+    let out = ok(&mlops(
+        &store,
+        &[
+            "runs",
+            "list",
+            "--experiment",
+            "churn",
+            "--filter",
+            "metrics.f1 > 0.9",
+        ],
+    ));
+    assert!(out.contains(&ids[0]) && !out.contains(&ids[1]), "{out}");
+    let out = ok(&mlops(
+        &store,
+        &["runs", "list", "--order-by", "metrics.f1 ASC", "--json"],
+    ));
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        runs[0]["info"]["run_id"],
+        ids[1].as_str(),
+        "ascending f1 puts logistic first"
+    );
+
+    let out = ok(&mlops(&store, &["runs", "show", &ids[0]]));
+    assert!(
+        out.contains("model = mlp") && out.contains("f1 = 0.910000"),
+        "{out}"
+    );
+    let out = ok(&mlops(&store, &["runs", "compare", &ids[0], &ids[1]]));
+    assert!(
+        out.contains("params.model") && out.contains("logistic"),
+        "{out}"
+    );
+
+    let out = ok(&mlops(
+        &store,
+        &["models", "alias", "churn", "champion", "2"],
+    ));
+    assert_eq!(out.trim(), "models:/churn@champion -> version 2");
+    let out = ok(&mlops(&store, &["models", "show", "churn"]));
+    assert!(
+        out.contains("version 2") && out.contains("champion"),
+        "{out}"
+    );
+    let out = ok(&mlops(&store, &["models", "list"]));
+    assert!(out.contains("champion=2"), "{out}");
+
+    let bad = mlops(&store, &["runs", "show", "no-such-run"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("run not found: no-such-run"));
+    let bad = mlops(&store, &["models", "alias", "churn", "latest", "1"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = mlops(&store, &["runs", "list", "--experiment", "nope"]);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
