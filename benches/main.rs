@@ -10,5 +10,11 @@
 mod digest;
 mod search;
 mod store;
+mod tracker;
 
-criterion::criterion_main!(digest::benches, search::benches, store::benches);
+criterion::criterion_main!(
+    digest::benches,
+    search::benches,
+    store::benches,
+    tracker::benches
+);

@@ -189,7 +189,7 @@ impl StoreTracker {
                 })?;
                 let mut inner = lock(&s.inner);
                 for event in segment.events {
-                    if let Err(e) = inner.state.apply(event) {
+                    if let Err(e) = inner.state.apply(&event) {
                         // A change that was valid for its writer but conflicts here (two values
                         // for one param): the first replayed wins.
                         tracing::warn!(log = %r, version = %v, error = %e, "skipped a conflicting tracker event");
@@ -206,7 +206,7 @@ impl StoreTracker {
     /// Applies a change locally and queues it for the next segment.
     fn record(&self, event: Event) -> Result<()> {
         let mut inner = lock(&self.shared.inner);
-        inner.state.apply(event.clone())?;
+        inner.state.apply(&event)?;
         inner.pending.push(event);
         Ok(())
     }
@@ -363,7 +363,7 @@ impl Tracker for StoreTracker {
         let mut inner = lock(&self.shared.inner);
         let run = inner.state.new_run(options)?;
         let event = Event::CreateRun { run: run.clone() };
-        inner.state.apply(event.clone())?;
+        inner.state.apply(&event)?;
         inner.pending.push(event);
         Ok(run)
     }

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use mlops_core::page::Page;
-use mlops_core::search::{SearchTarget, run_tiebreak, select};
+use mlops_core::search::{SearchTarget, run_tiebreak, select, select_ref};
 use mlops_core::time::now_ms;
 use mlops_core::tracker::{
     ArtifactInfo, CreateExperimentOptions, CreateRunOptions, LogBatch, PageOptions,
@@ -72,10 +72,18 @@ pub(crate) enum Event {
     },
 }
 
+/// One logged value; the key is the history map's key.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    value: f64,
+    timestamp_ms: i64,
+    step: i64,
+}
+
 #[derive(Debug, Clone)]
 struct RunState {
     run: Run,
-    history: BTreeMap<MetricKey, Vec<Metric>>,
+    history: BTreeMap<MetricKey, Vec<Point>>,
     artifacts: BTreeMap<ArtifactPath, ArtifactInfo>,
 }
 
@@ -304,9 +312,8 @@ impl TrackerState {
                 options.experiment_ids.is_empty()
                     || options.experiment_ids.contains(&r.info.experiment_id)
             })
-            .filter(|r| options.view_type.includes(r.info.lifecycle_stage))
-            .cloned();
-        select(
+            .filter(|r| options.view_type.includes(r.info.lifecycle_stage));
+        select_ref(
             SearchTarget::Runs,
             candidates,
             options.filter.as_deref(),
@@ -323,17 +330,22 @@ impl TrackerState {
         key: &MetricKey,
         options: PageOptions,
     ) -> Result<Page<Metric>> {
-        let history = self
+        let points = self
             .run(run_id)?
             .history
             .get(key)
-            .cloned()
-            .unwrap_or_default();
-        Page::slice(
-            history,
+            .map_or(&[][..], Vec::as_slice);
+        let page = Page::slice(
+            points.iter().collect::<Vec<_>>(),
             options.page_token.as_deref(),
             options.max_results.unwrap_or(25_000),
-        )
+        )?;
+        Ok(page.map(|p| Metric {
+            key: key.clone(),
+            value: p.value,
+            timestamp_ms: p.timestamp_ms,
+            step: p.step,
+        }))
     }
 
     pub(crate) fn artifact(&self, run_id: &RunId, path: &ArtifactPath) -> Result<ArtifactInfo> {
@@ -366,27 +378,28 @@ impl TrackerState {
     }
 
     /// Applies one change. An invalid change is an error and changes nothing.
-    pub(crate) fn apply(&mut self, event: Event) -> Result<()> {
+    pub(crate) fn apply(&mut self, event: &Event) -> Result<()> {
         match event {
             Event::SetExperimentLifecycle { id, stage } => {
-                if id == ExperimentId::default_experiment() && stage == LifecycleStage::Deleted {
+                let stage = *stage;
+                if *id == ExperimentId::default_experiment() && stage == LifecycleStage::Deleted {
                     return Err(Error::invalid(
                         "experiment",
                         "the default experiment (id 0) cannot be deleted",
                     ));
                 }
-                let experiment = self.experiment_mut(&id)?;
+                let experiment = self.experiment_mut(id)?;
                 experiment.lifecycle_stage = stage;
                 experiment.last_update_time = now_ms();
                 for r in self.runs.values_mut() {
-                    if r.run.info.experiment_id == id {
+                    if r.run.info.experiment_id == *id {
                         r.run.info.lifecycle_stage = stage;
                     }
                 }
             }
             Event::SetExperimentTag { id, tag } => {
-                let experiment = self.experiment_mut(&id)?;
-                experiment.tags.insert(tag.key, tag.value);
+                let experiment = self.experiment_mut(id)?;
+                experiment.tags.insert(tag.key.clone(), tag.value.clone());
                 experiment.last_update_time = now_ms();
             }
             Event::CreateRun { run } => {
@@ -406,7 +419,7 @@ impl TrackerState {
                 self.runs.insert(
                     run.info.run_id.clone(),
                     RunState {
-                        run,
+                        run: run.clone(),
                         history: BTreeMap::new(),
                         artifacts: BTreeMap::new(),
                     },
@@ -418,27 +431,27 @@ impl TrackerState {
                 end_time,
                 run_name,
             } => {
-                let r = self.active_run(&run_id)?;
+                let r = self.active_run(run_id)?;
                 if let Some(status) = status {
-                    r.run.info.status = status;
+                    r.run.info.status = *status;
                 }
                 if let Some(end) = end_time {
-                    r.run.info.end_time = Some(end);
+                    r.run.info.end_time = Some(*end);
                 }
                 if let Some(name) = run_name {
                     r.run
                         .data
                         .tags
                         .insert(TagKey::new(tags::RUN_NAME)?, name.clone());
-                    r.run.info.run_name = name;
+                    r.run.info.run_name = name.clone();
                 }
             }
             Event::SetRunLifecycle { run_id, stage } => {
                 let r = self
                     .runs
-                    .get_mut(&run_id)
-                    .ok_or_else(|| Error::not_found("run", &run_id))?;
-                r.run.info.lifecycle_stage = stage;
+                    .get_mut(run_id)
+                    .ok_or_else(|| Error::not_found("run", run_id))?;
+                r.run.info.lifecycle_stage = *stage;
             }
             Event::LogBatch {
                 run_id,
@@ -446,10 +459,10 @@ impl TrackerState {
                 params,
                 tags: batch_tags,
             } => {
-                let r = self.active_run(&run_id)?;
+                let r = self.active_run(run_id)?;
                 // Validate the whole batch before writing anything: an invalid batch changes nothing.
                 let mut incoming: BTreeMap<&str, &str> = BTreeMap::new();
-                for p in &params {
+                for p in params {
                     if let Some(prev) = incoming.insert(p.key.as_str(), &p.value)
                         && prev != p.value
                     {
@@ -471,41 +484,59 @@ impl TrackerState {
                     }
                 }
                 for m in metrics {
-                    let latest = r.run.data.metrics.get(&m.key);
-                    if latest.is_none_or(|l| m.latest_order(l).is_ge()) {
-                        r.run.data.metrics.insert(m.key.clone(), m.clone());
+                    // Steady state allocates nothing: the key is cloned only the first time.
+                    match r.run.data.metrics.get_mut(&m.key) {
+                        Some(latest) if m.latest_order(latest).is_ge() => {
+                            latest.value = m.value;
+                            latest.timestamp_ms = m.timestamp_ms;
+                            latest.step = m.step;
+                        }
+                        Some(_) => {}
+                        None => {
+                            r.run.data.metrics.insert(m.key.clone(), m.clone());
+                        }
                     }
-                    r.history.entry(m.key.clone()).or_default().push(m);
+                    let point = Point {
+                        value: m.value,
+                        timestamp_ms: m.timestamp_ms,
+                        step: m.step,
+                    };
+                    match r.history.get_mut(&m.key) {
+                        Some(h) => h.push(point),
+                        None => {
+                            r.history.insert(m.key.clone(), vec![point]);
+                        }
+                    }
                 }
                 for p in params {
-                    r.run.data.params.insert(p.key, p.value);
+                    r.run.data.params.insert(p.key.clone(), p.value.clone());
                 }
                 for t in batch_tags {
                     if t.key.as_str() == tags::RUN_NAME {
                         r.run.info.run_name = t.value.clone();
                     }
-                    r.run.data.tags.insert(t.key, t.value);
+                    r.run.data.tags.insert(t.key.clone(), t.value.clone());
                 }
             }
             Event::DeleteRunTag { run_id, key } => {
-                let r = self.active_run(&run_id)?;
+                let r = self.active_run(run_id)?;
                 r.run
                     .data
                     .tags
-                    .remove(&key)
+                    .remove(key)
                     .ok_or_else(|| Error::not_found("tag", format!("{key} on run {run_id}")))?;
             }
             Event::LogInputs { run_id, inputs } => {
-                let r = self.active_run(&run_id)?;
+                let r = self.active_run(run_id)?;
                 for input in inputs {
-                    if !r.run.inputs.dataset_inputs.contains(&input) {
-                        r.run.inputs.dataset_inputs.push(input);
+                    if !r.run.inputs.dataset_inputs.contains(input) {
+                        r.run.inputs.dataset_inputs.push(input.clone());
                     }
                 }
             }
             Event::PutArtifact { run_id, info } => {
-                let r = self.active_run(&run_id)?;
-                r.artifacts.insert(info.path.clone(), info);
+                let r = self.active_run(run_id)?;
+                r.artifacts.insert(info.path.clone(), info.clone());
             }
         }
         Ok(())

@@ -96,9 +96,32 @@ impl Searchable for ModelVersion {
 ///
 /// Every implementation of a search method can call this on its candidates so that filtering,
 /// ordering and paging are identical everywhere.
-pub fn select<T: Searchable>(
+pub fn select<T: Searchable + Clone>(
     target: SearchTarget,
     items: impl IntoIterator<Item = T>,
+    filter: Option<&str>,
+    order_by: &[String],
+    tiebreak: impl Fn(&T, &T) -> Ordering,
+    max_results: usize,
+    page_token: Option<&str>,
+) -> Result<Page<T>> {
+    let items: Vec<T> = items.into_iter().collect();
+    select_ref(
+        target,
+        &items,
+        filter,
+        order_by,
+        tiebreak,
+        max_results,
+        page_token,
+    )
+}
+
+/// [`select`] over borrowed candidates: only the items on the returned page are cloned, so a
+/// backend can search its whole in-memory state without copying it.
+pub fn select_ref<'a, T: Searchable + Clone + 'a>(
+    target: SearchTarget,
+    items: impl IntoIterator<Item = &'a T>,
     filter: Option<&str>,
     order_by: &[String],
     tiebreak: impl Fn(&T, &T) -> Ordering,
@@ -112,9 +135,9 @@ pub fn select<T: Searchable>(
     let order = OrderBy::parse_all(target, order_by)?;
     // Validate the token before doing any work.
     crate::page::decode_offset(page_token)?;
-    let mut hits: Vec<T> = items.into_iter().filter(|i| filter.matches(i)).collect();
-    hits.sort_by(|a, b| compare_by(a, b, &order).then_with(|| tiebreak(a, b)));
-    Page::slice(hits, page_token, max_results)
+    let mut hits: Vec<&T> = items.into_iter().filter(|i| filter.matches(*i)).collect();
+    hits.sort_by(|a, b| compare_by(*a, *b, &order).then_with(|| tiebreak(a, b)));
+    Ok(Page::slice(hits, page_token, max_results)?.map(Clone::clone))
 }
 
 /// MLflow's natural run order: `start_time` descending, then `run_id`.

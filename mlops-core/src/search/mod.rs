@@ -25,7 +25,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-pub use impls::{run_tiebreak, select};
+pub use impls::{run_tiebreak, select, select_ref};
 use lexer::{Spanned, Tok, tokenize};
 pub use like::like_match;
 

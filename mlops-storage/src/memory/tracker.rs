@@ -48,7 +48,7 @@ impl MemoryTracker {
     }
 
     fn apply(&self, event: Event) -> Result<()> {
-        lock(&self.state).tracking.apply(event)
+        lock(&self.state).tracking.apply(&event)
     }
 
     fn read<T>(&self, f: impl FnOnce(&TrackerState) -> Result<T>) -> Result<T> {
@@ -108,13 +108,13 @@ impl Tracker for MemoryTracker {
         let run = state.tracking.new_run(options)?;
         state
             .tracking
-            .apply(Event::CreateRun { run: run.clone() })?;
+            .apply(&Event::CreateRun { run: run.clone() })?;
         Ok(run)
     }
 
     async fn update_run(&self, run_id: &RunId, options: UpdateRunOptions) -> Result<RunInfo> {
         let mut state = lock(&self.state);
-        state.tracking.apply(Event::UpdateRun {
+        state.tracking.apply(&Event::UpdateRun {
             run_id: run_id.clone(),
             status: options.status,
             end_time: options.end_time,
@@ -177,7 +177,7 @@ impl Tracker for MemoryTracker {
             digest: Digest::of(&data),
         };
         let mut state = lock(&self.state);
-        state.tracking.apply(Event::PutArtifact {
+        state.tracking.apply(&Event::PutArtifact {
             run_id: run_id.clone(),
             info: info.clone(),
         })?;
