@@ -44,6 +44,12 @@ enum Command {
     /// Registered models in the store's registry: list, show, alias
     #[command(subcommand)]
     Models(tracking::ModelsCommand),
+    /// Export to other tools' formats: mlflow
+    #[command(subcommand)]
+    Export(tracking::ExportCommand),
+    /// Import from other tools' formats: mlflow
+    #[command(subcommand)]
+    Import(tracking::ImportCommand),
     /// Store maintenance: verify, gc
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -59,10 +65,13 @@ fn open(url: &str) -> mlops::Result<ObjectStoreStore> {
     ObjectStoreStore::open(url, &[])
 }
 
+/// Tracker options for a short-lived command: no background flushing (commands flush themselves).
+fn quiet() -> StoreTrackerOptions {
+    StoreTrackerOptions::default().with_flush_interval(None)
+}
+
 async fn open_tracker(url: &str) -> mlops::Result<StoreTracker> {
-    // The CLI reads; nothing to flush in the background.
-    let options = StoreTrackerOptions::default().with_flush_interval(None);
-    StoreTracker::open(Arc::new(open(url)?), options).await
+    StoreTracker::open(Arc::new(open(url)?), quiet()).await
 }
 
 async fn run(cli: &Cli) -> mlops::Result<bool> {
@@ -81,6 +90,20 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
         Command::Runs(cmd) => {
             let tracker = open_tracker(&cli.store).await?;
             tracking::runs(&tracker, cmd).await.map(|()| true)
+        }
+        Command::Export(cmd) => {
+            let store: Arc<dyn mlops::Store> = Arc::new(open(&cli.store)?);
+            let tracker = StoreTracker::open(store.clone(), quiet()).await?;
+            tracking::export(&tracker, &StoreRegistry::new(store), cmd)
+                .await
+                .map(|()| true)
+        }
+        Command::Import(cmd) => {
+            let store: Arc<dyn mlops::Store> = Arc::new(open(&cli.store)?);
+            let tracker = StoreTracker::open(store.clone(), quiet()).await?;
+            let imported = tracking::import(&tracker, &StoreRegistry::new(store), cmd).await;
+            mlops::Tracker::flush(&tracker).await?;
+            imported.map(|()| true)
         }
         Command::Models(cmd) => {
             let registry = StoreRegistry::new(Arc::new(open(&cli.store)?));

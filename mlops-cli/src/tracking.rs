@@ -418,3 +418,69 @@ pub async fn models(registry: &StoreRegistry, cmd: &ModelsCommand) -> Result<()>
     }
     Ok(())
 }
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write the store's experiments, runs (params, full metric histories, tags, artifacts) and
+    /// registered models in MLflow's file-store layout, which MLflow's client and UI read
+    /// (with MLFLOW_ALLOW_FILE_STORE=true on MLflow 3.13+)
+    ///
+    /// Example: mlops export mlflow --out mlruns
+    Mlflow {
+        /// A new (or empty) directory
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Read an MLflow file store (an `mlruns` directory) into the store: experiments by name,
+    /// runs (new ids, tagged mlops.import.run_id), registered models
+    ///
+    /// Example: mlops import mlflow ./mlruns
+    Mlflow {
+        /// The MLflow store directory
+        dir: std::path::PathBuf,
+    },
+}
+
+pub async fn export(
+    tracker: &StoreTracker,
+    registry: &StoreRegistry,
+    cmd: &ExportCommand,
+) -> Result<()> {
+    let ExportCommand::Mlflow { out } = cmd;
+    let r = mlops::storage::export_mlflow(tracker, registry, out).await?;
+    println!(
+        "wrote {} experiments, {} runs ({} metric values, {} artifacts), {} models ({} versions) to {}",
+        r.experiments,
+        r.runs,
+        r.metric_values,
+        r.artifacts,
+        r.models,
+        r.model_versions,
+        out.display()
+    );
+    Ok(())
+}
+
+pub async fn import(
+    tracker: &StoreTracker,
+    registry: &StoreRegistry,
+    cmd: &ImportCommand,
+) -> Result<()> {
+    let ImportCommand::Mlflow { dir } = cmd;
+    let r = mlops::storage::import_mlflow(dir, tracker, registry).await?;
+    println!(
+        "imported {} experiments, {} runs ({} metric values, {} artifacts), {} models ({} versions) from {}",
+        r.experiments,
+        r.runs,
+        r.metric_values,
+        r.artifacts,
+        r.models,
+        r.model_versions,
+        dir.display()
+    );
+    Ok(())
+}

@@ -132,6 +132,28 @@ async fn runs_experiments_and_models_from_the_command_line() {
     let out = ok(&mlops(&store, &["models", "list"]));
     assert!(out.contains("champion=2"), "{out}");
 
+    // MLflow's file layout, out and back in through the command line.
+    let mlruns = dir.path().join("mlruns");
+    let out = ok(&mlops(
+        &store,
+        &["export", "mlflow", "--out", mlruns.to_str().unwrap()],
+    ));
+    assert!(out.starts_with("wrote 2 experiments, 2 runs"), "{out}");
+    assert!(mlruns.join("models/churn/aliases/champion").is_file());
+    let other = dir.path().join("other-store");
+    let out = ok(&mlops(
+        &other,
+        &["import", "mlflow", mlruns.to_str().unwrap()],
+    ));
+    assert!(out.starts_with("imported 2 experiments, 2 runs"), "{out}");
+    let out = ok(&mlops(
+        &other,
+        &["runs", "list", "--filter", "metrics.f1 > 0.9"],
+    ));
+    assert!(out.contains("mlp"), "{out}");
+    let out = ok(&mlops(&other, &["models", "list"]));
+    assert!(out.contains("champion=2"), "{out}");
+
     let bad = mlops(&store, &["runs", "show", "no-such-run"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("run not found: no-such-run"));

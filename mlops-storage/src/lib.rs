@@ -54,7 +54,9 @@ pub use artifact::{Artifacts, StoredTree, Tree};
 pub use dataset::{Datasets, ReadOptions, SchemaPolicy, WriteOptions};
 pub use maintenance::{VerifyReport, verify};
 pub use memory::{MemoryRegistry, MemoryStore, MemoryTracker};
-pub use mlflow_files::{MlflowExport, export_mlflow};
+pub use mlflow_files::{
+    IMPORTED_RUN_ID_TAG, MlflowExport, MlflowImport, export_mlflow, import_mlflow,
+};
 pub use object::{DEFAULT_STORE, GcOptions, GcReport, ObjectStoreStore, StoreUrl};
 pub use registry::StoreRegistry;
 pub use tracker::{StoreTracker, StoreTrackerOptions};

@@ -313,6 +313,349 @@ fn export_version(model_dir: &Path, v: &ModelVersion) -> Result<()> {
     Ok(())
 }
 
+/// What [`import_mlflow`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MlflowImport {
+    /// Experiments created or matched by name.
+    pub experiments: usize,
+    /// Runs created (each tagged `mlops.import.run_id` with its MLflow id).
+    pub runs: usize,
+    /// Metric values logged.
+    pub metric_values: usize,
+    /// Artifact files stored.
+    pub artifacts: usize,
+    /// Registered models created.
+    pub models: usize,
+    /// Model versions created.
+    pub model_versions: usize,
+}
+
+/// The tag that records, on an imported run, its id in the MLflow store it came from.
+pub const IMPORTED_RUN_ID_TAG: &str = "mlops.import.run_id";
+
+fn read_yaml(path: &Path) -> Result<serde_yaml_ng::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::invalid(
+            "mlflow store",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    serde_yaml_ng::from_str(&text).map_err(|e| {
+        Error::invalid(
+            "mlflow store",
+            format!("{} is not valid YAML: {e}", path.display()),
+        )
+    })
+}
+
+fn yaml_str(v: &serde_yaml_ng::Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        serde_yaml_ng::Value::String(s) => Some(s.clone()),
+        serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn yaml_i64(v: &serde_yaml_ng::Value, key: &str) -> Option<i64> {
+    match v.get(key)? {
+        serde_yaml_ng::Value::Number(n) => n.as_i64(),
+        serde_yaml_ng::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Every file under `dir`, as `(relative key with '/', full path)`, sorted.
+fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)
+            .map_err(|e| Error::invalid("mlflow store", format!("{}: {e}", d.display())))?
+        {
+            let entry = entry.map_err(|e| Error::invalid("mlflow store", e.to_string()))?;
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                let key: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                out.push((key.join("/"), path));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Error::invalid(
+            "mlflow store",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })
+}
+
+/// Reads an MLflow file store (`mlruns/`, as MLflow 2.x writes it and 3.x still reads it) into
+/// `tracker` and `registry`: experiments (matched by name), runs with params, full metric
+/// histories, tags and artifacts, then registered models with their versions, stages, tags and
+/// aliases. Runs get new ids (tagged [`IMPORTED_RUN_ID_TAG`]); model versions keep their numbers
+/// when the source has no gaps.
+pub async fn import_mlflow(
+    root: &Path,
+    tracker: &dyn Tracker,
+    registry: &dyn Registry,
+) -> Result<MlflowImport> {
+    use mlops_core::registry::{CreateModelOptions, CreateVersionOptions, Stage};
+    use mlops_core::tracker::{CreateRunOptions, LogBatch, UpdateRunOptions};
+    use mlops_core::tracking::{Metric, Param, RunStatus, Tag};
+
+    if !root.join("0").join("meta.yaml").is_file() && !root.is_dir() {
+        return Err(Error::not_found("mlflow store", root.display()));
+    }
+    let mut report = MlflowImport::default();
+    let mut run_ids: std::collections::BTreeMap<String, mlops_core::RunId> =
+        std::collections::BTreeMap::new();
+    let mut exp_dirs: Vec<PathBuf> = Vec::new();
+    for base in [root.to_path_buf(), root.join(".trash")] {
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.join("meta.yaml").is_file() && p.file_name().is_some_and(|n| n != "models") {
+                exp_dirs.push(p);
+            }
+        }
+    }
+    exp_dirs.sort();
+    for dir in exp_dirs {
+        let meta = read_yaml(&dir.join("meta.yaml"))?;
+        let name: mlops_core::ExperimentName = yaml_str(&meta, "name")
+            .ok_or_else(|| {
+                Error::invalid("mlflow store", format!("{} has no name", dir.display()))
+            })?
+            .parse()?;
+        let id = tracker.get_or_create_experiment(&name).await?;
+        for (key, path) in files_under(&dir.join("tags"))? {
+            tracker
+                .set_experiment_tag(&id, Tag::new(key.parse()?, read_text(&path)?)?)
+                .await?;
+        }
+        report.experiments += 1;
+        let mut deleted_runs = Vec::new();
+        let mut run_dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::invalid("mlflow store", e.to_string()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("meta.yaml").is_file())
+            .collect();
+        run_dirs.sort();
+        for run_dir in run_dirs {
+            let m = read_yaml(&run_dir.join("meta.yaml"))?;
+            let Some(old_id) = yaml_str(&m, "run_id").or_else(|| yaml_str(&m, "run_uuid")) else {
+                continue;
+            };
+            let mut options = CreateRunOptions::default()
+                .in_experiment(id.clone())
+                .with_tag(Tag::new(IMPORTED_RUN_ID_TAG.parse()?, old_id.clone())?);
+            if let Some(n) = yaml_str(&m, "run_name").filter(|n| !n.is_empty()) {
+                options = options.with_name(n);
+            }
+            if let Some(t) = yaml_i64(&m, "start_time") {
+                options = options.with_start_time(t);
+            }
+            if let Some(u) = yaml_str(&m, "user_id") {
+                options = options.with_user(u);
+            }
+            let run = tracker.create_run(options).await?.info.run_id;
+            let mut params = Vec::new();
+            for (key, path) in files_under(&run_dir.join("params"))? {
+                params.push(Param::new(key.parse()?, read_text(&path)?)?);
+            }
+            for chunk in params.chunks(100) {
+                let mut b = LogBatch::new();
+                for p in chunk {
+                    b = b.param(p.clone());
+                }
+                tracker.log_batch(&run, b).await?;
+            }
+            let mut tags = Vec::new();
+            for (key, path) in files_under(&run_dir.join("tags"))? {
+                tags.push(Tag::new(key.parse()?, read_text(&path)?)?);
+            }
+            for chunk in tags.chunks(100) {
+                let mut b = LogBatch::new();
+                for t in chunk {
+                    b = b.tag(t.clone());
+                }
+                tracker.log_batch(&run, b).await?;
+            }
+            for (key, path) in files_under(&run_dir.join("metrics"))? {
+                let mkey: mlops_core::MetricKey = key.parse()?;
+                let mut points = Vec::new();
+                for (n, line) in read_text(&path)?.lines().enumerate() {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    let bad = || {
+                        Error::invalid(
+                            "mlflow store",
+                            format!(
+                                "{}:{}: {line:?} is not 'timestamp value [step]'",
+                                path.display(),
+                                n + 1
+                            ),
+                        )
+                    };
+                    let (ts, value, step) = match f.as_slice() {
+                        [ts, v] => (*ts, *v, "0"),
+                        [ts, v, s] => (*ts, *v, *s),
+                        _ => return Err(bad()),
+                    };
+                    let value = match value {
+                        "nan" | "NaN" => f64::NAN,
+                        "inf" | "Infinity" => f64::INFINITY,
+                        "-inf" | "-Infinity" => f64::NEG_INFINITY,
+                        v => v.parse().map_err(|_| bad())?,
+                    };
+                    points.push(Metric {
+                        key: mkey.clone(),
+                        value,
+                        timestamp_ms: ts.parse().map_err(|_| bad())?,
+                        step: step.parse().map_err(|_| bad())?,
+                    });
+                }
+                report.metric_values += points.len();
+                for chunk in points.chunks(1000) {
+                    let mut b = LogBatch::new();
+                    for p in chunk {
+                        b = b.metric(p.clone());
+                    }
+                    tracker.log_batch(&run, b).await?;
+                }
+            }
+            for (key, path) in files_under(&run_dir.join("artifacts"))? {
+                let data = std::fs::read(&path)
+                    .map_err(|e| Error::invalid("mlflow store", e.to_string()))?;
+                tracker
+                    .put_artifact(&run, &key.parse()?, bytes::Bytes::from(data))
+                    .await?;
+                report.artifacts += 1;
+            }
+            let status = yaml_i64(&m, "status")
+                .and_then(|c| RunStatus::from_code(i32::try_from(c).ok()?).ok())
+                .unwrap_or(RunStatus::Running);
+            let mut update = UpdateRunOptions::default().with_status(status);
+            if let Some(end) = yaml_i64(&m, "end_time") {
+                update = update.with_end_time(end);
+            }
+            tracker.update_run(&run, update).await?;
+            if yaml_str(&m, "lifecycle_stage").as_deref() == Some("deleted") {
+                deleted_runs.push(run.clone());
+            }
+            run_ids.insert(old_id, run);
+            report.runs += 1;
+        }
+        for run in deleted_runs {
+            tracker
+                .set_run_lifecycle(&run, LifecycleStage::Deleted)
+                .await?;
+        }
+        if yaml_str(&meta, "lifecycle_stage").as_deref() == Some("deleted") && id.as_str() != "0" {
+            tracker
+                .set_experiment_lifecycle(&id, LifecycleStage::Deleted)
+                .await?;
+        }
+    }
+    tracker.flush().await?;
+
+    let models_dir = root.join("models");
+    let mut model_dirs: Vec<PathBuf> = match std::fs::read_dir(&models_dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("meta.yaml").is_file())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    model_dirs.sort();
+    for dir in model_dirs {
+        let meta = read_yaml(&dir.join("meta.yaml"))?;
+        let name: mlops_core::ModelName = yaml_str(&meta, "name")
+            .ok_or_else(|| {
+                Error::invalid("mlflow store", format!("{} has no name", dir.display()))
+            })?
+            .parse()?;
+        let mut options = CreateModelOptions::default();
+        if let Some(d) = yaml_str(&meta, "description") {
+            options = options.with_description(d);
+        }
+        for (key, path) in files_under(&dir.join("tags"))? {
+            options = options.with_tag(Tag::new(key.parse()?, read_text(&path)?)?);
+        }
+        registry.create_registered_model(&name, options).await?;
+        report.models += 1;
+        let mut versions: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::invalid("mlflow store", e.to_string()))?
+            .flatten()
+            .filter_map(|e| {
+                let n = e
+                    .file_name()
+                    .to_string_lossy()
+                    .strip_prefix("version-")?
+                    .parse()
+                    .ok()?;
+                Some((n, e.path()))
+            })
+            .collect();
+        versions.sort();
+        let mut numbers = std::collections::BTreeMap::new();
+        for (old, vdir) in versions {
+            let m = read_yaml(&vdir.join("meta.yaml"))?;
+            if yaml_str(&m, "current_stage").as_deref() == Some("Deleted_Internal") {
+                continue;
+            }
+            let source = yaml_str(&m, "source").unwrap_or_default();
+            let mut options = CreateVersionOptions::new(source);
+            if let Some(run) = yaml_str(&m, "run_id").and_then(|r| run_ids.get(&r).cloned()) {
+                options = options.with_run_id(run);
+            }
+            if let Some(d) = yaml_str(&m, "description") {
+                options = options.with_description(d);
+            }
+            for (key, path) in files_under(&vdir.join("tags"))? {
+                options = options.with_tag(Tag::new(key.parse()?, read_text(&path)?)?);
+            }
+            let v = registry.create_model_version(&name, options).await?;
+            if let Some(stage) = yaml_str(&m, "current_stage").and_then(|s| s.parse::<Stage>().ok())
+                && stage != Stage::None
+            {
+                registry
+                    .transition_stage(&name, v.version, stage, false)
+                    .await?;
+            }
+            numbers.insert(old, v.version);
+            report.model_versions += 1;
+        }
+        for (alias, path) in files_under(&dir.join("aliases"))? {
+            let old: u64 = read_text(&path)?.trim().parse().map_err(|_| {
+                Error::invalid(
+                    "mlflow store",
+                    format!("{} does not hold a version number", path.display()),
+                )
+            })?;
+            if let Some(v) = numbers.get(&old) {
+                registry.set_alias(&name, &alias.parse()?, *v).await?;
+            }
+        }
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::py_float;

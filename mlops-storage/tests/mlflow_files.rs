@@ -10,12 +10,17 @@ use std::process::Command;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use mlops_core::registry::RegistryExt;
 use mlops_core::registry::{CreateModelOptions, CreateVersionOptions, RegistryObject, Stage};
+use mlops_core::tracker::SearchRunsOptions;
 use mlops_core::tracker::{CreateExperimentOptions, CreateRunOptions, LogBatch};
 use mlops_core::{
     LifecycleStage, Metric, Param, Registry, RunStatus, Store, Tag, Tracker, TrackerExt, Version,
 };
-use mlops_storage::{MemoryStore, StoreRegistry, StoreTracker, StoreTrackerOptions, export_mlflow};
+use mlops_storage::{
+    IMPORTED_RUN_ID_TAG, MemoryRegistry, MemoryStore, MemoryTracker, StoreRegistry, StoreTracker,
+    StoreTrackerOptions, export_mlflow, import_mlflow,
+};
 
 fn python() -> String {
     std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
@@ -249,4 +254,150 @@ async fn mlflow_reads_our_export() {
         .unwrap(),
         "{\"w\": 1}"
     );
+}
+
+const WRITE_WITH_MLFLOW: &str = r#"
+import os, sys, warnings
+warnings.simplefilter("ignore")
+os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+from mlflow.tracking import MlflowClient
+root = "file://" + sys.argv[1]
+c = MlflowClient(tracking_uri=root, registry_uri=root)
+exp = c.create_experiment("from-mlflow", tags={"origin": "python"})
+run = c.create_run(exp, run_name="py-run")
+rid = run.info.run_id
+c.log_param(rid, "alpha", "0.5")
+for step in range(7):
+    c.log_metric(rid, "rmse", 1.0 / (step + 1), step=step)
+c.log_metric(rid, "val/acc", float("nan"), step=0)
+c.set_tag(rid, "stage", "dev")
+art = os.path.join(sys.argv[2], "notes.txt")
+open(art, "w").write("hello")
+c.log_artifact(rid, art, artifact_path="docs")
+c.set_terminated(rid, "FINISHED")
+c.create_registered_model("py-model", description="from python")
+c.create_model_version("py-model", f"runs:/{rid}/model", run_id=rid)
+c.create_model_version("py-model", f"runs:/{rid}/model", run_id=rid)
+c.set_registered_model_alias("py-model", "champion", "2")
+c.transition_model_version_stage("py-model", "1", "Staging")
+print(rid)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_import_what_mlflow_writes_and_round_trip_our_own_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let mlruns = dir.path().join("mlruns");
+    let py = Command::new(python())
+        .arg("-c")
+        .arg(WRITE_WITH_MLFLOW)
+        .arg(&mlruns)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "mlflow failed: {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let old_id = String::from_utf8_lossy(&py.stdout).trim().to_owned();
+
+    let tracker = MemoryTracker::new();
+    let registry = MemoryRegistry::new();
+    let report = import_mlflow(&mlruns, &tracker, &registry).await.unwrap();
+    assert_eq!(
+        (
+            report.runs,
+            report.models,
+            report.model_versions,
+            report.artifacts
+        ),
+        (1, 1, 2, 1)
+    );
+    assert_eq!(report.metric_values, 8);
+
+    let exp = tracker
+        .get_experiment_by_name(&"from-mlflow".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(exp.tags.get("origin").map(String::as_str), Some("python"));
+    let runs = tracker
+        .search_all_runs(SearchRunsOptions::default().in_experiment(exp.experiment_id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(run.info.run_name, "py-run");
+    assert_eq!(run.info.status, RunStatus::Finished);
+    assert_eq!(run.data.tags.get(IMPORTED_RUN_ID_TAG), Some(&old_id));
+    assert_eq!(
+        run.data.params.get("alpha").map(String::as_str),
+        Some("0.5")
+    );
+    assert_eq!(run.data.tags.get("stage").map(String::as_str), Some("dev"));
+    let rmse = tracker
+        .metric_history(&run.info.run_id, &"rmse".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        rmse.iter().map(|m| m.step).collect::<Vec<_>>(),
+        (0..7).collect::<Vec<_>>()
+    );
+    assert_eq!(run.metric("rmse"), Some(1.0 / 7.0));
+    assert!(run.metric("val/acc").unwrap().is_nan());
+    let art = tracker
+        .get_artifact(&run.info.run_id, &"docs/notes.txt".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(art, Bytes::from_static(b"hello"));
+
+    let model = "py-model".parse().unwrap();
+    let champion = registry
+        .get_version_by_alias(&model, &"champion".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(champion.version.get(), 2);
+    assert_eq!(
+        champion.run_id.as_ref(),
+        Some(&run.info.run_id),
+        "run ids are mapped to the imported runs"
+    );
+    assert_eq!(
+        registry
+            .get_model_version(&model, Version::FIRST)
+            .await
+            .unwrap()
+            .current_stage,
+        Stage::Staging
+    );
+    assert_eq!(
+        registry
+            .get_registered_model(&model)
+            .await
+            .unwrap()
+            .description,
+        "from python"
+    );
+
+    // And our own export reads back into an empty tracker the same way.
+    let out = dir.path().join("again");
+    export_mlflow(&tracker, &registry, &out).await.unwrap();
+    let (t2, r2) = (MemoryTracker::new(), MemoryRegistry::new());
+    let again = import_mlflow(&out, &t2, &r2).await.unwrap();
+    assert_eq!(
+        (again.runs, again.metric_values, again.model_versions),
+        (1, 8, 2)
+    );
+    assert_eq!(
+        r2.resolve(&"models:/py-model@champion".parse().unwrap())
+            .await
+            .unwrap()
+            .version
+            .get(),
+        2
+    );
+
+    let missing = import_mlflow(&dir.path().join("nope"), &t2, &r2)
+        .await
+        .unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
 }
