@@ -8,7 +8,10 @@ PEER_PIDS=()
 
 stop_peers() {
   for pid in "${PEER_PIDS[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    [ -n "$pid" ] || continue
+    # MLflow's server starts a job-runner child that outlives SIGTERM to its parent.
+    for child in $(pgrep -P "$pid" 2>/dev/null); do kill "$child" 2>/dev/null; done
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   done
   return 0
 }
@@ -55,4 +58,28 @@ start_s3() {
   export AWS_ENDPOINT="http://127.0.0.1:$port" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
   echo "S3 (moto) on 127.0.0.1:$port, bucket mlops-test"
+}
+
+# Starts a real MLflow tracking server (sqlite backend, proxied artifacts) and exports its URI.
+start_mlflow() {
+  local port dir
+  port="$(free_port)"
+  dir="$(mktemp -d "${TMPDIR:-/tmp}/mlops-mlflow.XXXXXX")"
+  DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true "$PEERS_VENV/bin/mlflow" server \
+    --host 127.0.0.1 --port "$port" --workers 1 \
+    --backend-store-uri "sqlite:///$dir/mlflow.db" --artifacts-destination "$dir/artifacts" \
+    > "$dir/server.log" 2>&1 &
+  PEER_PIDS+=("$!")
+  # 26-59 s here: poll, don't sleep.
+  local deadline=$((SECONDS + 180))
+  until [ "$(curl -s "http://127.0.0.1:$port/health")" = "OK" ]; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "MLflow did not become ready; its log:" >&2
+      tail -20 "$dir/server.log" >&2
+      return 1
+    fi
+    sleep 1
+  done
+  export MLOPS_TEST_MLFLOW_URI="http://127.0.0.1:$port"
+  echo "MLflow on 127.0.0.1:$port"
 }

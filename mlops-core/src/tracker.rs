@@ -340,9 +340,10 @@ pub struct ArtifactInfo {
 ///   Runs in a missing experiment are [`Error::NotFound`].
 /// - **Params** are write-once: logging the same value again succeeds and changes nothing; a
 ///   different value is [`Error::InvalidArgument`] and the batch is rejected whole.
-/// - **Metrics** are append-only: every value is kept with its step and timestamp, history is
-///   returned in logging order, and [`Run::data`] holds the latest value per key by
-///   `(step, timestamp, value)`.
+/// - **Metrics** are append-only: every value is kept with its step and timestamp, and
+///   [`Run::data`] holds the latest value per key by `(step, timestamp, value)`. History order is
+///   the backend's: logging order for the embedded trackers, timestamp order for MLflow's SQL
+///   store.
 /// - **Tags** are overwritable; within one batch the last value of a key wins.
 /// - **Batches** follow MLflow's limits ([`LogBatch::check_limits`]) and are validated before
 ///   anything is written: an invalid batch changes nothing.
@@ -413,7 +414,7 @@ pub trait Tracker: Debug + Send + Sync + 'static {
     /// Searches runs.
     async fn search_runs(&self, options: SearchRunsOptions) -> Result<Page<Run>>;
 
-    /// Every value of one metric of a run, in logging order.
+    /// Every value of one metric of a run (see the contract for the order).
     async fn get_metric_history(
         &self,
         run_id: &RunId,

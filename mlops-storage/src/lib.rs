@@ -44,6 +44,8 @@ pub mod dataset;
 mod maintenance;
 pub(crate) mod memory;
 mod mlflow_files;
+#[cfg(feature = "mlflow")]
+mod mlflow_rest;
 mod object;
 mod registry;
 mod registry_state;
@@ -57,6 +59,8 @@ pub use memory::{MemoryRegistry, MemoryStore, MemoryTracker};
 pub use mlflow_files::{
     IMPORTED_RUN_ID_TAG, MlflowExport, MlflowImport, export_mlflow, import_mlflow,
 };
+#[cfg(feature = "mlflow")]
+pub use mlflow_rest::{MlflowClient, MlflowRegistry, MlflowTracker};
 pub use object::{DEFAULT_STORE, GcOptions, GcReport, ObjectStoreStore, StoreUrl};
 pub use registry::StoreRegistry;
 pub use tracker::{StoreTracker, StoreTrackerOptions};

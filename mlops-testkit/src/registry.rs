@@ -108,7 +108,7 @@ pub async fn unknown_names_are_not_found(r: &dyn Registry) {
         "registered model",
     );
     expect(
-        r.create_model_version(&missing, CreateVersionOptions::new("s"))
+        r.create_model_version(&missing, CreateVersionOptions::new("mlops://missing/model"))
             .await
             .err(),
         "registered model",
@@ -369,7 +369,7 @@ pub async fn lineage_and_signature_round_trip(r: &dyn Registry) {
     let mv = r
         .create_model_version(
             &name,
-            CreateVersionOptions::new(format!("runs:/{run_id}/model"))
+            CreateVersionOptions::new(format!("mlops://lineage/{run_id}/model"))
                 .with_run_id(run_id.clone())
                 .with_lineage(lineage.clone())
                 .with_signature(signature.clone())
@@ -455,7 +455,7 @@ pub async fn versions_search_and_page(r: &dyn Registry) {
     let name = new_model(r, "vsearch").await;
     let run_id = RunId::generate();
     for i in 0..7 {
-        let mut o = CreateVersionOptions::new(format!("s{i}"));
+        let mut o = CreateVersionOptions::new(format!("mlops://vsearch/s{i}"));
         if i % 2 == 0 {
             o = o.with_run_id(run_id.clone());
         }
