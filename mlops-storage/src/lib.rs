@@ -49,6 +49,7 @@ mod mlflow_rest;
 mod object;
 mod registry;
 mod registry_state;
+mod replicate;
 mod tracker;
 mod tracker_state;
 
@@ -63,4 +64,5 @@ pub use mlflow_files::{
 pub use mlflow_rest::{MlflowClient, MlflowRegistry, MlflowTracker};
 pub use object::{DEFAULT_STORE, GcOptions, GcReport, ObjectStoreStore, StoreUrl};
 pub use registry::StoreRegistry;
+pub use replicate::{REPLICA_OF_TAG, Replicator, SyncReport};
 pub use tracker::{StoreTracker, StoreTrackerOptions};
