@@ -65,10 +65,11 @@ impl Server {
             if ok {
                 return Self { child };
             }
-            assert!(
-                Instant::now() < deadline,
-                "mlflow server did not become ready"
-            );
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("mlflow server did not become ready");
+            }
             std::thread::sleep(Duration::from_millis(500));
         }
     }
