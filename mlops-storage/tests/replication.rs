@@ -26,6 +26,8 @@ struct Server {
 }
 
 impl Server {
+    // The child is returned inside `Server` and reaped by `Server::stop`.
+    #[allow(clippy::zombie_processes)]
     fn start(port: u16, dir: &std::path::Path) -> Self {
         let mut child = Command::new(python())
             .args([
