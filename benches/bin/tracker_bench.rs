@@ -8,7 +8,8 @@
 //!
 //! Workloads: `log_metric` (n calls one by one in one run, then end_run), `batched` (n metric
 //! points in batches of 1000, then end_run), `runs` (n runs × 10 params + 10 metrics, each ended),
-//! `search` (create n runs, then time one filtered search over them). Prints one JSON line.
+//! `search` (create n runs, then time one filtered search over them), `open` (cold start of a new
+//! tracker over n runs, replaying segments and then from a snapshot). Prints one JSON line.
 
 // A benchmark driver: failing loudly is the right behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -132,6 +133,41 @@ async fn main() {
                 .await
                 .unwrap();
             timed = Some((s.elapsed().as_secs_f64(), hits.len()));
+        }
+        "open" => {
+            // Cold start of a new tracker over n runs: replaying segments, then from a snapshot.
+            for r in 0..n {
+                let run = t
+                    .create_run(CreateRunOptions::default().in_experiment(exp.clone()))
+                    .await
+                    .unwrap()
+                    .info
+                    .run_id;
+                let b = LogBatch::new()
+                    .param(Param::new("r".parse().unwrap(), r.to_string()).unwrap())
+                    .metric(Metric::new("acc".parse().unwrap(), r as f64, 0));
+                t.log_batch(&run, b).await.unwrap();
+                if r % 1000 == 999 {
+                    t.flush().await.unwrap();
+                }
+            }
+            t.flush().await.unwrap();
+            let open = || async {
+                let store: Arc<dyn Store> = Arc::new(ObjectStoreStore::open(dir, &[]).unwrap());
+                let s = Instant::now();
+                StoreTracker::open(store, StoreTrackerOptions::default())
+                    .await
+                    .unwrap();
+                s.elapsed().as_secs_f64()
+            };
+            let replay = open().await;
+            t.compact().await.unwrap();
+            let snapshot = open().await;
+            println!(
+                "{}",
+                serde_json::json!({"workload": "open", "n": n, "replay_s": replay, "snapshot_s": snapshot})
+            );
+            return;
         }
         other => panic!("unknown workload {other}"),
     }

@@ -51,6 +51,7 @@ mod registry;
 mod registry_state;
 mod replicate;
 mod tracker;
+mod tracker_snapshot;
 mod tracker_state;
 
 pub use artifact::{Artifacts, StoredTree, Tree};
@@ -65,4 +66,4 @@ pub use mlflow_rest::{MlflowClient, MlflowRegistry, MlflowTracker};
 pub use object::{DEFAULT_STORE, GcOptions, GcReport, ObjectStoreStore, StoreUrl};
 pub use registry::StoreRegistry;
 pub use replicate::{REPLICA_OF_TAG, Replicator, SyncReport};
-pub use tracker::{StoreTracker, StoreTrackerOptions};
+pub use tracker::{CompactReport, StoreTracker, StoreTrackerOptions};

@@ -20,9 +20,11 @@ use mlops_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::memory::lock;
-use crate::tracker_state::{Event, TrackerState, default_experiment, log_batch_event};
+use crate::tracker_snapshot::{self, SNAPSHOT_FORMAT, SnapshotManifest};
+use crate::tracker_state::{Event, Tables, TrackerState, default_experiment, log_batch_event};
 
 const SEGMENTS: &str = "tracker/segments";
+const SNAPSHOTS: &str = "tracker/snapshots";
 const EXPERIMENTS: &str = "tracker/experiments";
 const SEGMENT_FORMAT: &str = "mlops.tracker-segment/1";
 const ARTIFACT_ROOT: &str = "mlops-store:/tracker";
@@ -50,6 +52,17 @@ impl StoreTrackerOptions {
         self.flush_interval = interval;
         self
     }
+}
+
+/// What [`StoreTracker::compact`] folded into its snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CompactReport {
+    /// Runs in the snapshot.
+    pub runs: usize,
+    /// Metric values in the snapshot.
+    pub metric_values: usize,
+    /// Segments it folds in (over every writer's log).
+    pub segments: u64,
 }
 
 /// A segment: the events one tracker instance flushed at once.
@@ -103,6 +116,10 @@ struct Shared {
 /// else; segments and experiment records are immutable blobs, so the store is never left corrupt.
 /// Artifacts are stored as blobs at once and retained by the segment that records them.
 ///
+/// [`compact`](StoreTracker::compact) folds everything replayed so far into a snapshot — Parquet
+/// tables of runs and of metric values, committed to `tracker/snapshots` with the segment versions
+/// it covers — so a tracker opened later loads the snapshot and replays only newer segments.
+///
 /// Writes to the same run from several processes merge: metrics append, tags take the last value
 /// replayed, and of two different values for one param the first replayed wins.
 #[derive(Debug, Clone)]
@@ -137,6 +154,7 @@ impl StoreTracker {
                 flushing: tokio::sync::Mutex::new(()),
             }),
         };
+        tracker.load_snapshot().await?;
         tracker.refresh().await?;
         if let Some(every) = options.flush_interval {
             let weak = Arc::downgrade(&tracker.shared);
@@ -203,6 +221,116 @@ impl StoreTracker {
         Ok(())
     }
 
+    /// Loads the newest snapshot, if any, and marks the segments it folds in as seen.
+    async fn load_snapshot(&self) -> Result<()> {
+        let s = &self.shared;
+        let commit = match s
+            .store
+            .get_ref(&RefName::new(SNAPSHOTS)?, RefVersion::Latest)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let raw = s.store.get_bytes(&commit.target).await?;
+        let manifest: SnapshotManifest = serde_json::from_slice(&raw).map_err(|e| {
+            Error::corrupt(
+                "tracker snapshot",
+                commit.target,
+                format!("unreadable manifest: {e}"),
+            )
+        })?;
+        if manifest.format != SNAPSHOT_FORMAT {
+            return Err(Error::NotSupported(format!(
+                "tracker snapshot format {:?} (this version reads {SNAPSHOT_FORMAT})",
+                manifest.format
+            )));
+        }
+        let runs = s.store.get_bytes(&manifest.runs).await?;
+        let metrics = s.store.get_bytes(&manifest.metrics).await?;
+        let mut tables = Tables {
+            experiments: manifest.experiments,
+            artifacts: manifest.artifacts,
+            ..Tables::default()
+        };
+        tracker_snapshot::decode(runs, metrics, &mut tables)?;
+        let mut inner = lock(&s.inner);
+        inner.state.load_tables(tables);
+        for (log, v) in manifest.covered {
+            if log != s.log {
+                inner.seen.insert(log, v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds everything replayed so far into a snapshot — Parquet tables of runs and metric
+    /// values — so that trackers opened later load it instead of replaying every segment.
+    /// Segments committed after the snapshot are still replayed on top.
+    pub async fn compact(&self) -> Result<CompactReport> {
+        let s = &self.shared;
+        let _one_at_a_time = s.flushing.lock().await;
+        self.refresh().await?;
+        // The snapshot must hold exactly the segments it says it covers: flush until nothing
+        // logged meanwhile is left outside a segment.
+        let (tables, covered) = loop {
+            flush_locked(s).await?;
+            let inner = lock(&s.inner);
+            if inner.pending.is_empty() {
+                let mut covered = inner.seen.clone();
+                if let Some(v) = inner.own {
+                    covered.insert(s.log.clone(), v);
+                }
+                break (inner.state.to_tables(), covered);
+            }
+        };
+        let (runs, metrics) = tracker_snapshot::encode(&tables)?;
+        let runs = s.store.put_bytes(runs).await?.digest;
+        let metrics = s.store.put_bytes(metrics).await?.digest;
+        let report = CompactReport {
+            runs: tables.runs.len(),
+            metric_values: tables.metrics.len(),
+            segments: covered.values().map(|v| v.get()).sum(),
+        };
+        let retains: Vec<Digest> = [runs, metrics]
+            .into_iter()
+            .chain(tables.artifacts.iter().map(|(_, a)| a.digest))
+            .collect();
+        let manifest = SnapshotManifest {
+            format: SNAPSHOT_FORMAT.to_owned(),
+            experiments: tables.experiments,
+            artifacts: tables.artifacts,
+            runs,
+            metrics,
+            covered,
+        };
+        let json = serde_json::to_vec(&manifest).map_err(|e| Error::backend("serde_json", e))?;
+        let digest = s.store.put_bytes(Bytes::from(json)).await?.digest;
+        let name = RefName::new(SNAPSHOTS)?;
+        for _ in 0..16 {
+            let parent = match s.store.get_ref(&name, RefVersion::Latest).await {
+                Ok(c) => Some(c.version),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            };
+            let options = CommitOptions::default()
+                .with_parent(parent)
+                .with_retains(retains.clone())
+                .with_message("compact");
+            match s.store.commit(&name, digest, options).await {
+                Ok(_) => return Ok(report),
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::conflict(
+            "tracker snapshot",
+            SNAPSHOTS,
+            "too many concurrent compactions",
+        ))
+    }
+
     /// Applies a change locally and queues it for the next segment.
     fn record(&self, event: Event) -> Result<()> {
         let mut inner = lock(&self.shared.inner);
@@ -219,6 +347,11 @@ impl StoreTracker {
 
 async fn flush_shared(s: &Shared) -> Result<()> {
     let _one_at_a_time = s.flushing.lock().await;
+    flush_locked(s).await
+}
+
+/// Writes the queued events as one segment; the caller holds `s.flushing`.
+async fn flush_locked(s: &Shared) -> Result<()> {
     let (events, parent) = {
         let mut inner = lock(&s.inner);
         (std::mem::take(&mut inner.pending), inner.own)

@@ -74,10 +74,21 @@ pub(crate) enum Event {
 
 /// One logged value; the key is the history map's key.
 #[derive(Debug, Clone, Copy)]
-struct Point {
-    value: f64,
-    timestamp_ms: i64,
-    step: i64,
+pub(crate) struct Point {
+    pub(crate) value: f64,
+    pub(crate) timestamp_ms: i64,
+    pub(crate) step: i64,
+}
+
+/// Everything a [`TrackerState`] holds, as flat tables (for snapshots).
+#[derive(Debug, Default)]
+pub(crate) struct Tables {
+    pub(crate) experiments: Vec<Experiment>,
+    /// Runs with their latest metrics, params, tags and inputs.
+    pub(crate) runs: Vec<Run>,
+    /// Every metric value: run, key, point, in logging order per run and key.
+    pub(crate) metrics: Vec<(RunId, MetricKey, Point)>,
+    pub(crate) artifacts: Vec<(RunId, ArtifactInfo)>,
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +195,59 @@ impl TrackerState {
     }
 
     /// Adds an experiment (an existing id is left as it is).
+    /// The whole state as tables.
+    pub(crate) fn to_tables(&self) -> Tables {
+        let mut t = Tables {
+            experiments: self.experiments.values().cloned().collect(),
+            ..Tables::default()
+        };
+        let mut ids: Vec<&RunId> = self.runs.keys().collect();
+        ids.sort();
+        for id in ids {
+            let Some(r) = self.runs.get(id) else { continue };
+            t.runs.push(r.run.clone());
+            for (key, points) in &r.history {
+                t.metrics
+                    .extend(points.iter().map(|p| (id.clone(), key.clone(), *p)));
+            }
+            t.artifacts
+                .extend(r.artifacts.values().map(|a| (id.clone(), a.clone())));
+        }
+        t
+    }
+
+    /// Adds what `tables` hold (runs already present are left as they are).
+    pub(crate) fn load_tables(&mut self, tables: Tables) {
+        for e in tables.experiments {
+            self.insert_experiment(e);
+        }
+        let mut fresh = std::collections::HashSet::new();
+        for run in tables.runs {
+            if self.runs.contains_key(&run.info.run_id) {
+                continue;
+            }
+            fresh.insert(run.info.run_id.clone());
+            self.runs.insert(
+                run.info.run_id.clone(),
+                RunState {
+                    run,
+                    history: BTreeMap::new(),
+                    artifacts: BTreeMap::new(),
+                },
+            );
+        }
+        for (id, key, point) in tables.metrics {
+            if let Some(r) = self.runs.get_mut(&id).filter(|_| fresh.contains(&id)) {
+                r.history.entry(key).or_default().push(point);
+            }
+        }
+        for (id, info) in tables.artifacts {
+            if let Some(r) = self.runs.get_mut(&id).filter(|_| fresh.contains(&id)) {
+                r.artifacts.insert(info.path.clone(), info);
+            }
+        }
+    }
+
     pub(crate) fn insert_experiment(&mut self, e: Experiment) {
         self.experiments.entry(e.experiment_id.clone()).or_insert(e);
     }
