@@ -98,8 +98,67 @@ pub struct Lineage {
     pub run_id: Option<RunId>,
     /// The dataset versions it was trained on.
     pub datasets: Vec<DatasetLineage>,
-    /// The code's git commit, when known.
+    /// The code's git commit; registries fill it from the caller's git checkout when it is not
+    /// given ([`Lineage::current_git_commit`]).
     pub git_commit: Option<String>,
+}
+
+impl Lineage {
+    /// The commit checked out in the git repository containing the current directory, if any
+    /// (read from `.git` directly: no `git` binary needed).
+    pub fn current_git_commit() -> Option<String> {
+        git_commit_at(&std::env::current_dir().ok()?)
+    }
+}
+
+/// The commit checked out in the git repository containing `start`, if any.
+pub fn git_commit_at(start: &std::path::Path) -> Option<String> {
+    let mut dir = start.canonicalize().ok()?;
+    loop {
+        let git = dir.join(".git");
+        if git.is_dir() {
+            return read_head(&git);
+        }
+        if git.is_file() {
+            // A worktree or submodule: `.git` names the real git directory.
+            let text = std::fs::read_to_string(&git).ok()?;
+            let target = text.trim().strip_prefix("gitdir:")?.trim();
+            return read_head(&dir.join(target));
+        }
+        if !dir.pop() {
+            return None;
+        }
+    }
+}
+
+fn read_head(git: &std::path::Path) -> Option<String> {
+    let valid = |h: &str| {
+        let h = h.trim();
+        (h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit())).then(|| h.to_owned())
+    };
+    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    let Some(reference) = head.trim().strip_prefix("ref: ") else {
+        return valid(&head);
+    };
+    // Worktrees keep shared refs in the common directory.
+    let common = std::fs::read_to_string(git.join("commondir"))
+        .ok()
+        .map(|c| git.join(c.trim()))
+        .unwrap_or_else(|| git.to_path_buf());
+    for dir in [git, common.as_path()] {
+        if let Ok(h) = std::fs::read_to_string(dir.join(reference)) {
+            return valid(&h);
+        }
+        if let Ok(packed) = std::fs::read_to_string(dir.join("packed-refs"))
+            && let Some(h) = packed.lines().find_map(|l| {
+                let (h, name) = l.split_once(' ')?;
+                (name == reference).then_some(h)
+            })
+        {
+            return valid(h);
+        }
+    }
+    None
 }
 
 /// A registered model (MLflow's `RegisteredModel`).
@@ -585,3 +644,41 @@ macro_rules! forward_registry {
 
 forward_registry!(Arc<R>);
 forward_registry!(Box<R>);
+
+#[cfg(test)]
+mod tests {
+    use super::git_commit_at;
+
+    #[test]
+    fn reads_the_checked_out_commit_of_a_repository() {
+        let dir = std::env::temp_dir().join(format!("mlops-git-{}", uuid::Uuid::new_v4().simple()));
+        let git = dir.join(".git");
+        std::fs::create_dir_all(git.join("refs/heads")).unwrap();
+        std::fs::create_dir_all(dir.join("sub/deeper")).unwrap();
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        assert_eq!(
+            git_commit_at(&dir.join("sub/deeper")),
+            None,
+            "an unborn branch has no commit"
+        );
+        std::fs::write(
+            git.join("packed-refs"),
+            format!("# pack-refs\n{commit} refs/heads/main\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            git_commit_at(&dir.join("sub/deeper")).as_deref(),
+            Some(commit)
+        );
+        std::fs::write(git.join("refs/heads/main"), format!("{commit}\n")).unwrap();
+        assert_eq!(git_commit_at(&dir).as_deref(), Some(commit));
+        std::fs::write(git.join("HEAD"), format!("{commit}\n")).unwrap();
+        assert_eq!(
+            git_commit_at(&dir).as_deref(),
+            Some(commit),
+            "a detached HEAD"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

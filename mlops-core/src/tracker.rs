@@ -529,6 +529,31 @@ pub trait TrackerExt: Tracker {
         }
     }
 
+    /// A metric's history as a stream, fetched a page at a time as it is consumed.
+    fn metric_history_stream<'a>(
+        &'a self,
+        run_id: &'a RunId,
+        key: &'a MetricKey,
+    ) -> futures::stream::BoxStream<'a, Result<Metric>>
+    where
+        Self: Sync,
+    {
+        use futures::StreamExt;
+        // State: the next page token, or `None` once the last page was fetched.
+        let pages = futures::stream::try_unfold(Some(None::<String>), move |token| async move {
+            let Some(token) = token else { return Ok(None) };
+            let page = self
+                .get_metric_history(run_id, key, PageOptions::default().with_page_token(token))
+                .await?;
+            let next = page.next_page_token.map(Some);
+            Ok(Some((
+                futures::stream::iter(page.items.into_iter().map(Ok)),
+                next,
+            )))
+        });
+        futures::TryStreamExt::try_flatten(pages).boxed()
+    }
+
     /// Params of a run as a plain map.
     async fn params(&self, run_id: &RunId) -> Result<BTreeMap<String, String>> {
         let run = self.get_run(run_id).await?;

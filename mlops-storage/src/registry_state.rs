@@ -147,6 +147,9 @@ impl ModelState {
         if lineage.run_id.is_none() {
             lineage.run_id = options.run_id.clone();
         }
+        if lineage.git_commit.is_none() {
+            lineage.git_commit = mlops_core::registry::Lineage::current_git_commit();
+        }
         let mv = ModelVersion {
             name: self.model.name.clone(),
             version,

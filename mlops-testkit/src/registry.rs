@@ -349,7 +349,8 @@ pub async fn tags_on_models_and_versions(r: &dyn Registry) {
     );
 }
 
-/// Lineage and signature come back exactly as registered.
+/// Lineage and signature come back exactly as registered; without a git commit, the caller's
+/// checkout (if any) is recorded.
 pub async fn lineage_and_signature_round_trip(r: &dyn Registry) {
     let name = new_model(r, "lineage").await;
     let run_id = RunId::generate();

@@ -349,6 +349,15 @@ pub async fn metrics_append_in_order(t: &dyn Tracker) {
         assert_eq!((got.step, got.timestamp_ms), (want.step, want.timestamp_ms));
         assert!(got.value == want.value || (got.value.is_nan() && want.value.is_nan()));
     }
+    let streamed: Vec<mlops_core::Metric> =
+        futures::TryStreamExt::try_collect(t.metric_history_stream(&run, &key))
+            .await
+            .unwrap();
+    assert_eq!(
+        streamed.len(),
+        points.len(),
+        "the history stream yields every value"
+    );
     let page = t
         .get_metric_history(&run, &key, PageOptions::default().with_max_results(2))
         .await

@@ -722,6 +722,9 @@ impl Registry for MlflowRegistry {
         if lineage.run_id.is_none() {
             lineage.run_id.clone_from(&options.run_id);
         }
+        if lineage.git_commit.is_none() {
+            lineage.git_commit = mlops_core::registry::Lineage::current_git_commit();
+        }
         if lineage != Default::default() {
             let json =
                 serde_json::to_string(&lineage).map_err(|e| Error::backend("serde_json", e))?;
