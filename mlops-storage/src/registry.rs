@@ -10,13 +10,12 @@ use mlops_core::registry::{
     CreateModelOptions, CreateVersionOptions, ModelVersion, RegisteredModel, Registry,
     RegistryObject, SearchRegistryOptions, Stage,
 };
-use mlops_core::search::{SearchTarget, select};
 use mlops_core::store::{CommitOptions, RefVersion, Store, StoreExt};
 use mlops_core::tracking::Tag;
 use mlops_core::{Alias, Error, ModelName, RefName, Result, TagKey, Version};
 use serde::{Deserialize, Serialize};
 
-use crate::registry_state::{MAX_PAGE, ModelState, page_size, split_target};
+use crate::registry_state::{ModelState, search_models, search_versions, split_target};
 
 /// Where model documents live: `registry/models/<name>`.
 const PREFIX: &str = "registry/models";
@@ -198,18 +197,7 @@ impl Registry for StoreRegistry {
         &self,
         options: SearchRegistryOptions,
     ) -> Result<Page<RegisteredModel>> {
-        let max = page_size(options.max_results, 100)?;
-        let candidates: Vec<RegisteredModel> =
-            self.all().await?.iter().map(ModelState::view).collect();
-        select(
-            SearchTarget::RegisteredModels,
-            candidates,
-            options.filter.as_deref(),
-            &options.order_by,
-            |a: &RegisteredModel, b: &RegisteredModel| a.name.cmp(&b.name),
-            max,
-            options.page_token.as_deref(),
-        )
+        search_models(&self.all().await?, &options)
     }
 
     async fn update_registered_model(
@@ -250,24 +238,7 @@ impl Registry for StoreRegistry {
         &self,
         options: SearchRegistryOptions,
     ) -> Result<Page<ModelVersion>> {
-        let max = page_size(options.max_results, MAX_PAGE)?;
-        let candidates: Vec<ModelVersion> = self
-            .all()
-            .await?
-            .iter()
-            .flat_map(|m| m.live_versions().collect::<Vec<_>>())
-            .collect();
-        select(
-            SearchTarget::ModelVersions,
-            candidates,
-            options.filter.as_deref(),
-            &options.order_by,
-            |a: &ModelVersion, b: &ModelVersion| {
-                a.name.cmp(&b.name).then(b.version.cmp(&a.version))
-            },
-            max,
-            options.page_token.as_deref(),
-        )
+        search_versions(&self.all().await?, &options)
     }
 
     async fn update_model_version(

@@ -289,6 +289,45 @@ impl ModelState {
     }
 }
 
+/// `search_registered_models` over some model states, for every registry backend.
+pub(crate) fn search_models<'a>(
+    models: impl IntoIterator<Item = &'a ModelState>,
+    options: &mlops_core::registry::SearchRegistryOptions,
+) -> Result<mlops_core::page::Page<RegisteredModel>> {
+    let max = page_size(options.max_results, 100)?;
+    let views: Vec<RegisteredModel> = models.into_iter().map(ModelState::view).collect();
+    mlops_core::search::select(
+        mlops_core::search::SearchTarget::RegisteredModels,
+        views,
+        options.filter.as_deref(),
+        &options.order_by,
+        |a: &RegisteredModel, b: &RegisteredModel| a.name.cmp(&b.name),
+        max,
+        options.page_token.as_deref(),
+    )
+}
+
+/// `search_model_versions` over some model states, for every registry backend.
+pub(crate) fn search_versions<'a>(
+    models: impl IntoIterator<Item = &'a ModelState>,
+    options: &mlops_core::registry::SearchRegistryOptions,
+) -> Result<mlops_core::page::Page<ModelVersion>> {
+    let max = page_size(options.max_results, MAX_PAGE)?;
+    let versions: Vec<ModelVersion> = models
+        .into_iter()
+        .flat_map(ModelState::live_versions)
+        .collect();
+    mlops_core::search::select(
+        mlops_core::search::SearchTarget::ModelVersions,
+        versions,
+        options.filter.as_deref(),
+        &options.order_by,
+        |a: &ModelVersion, b: &ModelVersion| a.name.cmp(&b.name).then(b.version.cmp(&a.version)),
+        max,
+        options.page_token.as_deref(),
+    )
+}
+
 /// The model a tag target names, and the version (`None` for the model itself).
 pub(crate) fn split_target(target: &RegistryObject) -> (&ModelName, Option<Version>) {
     match target {

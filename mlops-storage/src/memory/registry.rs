@@ -7,12 +7,11 @@ use mlops_core::registry::{
     CreateModelOptions, CreateVersionOptions, ModelVersion, RegisteredModel, Registry,
     RegistryObject, SearchRegistryOptions, Stage,
 };
-use mlops_core::search::{SearchTarget, select};
 use mlops_core::tracking::Tag;
 use mlops_core::{Alias, Error, ModelName, Result, TagKey, Version};
 
 use super::lock;
-use crate::registry_state::{MAX_PAGE, ModelState, page_size, split_target};
+use crate::registry_state::{ModelState, search_models, search_versions, split_target};
 
 /// A [`Registry`] in memory, with MLflow's semantics: the reference for durable registries.
 #[derive(Debug, Default)]
@@ -65,18 +64,7 @@ impl Registry for MemoryRegistry {
         &self,
         options: SearchRegistryOptions,
     ) -> Result<Page<RegisteredModel>> {
-        let max = page_size(options.max_results, 100)?;
-        let candidates: Vec<RegisteredModel> =
-            lock(&self.models).values().map(ModelState::view).collect();
-        select(
-            SearchTarget::RegisteredModels,
-            candidates,
-            options.filter.as_deref(),
-            &options.order_by,
-            |a: &RegisteredModel, b: &RegisteredModel| a.name.cmp(&b.name),
-            max,
-            options.page_token.as_deref(),
-        )
+        search_models(lock(&self.models).values(), &options)
     }
 
     async fn update_registered_model(
@@ -110,22 +98,7 @@ impl Registry for MemoryRegistry {
         &self,
         options: SearchRegistryOptions,
     ) -> Result<Page<ModelVersion>> {
-        let max = page_size(options.max_results, MAX_PAGE)?;
-        let candidates: Vec<ModelVersion> = lock(&self.models)
-            .values()
-            .flat_map(ModelState::live_versions)
-            .collect();
-        select(
-            SearchTarget::ModelVersions,
-            candidates,
-            options.filter.as_deref(),
-            &options.order_by,
-            |a: &ModelVersion, b: &ModelVersion| {
-                a.name.cmp(&b.name).then(b.version.cmp(&a.version))
-            },
-            max,
-            options.page_token.as_deref(),
-        )
+        search_versions(lock(&self.models).values(), &options)
     }
 
     async fn update_model_version(
