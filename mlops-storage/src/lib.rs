@@ -1,17 +1,22 @@
 //! # mlops-storage
 //!
 //! Implementations of the storage-side traits of [`mlops_core`]: [`Store`](mlops_core::Store),
-//! [`Tracker`](mlops_core::Tracker) and [`Registry`](mlops_core::Registry).
+//! [`Tracker`](mlops_core::Tracker) and [`Registry`](mlops_core::Registry), and what is built on
+//! them.
 //!
-//! Today it holds the **in-memory reference implementations** — [`MemoryStore`],
-//! [`MemoryTracker`] and [`MemoryRegistry`]. They define the semantics every durable backend must
-//! match (each passes `mlops_testkit`'s `run_all`), and they are what tests and examples use when
-//! nothing needs to outlive the process.
+//! | type | what |
+//! |---|---|
+//! | [`ObjectStoreStore`] | the durable `Store` over any object_store backend, by URL ([`StoreUrl`]): a local directory (default `./mlops-data`), `memory://`, `s3://`, `az://`, `gs://`; verified (ranged) reads, CAS refs, [`gc`](ObjectStoreStore::gc) |
+//! | [`Datasets`] | versioned Parquet datasets with manifests and column statistics |
+//! | [`Artifacts`] | directory trees (model folders) as manifests of blobs |
+//! | [`StoreTracker`], [`StoreRegistry`] | a log-structured tracker and a registry on any `Store` |
+//! | `MlflowTracker`, `MlflowRegistry` | a real MLflow server behind the traits (feature `mlflow`) |
+//! | [`Replicator`] | local-first tracking copied to another tracker in the background |
+//! | [`export_mlflow`], [`import_mlflow`] | MLflow's file-store layout, both ways |
+//! | [`verify`] | an fsck for any `Store` |
+//! | [`MemoryStore`], [`MemoryTracker`], [`MemoryRegistry`] | the in-memory reference semantics every backend must match |
 //!
-//! Next (see the project's issues): `ObjectStoreStore` over any `object_store` backend (local
-//! directory by default, `memory://`, and `s3://`, `az://`, `gs://` behind the `s3`, `azure`,
-//! `gcp` features), versioned Parquet datasets, a log-structured tracker and a registry on a
-//! `Store`, and MLflow REST backends behind the `mlflow` feature.
+//! Every implementation passes `mlops_testkit`'s suites.
 //!
 //! ## Example
 //!
@@ -37,7 +42,10 @@
 //!
 //! ## Features
 //!
-//! None yet; `s3`, `azure`, `gcp` and `mlflow` arrive with the durable backends.
+//! | feature | enables |
+//! |---|---|
+//! | `s3`, `azure`, `gcp` | cloud store URLs, with object_store's credential chains |
+//! | `mlflow` | `MlflowTracker`, `MlflowRegistry`, `MlflowClient` |
 
 pub mod artifact;
 pub mod dataset;

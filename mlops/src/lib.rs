@@ -16,6 +16,8 @@
 //! | `pipeline` | `pipeline` | DAG runner, Argo/Kubernetes export | no |
 //! | `testkit` | `testkit` | conformance suites for your own implementations | no |
 //! | `full` | all of the above but `testkit` | | no |
+//! | `s3`, `azure`, `gcp` | — | cloud URLs for `storage::ObjectStoreStore` | no |
+//! | `mlflow` | — | `storage::MlflowTracker`, `storage::MlflowRegistry` | no |
 //!
 //! ## Example
 //!
