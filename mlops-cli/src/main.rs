@@ -5,6 +5,7 @@
 
 mod check;
 mod datasets;
+mod output;
 mod store;
 mod tracking;
 

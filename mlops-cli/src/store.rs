@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use clap::Subcommand;
+use mlops::Result;
 use mlops::storage::{GcOptions, ObjectStoreStore, verify};
-use mlops::{Error, Result};
+
+use crate::output::print_json;
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
@@ -50,12 +52,6 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         _ => return Err(format!("{s:?} has unit {unit:?}; use s, m, h or d")),
     };
     Ok(Duration::from_secs(secs))
-}
-
-fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let s = serde_json::to_string_pretty(value).map_err(|e| Error::backend("serde_json", e))?;
-    println!("{s}");
-    Ok(())
 }
 
 /// Runs the command; `Ok(false)` when `verify` found problems.

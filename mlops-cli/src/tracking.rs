@@ -6,8 +6,10 @@ use std::collections::BTreeSet;
 use clap::Subcommand;
 use mlops::registry::SearchRegistryOptions;
 use mlops::storage::{StoreRegistry, StoreTracker};
+
+use crate::output::{print_json, when};
 use mlops::tracker::{SearchExperimentsOptions, SearchRunsOptions};
-use mlops::{Error, ExperimentId, Registry, RegistryExt, Result, Run, RunId, Tracker, ViewType};
+use mlops::{ExperimentId, Registry, RegistryExt, Result, Run, RunId, Tracker, ViewType};
 
 #[derive(Debug, Subcommand)]
 pub enum ExperimentsCommand {
@@ -103,18 +105,6 @@ pub enum ModelsCommand {
         /// Version number
         version: u64,
     },
-}
-
-fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let s = serde_json::to_string_pretty(value).map_err(|e| Error::backend("serde_json", e))?;
-    println!("{s}");
-    Ok(())
-}
-
-fn when(ms: i64) -> String {
-    let t =
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 async fn experiment_id(tracker: &StoreTracker, s: &str) -> Result<ExperimentId> {
