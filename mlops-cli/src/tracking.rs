@@ -435,6 +435,14 @@ pub enum ImportCommand {
     },
 }
 
+/// `12 experiments, 40 runs (…), 2 models (5 versions)`.
+fn counts(r: &mlops::storage::MlflowTransfer) -> String {
+    format!(
+        "{} experiments, {} runs ({} metric values, {} artifacts), {} models ({} versions)",
+        r.experiments, r.runs, r.metric_values, r.artifacts, r.models, r.model_versions
+    )
+}
+
 pub async fn export(
     tracker: &StoreTracker,
     registry: &StoreRegistry,
@@ -442,16 +450,7 @@ pub async fn export(
 ) -> Result<()> {
     let ExportCommand::Mlflow { out } = cmd;
     let r = mlops::storage::export_mlflow(tracker, registry, out).await?;
-    println!(
-        "wrote {} experiments, {} runs ({} metric values, {} artifacts), {} models ({} versions) to {}",
-        r.experiments,
-        r.runs,
-        r.metric_values,
-        r.artifacts,
-        r.models,
-        r.model_versions,
-        out.display()
-    );
+    println!("wrote {} to {}", counts(&r), out.display());
     Ok(())
 }
 
@@ -462,15 +461,6 @@ pub async fn import(
 ) -> Result<()> {
     let ImportCommand::Mlflow { dir } = cmd;
     let r = mlops::storage::import_mlflow(dir, tracker, registry).await?;
-    println!(
-        "imported {} experiments, {} runs ({} metric values, {} artifacts), {} models ({} versions) from {}",
-        r.experiments,
-        r.runs,
-        r.metric_values,
-        r.artifacts,
-        r.models,
-        r.model_versions,
-        dir.display()
-    );
+    println!("imported {} from {}", counts(&r), dir.display());
     Ok(())
 }

@@ -206,19 +206,24 @@ pub trait StoreExt: Store {
     /// version if the ref is new). Still compare-and-swap: a concurrent writer makes it fail with
     /// [`Error::Conflict`].
     async fn commit_next(&self, name: &RefName, target: Digest, message: &str) -> Result<Commit> {
+        self.commit_latest(name, target, CommitOptions::default().with_message(message))
+            .await
+    }
+
+    /// Like [`commit_next`](StoreExt::commit_next), with every commit option but the parent,
+    /// which is the latest version now.
+    async fn commit_latest(
+        &self,
+        name: &RefName,
+        target: Digest,
+        options: CommitOptions,
+    ) -> Result<Commit> {
         let parent = match self.get_ref(name, RefVersion::Latest).await {
             Ok(c) => Some(c.version),
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e),
         };
-        self.commit(
-            name,
-            target,
-            CommitOptions::default()
-                .with_parent(parent)
-                .with_message(message),
-        )
-        .await
+        self.commit(name, target, options.with_parent(parent)).await
     }
 
     /// Whether a blob is stored.

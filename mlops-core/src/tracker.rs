@@ -513,6 +513,23 @@ pub trait TrackerExt: Tracker {
         }
     }
 
+    /// Every page of an experiment search, concatenated.
+    async fn search_all_experiments(
+        &self,
+        options: SearchExperimentsOptions,
+    ) -> Result<Vec<Experiment>> {
+        let mut out = Vec::new();
+        let mut options = options;
+        loop {
+            let page = self.search_experiments(options.clone()).await?;
+            out.extend(page.items);
+            match page.next_page_token {
+                Some(t) => options.page_token = Some(t),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// A metric's whole history, every page concatenated.
     async fn metric_history(&self, run_id: &RunId, key: &MetricKey) -> Result<Vec<Metric>> {
         let mut out = Vec::new();

@@ -213,22 +213,11 @@ impl Artifacts {
         stored: &StoredTree,
         message: &str,
     ) -> Result<Commit> {
-        let parent = match self.store.get_ref(name, RefVersion::Latest).await {
-            Ok(c) => Some(c.version),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
-        };
-        self.store
-            .commit(
-                name,
-                stored.digest,
-                CommitOptions::default()
-                    .with_parent(parent)
-                    .with_retains(stored.tree.files.values().map(|e| e.digest))
-                    .with_message(message)
-                    .with_metadata("kind", stored.tree.kind.clone()),
-            )
-            .await
+        let options = CommitOptions::default()
+            .with_retains(stored.tree.files.values().map(|e| e.digest))
+            .with_message(message)
+            .with_metadata("kind", stored.tree.kind.clone());
+        self.store.commit_latest(name, stored.digest, options).await
     }
 
     /// The tree a ref points at.

@@ -66,9 +66,7 @@ pub use artifact::{Artifacts, StoredTree, Tree};
 pub use dataset::{Datasets, ReadOptions, SchemaPolicy, WriteOptions};
 pub use maintenance::{VerifyReport, verify};
 pub use memory::{MemoryRegistry, MemoryStore, MemoryTracker};
-pub use mlflow_files::{
-    IMPORTED_RUN_ID_TAG, MlflowExport, MlflowImport, export_mlflow, import_mlflow,
-};
+pub use mlflow_files::{IMPORTED_RUN_ID_TAG, MlflowTransfer, export_mlflow, import_mlflow};
 #[cfg(feature = "mlflow")]
 pub use mlflow_rest::{MlflowClient, MlflowRegistry, MlflowTracker};
 pub use object::{DEFAULT_STORE, GcOptions, GcReport, ObjectStoreStore, StoreUrl};

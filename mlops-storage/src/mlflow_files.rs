@@ -9,24 +9,24 @@ use std::path::{Path, PathBuf};
 
 use mlops_core::registry::{ModelVersion, Registry, RegistryExt, SearchRegistryOptions};
 use mlops_core::tracker::{SearchExperimentsOptions, SearchRunsOptions, Tracker, TrackerExt};
-use mlops_core::tracking::{Experiment, LifecycleStage, Run, ViewType};
+use mlops_core::tracking::{LifecycleStage, Run, ViewType};
 use mlops_core::{Error, Result};
 use serde::Serialize;
 
-/// What [`export_mlflow`] wrote.
+/// What [`export_mlflow`] wrote or [`import_mlflow`] read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct MlflowExport {
-    /// Experiments written.
+pub struct MlflowTransfer {
+    /// Experiments (on import: created or matched by name).
     pub experiments: usize,
-    /// Runs written.
+    /// Runs (on import: created anew, tagged [`IMPORTED_RUN_ID_TAG`]).
     pub runs: usize,
-    /// Metric values written (every value of every history).
+    /// Metric values, every value of every history.
     pub metric_values: usize,
-    /// Artifact files written.
+    /// Artifact files.
     pub artifacts: usize,
-    /// Registered models written.
+    /// Registered models.
     pub models: usize,
-    /// Model versions written.
+    /// Model versions.
     pub model_versions: usize,
 }
 
@@ -128,7 +128,7 @@ pub async fn export_mlflow(
     tracker: &dyn Tracker,
     registry: &dyn Registry,
     out: &Path,
-) -> Result<MlflowExport> {
+) -> Result<MlflowTransfer> {
     if out.exists() && std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
         return Err(Error::invalid(
             "output",
@@ -140,18 +140,11 @@ pub async fn export_mlflow(
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
     let root = out.canonicalize().map_err(io(out))?;
-    let mut report = MlflowExport::default();
+    let mut report = MlflowTransfer::default();
 
-    let mut experiments: Vec<Experiment> = Vec::new();
-    let mut options = SearchExperimentsOptions::default().with_view_type(ViewType::All);
-    loop {
-        let page = tracker.search_experiments(options.clone()).await?;
-        experiments.extend(page.items);
-        match page.next_page_token {
-            Some(t) => options.page_token = Some(t),
-            None => break,
-        }
-    }
+    let experiments = tracker
+        .search_all_experiments(SearchExperimentsOptions::default().with_view_type(ViewType::All))
+        .await?;
     for e in &experiments {
         // MLflow moves deleted experiments to `.trash/`.
         let dir = match e.lifecycle_stage {
@@ -227,7 +220,7 @@ async fn export_run(
     tracker: &dyn Tracker,
     exp_dir: &Path,
     run: &Run,
-    report: &mut MlflowExport,
+    report: &mut MlflowTransfer,
 ) -> Result<()> {
     let i = &run.info;
     let dir = exp_dir.join(i.run_id.as_str());
@@ -313,23 +306,6 @@ fn export_version(model_dir: &Path, v: &ModelVersion) -> Result<()> {
     Ok(())
 }
 
-/// What [`import_mlflow`] read.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct MlflowImport {
-    /// Experiments created or matched by name.
-    pub experiments: usize,
-    /// Runs created (each tagged `mlops.import.run_id` with its MLflow id).
-    pub runs: usize,
-    /// Metric values logged.
-    pub metric_values: usize,
-    /// Artifact files stored.
-    pub artifacts: usize,
-    /// Registered models created.
-    pub models: usize,
-    /// Model versions created.
-    pub model_versions: usize,
-}
-
 /// The tag that records, on an imported run, its id in the MLflow store it came from.
 pub const IMPORTED_RUN_ID_TAG: &str = "mlops.import.run_id";
 
@@ -410,7 +386,7 @@ pub async fn import_mlflow(
     root: &Path,
     tracker: &dyn Tracker,
     registry: &dyn Registry,
-) -> Result<MlflowImport> {
+) -> Result<MlflowTransfer> {
     use mlops_core::registry::{CreateModelOptions, CreateVersionOptions, Stage};
     use mlops_core::tracker::{CreateRunOptions, LogBatch, UpdateRunOptions};
     use mlops_core::tracking::{Metric, Param, RunStatus, Tag};
@@ -418,7 +394,7 @@ pub async fn import_mlflow(
     if !root.join("0").join("meta.yaml").is_file() && !root.is_dir() {
         return Err(Error::not_found("mlflow store", root.display()));
     }
-    let mut report = MlflowImport::default();
+    let mut report = MlflowTransfer::default();
     let mut run_ids: std::collections::BTreeMap<String, mlops_core::RunId> =
         std::collections::BTreeMap::new();
     let mut exp_dirs: Vec<PathBuf> = Vec::new();

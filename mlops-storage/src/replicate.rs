@@ -94,16 +94,12 @@ impl Replicator {
     pub async fn sync_once(&self) -> Result<SyncReport> {
         let _one = self.running.lock().await;
         let mut report = SyncReport::default();
-        let mut options = SearchExperimentsOptions::default().with_view_type(ViewType::All);
-        let mut experiments = Vec::new();
-        loop {
-            let page = self.source.search_experiments(options.clone()).await?;
-            experiments.extend(page.items);
-            match page.next_page_token {
-                Some(t) => options.page_token = Some(t),
-                None => break,
-            }
-        }
+        let experiments = self
+            .source
+            .search_all_experiments(
+                SearchExperimentsOptions::default().with_view_type(ViewType::All),
+            )
+            .await?;
         for e in experiments {
             let runs = self
                 .source

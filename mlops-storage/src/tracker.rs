@@ -309,16 +309,10 @@ impl StoreTracker {
         let digest = s.store.put_bytes(Bytes::from(json)).await?.digest;
         let name = RefName::new(SNAPSHOTS)?;
         for _ in 0..16 {
-            let parent = match s.store.get_ref(&name, RefVersion::Latest).await {
-                Ok(c) => Some(c.version),
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
-            };
             let options = CommitOptions::default()
-                .with_parent(parent)
                 .with_retains(retains.clone())
                 .with_message("compact");
-            match s.store.commit(&name, digest, options).await {
+            match s.store.commit_latest(&name, digest, options).await {
                 Ok(_) => return Ok(report),
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e),

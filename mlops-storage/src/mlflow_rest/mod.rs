@@ -13,7 +13,7 @@ use mlops_core::registry::{
 };
 use mlops_core::tracker::{
     ArtifactInfo, CreateExperimentOptions, CreateRunOptions, LogBatch, PageOptions,
-    SearchExperimentsOptions, SearchRunsOptions, Tracker, UpdateRunOptions,
+    SearchExperimentsOptions, SearchRunsOptions, Tracker, TrackerExt, UpdateRunOptions,
 };
 use mlops_core::tracking::{
     DatasetInput, Experiment, LifecycleStage, Metric, Run, RunInfo, Tag, ViewType, tags,
@@ -56,6 +56,8 @@ fn jtags(tags: &[Tag]) -> Vec<JTag> {
 #[derive(Debug, Clone)]
 pub struct MlflowTracker {
     client: MlflowClient,
+    /// Each run's artifact root: fixed at creation, so looked up once per run.
+    artifact_roots: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<RunId, String>>>,
 }
 
 impl MlflowTracker {
@@ -63,20 +65,27 @@ impl MlflowTracker {
     pub fn new(tracking_uri: &str) -> Result<Self> {
         Ok(Self {
             client: MlflowClient::new(tracking_uri)?,
+            artifact_roots: Default::default(),
         })
     }
 
     /// The artifact proxy path of a run's artifact root (`<exp>/<run>/artifacts`).
     async fn artifact_root(&self, run_id: &RunId) -> Result<String> {
+        if let Some(root) = crate::memory::lock(&self.artifact_roots).get(run_id) {
+            return Ok(root.clone());
+        }
         let run = self.get_run(run_id).await?;
         let uri = &run.info.artifact_uri;
-        uri.strip_prefix("mlflow-artifacts:/")
+        let root = uri
+            .strip_prefix("mlflow-artifacts:/")
             .map(|p| p.trim_start_matches('/').trim_end_matches('/').to_owned())
             .ok_or_else(|| {
                 Error::NotSupported(format!(
                     "run {run_id} stores artifacts at {uri}; start the server with --artifacts-destination so artifacts go through it"
                 ))
-            })
+            })?;
+        crate::memory::lock(&self.artifact_roots).insert(run_id.clone(), root.clone());
+        Ok(root)
     }
 }
 
@@ -389,21 +398,13 @@ impl Tracker for MlflowTracker {
     async fn search_runs(&self, options: SearchRunsOptions) -> Result<Page<Run>> {
         let experiment_ids: Vec<String> = if options.experiment_ids.is_empty() {
             // MLflow needs experiment ids: search them all.
-            let mut ids = Vec::new();
-            let mut o = SearchExperimentsOptions::default().with_view_type(ViewType::All);
-            loop {
-                let page = self.search_experiments(o.clone()).await?;
-                ids.extend(
-                    page.items
-                        .into_iter()
-                        .map(|e| e.experiment_id.into_string()),
-                );
-                match page.next_page_token {
-                    Some(t) => o.page_token = Some(t),
-                    None => break,
-                }
-            }
-            ids
+            self.search_all_experiments(
+                SearchExperimentsOptions::default().with_view_type(ViewType::All),
+            )
+            .await?
+            .into_iter()
+            .map(|e| e.experiment_id.into_string())
+            .collect()
         } else {
             options
                 .experiment_ids
