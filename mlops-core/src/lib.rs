@@ -76,7 +76,9 @@ pub use id::{
 };
 pub use model::{Model, ModelArtifact, ModelLoader};
 pub use page::Page;
-pub use policy::{Decision, PolicyEngine, PolicyEngineExt, PolicyQuery};
+pub use policy::{
+    Decision, GovernanceInput, GovernedAction, PolicyEngine, PolicyEngineExt, PolicyQuery,
+};
 pub use registry::{ModelVersion, RegisteredModel, Registry, RegistryExt, RegistryObject, Stage};
 pub use serve::{InferRequest, InferResponse, Server};
 pub use signature::Signature;

@@ -1,0 +1,30 @@
+# Metric thresholds from the model card: data.mlops.thresholds = {"f1": {"min": 0.8}, "rmse": {"max": 2.5}}.
+# Checked when a version is promoted; a thresholded metric that the model does not report denies.
+package mlops.metrics
+
+import data.mlops.lib
+
+thresholds := object.get(data, ["mlops", "thresholds"], {})
+
+deny contains msg if {
+	lib.promotion
+	some name, _ in thresholds
+	not name in object.keys(input.model.metrics)
+	msg := sprintf("%s reports no %s metric, which a threshold requires", [lib.subject, name])
+}
+
+deny contains msg if {
+	lib.promotion
+	some name, bound in thresholds
+	value := input.model.metrics[name]
+	value < bound.min
+	msg := sprintf("%s has %s = %v, below the minimum %v", [lib.subject, name, value, bound.min])
+}
+
+deny contains msg if {
+	lib.promotion
+	some name, bound in thresholds
+	value := input.model.metrics[name]
+	value > bound.max
+	msg := sprintf("%s has %s = %v, above the maximum %v", [lib.subject, name, value, bound.max])
+}
