@@ -372,8 +372,7 @@ async fn tail(store: &dyn Store, name: &RefName) -> Result<(Option<Version>, Log
     let bytes = store.get_bytes(&commit.target).await?;
     let last = bytes
         .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .last()
+        .rfind(|l| !l.is_empty())
         .ok_or_else(|| Error::corrupt("decision log", name, "the latest segment is empty"))?;
     let entry: LogEntry = serde_json::from_slice(last)
         .map_err(|e| Error::corrupt("decision log", name, format!("latest segment: {e}")))?;
