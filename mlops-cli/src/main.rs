@@ -6,6 +6,7 @@
 mod check;
 mod datasets;
 mod output;
+mod policy;
 mod store;
 mod tracking;
 
@@ -26,6 +27,16 @@ struct Cli {
     /// az://… (feature azure), gs://… (feature gcp)
     #[arg(long, global = true, env = "MLOPS_STORE", default_value = DEFAULT_STORE)]
     store: String,
+
+    /// A backend option for the store, KEY=VALUE (object_store keys such as aws_endpoint);
+    /// VALUE may be secret:NAME, looked up with --secrets. Repeatable
+    #[arg(long = "store-option", global = true, value_name = "KEY=VALUE", value_parser = key_value)]
+    store_options: Vec<(String, String)>,
+
+    /// Where secret:NAME values come from: env, env:PREFIX, file:DIR, vault (VAULT_ADDR and
+    /// VAULT_TOKEN), vault:MOUNT
+    #[arg(long, global = true, env = "MLOPS_SECRETS", default_value = "env")]
+    secrets: String,
 
     #[command(subcommand)]
     command: Command,
@@ -54,6 +65,9 @@ enum Command {
     /// Store maintenance: verify, gc
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Policy as code: eval, test, verify-log, log, library
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Check MLflow search filters and order-by clauses offline
     #[command(subcommand)]
     Filter(check::FilterCommand),
@@ -62,8 +76,19 @@ enum Command {
     Uri(check::UriCommand),
 }
 
-fn open(url: &str) -> mlops::Result<ObjectStoreStore> {
-    ObjectStoreStore::open(url, &[])
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+async fn open(cli: &Cli) -> mlops::Result<ObjectStoreStore> {
+    if cli.store_options.is_empty() {
+        return ObjectStoreStore::open(&cli.store, &[]);
+    }
+    let secrets = mlops::policy::secret::from_spec(&cli.secrets)?;
+    ObjectStoreStore::open_with_secrets(&cli.store, &cli.store_options, secrets.as_ref()).await
 }
 
 /// Tracker options for a short-lived command: no background flushing (commands flush themselves).
@@ -71,8 +96,8 @@ fn quiet() -> StoreTrackerOptions {
     StoreTrackerOptions::default().with_flush_interval(None)
 }
 
-async fn open_tracker(url: &str) -> mlops::Result<StoreTracker> {
-    StoreTracker::open(Arc::new(open(url)?), quiet()).await
+async fn open_tracker(cli: &Cli) -> mlops::Result<StoreTracker> {
+    StoreTracker::open(Arc::new(open(cli).await?), quiet()).await
 }
 
 async fn run(cli: &Cli) -> mlops::Result<bool> {
@@ -80,34 +105,41 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
         Command::Filter(cmd) => check::filter(cmd).map(|()| true),
         Command::Uri(cmd) => check::uri(cmd).map(|()| true),
         Command::Datasets(cmd) => {
-            let datasets = Datasets::new(Arc::new(open(&cli.store)?));
+            let datasets = Datasets::new(Arc::new(open(cli).await?));
             datasets::run(&datasets, cmd).await.map(|()| true)
         }
-        Command::Store(cmd) => store::run(&open(&cli.store)?, cmd).await,
+        Command::Store(cmd) => store::run(&open(cli).await?, cmd).await,
         Command::Experiments(cmd) => {
-            let tracker = open_tracker(&cli.store).await?;
+            let tracker = open_tracker(cli).await?;
             tracking::experiments(&tracker, cmd).await.map(|()| true)
         }
         Command::Runs(cmd) => {
-            let tracker = open_tracker(&cli.store).await?;
+            let tracker = open_tracker(cli).await?;
             tracking::runs(&tracker, cmd).await.map(|()| true)
         }
         Command::Export(cmd) => {
-            let store: Arc<dyn mlops::Store> = Arc::new(open(&cli.store)?);
+            let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
             let tracker = StoreTracker::open(store.clone(), quiet()).await?;
             tracking::export(&tracker, &StoreRegistry::new(store), cmd)
                 .await
                 .map(|()| true)
         }
         Command::Import(cmd) => {
-            let store: Arc<dyn mlops::Store> = Arc::new(open(&cli.store)?);
+            let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
             let tracker = StoreTracker::open(store.clone(), quiet()).await?;
             let imported = tracking::import(&tracker, &StoreRegistry::new(store), cmd).await;
             mlops::Tracker::flush(&tracker).await?;
             imported.map(|()| true)
         }
+        Command::Policy(cmd) => {
+            policy::run(cmd, || async {
+                let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
+                Ok(store)
+            })
+            .await
+        }
         Command::Models(cmd) => {
-            let registry = StoreRegistry::new(Arc::new(open(&cli.store)?));
+            let registry = StoreRegistry::new(Arc::new(open(cli).await?));
             tracking::models(&registry, cmd).await.map(|()| true)
         }
     }

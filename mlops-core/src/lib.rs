@@ -57,6 +57,7 @@ pub mod page;
 pub mod policy;
 pub mod registry;
 pub mod search;
+pub mod secret;
 pub mod serve;
 pub mod signature;
 pub mod store;

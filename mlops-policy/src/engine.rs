@@ -37,6 +37,7 @@ pub struct RegoPolicyBuilder {
     modules: Vec<Module>,
     digester: blake3::Hasher,
     revision: Option<String>,
+    v0: bool,
 }
 
 impl fmt::Debug for RegoPolicyBuilder {
@@ -61,12 +62,14 @@ impl RegoPolicyBuilder {
             modules: Vec::new(),
             digester: blake3::Hasher::new(),
             revision: None,
+            v0: false,
         }
     }
 
     /// Parses the modules added from now on as Rego v0 (`deny[msg] { ... }`) when `v0` is true.
     pub fn rego_v0(mut self, v0: bool) -> Self {
         self.engine.set_rego_v0(v0);
+        self.v0 = v0;
         self
     }
 
@@ -86,7 +89,10 @@ impl RegoPolicyBuilder {
             .engine
             .add_policy(label.clone(), text.clone())
             .map_err(|e| {
-                let msg = one_line(&e);
+                let mut msg = one_line(&e);
+                if !self.v0 && msg.contains("keyword is required") {
+                    msg.push_str(" (is this Rego v0? load it with the rego_v0 option, --rego-v0)");
+                }
                 if located(&msg, &label) {
                     Error::invalid("policy", msg)
                 } else {

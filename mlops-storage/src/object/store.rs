@@ -86,6 +86,19 @@ impl ObjectStoreStore {
         Ok(Self { inner, prefix, url })
     }
 
+    /// Opens like [`open`](Self::open) after resolving option values written
+    /// `secret:<name>` through `secrets` (environment, files, Vault: see `mlops-policy`), so
+    /// credentials need not sit in configuration:
+    /// `aws_secret_access_key=secret:storage/s3#secret_key`.
+    pub async fn open_with_secrets(
+        url: &str,
+        options: &[(String, String)],
+        secrets: &dyn mlops_core::secret::SecretProvider,
+    ) -> Result<Self> {
+        let resolved = mlops_core::secret::resolve_options(options, secrets).await?;
+        Self::open(url, &resolved)
+    }
+
     /// Opens the default store, [`DEFAULT_STORE`] (`./mlops-data`).
     pub fn open_default() -> Result<Self> {
         Self::open(DEFAULT_STORE, &[])
