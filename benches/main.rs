@@ -8,12 +8,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod digest;
+mod policy;
 mod search;
 mod store;
 mod tracker;
 
 criterion::criterion_main!(
     digest::benches,
+    policy::benches,
     search::benches,
     store::benches,
     tracker::benches

@@ -130,6 +130,13 @@ pub struct ColumnDrift {
     pub threshold: f64,
     /// Whether the column drifted.
     pub drifted: bool,
+    /// Values tested on each side after dropping missing ones (`[reference, current]`).
+    #[serde(default)]
+    pub counts: [u64; 2],
+    /// True when the reference side was a sample of the reference (a profile built with
+    /// `max_values`), which makes the score an approximation.
+    #[serde(default)]
+    pub approximate: bool,
 }
 
 /// Drift of a dataset against a reference.

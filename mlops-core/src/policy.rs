@@ -72,6 +72,25 @@ pub trait PolicyEngineExt: PolicyEngine {
     }
 }
 
+/// The deploy gate: whether `version` may be loaded for serving (at `target`, when named),
+/// decided at `path` (usually [`GOVERNANCE_PATH`]) on a [`GovernanceInput`] with
+/// `action: "deploy"`. A server configured with a policy engine calls this before loading a
+/// version; a denial is [`Error::PolicyDenied`] with every reason.
+pub fn check_deploy(
+    engine: &dyn PolicyEngine,
+    path: &str,
+    version: &ModelVersion,
+    target: Option<&str>,
+) -> Result<Decision> {
+    let input = GovernanceInput::new(
+        GovernedAction::Deploy {
+            target: target.map(str::to_string),
+        },
+        ModelFacts::from_version(version),
+    );
+    engine.check(&input.query(path)?)
+}
+
 impl<P: PolicyEngine + ?Sized> PolicyEngineExt for P {}
 
 macro_rules! forward_policy {
@@ -309,5 +328,77 @@ impl GovernanceInput {
     /// A query at `path` with this input.
     pub fn query(&self, path: &str) -> Result<PolicyQuery> {
         Ok(PolicyQuery::new(path, self.to_json()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::TagKey;
+
+    /// Allows exactly approved versions with f1 >= 0.8 and looks at what it was given.
+    #[derive(Debug)]
+    struct Approval;
+
+    impl PolicyEngine for Approval {
+        fn evaluate(&self, query: &PolicyQuery) -> Result<Decision> {
+            let i = &query.input;
+            assert_eq!(i["action"], "deploy");
+            assert_eq!(i["target"], "prod");
+            let ok =
+                i["model"]["approved"] == true && i["model"]["metrics"]["f1"].as_f64() >= Some(0.8);
+            Ok(Decision {
+                decision_id: "d".into(),
+                allowed: ok,
+                reasons: if ok { vec![] } else { vec!["no".into()] },
+                result: serde_json::Value::Null,
+                revision: None,
+            })
+        }
+    }
+
+    fn version(tags: &[(&str, &str)]) -> ModelVersion {
+        ModelVersion {
+            name: ModelName::new("m").unwrap(),
+            version: crate::id::Version::new(1).unwrap(),
+            creation_timestamp: 0,
+            last_updated_timestamp: 0,
+            user_id: None,
+            current_stage: Stage::None,
+            description: String::new(),
+            source: "s".into(),
+            run_id: None,
+            status: Default::default(),
+            status_message: None,
+            tags: tags
+                .iter()
+                .map(|(k, v)| (TagKey::new(*k).unwrap(), (*v).to_string()))
+                .collect(),
+            run_link: None,
+            aliases: vec![],
+            lineage: Default::default(),
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn the_deploy_gate_sees_approval_and_metric_tags() {
+        let good = version(&[
+            ("approved", "TRUE"),
+            ("metrics.f1", "0.9"),
+            ("metrics.bad", "x"),
+        ]);
+        let facts = ModelFacts::from_version(&good);
+        assert!(facts.approved);
+        assert_eq!(facts.metrics.len(), 1, "unparsable metric tags are skipped");
+        assert!(check_deploy(&Approval, GOVERNANCE_PATH, &good, Some("prod")).is_ok());
+        let bad = version(&[("approved", "true"), ("metrics.f1", "0.5")]);
+        let err = check_deploy(&Approval, GOVERNANCE_PATH, &bad, Some("prod")).unwrap_err();
+        assert!(err.is_policy_denied());
+        let input = GovernanceInput::new(GovernedAction::CreateVersion, facts)
+            .to_json()
+            .unwrap();
+        assert_eq!(input["action"], "create_version");
+        assert!(input.get("target").is_none());
     }
 }

@@ -1,14 +1,19 @@
 //! # mlops-drift
 //!
-//! Implementations of [`mlops_core::DriftDetector`] over Arrow data.
+//! Drift detection with Evidently's semantics, computed natively:
 //!
-//! **Status: empty.** This crate is filled by the drift issue. It will hold:
-//!
-//! - per-column tests with Evidently's semantics and default selection: Kolmogorov–Smirnov,
-//!   chi-square, two-proportion z-test, normed Wasserstein, Jensen–Shannon and PSI, checked
-//!   against scipy;
-//! - [`mlops_core::ReferenceProfile`]s computed once from training data and stored beside a model
-//!   version;
-//! - data-quality expectations (Great Expectations' job) and JSON / standalone HTML reports;
-//! - a windowed online monitor exporting drift scores as Prometheus gauges, and the retraining
-//!   trigger rule.
+//! - [`StatDetector`] implements [`mlops_core::DriftDetector`]: per-column Kolmogorov–Smirnov
+//!   (scipy's exact and asymptotic p-values), chi-square, two-proportion z, normed Wasserstein,
+//!   Jensen–Shannon on Sturges bins and PSI, chosen by column kind, reference size and distinct
+//!   values as Evidently chooses them, with Evidently's thresholds and comparisons; dataset drift
+//!   when the share of drifted columns reaches `drift_share`. Columns run in parallel.
+//! - Reference profiles ([`mlops_core::ReferenceProfile`]) keep the sorted reference values (or a
+//!   bounded quantile sample, which makes the tests approximate and says so) and label counts,
+//!   so detection needs no raw reference data.
+//! - [`stats`]: the statistics themselves, each matching the scipy function Evidently calls.
+
+mod column;
+mod detector;
+pub mod stats;
+
+pub use detector::{NUMBER_UNIQUE_AS_CATEGORICAL, StatDetector, StatTest, default_test};

@@ -38,6 +38,7 @@ pub struct RegoPolicyBuilder {
     digester: blake3::Hasher,
     revision: Option<String>,
     v0: bool,
+    compiled: bool,
 }
 
 impl fmt::Debug for RegoPolicyBuilder {
@@ -63,6 +64,7 @@ impl RegoPolicyBuilder {
             digester: blake3::Hasher::new(),
             revision: None,
             v0: false,
+            compiled: true,
         }
     }
 
@@ -206,6 +208,14 @@ impl RegoPolicyBuilder {
         self
     }
 
+    /// Evaluates every decision with regorus's tree-walking interpreter only. By default the
+    /// `allow`/`deny` rules of each package are also compiled to regorus's bytecode VM (RVM),
+    /// 2–3× faster, and the interpreter serves what the VM cannot compile or run.
+    pub fn interpreter_only(mut self) -> Self {
+        self.compiled = false;
+        self
+    }
+
     /// Compiles the policies. Errors that only show when rules are analysed together (a
     /// conflicting rule, an unsafe variable) are [`Error::InvalidArgument`] here.
     pub fn build(mut self) -> Result<RegoPolicyEngine> {
@@ -228,16 +238,83 @@ impl RegoPolicyBuilder {
             rules.allow |= declared("allow")?;
             rules.deny |= declared("deny")?;
         }
+        let mut compiled = BTreeMap::new();
+        if self.compiled {
+            let data = self.engine.get_data();
+            for (package, rules) in &packages {
+                for (declared, rule) in [(rules.allow, "allow"), (rules.deny, "deny")] {
+                    if !declared {
+                        continue;
+                    }
+                    let path = format!("{package}.{rule}");
+                    match compile_rvm(&mut self.engine, &path, &data) {
+                        Ok(vm) => {
+                            compiled.insert(path, vm);
+                        }
+                        Err(e) => tracing::debug!(
+                            %path,
+                            error = %one_line(&e),
+                            "not compiled to the RVM; the interpreter evaluates it"
+                        ),
+                    }
+                }
+            }
+        }
         let revision = self
             .revision
             .unwrap_or_else(|| self.digester.finalize().to_hex()[..16].to_string());
         Ok(RegoPolicyEngine {
             template: self.engine,
             pool: Mutex::new(Vec::new()),
+            compiled,
             packages,
             modules: self.modules,
             revision,
         })
+    }
+}
+
+/// A rule compiled to regorus's bytecode VM, with idle VMs ready to run it.
+struct Compiled {
+    path: String,
+    program: std::sync::Arc<regorus::rvm::program::Program>,
+    data: Value,
+    idle: Mutex<Vec<regorus::rvm::RegoVM>>,
+}
+
+fn compile_rvm(engine: &mut regorus::Engine, path: &str, data: &Value) -> anyhow::Result<Compiled> {
+    let policy = engine.compile_with_entrypoint(&path.into())?;
+    let program =
+        regorus::languages::rego::compiler::Compiler::compile_from_policy(&policy, &[path])?;
+    Ok(Compiled {
+        path: path.to_string(),
+        program,
+        data: data.clone(),
+        idle: Mutex::new(Vec::new()),
+    })
+}
+
+impl Compiled {
+    fn eval(&self, input: &Value) -> anyhow::Result<Value> {
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut vm = match idle {
+            Some(vm) => vm,
+            None => {
+                let mut vm = regorus::rvm::RegoVM::new();
+                vm.load_program(std::sync::Arc::clone(&self.program));
+                vm.set_data(self.data.clone())?;
+                vm
+            }
+        };
+        vm.set_input(input.clone());
+        let out = vm
+            .execute_entry_point_by_name(&self.path)
+            .map_err(|e| anyhow::anyhow!("{e}"));
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < POOL_MAX {
+            idle.push(vm);
+        }
+        out
     }
 }
 
@@ -330,6 +407,7 @@ pub struct TestResult {
 pub struct RegoPolicyEngine {
     template: regorus::Engine,
     pool: Mutex<Vec<regorus::Engine>>,
+    compiled: BTreeMap<String, Compiled>,
     packages: BTreeMap<String, PackageRules>,
     modules: Vec<Module>,
     revision: String,
@@ -340,6 +418,7 @@ impl fmt::Debug for RegoPolicyEngine {
         f.debug_struct("RegoPolicyEngine")
             .field("packages", &self.packages.keys().collect::<Vec<_>>())
             .field("revision", &self.revision)
+            .field("compiled", &self.compiled.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -426,17 +505,62 @@ impl RegoPolicyEngine {
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
         let mut engine = pooled.unwrap_or_else(|| self.template.clone());
-        if input.is_null() {
-            engine.set_input(Value::Undefined);
-        } else {
-            engine.set_input(Value::from(input.clone()));
-        }
+        engine.set_input(to_value(input)?);
         let out = f(&mut engine);
         let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
         if pool.len() < POOL_MAX {
             pool.push(engine);
         }
         out
+    }
+
+    /// The package's `allow` and `deny` values: on the VM where compiled, else (or when the VM
+    /// fails) on the interpreter.
+    fn eval_package(
+        &self,
+        path: &str,
+        rules: PackageRules,
+        input: &serde_json::Value,
+    ) -> Result<(Option<Value>, Option<Value>)> {
+        let wanted = [(rules.allow, "allow"), (rules.deny, "deny")];
+        if !self.compiled.is_empty() {
+            let value = to_value(input)?;
+            let mut out = [None, None];
+            let mut all = true;
+            for (slot, (declared, rule)) in out.iter_mut().zip(wanted) {
+                if !declared {
+                    continue;
+                }
+                match self.compiled.get(&format!("{path}.{rule}")).map(|c| c.eval(&value)) {
+                    Some(Ok(v)) => *slot = Some(v),
+                    Some(Err(e)) => {
+                        tracing::debug!(path, rule, error = %one_line(&e), "RVM failed; using the interpreter");
+                        all = false;
+                    }
+                    None => all = false,
+                }
+            }
+            if all {
+                let [allow, deny] = out;
+                return Ok((allow, deny));
+            }
+        }
+        self.with_engine(input, |engine| {
+            let mut eval = |rule: &str| {
+                let p = format!("{path}.{rule}");
+                engine
+                    .eval_rule(p.clone())
+                    .map_err(|e| Error::invalid("policy path", format!("{p}: {}", one_line(&e))))
+            };
+            let allow = if rules.allow { Some(eval("allow")?) } else { None };
+            let deny = if rules.deny { Some(eval("deny")?) } else { None };
+            Ok((allow, deny))
+        })
+    }
+
+    /// Rule paths compiled to the bytecode VM.
+    pub fn compiled_rules(&self) -> Vec<String> {
+        self.compiled.keys().cloned().collect()
     }
 
     fn decide(
@@ -451,25 +575,7 @@ impl RegoPolicyEngine {
                     format!("package {path} declares neither an allow nor a deny rule"),
                 ));
             }
-            let (allow, deny) = self.with_engine(input, |engine| {
-                let mut eval = |rule: &str| {
-                    let p = format!("{path}.{rule}");
-                    engine.eval_rule(p.clone()).map_err(|e| {
-                        Error::invalid("policy path", format!("{p}: {}", one_line(&e)))
-                    })
-                };
-                let allow = if rules.allow {
-                    Some(eval("allow")?)
-                } else {
-                    None
-                };
-                let deny = if rules.deny {
-                    Some(eval("deny")?)
-                } else {
-                    None
-                };
-                Ok((allow, deny))
-            })?;
+            let (allow, deny) = self.eval_package(path, rules, input)?;
             let mut verdict = Verdict::default();
             let mut result = serde_json::Map::new();
             if let Some(deny) = deny {
@@ -637,6 +743,15 @@ pub(crate) fn normalize_path(path: &str) -> Result<String> {
         ));
     }
     Ok(full)
+}
+
+/// The input as a regorus value, converted by reference (`null` is "no input").
+fn to_value(input: &serde_json::Value) -> Result<Value> {
+    if input.is_null() {
+        return Ok(Value::Undefined);
+    }
+    <Value as serde::Deserialize>::deserialize(input)
+        .map_err(|e| Error::invalid("policy input", e.to_string()))
 }
 
 fn to_json(value: &Value) -> Result<serde_json::Value> {

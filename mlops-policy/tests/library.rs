@@ -27,18 +27,33 @@ fn every_library_case_decides_as_expected() {
     .unwrap();
     let cases: Vec<Case> = serde_json::from_str(&text).unwrap();
     assert!(cases.len() >= 30);
-    let plain = RegoPolicyEngine::builder()
-        .library()
-        .unwrap()
-        .build()
-        .unwrap();
+    for compiled in [true, false] {
+        run_cases(&cases, compiled);
+    }
+}
+
+fn builder(compiled: bool) -> mlops_policy::RegoPolicyBuilder {
+    let b = RegoPolicyEngine::builder().library().unwrap();
+    if compiled { b } else { b.interpreter_only() }
+}
+
+fn run_cases(cases: &[Case], compiled: bool) {
+    let plain = builder(compiled).build().unwrap();
+    if compiled {
+        // Every decision rule of the library runs on the bytecode VM.
+        assert_eq!(
+            plain.compiled_rules(),
+            ["approval", "datasets", "drift", "governance", "lineage", "metrics"]
+                .map(|p| format!("data.mlops.{p}.deny"))
+        );
+    } else {
+        assert!(plain.compiled_rules().is_empty());
+    }
     for case in cases {
         let with_data;
         let engine = match &case.data {
             Some(data) => {
-                with_data = RegoPolicyEngine::builder()
-                    .library()
-                    .unwrap()
+                with_data = builder(compiled)
                     .data(data.clone())
                     .unwrap()
                     .build()
@@ -50,7 +65,7 @@ fn every_library_case_decides_as_expected() {
         let d = engine
             .evaluate(&PolicyQuery::new(&case.path, case.input.clone()))
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        assert_eq!(d.allowed, case.allowed, "{}: {:?}", case.name, d.reasons);
+        assert_eq!(d.allowed, case.allowed, "{} (compiled: {compiled}): {:?}", case.name, d.reasons);
         if case.allowed {
             assert!(d.reasons.is_empty(), "{}: {:?}", case.name, d.reasons);
         } else {
@@ -76,5 +91,5 @@ fn the_library_is_also_loadable_from_its_folder() {
             .packages()
             .contains(&"data.mlops.governance".to_string())
     );
-    assert_eq!(engine.packages().len(), 7);
+    assert_eq!(engine.packages().len(), 8);
 }

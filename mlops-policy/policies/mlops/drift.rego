@@ -2,10 +2,11 @@
 # the drift monitor's facts).
 package mlops.drift
 
+import data.mlops.describe
 import data.mlops.lib
 
 deny contains msg if {
 	lib.promotion
 	input.drift.flagged == true
-	msg := sprintf("drift is flagged (score %v): %s cannot take %s", [object.get(input.drift, "score", "unknown"), lib.subject, lib.target])
+	msg := sprintf("drift is flagged (score %v): %s cannot take %s", [object.get(input.drift, "score", "unknown"), describe.subject, describe.target])
 }

@@ -2,31 +2,37 @@
 # library. Disable one with data.mlops.disabled = ["drift"].
 package mlops.governance
 
-import data.mlops
+import data.mlops.approval
+import data.mlops.metrics
+import data.mlops.drift
+import data.mlops.lineage
+import data.mlops.datasets
 
-disabled := object.get(data, ["mlops", "disabled"], [])
+default disabled := []
+
+disabled := data.mlops.disabled
 
 deny contains msg if {
 	not "approval" in disabled
-	some msg in mlops.approval.deny
+	some msg in approval.deny
 }
 
 deny contains msg if {
 	not "metrics" in disabled
-	some msg in mlops.metrics.deny
+	some msg in metrics.deny
 }
 
 deny contains msg if {
 	not "drift" in disabled
-	some msg in mlops.drift.deny
+	some msg in drift.deny
 }
 
 deny contains msg if {
 	not "lineage" in disabled
-	some msg in mlops.lineage.deny
+	some msg in lineage.deny
 }
 
 deny contains msg if {
 	not "datasets" in disabled
-	some msg in mlops.datasets.deny
+	some msg in datasets.deny
 }

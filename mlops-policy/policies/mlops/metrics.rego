@@ -2,15 +2,18 @@
 # Checked when a version is promoted; a thresholded metric that the model does not report denies.
 package mlops.metrics
 
+import data.mlops.describe
 import data.mlops.lib
 
-thresholds := object.get(data, ["mlops", "thresholds"], {})
+default thresholds := {}
+
+thresholds := data.mlops.thresholds
 
 deny contains msg if {
 	lib.promotion
 	some name, _ in thresholds
 	not name in object.keys(input.model.metrics)
-	msg := sprintf("%s reports no %s metric, which a threshold requires", [lib.subject, name])
+	msg := sprintf("%s reports no %s metric, which a threshold requires", [describe.subject, name])
 }
 
 deny contains msg if {
@@ -18,7 +21,7 @@ deny contains msg if {
 	some name, bound in thresholds
 	value := input.model.metrics[name]
 	value < bound.min
-	msg := sprintf("%s has %s = %v, below the minimum %v", [lib.subject, name, value, bound.min])
+	msg := sprintf("%s has %s = %v, below the minimum %v", [describe.subject, name, value, bound.min])
 }
 
 deny contains msg if {
@@ -26,5 +29,5 @@ deny contains msg if {
 	some name, bound in thresholds
 	value := input.model.metrics[name]
 	value > bound.max
-	msg := sprintf("%s has %s = %v, above the maximum %v", [lib.subject, name, value, bound.max])
+	msg := sprintf("%s has %s = %v, above the maximum %v", [describe.subject, name, value, bound.max])
 }
