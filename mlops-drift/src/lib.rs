@@ -14,6 +14,10 @@
 
 mod column;
 mod detector;
+pub mod profiles;
+pub mod quality;
+pub mod report;
 pub mod stats;
 
 pub use detector::{NUMBER_UNIQUE_AS_CATEGORICAL, StatDetector, StatTest, default_test};
+pub use report::Report;

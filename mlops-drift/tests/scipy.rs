@@ -297,7 +297,7 @@ fn scores_equal_scipy_and_evidently() {
                 },
             )]);
             let report = detector
-                .detect(&profile, &[current.clone()], &options)
+                .detect(&profile, std::slice::from_ref(&current), &options)
                 .unwrap();
             let col = &report.columns[0];
             assert_eq!(col.test, *test);

@@ -296,7 +296,11 @@ fn compile_rvm(engine: &mut regorus::Engine, path: &str, data: &Value) -> anyhow
 
 impl Compiled {
     fn eval(&self, input: &Value) -> anyhow::Result<Value> {
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         let mut vm = match idle {
             Some(vm) => vm,
             None => {
@@ -531,7 +535,11 @@ impl RegoPolicyEngine {
                 if !declared {
                     continue;
                 }
-                match self.compiled.get(&format!("{path}.{rule}")).map(|c| c.eval(&value)) {
+                match self
+                    .compiled
+                    .get(&format!("{path}.{rule}"))
+                    .map(|c| c.eval(&value))
+                {
                     Some(Ok(v)) => *slot = Some(v),
                     Some(Err(e)) => {
                         tracing::debug!(path, rule, error = %one_line(&e), "RVM failed; using the interpreter");
@@ -552,8 +560,16 @@ impl RegoPolicyEngine {
                     .eval_rule(p.clone())
                     .map_err(|e| Error::invalid("policy path", format!("{p}: {}", one_line(&e))))
             };
-            let allow = if rules.allow { Some(eval("allow")?) } else { None };
-            let deny = if rules.deny { Some(eval("deny")?) } else { None };
+            let allow = if rules.allow {
+                Some(eval("allow")?)
+            } else {
+                None
+            };
+            let deny = if rules.deny {
+                Some(eval("deny")?)
+            } else {
+                None
+            };
             Ok((allow, deny))
         })
     }

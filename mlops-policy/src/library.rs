@@ -16,7 +16,10 @@
 /// `(label, Rego text)` of every module of the library.
 pub const MODULES: &[(&str, &str)] = &[
     ("mlops/lib.rego", include_str!("../policies/mlops/lib.rego")),
-    ("mlops/describe.rego", include_str!("../policies/mlops/describe.rego")),
+    (
+        "mlops/describe.rego",
+        include_str!("../policies/mlops/describe.rego"),
+    ),
     (
         "mlops/approval.rego",
         include_str!("../policies/mlops/approval.rego"),

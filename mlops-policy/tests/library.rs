@@ -43,8 +43,15 @@ fn run_cases(cases: &[Case], compiled: bool) {
         // Every decision rule of the library runs on the bytecode VM.
         assert_eq!(
             plain.compiled_rules(),
-            ["approval", "datasets", "drift", "governance", "lineage", "metrics"]
-                .map(|p| format!("data.mlops.{p}.deny"))
+            [
+                "approval",
+                "datasets",
+                "drift",
+                "governance",
+                "lineage",
+                "metrics"
+            ]
+            .map(|p| format!("data.mlops.{p}.deny"))
         );
     } else {
         assert!(plain.compiled_rules().is_empty());
@@ -65,7 +72,11 @@ fn run_cases(cases: &[Case], compiled: bool) {
         let d = engine
             .evaluate(&PolicyQuery::new(&case.path, case.input.clone()))
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        assert_eq!(d.allowed, case.allowed, "{} (compiled: {compiled}): {:?}", case.name, d.reasons);
+        assert_eq!(
+            d.allowed, case.allowed,
+            "{} (compiled: {compiled}): {:?}",
+            case.name, d.reasons
+        );
         if case.allowed {
             assert!(d.reasons.is_empty(), "{}: {:?}", case.name, d.reasons);
         } else {

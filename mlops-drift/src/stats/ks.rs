@@ -49,13 +49,13 @@ pub fn statistic_sorted(a: &[f64], b: &[f64]) -> f64 {
 pub fn ks_2samp_sorted(a: &[f64], b: &[f64]) -> KsResult {
     let d = statistic_sorted(a, b);
     let (n1, n2) = (a.len(), b.len());
-    if n1.max(n2) <= MAX_EXACT_N {
-        if let Some((d, p)) = exact(n1, n2, d) {
-            return KsResult {
-                statistic: d,
-                pvalue: p.clamp(0.0, 1.0),
-            };
-        }
+    if n1.max(n2) <= MAX_EXACT_N
+        && let Some((d, p)) = exact(n1, n2, d)
+    {
+        return KsResult {
+            statistic: d,
+            pvalue: p.clamp(0.0, 1.0),
+        };
     }
     KsResult {
         statistic: d,
