@@ -90,7 +90,7 @@ pub enum DatasetsCommand {
 }
 
 /// `name` or `name@version`.
-fn parse_ref(s: &str) -> Result<(DatasetName, RefVersion)> {
+pub fn parse_ref(s: &str) -> Result<(DatasetName, RefVersion)> {
     match s.split_once('@') {
         Some((name, v)) => Ok((name.parse()?, RefVersion::Exact(v.parse::<Version>()?))),
         None => Ok((s.parse()?, RefVersion::Latest)),

@@ -5,6 +5,7 @@
 
 mod check;
 mod datasets;
+mod drift;
 mod output;
 mod policy;
 mod store;
@@ -65,6 +66,12 @@ enum Command {
     /// Store maintenance: verify, gc
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Test current data for drift against reference data or a saved profile; exit 0 no
+    /// dataset drift, 1 drift, 2 bad input
+    Drift(drift::DriftArgs),
+    /// Check data against a quality suite (Great Expectations' expectation names); exit 0 all
+    /// met, 1 some failed, 2 bad input
+    Quality(drift::QualityArgs),
     /// Policy as code: eval, test, verify-log, log, library
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -76,7 +83,7 @@ enum Command {
     Uri(check::UriCommand),
 }
 
-fn key_value(s: &str) -> Result<(String, String), String> {
+pub(crate) fn key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("{s:?} is not KEY=VALUE")),
@@ -130,6 +137,14 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
             let imported = tracking::import(&tracker, &StoreRegistry::new(store), cmd).await;
             mlops::Tracker::flush(&tracker).await?;
             imported.map(|()| true)
+        }
+        Command::Drift(args) => {
+            let datasets = Datasets::new(Arc::new(open(cli).await?));
+            drift::drift(args, &datasets).await
+        }
+        Command::Quality(args) => {
+            let datasets = Datasets::new(Arc::new(open(cli).await?));
+            drift::quality(args, &datasets).await
         }
         Command::Policy(cmd) => {
             policy::run(cmd, || async {

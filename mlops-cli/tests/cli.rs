@@ -48,6 +48,8 @@ fn every_help_works() {
         vec!["store", "--help"],
         vec!["store", "verify", "--help"],
         vec!["store", "gc", "--help"],
+        vec!["drift", "--help"],
+        vec!["quality", "--help"],
         vec!["policy", "--help"],
         vec!["policy", "eval", "--help"],
         vec!["policy", "test", "--help"],
