@@ -224,7 +224,7 @@ fn profile_column(
                 format!("reference column {name:?} has no finite values"),
             ));
         }
-        radsort::sort(&mut values);
+        voracious_radix_sort::RadixSort::voracious_sort(&mut values);
         let integer = physical == Physical::Integer;
         if integer && stats::unique_sorted(&values) <= NUMBER_UNIQUE_AS_CATEGORICAL {
             let counts = count_labels(values.iter().map(|v| column::number_label(*v, true)));
@@ -370,7 +370,7 @@ fn test_column(
     let cur = match &col.summary {
         ColumnSummary::Numerical { .. } => {
             let (mut v, _) = column::numbers(&arrays, &col.name)?;
-            radsort::sort(&mut v);
+            voracious_radix_sort::RadixSort::voracious_sort(&mut v);
             Current::Numbers(v)
         }
         ColumnSummary::Categorical { .. } => Current::Labels(column::labels(&arrays, &col.name)?.0),

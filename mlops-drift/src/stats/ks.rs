@@ -18,31 +18,130 @@ pub struct KsResult {
 }
 
 /// The KS statistic of two **sorted**, non-empty samples (finite values).
+///
+/// Walks the merged values once; at each distinct value both ECDFs jump past every equal value
+/// (scipy's `searchsorted(side="right")`). The ECDF difference is compared exactly, as
+/// `i·n2 − j·n1` in integers, and divided once at the extremes.
 pub fn statistic_sorted(a: &[f64], b: &[f64]) -> f64 {
-    let (n1, n2) = (a.len() as f64, b.len() as f64);
-    let (mut i, mut j) = (0usize, 0usize);
-    let (mut max_diff, mut min_diff) = (0.0f64, 0.0f64);
-    // Walk the merged values; at each distinct value both ECDFs jump past every equal value, as
-    // searchsorted(side="right") does.
-    while i < a.len() || j < b.len() {
-        let x = match (a.get(i), b.get(j)) {
-            (Some(&x), Some(&y)) => x.min(y),
-            (Some(&x), None) => x,
-            (None, Some(&y)) => y,
-            (None, None) => break,
-        };
-        while i < a.len() && a[i] <= x {
-            i += 1;
+    let (n1, n2) = (a.len(), b.len());
+    assert_no_overflow(n1, n2);
+    let (w1, w2) = (n2 as i64, n1 as i64);
+    // Large inputs: split at a value, walk both halves on two threads. The split value is a
+    // true boundary (both sides have consumed every copy of it), so each half's walk is exact
+    // and the boundary itself is one more candidate.
+    let ext = if n1 + n2 >= PARALLEL_MIN {
+        let s = a[n1 / 2];
+        let (i0, j0) = (a.partition_point(|v| *v <= s), b.partition_point(|v| *v <= s));
+        let at = |i: usize, j: usize| (i as i64 * w1 - j as i64 * w2, (i, j));
+        let (lo, hi) = rayon::join(
+            || walk(&a[..i0], &b[..j0], (0, 0), (w1, w2)),
+            || walk(&a[i0..], &b[j0..], (i0, j0), (w1, w2)),
+        );
+        let mid = at(i0, j0);
+        Extremes {
+            max: [lo.max, hi.max, mid].into_iter().max_by_key(|m| m.0).unwrap_or(mid),
+            min: [lo.min, hi.min, mid].into_iter().min_by_key(|m| m.0).unwrap_or(mid),
         }
-        while j < b.len() && b[j] <= x {
+    } else {
+        walk(a, b, (0, 0), (w1, w2))
+    };
+    let value = |(i, j): (usize, usize)| i as f64 / n1 as f64 - j as f64 / n2 as f64;
+    let max_s = value(ext.max.1);
+    let min_s = (-value(ext.min.1)).clamp(0.0, 1.0);
+    if min_s > max_s { min_s } else { max_s }
+}
+
+/// Below this many values in total the walk runs on one thread.
+const PARALLEL_MIN: usize = 1 << 18;
+
+/// Largest and smallest `i·n2 − j·n1` at value boundaries, with their positions.
+#[derive(Debug, Clone, Copy)]
+struct Extremes {
+    max: (i64, (usize, usize)),
+    min: (i64, (usize, usize)),
+}
+
+/// Merges sorted `a` and `b` (positions offset by `off` in the full samples) and records the
+/// extremes of the ECDF difference at each value boundary inside them.
+fn walk(a: &[f64], b: &[f64], off: (usize, usize), (w1, w2): (i64, i64)) -> Extremes {
+    let (n1, n2) = (a.len(), b.len());
+    let (mut i, mut j) = (0usize, 0usize);
+    let num = |i: usize, j: usize| (off.0 + i) as i64 * w1 - (off.1 + j) as i64 * w2;
+    let start = num(0, 0);
+    let (mut max, mut max_at) = (start, off);
+    let (mut min, mut min_at) = (start, off);
+    // One element a step without data-dependent branches: the merge direction and the "last
+    // copy of this value" test are selects, so random data does not defeat branch prediction.
+    while i < n1 && j < n2 {
+        let (ai, bj) = (a[i], b[j]);
+        let take_a = ai <= bj;
+        let x = if take_a { ai } else { bj };
+        i += usize::from(take_a);
+        j += usize::from(!take_a);
+        let na = if i < n1 { a[i] } else { f64::INFINITY };
+        let nb = if j < n2 { b[j] } else { f64::INFINITY };
+        let boundary = na.min(nb) > x;
+        let d = num(i, j);
+        let up = boundary & (d > max);
+        max = if up { d } else { max };
+        max_at = if up { (off.0 + i, off.1 + j) } else { max_at };
+        let down = boundary & (d < min);
+        min = if down { d } else { min };
+        min_at = if down { (off.0 + i, off.1 + j) } else { min_at };
+    }
+    // One side ran out inside a run of equal values: finish the run on the other side and test
+    // that boundary; after it the difference only moves towards the end value.
+    if i == n1 && j < n2 && n1 > 0 {
+        let x = a[n1 - 1];
+        while j < n2 && b[j] <= x {
             j += 1;
         }
-        let diff = i as f64 / n1 - j as f64 / n2;
-        max_diff = max_diff.max(diff);
-        min_diff = min_diff.min(diff);
+        let d = num(i, j);
+        if d > max {
+            (max, max_at) = (d, (off.0 + i, off.1 + j));
+        }
+        if d < min {
+            (min, min_at) = (d, (off.0 + i, off.1 + j));
+        }
+    } else if j == n2 && i < n1 && n2 > 0 {
+        let x = b[n2 - 1];
+        while i < n1 && a[i] <= x {
+            i += 1;
+        }
+        let d = num(i, j);
+        if d > max {
+            (max, max_at) = (d, (off.0 + i, off.1 + j));
+        }
+        if d < min {
+            (min, min_at) = (d, (off.0 + i, off.1 + j));
+        }
     }
-    let min_s = (-min_diff).clamp(0.0, 1.0);
-    if min_s > max_diff { min_s } else { max_diff }
+    // The end of this stretch (every value consumed) is a boundary too.
+    let d = num(n1, n2);
+    if d > max {
+        (max, max_at) = (d, (off.0 + n1, off.1 + n2));
+    }
+    if d < min {
+        (min, min_at) = (d, (off.0 + n1, off.1 + n2));
+    }
+    Extremes {
+        max: (max, max_at),
+        min: (min, min_at),
+    }
+}
+
+/// `i·n2 − j·n1` must fit an `i64`: samples of up to 3·10^9 values each.
+fn assert_no_overflow(n1: usize, n2: usize) {
+    debug_assert!((n1 as u128) * (n2 as u128) < i64::MAX as u128);
+}
+
+/// The two-sided test on two unsorted samples: sorts both (in parallel) and tests.
+pub fn ks_2samp(mut a: Vec<f64>, mut b: Vec<f64>) -> KsResult {
+    rayon::join(
+        || voracious_radix_sort::RadixSort::voracious_sort(&mut a),
+        || voracious_radix_sort::RadixSort::voracious_sort(&mut b),
+    );
+    ks_2samp_sorted(&a, &b)
 }
 
 /// The two-sided test on two **sorted**, non-empty samples, p-value chosen as scipy's `auto`.
@@ -167,4 +266,78 @@ fn asymptotic(n1: usize, n2: usize, d: f64) -> f64 {
     };
     let en = m * n / (m + n);
     kolmogorov::kolmogn_sf(en.round_ties_even() as u64, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statistic straight from the definition: max |F1(x) - F2(x)| over every value.
+    fn naive(a: &[f64], b: &[f64]) -> f64 {
+        let mut d = 0.0f64;
+        for &x in a.iter().chain(b) {
+            let f1 = a.iter().filter(|v| **v <= x).count() as f64 / a.len() as f64;
+            let f2 = b.iter().filter(|v| **v <= x).count() as f64 / b.len() as f64;
+            d = d.max((f1 - f2).abs());
+        }
+        d
+    }
+
+    #[test]
+    fn the_parallel_walk_equals_the_serial_one() {
+        let mut s = 11u64;
+        let mut next = move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            s >> 33
+        };
+        for (n1, n2, levels) in [(200_000, 150_000, 50), (300_000, 300_000, 1_000_000), (150_000, 200_001, 3)] {
+            let mut a: Vec<f64> = (0..n1).map(|_| (next() % levels) as f64).collect();
+            let mut b: Vec<f64> = (0..n2).map(|_| ((next() + 7) % levels) as f64).collect();
+            a.sort_by(f64::total_cmp);
+            b.sort_by(f64::total_cmp);
+            assert!(n1 + n2 >= PARALLEL_MIN);
+            let serial = walk(&a, &b, (0, 0), (n2 as i64, n1 as i64));
+            let value = |(i, j): (usize, usize)| i as f64 / n1 as f64 - j as f64 / n2 as f64;
+            let expected = value(serial.max.1).max((-value(serial.min.1)).clamp(0.0, 1.0));
+            assert_eq!(statistic_sorted(&a, &b), expected, "{n1} {n2} {levels}");
+        }
+    }
+
+    #[test]
+    fn statistic_matches_the_definition_with_ties_and_tails() {
+        let cases: Vec<(Vec<f64>, Vec<f64>)> = vec![
+            (vec![1.0], vec![1.0, 2.0]),
+            (vec![1.0, 2.0], vec![1.0]),
+            (vec![0.0, 5.0], vec![5.0]),
+            (vec![1.0, 1.0], vec![1.0]),
+            (vec![1.0, 2.0, 2.0, 3.0], vec![2.0, 2.0, 2.0]),
+            (vec![3.0, 3.0, 3.0], vec![1.0, 2.0, 3.0]),
+            (vec![0.0, 1.0, 2.0], vec![3.0, 4.0]),
+            (vec![5.0, 6.0], vec![0.0, 1.0, 5.0]),
+        ];
+        for (a, b) in cases {
+            let got = statistic_sorted(&a, &b);
+            assert!((got - naive(&a, &b)).abs() < 1e-15, "{a:?} {b:?}: {got}");
+        }
+        // Random small samples with many ties.
+        let mut s = 7u64;
+        let mut next = move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            s >> 33
+        };
+        for _ in 0..500 {
+            let (n1, n2) = (1 + (next() % 9) as usize, 1 + (next() % 9) as usize);
+            let mut draw = |n: usize| {
+                let mut v: Vec<f64> = (0..n).map(|_| (next() % 7) as f64).collect();
+                v.sort_by(f64::total_cmp);
+                v
+            };
+            let (a, b) = (draw(n1), draw(n2));
+            assert!((statistic_sorted(&a, &b) - naive(&a, &b)).abs() < 1e-15, "{a:?} {b:?}");
+        }
+    }
 }
