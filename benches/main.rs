@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod digest;
+mod drift;
 mod policy;
 mod search;
 mod store;
@@ -15,6 +16,7 @@ mod tracker;
 
 criterion::criterion_main!(
     digest::benches,
+    drift::benches,
     policy::benches,
     search::benches,
     store::benches,

@@ -64,7 +64,9 @@ fn main() {
             let (reference, current) = (read_parquet(a), read_parquet(b));
             let detector = StatDetector::new();
             let (t, report) = times(repeats, || {
-                let profile = detector.profile(&reference, &ProfileOptions::default()).unwrap();
+                let profile = detector
+                    .profile(&reference, &ProfileOptions::default())
+                    .unwrap();
                 detector
                     .detect(&profile, &current, &DetectOptions::default())
                     .unwrap()

@@ -4,14 +4,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use arrow::record_batch::RecordBatch;
 use clap::Args;
 use futures::TryStreamExt;
-use mlops::core::drift::{ColumnOverride, DetectOptions, DriftDetector, ProfileOptions, ReferenceProfile};
+use mlops::core::drift::{
+    ColumnOverride, DetectOptions, DriftDetector, ProfileOptions, ReferenceProfile,
+};
 use mlops::drift::quality::Suite;
 use mlops::drift::{Report, StatDetector};
 use mlops::storage::{Datasets, ReadOptions};
 use mlops::{Error, Result};
-use arrow::record_batch::RecordBatch;
 
 use crate::output::print_json;
 
@@ -70,7 +72,8 @@ pub struct QualityArgs {
 
 fn is_parquet(s: &str) -> bool {
     let p = Path::new(s);
-    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
 }
 
 fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
@@ -106,7 +109,10 @@ fn overrides(args: &DriftArgs) -> Result<BTreeMap<String, ColumnOverride>> {
     }
     for (col, value) in &args.thresholds {
         let v: f64 = value.parse().map_err(|_| {
-            Error::invalid("threshold", format!("{col}={value}: {value:?} is not a number"))
+            Error::invalid(
+                "threshold",
+                format!("{col}={value}: {value:?} is not a number"),
+            )
         })?;
         out.entry(col.clone()).or_default().threshold = Some(v);
     }
@@ -121,7 +127,10 @@ pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
             Error::invalid("reference", format!("cannot read {}: {e}", args.reference))
         })?;
         serde_json::from_str(&text).map_err(|e| {
-            Error::invalid("reference", format!("{} is not a reference profile: {e}", args.reference))
+            Error::invalid(
+                "reference",
+                format!("{} is not a reference profile: {e}", args.reference),
+            )
         })?
     } else {
         let reference = load(&args.reference, datasets).await?;
@@ -133,8 +142,12 @@ pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
     };
     if let Some(path) = &args.save_profile {
         let text = serde_json::to_vec(&profile).map_err(|e| Error::backend("serde_json", e))?;
-        std::fs::write(path, text)
-            .map_err(|e| Error::invalid("save-profile", format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(path, text).map_err(|e| {
+            Error::invalid(
+                "save-profile",
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })?;
     }
     let current = load(&args.current, datasets).await?;
     let mut options = DetectOptions::default();
@@ -153,7 +166,10 @@ pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
         None => {}
     }
     if args.json.as_deref() != Some(Path::new("-")) {
-        println!("{:<24} {:<12} {:<14} {:>12} {:>10}  drift", "column", "type", "test", "score", "threshold");
+        println!(
+            "{:<24} {:<12} {:<14} {:>12} {:>10}  drift",
+            "column", "type", "test", "score", "threshold"
+        );
         for c in &drift.columns {
             println!(
                 "{:<24} {:<12} {:<14} {:>12.6} {:>10}  {}{}",
@@ -168,7 +184,11 @@ pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
         }
         println!(
             "{}: {} of {} columns drifted ({:.1}%, dataset drift at >= {:.1}%)",
-            if drift.dataset_drift { "DATASET DRIFT" } else { "no dataset drift" },
+            if drift.dataset_drift {
+                "DATASET DRIFT"
+            } else {
+                "no dataset drift"
+            },
             drift.drifted_columns,
             drift.columns.len(),
             drift.share_drifted * 100.0,
@@ -180,8 +200,12 @@ pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
 
 /// Runs `mlops quality`; Ok(false) when an expectation failed.
 pub async fn quality(args: &QualityArgs, datasets: &Datasets) -> Result<bool> {
-    let text = std::fs::read_to_string(&args.suite)
-        .map_err(|e| Error::invalid("suite", format!("cannot read {}: {e}", args.suite.display())))?;
+    let text = std::fs::read_to_string(&args.suite).map_err(|e| {
+        Error::invalid(
+            "suite",
+            format!("cannot read {}: {e}", args.suite.display()),
+        )
+    })?;
     let suite = Suite::from_yaml(&text)?;
     let data = load(&args.data, datasets).await?;
     let report = suite.validate(&data)?;
@@ -191,14 +215,22 @@ pub async fn quality(args: &QualityArgs, datasets: &Datasets) -> Result<bool> {
         for r in &report.results {
             let kind = serde_json::to_value(&r.expectation)
                 .ok()
-                .and_then(|v| v.get("expectation_type").and_then(|t| t.as_str()).map(str::to_string))
+                .and_then(|v| {
+                    v.get("expectation_type")
+                        .and_then(|t| t.as_str())
+                        .map(str::to_string)
+                })
                 .unwrap_or_default();
             let column = serde_json::to_value(&r.expectation)
                 .ok()
                 .and_then(|v| v.get("column").and_then(|t| t.as_str()).map(str::to_string))
                 .map(|c| format!(" [{c}]"))
                 .unwrap_or_default();
-            println!("{} {kind}{column}: {}", if r.success { "PASS" } else { "FAIL" }, r.result);
+            println!(
+                "{} {kind}{column}: {}",
+                if r.success { "PASS" } else { "FAIL" },
+                r.result
+            );
         }
         println!(
             "{}: {} of {} expectations met",

@@ -16,7 +16,11 @@ fn mlops(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn csv(path: &Path, shift: f64, rows: usize) {
@@ -24,7 +28,11 @@ fn csv(path: &Path, shift: f64, rows: usize) {
     for i in 0..rows {
         let age = 20.0 + ((i * 37) % 50) as f64 + shift;
         let income = 1000.0 + ((i * 7919) % 3000) as f64;
-        let plan = if shift > 0.0 && i % 2 == 0 { "free" } else { ["free", "pro", "team"][i % 3] };
+        let plan = if shift > 0.0 && i % 2 == 0 {
+            "free"
+        } else {
+            ["free", "pro", "team"][i % 3]
+        };
         writeln!(s, "{age},{income},{plan}").unwrap();
     }
     std::fs::write(path, s).unwrap();
@@ -37,36 +45,81 @@ fn drift_answers_with_exit_codes_and_writes_reports() {
     csv(&d.join("train.csv"), 0.0, 800);
     csv(&d.join("same.csv"), 0.0, 600);
     csv(&d.join("moved.csv"), 8.0, 600);
-    for (name, file) in [("train", "train.csv"), ("prod", "same.csv"), ("prod", "moved.csv")] {
+    for (name, file) in [
+        ("train", "train.csv"),
+        ("prod", "same.csv"),
+        ("prod", "moved.csv"),
+    ] {
         let o = mlops(d, &["datasets", "put", name, file]);
         assert!(o.status.success(), "{}", text(&o));
     }
     let o = mlops(d, &["datasets", "get", "prod@2", "-o", "moved.parquet"]);
     assert!(o.status.success(), "{}", text(&o));
 
-    let same = mlops(d, &["drift", "--reference", "train", "--current", "prod@1", "--save-profile", "profile.json"]);
+    let same = mlops(
+        d,
+        &[
+            "drift",
+            "--reference",
+            "train",
+            "--current",
+            "prod@1",
+            "--save-profile",
+            "profile.json",
+        ],
+    );
     assert_eq!(same.status.code(), Some(0), "{}", text(&same));
     assert!(text(&same).contains("no dataset drift"), "{}", text(&same));
 
-    let moved = mlops(d, &[
-        "drift", "--reference", "profile.json", "--current", "moved.parquet",
-        "--json", "report.json", "--html", "report.html",
-    ]);
+    let moved = mlops(
+        d,
+        &[
+            "drift",
+            "--reference",
+            "profile.json",
+            "--current",
+            "moved.parquet",
+            "--json",
+            "report.json",
+            "--html",
+            "report.html",
+        ],
+    );
     assert_eq!(moved.status.code(), Some(1), "{}", text(&moved));
     assert!(text(&moved).contains("DATASET DRIFT"), "{}", text(&moved));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["schema"], "mlops.drift.report/v1");
     assert_eq!(report["dataset_drift"], true);
-    let cols: Vec<&str> = report["columns"].as_array().unwrap().iter().map(|c| c["column"].as_str().unwrap()).collect();
+    let cols: Vec<&str> = report["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["column"].as_str().unwrap())
+        .collect();
     assert_eq!(cols, ["age", "income", "plan"]);
     let html = std::fs::read_to_string(d.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("Dataset drift detected"));
 
     // Overrides: a lenient threshold on the two drifted columns turns the answer around.
-    let lenient = mlops(d, &[
-        "drift", "--reference", "train", "--current", "prod@2", "--json", "-",
-        "--test", "age=psi", "--threshold", "age=100", "--threshold", "plan=0.0",
-    ]);
+    let lenient = mlops(
+        d,
+        &[
+            "drift",
+            "--reference",
+            "train",
+            "--current",
+            "prod@2",
+            "--json",
+            "-",
+            "--test",
+            "age=psi",
+            "--threshold",
+            "age=100",
+            "--threshold",
+            "plan=0.0",
+        ],
+    );
     assert_eq!(lenient.status.code(), Some(0), "{}", text(&lenient));
     let report: serde_json::Value = serde_json::from_slice(&lenient.stdout).unwrap();
     assert_eq!(report["columns"][0]["test"], "psi");
@@ -74,8 +127,24 @@ fn drift_answers_with_exit_codes_and_writes_reports() {
 
     for bad in [
         vec!["drift", "--reference", "train", "--current", "nope"],
-        vec!["drift", "--reference", "train", "--current", "prod", "--test", "age=bogus"],
-        vec!["drift", "--reference", "train", "--current", "prod", "--threshold", "age=x"],
+        vec![
+            "drift",
+            "--reference",
+            "train",
+            "--current",
+            "prod",
+            "--test",
+            "age=bogus",
+        ],
+        vec![
+            "drift",
+            "--reference",
+            "train",
+            "--current",
+            "prod",
+            "--threshold",
+            "age=x",
+        ],
         vec!["drift", "--reference", "missing.json", "--current", "prod"],
     ] {
         let o = mlops(d, &bad);
@@ -88,7 +157,11 @@ fn quality_suites_pass_and_fail() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     csv(&d.join("train.csv"), 0.0, 100);
-    assert!(mlops(d, &["datasets", "put", "train", "train.csv"]).status.success());
+    assert!(
+        mlops(d, &["datasets", "put", "train", "train.csv"])
+            .status
+            .success()
+    );
     std::fs::write(
         d.join("ok.yaml"),
         "name: ok\nexpectations:\n  - expectation_type: expect_column_values_to_be_between\n    column: age\n    min_value: 18\n    max_value: 80\n  - expectation_type: expect_column_values_to_be_in_set\n    column: plan\n    value_set: [free, pro, team]\n",

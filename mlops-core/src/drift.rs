@@ -179,6 +179,36 @@ pub trait DriftDetector: Debug + Send + Sync + 'static {
     ) -> Result<DriftReport>;
 }
 
+/// A hook for the data a model serves: a server calls [`observe`](InferenceObserver::observe)
+/// with each batch of inputs it answered, so a drift monitor (or anything else) can watch
+/// production data without the server depending on the monitor's crate.
+///
+/// Implementations must be cheap to call and must not fail the request: they record or queue
+/// the batch and report their own errors (logging, metrics).
+pub trait InferenceObserver: Debug + Send + Sync + 'static {
+    /// `inputs` were served by `model` (a registered model name) at `version`.
+    fn observe(&self, model: &str, version: Option<crate::id::Version>, inputs: &RecordBatch);
+}
+
+macro_rules! forward_observer {
+    ($ty:ty) => {
+        #[deny(clippy::missing_trait_methods)]
+        impl<O: InferenceObserver + ?Sized> InferenceObserver for $ty {
+            fn observe(
+                &self,
+                model: &str,
+                version: Option<crate::id::Version>,
+                inputs: &RecordBatch,
+            ) {
+                (**self).observe(model, version, inputs)
+            }
+        }
+    };
+}
+
+forward_observer!(Arc<O>);
+forward_observer!(Box<O>);
+
 macro_rules! forward_detector {
     ($ty:ty) => {
         #[deny(clippy::missing_trait_methods)]

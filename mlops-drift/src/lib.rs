@@ -14,10 +14,12 @@
 
 mod column;
 mod detector;
+pub mod monitor;
 pub mod profiles;
 pub mod quality;
 pub mod report;
 pub mod stats;
 
 pub use detector::{NUMBER_UNIQUE_AS_CATEGORICAL, StatDetector, StatTest, default_test};
+pub use monitor::{DriftMonitor, MonitorOptions, RetrainEvent, RetrainRule};
 pub use report::Report;

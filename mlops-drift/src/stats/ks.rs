@@ -31,7 +31,10 @@ pub fn statistic_sorted(a: &[f64], b: &[f64]) -> f64 {
     // and the boundary itself is one more candidate.
     let ext = if n1 + n2 >= PARALLEL_MIN {
         let s = a[n1 / 2];
-        let (i0, j0) = (a.partition_point(|v| *v <= s), b.partition_point(|v| *v <= s));
+        let (i0, j0) = (
+            a.partition_point(|v| *v <= s),
+            b.partition_point(|v| *v <= s),
+        );
         let at = |i: usize, j: usize| (i as i64 * w1 - j as i64 * w2, (i, j));
         let (lo, hi) = rayon::join(
             || walk(&a[..i0], &b[..j0], (0, 0), (w1, w2)),
@@ -39,8 +42,14 @@ pub fn statistic_sorted(a: &[f64], b: &[f64]) -> f64 {
         );
         let mid = at(i0, j0);
         Extremes {
-            max: [lo.max, hi.max, mid].into_iter().max_by_key(|m| m.0).unwrap_or(mid),
-            min: [lo.min, hi.min, mid].into_iter().min_by_key(|m| m.0).unwrap_or(mid),
+            max: [lo.max, hi.max, mid]
+                .into_iter()
+                .max_by_key(|m| m.0)
+                .unwrap_or(mid),
+            min: [lo.min, hi.min, mid]
+                .into_iter()
+                .min_by_key(|m| m.0)
+                .unwrap_or(mid),
         }
     } else {
         walk(a, b, (0, 0), (w1, w2))
@@ -292,7 +301,11 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             s >> 33
         };
-        for (n1, n2, levels) in [(200_000, 150_000, 50), (300_000, 300_000, 1_000_000), (150_000, 200_001, 3)] {
+        for (n1, n2, levels) in [
+            (200_000, 150_000, 50),
+            (300_000, 300_000, 1_000_000),
+            (150_000, 200_001, 3),
+        ] {
             let mut a: Vec<f64> = (0..n1).map(|_| (next() % levels) as f64).collect();
             let mut b: Vec<f64> = (0..n2).map(|_| ((next() + 7) % levels) as f64).collect();
             a.sort_by(f64::total_cmp);
@@ -337,7 +350,10 @@ mod tests {
                 v
             };
             let (a, b) = (draw(n1), draw(n2));
-            assert!((statistic_sorted(&a, &b) - naive(&a, &b)).abs() < 1e-15, "{a:?} {b:?}");
+            assert!(
+                (statistic_sorted(&a, &b) - naive(&a, &b)).abs() < 1e-15,
+                "{a:?} {b:?}"
+            );
         }
     }
 }
