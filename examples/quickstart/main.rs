@@ -9,7 +9,11 @@
 //! per epoch, the weights as an artifact), registers the model with its lineage (run and dataset
 //! version with digest) and signature, moves the `champion` alias to it, resolves
 //! `models:/quickstart-linear@champion` back to the artifact, predicts with it, and prints a
-//! summary.
+//! summary. Registration and promotion go through policy: the registry is `Governed` by the
+//! shipped Rego library (lineage required, approval and a test-MSE threshold before `champion`),
+//! and every decision lands in a hash-chained decision log that is verified at the end. A drift
+//! reference profile of the training data is stored beside the version and two windows of
+//! "production" data are tested against it (one unchanged, one shifted).
 //!
 //! Data, runs, artifacts and the registry all live in one store, the embedded default: a local
 //! directory (`./mlops-data`). Pick another with `-- --store <URL>` or `$MLOPS_STORE`
@@ -24,7 +28,12 @@ use arrow::array::{ArrayRef, AsArray, Float64Array, RecordBatch};
 use arrow::datatypes::{DataType as ArrowType, Field, Float64Type, Schema};
 use bytes::Bytes;
 use futures::{TryStreamExt, stream};
-use mlops::registry::{CreateModelOptions, CreateVersionOptions, DatasetLineage, Lineage};
+use mlops::core::drift::{DetectOptions, DriftDetector, ProfileOptions};
+use mlops::drift::{StatDetector, profiles};
+use mlops::policy::{DecisionLog, Governed, RegoPolicyEngine};
+use mlops::registry::{
+    CreateModelOptions, CreateVersionOptions, DatasetLineage, Lineage, RegistryObject,
+};
 use mlops::signature::{Signature, TensorSpec};
 use mlops::storage::{
     DEFAULT_STORE, Datasets, ObjectStoreStore, ReadOptions, StoreRegistry, StoreTracker,
@@ -34,8 +43,8 @@ use mlops::store::RefVersion;
 use mlops::tracker::{CreateRunOptions, LogBatch, SearchRunsOptions};
 use mlops::tracking::{Dataset, DatasetInput, tags};
 use mlops::{
-    ArtifactPath, DataType, Metric, ModelUri, Param, Registry, RegistryExt, RunStatus, Store,
-    Tensor, Tracker, TrackerExt,
+    ArtifactPath, DataType, Metric, ModelUri, Param, PolicyEngine, Registry, RegistryExt,
+    RunStatus, Store, Tag, Tensor, Tracker, TrackerExt,
 };
 
 /// A small deterministic generator (SplitMix64), so the example needs no RNG dependency and
@@ -72,6 +81,21 @@ fn mse(w: f64, b: f64, xs: &[f64], ys: &[f64]) -> f64 {
         / xs.len() as f64
 }
 
+/// A batch of the `x`, `y` columns.
+fn xy_batch(xs: Vec<f64>, ys: Vec<f64>) -> anyhow::Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("x", ArrowType::Float64, false),
+        Field::new("y", ArrowType::Float64, false),
+    ]));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Float64Array::from(xs)) as ArrayRef,
+            Arc::new(Float64Array::from(ys)),
+        ],
+    )?)
+}
+
 /// `--store <URL>`, else `$MLOPS_STORE`, else `./mlops-data`.
 fn store_url() -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -87,21 +111,27 @@ async fn main() -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(ObjectStoreStore::open(&url, &[])?);
     let datasets = Datasets::new(store.clone());
     let tracker = StoreTracker::open(store.clone(), StoreTrackerOptions::default()).await?;
-    let registry = StoreRegistry::new(store);
+    // Registry writes are decided by the shipped policy library: lineage is required to
+    // register, approval and test MSE <= 0.05 to take `champion`. Decisions are logged.
+    let in_git = Lineage::current_git_commit().is_some();
+    let mut policy_data = serde_json::json!({"mlops": {"thresholds": {"test_mse": {"max": 0.05}}}});
+    if !in_git {
+        // Outside a git checkout there is no commit to record: drop that rule, say so.
+        policy_data["mlops"]["disabled"] = serde_json::json!(["lineage"]);
+    }
+    let engine: Arc<dyn PolicyEngine> = Arc::new(
+        RegoPolicyEngine::builder()
+            .library()?
+            .data(policy_data)?
+            .build()?,
+    );
+    let log = Arc::new(DecisionLog::open_default(store.clone()).await?);
+    let registry = Governed::new(StoreRegistry::new(store.clone()), engine).with_log(log.clone());
 
     // 1. Data, versioned as a Parquet dataset in the store, and read back from it.
     let (xs, ys) = generate(1_000, 7);
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("x", ArrowType::Float64, false),
-        Field::new("y", ArrowType::Float64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(Float64Array::from(xs)) as ArrayRef,
-            Arc::new(Float64Array::from(ys)),
-        ],
-    )?;
+    let batch = xy_batch(xs, ys)?;
+    let schema = batch.schema();
     let dataset_name = "quickstart-xy".parse()?;
     let data = datasets
         .write(
@@ -225,11 +255,13 @@ async fn main() -> anyhow::Result<()> {
         vec![TensorSpec::new("x", DataType::Fp64, vec![-1, 1])],
         vec![TensorSpec::new("y", DataType::Fp64, vec![-1, 1])],
     );
+    let test_mse = mse(w, b, test_x, test_y);
     let version = registry
         .create_model_version(
             &name,
             CreateVersionOptions::new(format!("runs:/{run_id}/model"))
                 .with_run_id(run_id.clone())
+                .with_tag(Tag::new("metrics.test_mse".parse()?, test_mse.to_string())?)
                 .with_signature(signature)
                 .with_lineage(Lineage {
                     run_id: Some(run_id.clone()),
@@ -242,8 +274,37 @@ async fn main() -> anyhow::Result<()> {
                 }),
         )
         .await?;
+    // The drift reference: a profile of the training data, stored beside the version.
+    let detector = StatDetector::new();
+    let profile = detector.profile(&batches, &ProfileOptions::default())?;
+    profiles::attach(
+        store.as_ref(),
+        registry.inner(),
+        &name,
+        version.version,
+        &profile,
+    )
+    .await?;
+
+    // Promotion without approval is denied, with the policy's reasons; a reviewer approves
+    // (here: the example itself, after checking the metric), and the alias moves.
+    let champion_alias = "champion".parse()?;
+    let denied = match registry
+        .set_alias(&name, &champion_alias, version.version)
+        .await
+    {
+        Err(mlops::Error::PolicyDenied { reasons, .. }) => reasons,
+        Err(e) => return Err(e.into()),
+        Ok(()) => bail!("the policy let an unapproved version become champion"),
+    };
     registry
-        .set_alias(&name, &"champion".parse()?, version.version)
+        .set_tag(
+            &RegistryObject::Version(name.clone(), version.version),
+            Tag::new("approved".parse()?, "true")?,
+        )
+        .await?;
+    registry
+        .set_alias(&name, &champion_alias, version.version)
         .await?;
 
     // 5. Resolve the champion back to its artifact and predict with it.
@@ -268,7 +329,35 @@ async fn main() -> anyhow::Result<()> {
     let predictions: Vec<f64> = input.to_f64()?.iter().map(|x| lw * x + lb).collect();
     let output = Tensor::from_f64("y", vec![3, 1], &predictions)?;
 
-    // 6. Summary, read back through the tracker's search like any client would.
+    // 6. Drift: production windows tested against the stored reference profile.
+    let reference =
+        profiles::for_version(store.as_ref(), registry.inner(), &name, champion.version).await?;
+    let (same_x, same_y) = generate(500, 11);
+    let (moved_x, moved_y) = generate(500, 12);
+    let moved_x: Vec<f64> = moved_x.iter().map(|x| x + 0.5).collect();
+    let moved_y: Vec<f64> = moved_y
+        .iter()
+        .zip(&moved_x)
+        .map(|(y, x)| y + 1.5 * (x - 0.5))
+        .collect();
+    let window_same = detector.detect(
+        &reference,
+        &[xy_batch(same_x, same_y)?],
+        &DetectOptions::default(),
+    )?;
+    let window_moved = detector.detect(
+        &reference,
+        &[xy_batch(moved_x, moved_y)?],
+        &DetectOptions::default(),
+    )?;
+
+    // 7. Every governance decision is in the log; its hash chain must verify.
+    let verified = mlops::policy::log::verify(store.as_ref(), log.name()).await?;
+    if !verified.is_ok() {
+        bail!("the decision log does not verify: {:?}", verified.first_bad);
+    }
+
+    // 8. Summary, read back through the tracker's search like any client would.
     let best = tracker
         .search_all_runs(
             SearchRunsOptions::default()
@@ -327,6 +416,10 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    println!(
+        "  governed     champion without approval denied: {}",
+        denied.join("; ")
+    );
     println!("  resolved     {uri} -> version {}", champion.version);
     println!(
         "  predicted    {} {:?} -> {:?}",
@@ -342,6 +435,42 @@ async fn main() -> anyhow::Result<()> {
         "  search       'metrics.test_mse < 0.05 AND params.lr = 0.5 AND datasets.name = …' -> {} run(s) in the store",
         best.len()
     );
+    let describe = |r: &mlops::core::drift::DriftReport| {
+        r.columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {:.3}{}",
+                    c.column,
+                    c.test,
+                    c.score,
+                    if c.drifted { " drift" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  drift        unchanged window: dataset drift {} ({}); shifted window: dataset drift {} ({})",
+        window_same.dataset_drift,
+        describe(&window_same),
+        window_moved.dataset_drift,
+        describe(&window_moved)
+    );
+    println!(
+        "  decision log {} decisions in {} segments, hash chain verified (head {}){}",
+        verified.verified,
+        verified.segments,
+        &verified.head.hash[..16],
+        if in_git {
+            ""
+        } else {
+            "; no git checkout, lineage rule disabled"
+        }
+    );
+    if window_same.dataset_drift || !window_moved.dataset_drift {
+        bail!("drift detection disagrees with how the windows were generated");
+    }
     if !best.iter().any(|r| r.info.run_id == run_id) {
         bail!("training did not converge: test mse is not below 0.05");
     }
