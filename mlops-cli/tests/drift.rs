@@ -2,26 +2,11 @@
 //! `mlops drift` and `mlops quality` on stored datasets and Parquet files: exit codes, JSON and
 //! HTML reports, saved profiles, overrides.
 
+mod common;
+use common::{mlops, text};
+
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn mlops(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlops"))
-        .current_dir(dir)
-        .env_remove("MLOPS_STORE")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn csv(path: &Path, shift: f64, rows: usize) {
     let mut s = String::from("age,income,plan\n");

@@ -2,25 +2,9 @@
 //! `mlops policy`: eval exit codes on the seed's v0 example, tests, the log and verify-log on a
 //! tampered log.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+use common::{mlops, text};
 
-fn mlops(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlops"))
-        .current_dir(dir)
-        .env_remove("MLOPS_STORE")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 const SEED: &str = "package ml.deployment\ndeny[msg] { input.model.approved == false; msg = \"Model lacks approval metadata\" }\n";
 

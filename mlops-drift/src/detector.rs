@@ -467,14 +467,8 @@ fn numeric_score(test: StatTest, reference: &[f64], current: &[f64]) -> f64 {
         }
         StatTest::JensenShannon | StatTest::Psi => {
             let ref_unique = stats::unique_sorted(reference);
-            let (mut r, mut c) = stats::binned_numeric(reference, current, ref_unique);
-            if test == StatTest::Psi {
-                stats::fill_zeroes(&mut r);
-                stats::fill_zeroes(&mut c);
-                stats::psi(&r, &c)
-            } else {
-                stats::jensenshannon(&r, &c)
-            }
+            let (r, c) = stats::binned_numeric(reference, current, ref_unique);
+            share_score(test, r, c)
         }
         StatTest::ChiSquare | StatTest::Z => {
             let label = |v: &f64| column::number_label(*v, false);
@@ -482,6 +476,17 @@ fn numeric_score(test: StatTest, reference: &[f64], current: &[f64]) -> f64 {
             let cur: Vec<String> = current.iter().map(label).collect();
             categorical_score_typed(test, &counts, &cur, true)
         }
+    }
+}
+
+/// Jensen–Shannon distance or PSI (after Evidently's zero fill) of two share vectors.
+fn share_score(test: StatTest, mut reference: Vec<f64>, mut current: Vec<f64>) -> f64 {
+    if test == StatTest::Psi {
+        stats::fill_zeroes(&mut reference);
+        stats::fill_zeroes(&mut current);
+        stats::psi(&reference, &current)
+    } else {
+        stats::jensenshannon(&reference, &current)
     }
 }
 
@@ -535,18 +540,12 @@ fn categorical_score_typed(
             stats::proportions_z_pvalue(ones_ref, n_ref as f64, ones_cur, n_cur as f64)
         }
         StatTest::JensenShannon | StatTest::Psi => {
-            let mut r: Vec<f64> = keys.iter().map(|k| get(counts, k) / n_ref as f64).collect();
-            let mut c: Vec<f64> = keys
+            let r = keys.iter().map(|k| get(counts, k) / n_ref as f64).collect();
+            let c = keys
                 .iter()
                 .map(|k| get(&cur_counts, k) / n_cur as f64)
                 .collect();
-            if test == StatTest::Psi {
-                stats::fill_zeroes(&mut r);
-                stats::fill_zeroes(&mut c);
-                stats::psi(&r, &c)
-            } else {
-                stats::jensenshannon(&r, &c)
-            }
+            share_score(test, r, c)
         }
         StatTest::Ks | StatTest::Wasserstein => f64::NAN,
     }
