@@ -5,7 +5,6 @@
 mod common;
 use common::{mlops, text};
 
-
 const SEED: &str = "package ml.deployment\ndeny[msg] { input.model.approved == false; msg = \"Model lacks approval metadata\" }\n";
 
 #[test]

@@ -103,3 +103,34 @@ macro_rules! forward_model {
 
 forward_model!(Arc<M>);
 forward_model!(Box<M>);
+
+/// Fetches the artifact a registered model version points at (its `source`), so a server can
+/// load `models:/name@alias` without knowing where artifacts are kept.
+///
+/// # Contract
+///
+/// - A source this implementation does not understand is [`Error::NotSupported`] naming it; a
+///   missing artifact is [`Error::NotFound`].
+#[async_trait::async_trait]
+pub trait ArtifactSource: Debug + Send + Sync + 'static {
+    /// The artifact of `version`.
+    async fn fetch(&self, version: &crate::registry::ModelVersion) -> Result<ModelArtifact>;
+}
+
+macro_rules! forward_source {
+    ($ty:ty) => {
+        #[async_trait::async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl<S: ArtifactSource + ?Sized> ArtifactSource for $ty {
+            async fn fetch(
+                &self,
+                version: &crate::registry::ModelVersion,
+            ) -> Result<ModelArtifact> {
+                (**self).fetch(version).await
+            }
+        }
+    };
+}
+
+forward_source!(Arc<S>);
+forward_source!(Box<S>);

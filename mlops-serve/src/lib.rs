@@ -1,14 +1,27 @@
 //! # mlops-serve
 //!
-//! An implementation of [`mlops_core::Server`] and its HTTP transport.
+//! Serving over the Open Inference Protocol (KServe v2), in process and over HTTP:
 //!
-//! **Status: empty.** This crate is filled by the serving issue. It will hold:
+//! - [`ModelServer`] implements [`mlops_core::Server`]: a multi-model, multi-version repository
+//!   loading models as instances, as artifacts through [`mlops_core::ModelLoader`]s, or by
+//!   `models:/` URI through a [`mlops_core::Registry`] and an
+//!   [`ArtifactSource`](mlops_core::model::ArtifactSource); versions are ready only after a
+//!   warm-up prediction, loads swap versions atomically, requests are validated against the
+//!   model's signature, an optional policy engine gates deploys and an optional
+//!   [`InferenceObserver`](mlops_core::drift::InferenceObserver) sees served inputs.
+//! - [`http`]: the protocol's REST API on axum — health, metadata, infer with JSON (flat or
+//!   nested `data`) and the binary tensor extension, KServe's model list and repository
+//!   load/unload, `{"error": …}` answers with the protocol's status codes, a body limit (413).
+//! - [`identity`]: a model flavor that returns its inputs, for tests and overhead measurements.
 //!
-//! - a multi-model, multi-version repository loading models from any
-//!   [`mlops_core::Registry`] by `models:/` URI, ready only after warm-up, with hot swaps that fail
-//!   no request;
-//! - dynamic batching per model and weighted canary / shadow routing between versions;
-//! - the Open Inference Protocol v2 REST API on axum (JSON and the binary tensor extension,
-//!   KServe's repository endpoints), bearer-token auth and graceful shutdown;
-//! - `/metrics` in the Prometheus text format and tracing spans per request;
-//! - export of a KServe `InferenceService` manifest.
+//! Still to come (the serving issue): dynamic batching, canary and shadow routing, `/metrics`,
+//! bearer-token auth, the `mlops serve` command, the KServe manifest export and the benchmarks.
+
+pub mod codec;
+pub mod http;
+pub mod identity;
+mod server;
+
+pub use http::{HttpOptions, router};
+pub use identity::{IdentityLoader, IdentityModel};
+pub use server::{LoadedModel, ModelServer, ModelServerBuilder};

@@ -284,3 +284,34 @@ fn list_files(dir: &Path) -> Result<Vec<(ArtifactPath, PathBuf)>> {
     out.sort();
     Ok(out)
 }
+
+/// Model versions registered with [`Artifacts::model_source`] as their `source` are fetched
+/// from this store.
+#[async_trait::async_trait]
+impl mlops_core::model::ArtifactSource for Artifacts {
+    async fn fetch(&self, version: &mlops_core::ModelVersion) -> Result<ModelArtifact> {
+        let digest = version
+            .source
+            .strip_prefix(MODEL_SOURCE_PREFIX)
+            .ok_or_else(|| {
+                Error::NotSupported(format!(
+                    "model source {:?} of {} v{} is not in this store (expected {MODEL_SOURCE_PREFIX}<digest>)",
+                    version.source, version.name, version.version
+                ))
+            })?
+            .parse::<Digest>()
+            .map_err(|_| Error::invalid("model source", format!("{:?} names no digest", version.source)))?;
+        self.get_model(&digest).await
+    }
+}
+
+/// Prefix of the `source` of model versions whose artifact is a tree in the store.
+pub const MODEL_SOURCE_PREFIX: &str = "tree:";
+
+impl Artifacts {
+    /// The `source` to register for a model stored with [`put_model`](Self::put_model):
+    /// `tree:<digest>`, which [`ArtifactSource::fetch`](mlops_core::model::ArtifactSource) reads.
+    pub fn model_source(tree: &StoredTree) -> String {
+        format!("{MODEL_SOURCE_PREFIX}{}", tree.digest)
+    }
+}

@@ -62,7 +62,7 @@ mod tracker;
 mod tracker_snapshot;
 mod tracker_state;
 
-pub use artifact::{Artifacts, StoredTree, Tree};
+pub use artifact::{Artifacts, MODEL_SOURCE_PREFIX, StoredTree, Tree};
 pub use dataset::{Datasets, ReadOptions, SchemaPolicy, WriteOptions};
 pub use maintenance::{VerifyReport, verify};
 pub use memory::{MemoryRegistry, MemoryStore, MemoryTracker};

@@ -1,0 +1,362 @@
+//! The Open Inference Protocol's REST encoding of tensors: JSON `data` (flat or nested, row-major)
+//! and the binary tensor extension (raw little-endian bytes after the JSON header).
+
+use bytes::{Bytes, BytesMut};
+use mlops_core::serve::{InferRequest, InferResponse, Parameters, RequestedOutput};
+use mlops_core::{DataType, Error, Result, Tensor};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The header naming the JSON part's length when a body carries binary tensors.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestInput {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Parameters,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestOutput {
+    name: String,
+    #[serde(default)]
+    parameters: Parameters,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestBody {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    parameters: Parameters,
+    inputs: Vec<RequestInput>,
+    #[serde(default)]
+    outputs: Vec<RequestOutput>,
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::invalid("request", msg)
+}
+
+/// Decodes a request body. `json_len` is the `Inference-Header-Content-Length` header: the
+/// JSON part's length when binary tensor data follows it.
+pub fn decode_request(
+    model: &str,
+    version: Option<&str>,
+    body: &Bytes,
+    json_len: Option<usize>,
+) -> Result<InferRequest> {
+    let (json, mut binary) = match json_len {
+        Some(n) if n > body.len() => {
+            return Err(bad(format!(
+                "Inference-Header-Content-Length is {n} but the body has {} bytes",
+                body.len()
+            )));
+        }
+        Some(n) => (body.slice(..n), body.slice(n..)),
+        None => (body.clone(), Bytes::new()),
+    };
+    let parsed: RequestBody =
+        serde_json::from_slice(&json).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+    let mut inputs = Vec::with_capacity(parsed.inputs.len());
+    for input in parsed.inputs {
+        let datatype: DataType = input.datatype.parse().map_err(|_| {
+            bad(format!(
+                "input {:?}: unknown datatype {:?}",
+                input.name, input.datatype
+            ))
+        })?;
+        let shape: Vec<usize> = input
+            .shape
+            .iter()
+            .map(|d| usize::try_from(*d))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| {
+                bad(format!(
+                    "input {:?}: shape {:?} has a negative dimension",
+                    input.name, input.shape
+                ))
+            })?;
+        let binary_size = match input.parameters.get("binary_data_size") {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "input {:?}: binary_data_size must be a count of bytes",
+                            input.name
+                        ))
+                    })?,
+            ),
+        };
+        let tensor = match (binary_size, input.data) {
+            (Some(_), Some(_)) => {
+                return Err(bad(format!(
+                    "input {:?} has both data and binary_data_size",
+                    input.name
+                )));
+            }
+            (Some(size), None) => {
+                if size > binary.len() {
+                    return Err(bad(format!(
+                        "input {:?}: binary_data_size {size} but only {} binary bytes remain",
+                        input.name,
+                        binary.len()
+                    )));
+                }
+                let raw = binary.split_to(size);
+                Tensor::new(&input.name, datatype, shape, raw)
+                    .map_err(|e| bad(format!("input {:?}: {e}", input.name)))?
+            }
+            (None, Some(data)) => json_tensor(&input.name, datatype, shape, &data)?,
+            (None, None) => {
+                return Err(bad(format!(
+                    "input {:?} has neither data nor binary_data_size",
+                    input.name
+                )));
+            }
+        };
+        inputs.push(tensor);
+    }
+    if !binary.is_empty() {
+        return Err(bad(format!(
+            "{} bytes of binary data are not claimed by any input",
+            binary.len()
+        )));
+    }
+    let mut request = InferRequest::new(model, inputs);
+    request.model_version = version.map(str::to_string);
+    request.id = parsed.id;
+    request.parameters = parsed.parameters;
+    request.outputs = parsed
+        .outputs
+        .into_iter()
+        .map(|o| RequestedOutput {
+            name: o.name,
+            parameters: o.parameters,
+        })
+        .collect();
+    Ok(request)
+}
+
+fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
+        other => out.push(other),
+    }
+}
+
+/// A tensor from JSON `data`, nested or flat, checked element by element.
+fn json_tensor(name: &str, datatype: DataType, shape: Vec<usize>, data: &Value) -> Result<Tensor> {
+    let mut flat = Vec::new();
+    flatten(data, &mut flat);
+    let count: usize = mlops_core::tensor::element_count(&shape)
+        .map_err(|e| bad(format!("input {name:?}: {e}")))?;
+    if flat.len() != count {
+        return Err(bad(format!(
+            "input {name:?}: shape {shape:?} needs {count} elements, data has {}",
+            flat.len()
+        )));
+    }
+    let elem = |i: usize, what: &str| bad(format!("input {name:?} element {i} is not {what}"));
+    macro_rules! ints {
+        ($t:ty) => {{
+            let mut bytes = Vec::with_capacity(count * std::mem::size_of::<$t>());
+            for (i, v) in flat.iter().enumerate() {
+                let x: $t = match v {
+                    Value::Number(n) => n
+                        .as_i64()
+                        .and_then(|x| <$t>::try_from(x).ok())
+                        .or_else(|| n.as_u64().and_then(|x| <$t>::try_from(x).ok()))
+                        .ok_or_else(|| {
+                            elem(i, concat!("an integer in range of ", stringify!($t)))
+                        })?,
+                    _ => return Err(elem(i, "a number")),
+                };
+                bytes.extend_from_slice(&x.to_le_bytes());
+            }
+            bytes
+        }};
+    }
+    let bytes: Vec<u8> = match datatype {
+        DataType::Bool => flat
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_bool()
+                    .map(u8::from)
+                    .ok_or_else(|| elem(i, "a boolean"))
+            })
+            .collect::<Result<_>>()?,
+        DataType::Uint8 => ints!(u8),
+        DataType::Uint16 => ints!(u16),
+        DataType::Uint32 => ints!(u32),
+        DataType::Uint64 => ints!(u64),
+        DataType::Int8 => ints!(i8),
+        DataType::Int16 => ints!(i16),
+        DataType::Int32 => ints!(i32),
+        DataType::Int64 => ints!(i64),
+        DataType::Fp32 => {
+            let mut b = Vec::with_capacity(count * 4);
+            for (i, v) in flat.iter().enumerate() {
+                let x = v.as_f64().ok_or_else(|| elem(i, "a number"))? as f32;
+                b.extend_from_slice(&x.to_le_bytes());
+            }
+            b
+        }
+        DataType::Fp64 => {
+            let mut b = Vec::with_capacity(count * 8);
+            for (i, v) in flat.iter().enumerate() {
+                let x = v.as_f64().ok_or_else(|| elem(i, "a number"))?;
+                b.extend_from_slice(&x.to_le_bytes());
+            }
+            b
+        }
+        DataType::Fp16 | DataType::Bf16 => {
+            return Err(bad(format!(
+                "input {name:?}: {datatype} has no JSON form; send it as binary data"
+            )));
+        }
+        DataType::Bytes => {
+            let mut b = Vec::new();
+            for (i, v) in flat.iter().enumerate() {
+                let s = v.as_str().ok_or_else(|| elem(i, "a string"))?;
+                let len = u32::try_from(s.len()).map_err(|_| elem(i, "shorter than 4 GiB"))?;
+                b.extend_from_slice(&len.to_le_bytes());
+                b.extend_from_slice(s.as_bytes());
+            }
+            b
+        }
+    };
+    Tensor::new(name, datatype, shape, bytes).map_err(|e| bad(format!("input {name:?}: {e}")))
+}
+
+/// JSON `data` of a tensor (flat, row-major).
+fn json_data(t: &Tensor) -> Result<Value> {
+    Ok(match t.datatype() {
+        DataType::Bool => Value::from(t.to_bool()?),
+        DataType::Fp32 => Value::from(t.to_f32()?.into_iter().map(f64::from).collect::<Vec<_>>()),
+        DataType::Bytes => {
+            let strings = t
+                .to_byte_strings()?
+                .into_iter()
+                .map(|b| {
+                    std::str::from_utf8(b).map(str::to_string).map_err(|_| {
+                        bad(format!(
+                            "output {:?} holds bytes that are not UTF-8; request it as binary data",
+                            t.name()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Value::from(strings)
+        }
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            Value::from(t.to_i64()?)
+        }
+        DataType::Uint8 | DataType::Uint16 | DataType::Uint32 | DataType::Uint64 => {
+            let values = t.to_f64_lossy()?;
+            Value::from(values.into_iter().map(|v| v as u64).collect::<Vec<_>>())
+        }
+        DataType::Fp64 | DataType::Fp16 | DataType::Bf16 => Value::from(t.to_f64_lossy()?),
+    })
+}
+
+/// An encoded response: its body and, when binary outputs follow the JSON, the JSON length.
+#[derive(Debug)]
+pub struct EncodedResponse {
+    /// The body.
+    pub body: Bytes,
+    /// Set when the body carries binary outputs after the JSON header.
+    pub json_len: Option<usize>,
+}
+
+/// Encodes a response; outputs go binary when the request asked (per output
+/// `binary_data: true`, or request-level `binary_data_output: true`).
+pub fn encode_response(
+    request_outputs: &[RequestedOutput],
+    request_params: &Parameters,
+    response: &InferResponse,
+) -> Result<EncodedResponse> {
+    let all_binary = request_params
+        .get("binary_data_output")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut binary = BytesMut::new();
+    let mut outputs = Vec::with_capacity(response.outputs.len());
+    for t in &response.outputs {
+        let wants_binary = all_binary
+            || request_outputs.iter().any(|o| {
+                o.name == t.name()
+                    && o.parameters.get("binary_data").and_then(Value::as_bool) == Some(true)
+            });
+        let mut out = serde_json::Map::new();
+        out.insert("name".into(), Value::from(t.name()));
+        out.insert("datatype".into(), Value::from(t.datatype().as_str()));
+        out.insert("shape".into(), Value::from(t.shape().to_vec()));
+        if wants_binary {
+            out.insert(
+                "parameters".into(),
+                serde_json::json!({"binary_data_size": t.data().len()}),
+            );
+            binary.extend_from_slice(t.data());
+        } else {
+            out.insert("data".into(), json_data(t)?);
+        }
+        outputs.push(Value::Object(out));
+    }
+    let mut doc = serde_json::Map::new();
+    doc.insert(
+        "model_name".into(),
+        Value::from(response.model_name.clone()),
+    );
+    if let Some(v) = &response.model_version {
+        doc.insert("model_version".into(), Value::from(v.clone()));
+    }
+    if let Some(id) = &response.id {
+        doc.insert("id".into(), Value::from(id.clone()));
+    }
+    if !response.parameters.is_empty() {
+        doc.insert(
+            "parameters".into(),
+            Value::Object(
+                response
+                    .parameters
+                    .clone()
+                    .into_iter()
+                    .collect::<serde_json::Map<_, _>>(),
+            ),
+        );
+    }
+    doc.insert("outputs".into(), Value::Array(outputs));
+    let json =
+        serde_json::to_vec(&Value::Object(doc)).map_err(|e| Error::backend("serde_json", e))?;
+    if binary.is_empty() {
+        Ok(EncodedResponse {
+            body: Bytes::from(json),
+            json_len: None,
+        })
+    } else {
+        let len = json.len();
+        let mut body = BytesMut::from(&json[..]);
+        body.extend_from_slice(&binary);
+        Ok(EncodedResponse {
+            body: body.freeze(),
+            json_len: Some(len),
+        })
+    }
+}
+
+/// Request-level parameters and requested outputs, kept to encode the response.
+pub fn response_options(request: &InferRequest) -> (Vec<RequestedOutput>, Parameters) {
+    (request.outputs.clone(), request.parameters.clone())
+}

@@ -1,0 +1,522 @@
+//! [`ModelServer`]: the in-process [`Server`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use async_trait::async_trait;
+use mlops_core::drift::InferenceObserver;
+use mlops_core::model::{ArtifactSource, Model, ModelArtifact, ModelLoader};
+use mlops_core::policy::PolicyEngine;
+use mlops_core::registry::{Registry, RegistryExt};
+use mlops_core::serve::{
+    InferRequest, InferResponse, LoadOptions, ModelMetadata, ModelState, Server, ServerMetadata,
+    TensorMetadata,
+};
+use mlops_core::signature::{Schema, Signature};
+use mlops_core::{DataType, Error, ModelUri, Result, Tensor};
+
+/// One input or output as the protocol describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Spec {
+    name: String,
+    datatype: DataType,
+    shape: Vec<i64>,
+}
+
+impl Spec {
+    fn accepts(&self, shape: &[usize]) -> bool {
+        self.shape.len() == shape.len()
+            && self
+                .shape
+                .iter()
+                .zip(shape)
+                .all(|(w, g)| *w < 0 || u64::try_from(*w).ok() == u64::try_from(*g).ok())
+    }
+}
+
+fn specs(schema: &Schema, side: &str) -> Vec<Spec> {
+    match schema {
+        // A tabular model takes one 1-D tensor per column, as KServe's and MLServer's pandas
+        // codecs send them.
+        Schema::Columns(cols) => cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Spec {
+                name: c.name.clone().unwrap_or_else(|| format!("{side}{i}")),
+                datatype: c.col_type.tensor_type(),
+                shape: vec![-1],
+            })
+            .collect(),
+        Schema::Tensors(ts) => ts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Spec {
+                name: t.name.clone().unwrap_or_else(|| format!("{side}{i}")),
+                datatype: t.datatype,
+                shape: t.shape.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A loaded, warmed-up model version.
+#[derive(Debug)]
+pub struct LoadedModel {
+    name: String,
+    version: String,
+    model: Arc<dyn Model>,
+    inputs: Vec<Spec>,
+    outputs: Vec<Spec>,
+}
+
+impl LoadedModel {
+    /// The model.
+    pub fn model(&self) -> &Arc<dyn Model> {
+        &self.model
+    }
+
+    /// The version label.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn metadata(&self, versions: Vec<String>) -> ModelMetadata {
+        let meta = |s: &Spec| TensorMetadata {
+            name: s.name.clone(),
+            datatype: s.datatype,
+            shape: s.shape.clone(),
+        };
+        ModelMetadata {
+            name: self.name.clone(),
+            versions,
+            platform: format!("mlops-{}", self.model.flavor()),
+            inputs: self.inputs.iter().map(meta).collect(),
+            outputs: self.outputs.iter().map(meta).collect(),
+        }
+    }
+
+    /// Checks a request's inputs against the signature and returns them in signature order.
+    fn validate<'a>(&self, inputs: &'a [Tensor]) -> Result<Vec<&'a Tensor>> {
+        for t in inputs {
+            if !self.inputs.iter().any(|s| s.name == t.name()) {
+                return Err(Error::invalid(
+                    "input",
+                    format!(
+                        "unexpected input {:?}; {} takes {}",
+                        t.name(),
+                        self.name,
+                        self.inputs
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut ordered = Vec::with_capacity(self.inputs.len());
+        for spec in &self.inputs {
+            let mut matching = inputs.iter().filter(|t| t.name() == spec.name);
+            let t = matching
+                .next()
+                .ok_or_else(|| Error::invalid("input", format!("missing input {:?}", spec.name)))?;
+            if matching.next().is_some() {
+                return Err(Error::invalid(
+                    "input",
+                    format!("input {:?} given twice", spec.name),
+                ));
+            }
+            if t.datatype() != spec.datatype {
+                return Err(Error::invalid(
+                    "input",
+                    format!(
+                        "input {:?} must be {}, got {}",
+                        spec.name,
+                        spec.datatype,
+                        t.datatype()
+                    ),
+                ));
+            }
+            if !spec.accepts(t.shape()) {
+                return Err(Error::invalid(
+                    "input",
+                    format!(
+                        "input {:?} must have shape {:?} (-1 = any), got {:?}",
+                        spec.name,
+                        spec.shape,
+                        t.shape()
+                    ),
+                ));
+            }
+            check_finite(t)?;
+            ordered.push(t);
+        }
+        Ok(ordered)
+    }
+}
+
+/// Floating-point inputs must be finite: NaN or ±inf in a request is a client error.
+fn check_finite(t: &Tensor) -> Result<()> {
+    let bad = match t.datatype() {
+        DataType::Fp32 => t.to_f32()?.iter().position(|v| !v.is_finite()),
+        DataType::Fp64 => t.to_f64()?.iter().position(|v| !v.is_finite()),
+        DataType::Fp16 | DataType::Bf16 => t.to_f64_lossy()?.iter().position(|v| !v.is_finite()),
+        _ => None,
+    };
+    match bad {
+        Some(i) => Err(Error::invalid(
+            "input",
+            format!("input {:?} element {i} is not finite", t.name()),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A zero-valued input for a spec (variable dimensions 1), to warm a model up.
+fn warmup_input(spec: &Spec) -> Result<Tensor> {
+    let shape: Vec<usize> = spec
+        .shape
+        .iter()
+        .map(|d| usize::try_from(*d).ok().filter(|d| *d > 0).unwrap_or(1))
+        .collect();
+    let n: usize = shape.iter().product();
+    let data = match spec.datatype.size() {
+        Some(size) => vec![0u8; n * size],
+        // BYTES: n empty elements, each a 4-byte zero length.
+        None => vec![0u8; n * 4],
+    };
+    Tensor::new(spec.name.clone(), spec.datatype, shape, data)
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    versions: BTreeMap<String, Arc<LoadedModel>>,
+    /// The version served when a request names none: the last one loaded.
+    default: Option<String>,
+}
+
+/// The in-process Open Inference Protocol server: a multi-model, multi-version repository.
+///
+/// - Models come in as instances ([`load_model`](Self::load_model)), as artifacts of a flavor
+///   with a registered [`ModelLoader`] ([`load_artifact`](Self::load_artifact)), or by
+///   `models:/` URI through a [`Registry`] and an [`ArtifactSource`] ([`Server::load`]).
+/// - A version is ready only after a warm-up prediction on zero inputs succeeded; a failing
+///   warm-up leaves whatever was served before in place.
+/// - Loading a version that is already served swaps it atomically: requests in flight finish
+///   on the version they started on, later ones see the new one, none fail.
+/// - With a [`PolicyEngine`] configured, a version loaded by URI must pass the deploy gate
+///   ([`mlops_core::policy::check_deploy`]) first.
+/// - With an [`InferenceObserver`] configured, tabular inputs (1-D tensors of one length) of
+///   every successful request are passed to it (drift monitoring).
+pub struct ModelServer {
+    name: String,
+    loaders: BTreeMap<String, Arc<dyn ModelLoader>>,
+    registry: Option<(Arc<dyn Registry>, Arc<dyn ArtifactSource>)>,
+    gate: Option<(Arc<dyn PolicyEngine>, String)>,
+    observer: Option<Arc<dyn InferenceObserver>>,
+    models: RwLock<BTreeMap<String, Slot>>,
+}
+
+impl std::fmt::Debug for ModelServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelServer")
+            .field("name", &self.name)
+            .field("flavors", &self.loaders.keys().collect::<Vec<_>>())
+            .field(
+                "models",
+                &self
+                    .models
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .keys()
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`ModelServer`].
+#[derive(Debug)]
+pub struct ModelServerBuilder {
+    server: ModelServer,
+}
+
+impl ModelServerBuilder {
+    /// Adds a loader for its flavor.
+    pub fn loader(mut self, loader: Arc<dyn ModelLoader>) -> Self {
+        self.server
+            .loaders
+            .insert(loader.flavor().to_string(), loader);
+        self
+    }
+
+    /// Resolves `models:/` URIs in `registry` and fetches their artifacts from `source`.
+    pub fn registry(
+        mut self,
+        registry: Arc<dyn Registry>,
+        source: Arc<dyn ArtifactSource>,
+    ) -> Self {
+        self.server.registry = Some((registry, source));
+        self
+    }
+
+    /// Asks `engine` at `path` before deploying a version loaded by URI.
+    pub fn policy(mut self, engine: Arc<dyn PolicyEngine>, path: impl Into<String>) -> Self {
+        self.server.gate = Some((engine, path.into()));
+        self
+    }
+
+    /// Passes served tabular inputs to `observer`.
+    pub fn observer(mut self, observer: Arc<dyn InferenceObserver>) -> Self {
+        self.server.observer = Some(observer);
+        self
+    }
+
+    /// The server.
+    pub fn build(self) -> ModelServer {
+        self.server
+    }
+}
+
+impl ModelServer {
+    /// A builder; the server is called `name` in its metadata. The `identity` flavor's loader
+    /// is registered.
+    pub fn builder(name: impl Into<String>) -> ModelServerBuilder {
+        let identity: Arc<dyn ModelLoader> = Arc::new(crate::identity::IdentityLoader);
+        ModelServerBuilder {
+            server: ModelServer {
+                name: name.into(),
+                loaders: BTreeMap::from([(identity.flavor().to_string(), identity)]),
+                registry: None,
+                gate: None,
+                observer: None,
+                models: RwLock::new(BTreeMap::new()),
+            },
+        }
+    }
+
+    /// Serves `model` as `name` version `version` (warmed up first).
+    pub fn load_model(&self, name: &str, version: &str, model: Arc<dyn Model>) -> Result<()> {
+        if name.is_empty() || name.contains('/') || version.is_empty() || version.contains('/') {
+            return Err(Error::invalid(
+                "model",
+                format!(
+                    "{name:?} version {version:?}: names and versions must be non-empty, without '/'"
+                ),
+            ));
+        }
+        let signature: &Signature = model.signature();
+        let inputs = specs(&signature.inputs, "input");
+        let outputs = signature
+            .outputs
+            .as_ref()
+            .map(|o| specs(o, "output"))
+            .unwrap_or_default();
+        let loaded = LoadedModel {
+            name: name.to_string(),
+            version: version.to_string(),
+            model,
+            inputs,
+            outputs,
+        };
+        let warm: Vec<Tensor> = loaded
+            .inputs
+            .iter()
+            .map(warmup_input)
+            .collect::<Result<_>>()?;
+        loaded.model.predict(&warm).map_err(|e| {
+            Error::invalid(
+                "model",
+                format!("{name} v{version} failed its warm-up prediction: {e}"),
+            )
+        })?;
+        let mut models = self.models.write().unwrap_or_else(PoisonError::into_inner);
+        let slot = models.entry(name.to_string()).or_default();
+        slot.versions.insert(version.to_string(), Arc::new(loaded));
+        slot.default = Some(version.to_string());
+        tracing::info!(model = name, version, "model loaded");
+        Ok(())
+    }
+
+    /// Serves an artifact through the loader of its flavor.
+    pub fn load_artifact(&self, name: &str, version: &str, artifact: &ModelArtifact) -> Result<()> {
+        let loader = self.loaders.get(&artifact.flavor).ok_or_else(|| {
+            Error::NotSupported(format!(
+                "no loader for flavor {:?} (loaders: {})",
+                artifact.flavor,
+                self.loaders.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        self.load_model(name, version, loader.load(artifact)?)
+    }
+
+    /// The version a request for `name` (and optionally `version`) is served by.
+    pub fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>> {
+        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
+        let slot = models
+            .get(name)
+            .ok_or_else(|| Error::not_found("model", name))?;
+        let v = match version {
+            Some(v) => v,
+            None => slot
+                .default
+                .as_deref()
+                .ok_or_else(|| Error::not_found("model", name))?,
+        };
+        slot.versions
+            .get(v)
+            .cloned()
+            .ok_or_else(|| Error::not_found("model version", format!("{name} v{v}")))
+    }
+
+    fn observe(&self, loaded: &LoadedModel, inputs: &[&Tensor]) {
+        let Some(observer) = &self.observer else {
+            return;
+        };
+        let Some(first) = inputs.first() else { return };
+        let rows = first.shape().first().copied().unwrap_or(0);
+        let tabular = inputs
+            .iter()
+            .all(|t| t.shape().len() == 1 && t.shape()[0] == rows);
+        if !tabular {
+            return;
+        }
+        let mut fields = Vec::with_capacity(inputs.len());
+        let mut arrays = Vec::with_capacity(inputs.len());
+        for t in inputs {
+            let Ok(array) = mlops_core::arrow::array_from_tensor(t) else {
+                return;
+            };
+            fields.push(arrow_schema::Field::new(
+                t.name(),
+                array.data_type().clone(),
+                true,
+            ));
+            arrays.push(array);
+        }
+        let schema = std::sync::Arc::new(arrow_schema::Schema::new(fields));
+        if let Ok(batch) = arrow_array::RecordBatch::try_new(schema, arrays) {
+            let version = loaded.version.parse().ok();
+            observer.observe(&loaded.name, version, &batch);
+        }
+    }
+}
+
+#[async_trait]
+impl Server for ModelServer {
+    async fn live(&self) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn ready(&self) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn metadata(&self) -> Result<ServerMetadata> {
+        Ok(ServerMetadata {
+            name: self.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            extensions: vec!["binary_tensor_data".into(), "model_repository".into()],
+        })
+    }
+
+    async fn model_metadata(&self, name: &str, version: Option<&str>) -> Result<ModelMetadata> {
+        let loaded = self.resolve(name, version)?;
+        let versions = self
+            .models
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .map(|s| s.versions.keys().cloned().collect())
+            .unwrap_or_default();
+        Ok(loaded.metadata(versions))
+    }
+
+    async fn model_ready(&self, name: &str, version: Option<&str>) -> Result<bool> {
+        // Only warmed-up versions are in the repository.
+        self.resolve(name, version).map(|_| true)
+    }
+
+    async fn list_models(&self) -> Result<Vec<ModelState>> {
+        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(models
+            .iter()
+            .flat_map(|(name, slot)| {
+                slot.versions.keys().map(move |v| ModelState {
+                    name: name.clone(),
+                    version: Some(v.clone()),
+                    ready: true,
+                })
+            })
+            .collect())
+    }
+
+    async fn load(&self, name: &str, options: LoadOptions) -> Result<()> {
+        let (registry, source) = self.registry.as_ref().ok_or_else(|| {
+            Error::NotSupported("this server has no registry to load models from".into())
+        })?;
+        let uri = match options.uri {
+            Some(uri) => uri,
+            None => format!("models:/{name}/latest").parse::<ModelUri>()?,
+        };
+        let version = registry.resolve(&uri).await?;
+        if let Some((engine, path)) = &self.gate {
+            mlops_core::policy::check_deploy(engine.as_ref(), path, &version, Some(&self.name))?;
+        }
+        let artifact = source.fetch(&version).await?;
+        self.load_artifact(name, &version.version.to_string(), &artifact)
+    }
+
+    async fn unload(&self, name: &str, version: Option<&str>) -> Result<()> {
+        let mut models = self.models.write().unwrap_or_else(PoisonError::into_inner);
+        match version {
+            None => {
+                models
+                    .remove(name)
+                    .ok_or_else(|| Error::not_found("model", name))?;
+            }
+            Some(v) => {
+                let slot = models
+                    .get_mut(name)
+                    .ok_or_else(|| Error::not_found("model", name))?;
+                slot.versions
+                    .remove(v)
+                    .ok_or_else(|| Error::not_found("model version", format!("{name} v{v}")))?;
+                if slot.default.as_deref() == Some(v) {
+                    slot.default = slot.versions.keys().next_back().cloned();
+                }
+                if slot.versions.is_empty() {
+                    models.remove(name);
+                }
+            }
+        }
+        tracing::info!(model = name, version, "model unloaded");
+        Ok(())
+    }
+
+    async fn infer(&self, request: InferRequest) -> Result<InferResponse> {
+        let loaded = self.resolve(&request.model_name, request.model_version.as_deref())?;
+        let ordered = loaded.validate(&request.inputs)?;
+        let owned: Vec<Tensor> = ordered.iter().map(|t| (*t).clone()).collect();
+        let mut outputs = loaded.model.predict(&owned)?;
+        if !request.outputs.is_empty() {
+            for r in &request.outputs {
+                if !outputs.iter().any(|o| o.name() == r.name) {
+                    return Err(Error::invalid(
+                        "output",
+                        format!("{} has no output {:?}", loaded.name, r.name),
+                    ));
+                }
+            }
+            outputs.retain(|o| request.outputs.iter().any(|r| r.name == o.name()));
+        }
+        self.observe(&loaded, &ordered);
+        Ok(InferResponse {
+            model_name: loaded.name.clone(),
+            model_version: Some(loaded.version.clone()),
+            id: request.id,
+            parameters: BTreeMap::new(),
+            outputs,
+        })
+    }
+}

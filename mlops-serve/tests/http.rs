@@ -1,0 +1,378 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The Open Inference Protocol over HTTP on 127.0.0.1: every endpoint with a plain HTTP client,
+//! bad input answered with 4xx and `{"error": …}`, and a real client — Python `tritonclient[http]`
+//! (from `MLOPS_TEST_PYTHON`, which `./scripts/test` provides) — for health, metadata, JSON
+//! infer and binary infer.
+
+use std::sync::Arc;
+
+use mlops_core::DataType;
+use mlops_core::serve::Server;
+use mlops_core::signature::{Signature, TensorSpec};
+use mlops_serve::{HttpOptions, IdentityModel, ModelServer};
+use serde_json::{Value, json};
+
+async fn start(max_body: usize) -> String {
+    let server = ModelServer::builder("mlops-test").build();
+    let sig = |dt, shape: Vec<i64>, i: &str, o: &str| {
+        IdentityModel::new(Signature::tensors(
+            vec![TensorSpec::new(i, dt, shape.clone())],
+            vec![TensorSpec::new(o, dt, shape)],
+        ))
+        .unwrap()
+    };
+    server
+        .load_model(
+            "simple",
+            "1",
+            Arc::new(sig(DataType::Fp32, vec![-1, 3], "x", "y")),
+        )
+        .unwrap();
+    server
+        .load_model(
+            "simple",
+            "2",
+            Arc::new(sig(DataType::Fp32, vec![-1, 3], "x", "y")),
+        )
+        .unwrap();
+    server
+        .load_model(
+            "text",
+            "1",
+            Arc::new(sig(DataType::Bytes, vec![-1], "s", "t")),
+        )
+        .unwrap();
+    server
+        .load_model(
+            "ints",
+            "1",
+            Arc::new(sig(DataType::Int64, vec![-1], "i", "o")),
+        )
+        .unwrap();
+    server
+        .load_model(
+            "half",
+            "1",
+            Arc::new(sig(DataType::Fp16, vec![-1], "h", "g")),
+        )
+        .unwrap();
+    let server: Arc<dyn Server> = Arc::new(server);
+    let mut options = HttpOptions::default();
+    options.max_body_bytes = max_body;
+    let app = mlops_serve::router(server, options);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(mlops_serve::http::serve(
+        listener,
+        app,
+        std::future::pending(),
+    ));
+    format!("http://{addr}")
+}
+
+async fn get(base: &str, path: &str) -> (u16, Value) {
+    let r = reqwest::get(format!("{base}{path}")).await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_answers_as_the_protocol_says() {
+    let base = start(1 << 20).await;
+    assert_eq!(
+        get(&base, "/v2/health/live").await,
+        (200, json!({"live": true}))
+    );
+    assert_eq!(
+        get(&base, "/v2/health/ready").await,
+        (200, json!({"ready": true}))
+    );
+    let (s, meta) = get(&base, "/v2").await;
+    assert_eq!((s, meta["name"].clone()), (200, json!("mlops-test")));
+    assert!(
+        meta["extensions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("binary_tensor_data"))
+    );
+    assert_eq!(
+        get(&base, "/v2/models").await.1,
+        json!({"models": ["half", "ints", "simple", "text"]})
+    );
+    let (s, m) = get(&base, "/v2/models/simple").await;
+    assert_eq!(s, 200);
+    assert_eq!(m["versions"], json!(["1", "2"]));
+    assert_eq!(
+        m["inputs"],
+        json!([{"name": "x", "datatype": "FP32", "shape": [-1, 3]}])
+    );
+    assert_eq!(get(&base, "/v2/models/simple/versions/1").await.0, 200);
+    assert_eq!(
+        get(&base, "/v2/models/simple/ready").await,
+        (200, json!({"name": "simple", "ready": true}))
+    );
+    assert_eq!(
+        get(&base, "/v2/models/simple/versions/1/ready").await.0,
+        200
+    );
+    for path in [
+        "/v2/models/nope",
+        "/v2/models/simple/versions/7",
+        "/v2/models/nope/ready",
+    ] {
+        let (s, body) = get(&base, path).await;
+        assert_eq!(s, 404, "{path}");
+        assert!(
+            body["error"].as_str().unwrap().contains("not found"),
+            "{body}"
+        );
+    }
+
+    // JSON infer, nested data, id echo, version chosen by path.
+    let (s, r) = post(
+        &base,
+        "/v2/models/simple/versions/1/infer",
+        json!({"id": "42", "inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [[1, 2, 3], [4, 5, 6.5]]}]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["model_name"], "simple");
+    assert_eq!(r["model_version"], "1");
+    assert_eq!(r["id"], "42");
+    assert_eq!(
+        r["outputs"][0],
+        json!({"name": "y", "datatype": "FP32", "shape": [2, 3], "data": [1.0, 2.0, 3.0, 4.0, 5.0, 6.5]})
+    );
+    let (s, r) = post(&base, "/v2/models/text/infer", json!({"inputs": [{"name": "s", "shape": [2], "datatype": "BYTES", "data": ["héllo", ""]}]})).await;
+    assert_eq!(
+        (s, r["outputs"][0]["data"].clone()),
+        (200, json!(["héllo", ""]))
+    );
+    let (s, r) = post(&base, "/v2/models/ints/infer", json!({"inputs": [{"name": "i", "shape": [3], "datatype": "INT64", "data": [1, -2, 9007199254740993_i64]}]})).await;
+    assert_eq!(
+        (s, r["outputs"][0]["data"].clone()),
+        (200, json!([1, -2, 9007199254740993_i64]))
+    );
+
+    // Bad input: 400 with a message naming the input and the problem.
+    let bad = [
+        (
+            json!({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2]}]}),
+            "needs 3 elements",
+        ),
+        (
+            json!({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]}),
+            "must be FP32",
+        ),
+        (
+            json!({"inputs": [{"name": "z", "shape": [1], "datatype": "FP32", "data": [1]}]}),
+            "unexpected input \"z\"",
+        ),
+        (json!({"inputs": []}), "missing input \"x\""),
+        (
+            json!({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP99", "data": [1, 2, 3]}]}),
+            "unknown datatype",
+        ),
+        (
+            json!({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, "a", 3]}]}),
+            "element 1 is not a number",
+        ),
+        (
+            json!({"inputs": [{"name": "x", "shape": [-1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}),
+            "negative dimension",
+        ),
+        (
+            json!({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32"}]}),
+            "neither data nor binary_data_size",
+        ),
+        (
+            json!({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}], "outputs": [{"name": "nope"}]}),
+            "no output \"nope\"",
+        ),
+        (json!({"input": []}), "malformed JSON"),
+    ];
+    for (body, want) in bad {
+        let (s, r) = post(&base, "/v2/models/simple/infer", body.clone()).await;
+        assert_eq!(s, 400, "{body}: {r}");
+        assert!(r["error"].as_str().unwrap().contains(want), "{want}: {r}");
+    }
+    let (s, r) = post(
+        &base,
+        "/v2/models/half/infer",
+        json!({"inputs": [{"name": "h", "shape": [1], "datatype": "FP16", "data": [1.0]}]}),
+    )
+    .await;
+    assert!(
+        s == 400 && r["error"].as_str().unwrap().contains("no JSON form"),
+        "{r}"
+    );
+    let (s, r) = post(
+        &base,
+        "/v2/models/ints/infer",
+        json!({"inputs": [{"name": "i", "shape": [1], "datatype": "INT64", "data": [1.5]}]}),
+    )
+    .await;
+    assert!(
+        s == 400 && r["error"].as_str().unwrap().contains("integer"),
+        "{r}"
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v2/models/simple/infer"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let (s, _) = post(&base, "/v2/models/nope/infer", json!({"inputs": []})).await;
+    assert_eq!(s, 404);
+
+    // Too large: 413.
+    let big = vec![b' '; (1 << 20) + 10];
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v2/models/simple/infer"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+
+    // Repository: unload, then the model is gone; loading needs a registry (501 here).
+    assert_eq!(
+        post(&base, "/v2/repository/models/ints/unload", json!({})).await,
+        (200, json!({"name": "ints", "unload": true}))
+    );
+    assert_eq!(get(&base, "/v2/models/ints").await.0, 404);
+    assert_eq!(
+        post(&base, "/v2/repository/models/ints/load", json!({}))
+            .await
+            .0,
+        501
+    );
+}
+
+/// Binary tensor extension: raw inputs after the JSON header, binary outputs on request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_tensors_travel_raw() {
+    let base = start(1 << 20).await;
+    let values: Vec<f32> = vec![1.0, -2.5, 3.25, 4.0, 5.0, 6.0];
+    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let header = serde_json::to_vec(&json!({
+        "inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "parameters": {"binary_data_size": raw.len()}}],
+        "outputs": [{"name": "y", "parameters": {"binary_data": true}}]
+    }))
+    .unwrap();
+    let mut body = header.clone();
+    body.extend_from_slice(&raw);
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v2/models/simple/infer"))
+        .header("Inference-Header-Content-Length", header.len())
+        .header("Content-Type", "application/octet-stream")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let json_len: usize = r.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = r.bytes().await.unwrap();
+    let doc: Value = serde_json::from_slice(&bytes[..json_len]).unwrap();
+    assert_eq!(doc["outputs"][0]["parameters"]["binary_data_size"], 24);
+    assert!(doc["outputs"][0].get("data").is_none());
+    assert_eq!(&bytes[json_len..], &raw[..]);
+
+    // Broken framing: 400 naming the problem.
+    let cases: Vec<(usize, Vec<u8>, &str)> = vec![
+        (body.len() + 5, body.clone(), "but the body has"),
+        (
+            header.len(),
+            [body.clone(), vec![0; 4]].concat(),
+            "not claimed by any input",
+        ),
+        (
+            header.len(),
+            body[..body.len() - 4].to_vec(),
+            "only 20 binary bytes remain",
+        ),
+    ];
+    for (len, b, want) in cases {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/v2/models/simple/infer"))
+            .header("Inference-Header-Content-Length", len)
+            .body(b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().unwrap().contains(want), "{want}: {e}");
+    }
+}
+
+/// A real Open Inference Protocol client drives the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tritonclient_http_talks_to_the_server() {
+    let python = std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("MLOPS_TEST_PYTHON is not set; run ./scripts/test (its venv has tritonclient[http])")
+    });
+    let base = start(1 << 20).await;
+    let url = base.trim_start_matches("http://").to_string();
+    let script = r#"
+import sys
+import numpy as np
+import tritonclient.http as httpclient
+
+c = httpclient.InferenceServerClient(url=sys.argv[1])
+assert c.is_server_live() and c.is_server_ready()
+assert c.is_model_ready("simple")
+assert not c.is_model_ready("nope")
+meta = c.get_server_metadata()
+assert meta["name"] == "mlops-test", meta
+m = c.get_model_metadata("simple", "1")
+assert m["inputs"][0]["datatype"] == "FP32" and m["inputs"][0]["shape"] == [-1, 3], m
+
+x = np.arange(6, dtype=np.float32).reshape(2, 3) / 4
+for binary in (False, True):
+    i = httpclient.InferInput("x", [2, 3], "FP32")
+    i.set_data_from_numpy(x, binary_data=binary)
+    o = httpclient.InferRequestedOutput("y", binary_data=binary)
+    r = c.infer("simple", [i], outputs=[o], request_id="r-%s" % binary)
+    assert r.get_response()["id"] == "r-%s" % binary
+    np.testing.assert_array_equal(r.as_numpy("y"), x)
+
+s = np.array([b"hello", b"\xff\x00raw"], dtype=np.object_)
+i = httpclient.InferInput("s", [2], "BYTES")
+i.set_data_from_numpy(s, binary_data=True)
+r = c.infer("text", [i], outputs=[httpclient.InferRequestedOutput("t", binary_data=True)])
+assert list(r.as_numpy("t")) == [b"hello", b"\xff\x00raw"], r.as_numpy("t")
+
+try:
+    c.infer("nope", [i])
+    raise SystemExit("expected an error")
+except httpclient.InferenceServerException as e:
+    assert "not found" in str(e), e
+print("ok")
+"#;
+    let out = tokio::process::Command::new(python)
+        .args(["-c", script, &url])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,340 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The in-process server: loading, validation, versions, hot swaps under load, registry URIs
+//! with the deploy gate, and the drift observer hook.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mlops_core::drift::InferenceObserver;
+use mlops_core::policy::{Decision, PolicyEngine, PolicyQuery};
+use mlops_core::registry::{CreateVersionOptions, Registry, RegistryObject};
+use mlops_core::serve::{InferRequest, LoadOptions, Server};
+use mlops_core::signature::{Signature, TensorSpec};
+use mlops_core::{DataType, Model, ModelName, Tag, Tensor, Version};
+use mlops_serve::{IdentityModel, ModelServer};
+use mlops_storage::{Artifacts, MemoryRegistry, MemoryStore};
+
+fn identity_2d() -> Arc<IdentityModel> {
+    Arc::new(
+        IdentityModel::new(Signature::tensors(
+            vec![TensorSpec::new("x", DataType::Fp32, vec![-1, 3])],
+            vec![TensorSpec::new("y", DataType::Fp32, vec![-1, 3])],
+        ))
+        .unwrap(),
+    )
+}
+
+fn x(rows: usize, v: f32) -> Tensor {
+    Tensor::from_f32("x", vec![rows, 3], &vec![v; rows * 3]).unwrap()
+}
+
+#[tokio::test]
+async fn serves_versions_and_validates_requests() {
+    let server = ModelServer::builder("test").build();
+    server.load_model("m", "1", identity_2d()).unwrap();
+    let out = server
+        .infer(InferRequest::new("m", vec![x(2, 1.5)]).with_id("r1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.model_version.as_deref(), out.id.as_deref()),
+        (Some("1"), Some("r1"))
+    );
+    assert_eq!(out.outputs[0].name(), "y");
+    assert_eq!(out.outputs[0].to_f32().unwrap(), vec![1.5; 6]);
+
+    let cases: Vec<(Vec<Tensor>, &str)> = vec![
+        (vec![], "missing input \"x\""),
+        (
+            vec![x(1, 0.0), Tensor::from_f32("z", vec![1], &[0.0]).unwrap()],
+            "unexpected input \"z\"",
+        ),
+        (
+            vec![Tensor::from_f64("x", vec![1, 3], &[0.0; 3]).unwrap()],
+            "must be FP32, got FP64",
+        ),
+        (
+            vec![Tensor::from_f32("x", vec![1, 4], &[0.0; 4]).unwrap()],
+            "must have shape [-1, 3]",
+        ),
+        (
+            vec![Tensor::from_f32("x", vec![1, 3], &[0.0, f32::NAN, 0.0]).unwrap()],
+            "element 1 is not finite",
+        ),
+        (vec![x(1, 0.0), x(1, 0.0)], "given twice"),
+    ];
+    for (inputs, want) in cases {
+        let err = server
+            .infer(InferRequest::new("m", inputs))
+            .await
+            .unwrap_err();
+        assert!(
+            err.is_invalid_argument() && err.to_string().contains(want),
+            "{want}: {err}"
+        );
+    }
+    assert!(
+        server
+            .infer(InferRequest::new("nope", vec![x(1, 0.0)]))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        server
+            .infer(InferRequest::new("m", vec![x(1, 0.0)]).with_version("9"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    // A second version becomes the default; the first stays addressable.
+    server.load_model("m", "2", identity_2d()).unwrap();
+    let version = |r: mlops_core::serve::InferResponse| r.model_version.unwrap();
+    assert_eq!(
+        version(
+            server
+                .infer(InferRequest::new("m", vec![x(1, 0.0)]))
+                .await
+                .unwrap()
+        ),
+        "2"
+    );
+    assert_eq!(
+        version(
+            server
+                .infer(InferRequest::new("m", vec![x(1, 0.0)]).with_version("1"))
+                .await
+                .unwrap()
+        ),
+        "1"
+    );
+    let meta = server.model_metadata("m", None).await.unwrap();
+    assert_eq!(meta.versions, vec!["1", "2"]);
+    assert_eq!(meta.platform, "mlops-identity");
+    assert_eq!(meta.inputs[0].shape, vec![-1, 3]);
+    server.unload("m", Some("2")).await.unwrap();
+    assert_eq!(
+        version(
+            server
+                .infer(InferRequest::new("m", vec![x(1, 0.0)]))
+                .await
+                .unwrap()
+        ),
+        "1"
+    );
+    server.unload("m", None).await.unwrap();
+    assert!(server.list_models().await.unwrap().is_empty());
+    assert!(server.unload("m", None).await.unwrap_err().is_not_found());
+}
+
+/// A model whose warm-up fails never replaces what is served.
+#[derive(Debug)]
+struct Broken(Signature);
+
+impl Model for Broken {
+    fn flavor(&self) -> &str {
+        "broken"
+    }
+    fn signature(&self) -> &Signature {
+        &self.0
+    }
+    fn predict(&self, _: &[Tensor]) -> mlops_core::Result<Vec<Tensor>> {
+        Err(mlops_core::Error::invalid("model", "cannot predict"))
+    }
+    fn to_artifact(&self) -> mlops_core::Result<mlops_core::ModelArtifact> {
+        Err(mlops_core::Error::NotSupported("broken".into()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_swaps_under_load_fail_no_request() {
+    let server = Arc::new(ModelServer::builder("test").build());
+    server.load_model("m", "live", identity_2d()).unwrap();
+    let failures = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let (server, failures, done) = (server.clone(), failures.clone(), done.clone());
+        clients.push(tokio::spawn(async move {
+            for i in 0..300 {
+                let req = InferRequest::new("m", vec![x(1 + (c + i) % 4, 1.0)]);
+                match server.infer(req).await {
+                    Ok(r) => assert_eq!(r.outputs[0].to_f32().unwrap()[0], 1.0),
+                    Err(_) => {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    for v in 2..40 {
+        server.load_model("m", "live", identity_2d()).unwrap();
+        server
+            .load_model("m", &v.to_string(), identity_2d())
+            .unwrap();
+        let sig = identity_2d().signature().clone();
+        assert!(
+            server
+                .load_model("m", "live", Arc::new(Broken(sig)))
+                .is_err()
+        );
+        tokio::task::yield_now().await;
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert_eq!(done.load(Ordering::SeqCst), 2400);
+    assert_eq!(failures.load(Ordering::SeqCst), 0, "a swap failed requests");
+}
+
+#[derive(Debug, Default)]
+struct Seen(Mutex<Vec<(String, usize, Vec<String>)>>);
+
+impl InferenceObserver for Seen {
+    fn observe(&self, model: &str, _: Option<Version>, inputs: &arrow_array::RecordBatch) {
+        let cols = inputs
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        self.0
+            .lock()
+            .unwrap()
+            .push((model.to_string(), inputs.num_rows(), cols));
+    }
+}
+
+/// Approved versions may deploy to the server called "edge".
+#[derive(Debug)]
+struct Approval;
+
+impl PolicyEngine for Approval {
+    fn evaluate(&self, q: &PolicyQuery) -> mlops_core::Result<Decision> {
+        assert_eq!(q.input["action"], "deploy");
+        assert_eq!(q.input["target"], "edge");
+        let ok = q.input["model"]["approved"] == true;
+        Ok(Decision {
+            decision_id: "d".into(),
+            allowed: ok,
+            reasons: if ok {
+                vec![]
+            } else {
+                vec!["not approved".into()]
+            },
+            result: serde_json::Value::Null,
+            revision: None,
+        })
+    }
+}
+
+#[tokio::test]
+async fn registry_uris_pass_the_deploy_gate_and_inputs_reach_the_observer() {
+    let store = Arc::new(MemoryStore::new());
+    let registry = Arc::new(MemoryRegistry::new());
+    let artifacts = Arc::new(Artifacts::new(store));
+    // A tabular identity model: two 1-D columns in, two out.
+    let model = IdentityModel::new(Signature::tensors(
+        vec![
+            TensorSpec::new("age", DataType::Fp64, vec![-1]),
+            TensorSpec::new("income", DataType::Fp64, vec![-1]),
+        ],
+        vec![
+            TensorSpec::new("age_out", DataType::Fp64, vec![-1]),
+            TensorSpec::new("income_out", DataType::Fp64, vec![-1]),
+        ],
+    ))
+    .unwrap();
+    let tree = artifacts
+        .put_model(&model.to_artifact().unwrap())
+        .await
+        .unwrap();
+    let name = ModelName::new("churn").unwrap();
+    registry
+        .create_registered_model(&name, Default::default())
+        .await
+        .unwrap();
+    let v = registry
+        .create_model_version(
+            &name,
+            CreateVersionOptions::new(Artifacts::model_source(&tree)),
+        )
+        .await
+        .unwrap();
+    registry
+        .set_alias(&name, &"champion".parse().unwrap(), v.version)
+        .await
+        .unwrap();
+
+    let seen = Arc::new(Seen::default());
+    let server = ModelServer::builder("edge")
+        .registry(registry.clone(), artifacts.clone())
+        .policy(Arc::new(Approval), "data.gate")
+        .observer(seen.clone())
+        .build();
+    let uri: mlops_core::ModelUri = "models:/churn@champion".parse().unwrap();
+    let err = server
+        .load("churn", LoadOptions::from_uri(uri.clone()))
+        .await
+        .unwrap_err();
+    assert!(err.is_policy_denied(), "{err}");
+    assert!(server.list_models().await.unwrap().is_empty());
+    registry
+        .set_tag(
+            &RegistryObject::Version(name.clone(), v.version),
+            Tag::new("approved".parse().unwrap(), "true").unwrap(),
+        )
+        .await
+        .unwrap();
+    server
+        .load("churn", LoadOptions::from_uri(uri))
+        .await
+        .unwrap();
+    let out = server
+        .infer(InferRequest::new(
+            "churn",
+            vec![
+                Tensor::from_f64("age", vec![3], &[30.0, 40.0, 50.0]).unwrap(),
+                Tensor::from_f64("income", vec![3], &[1.0, 2.0, 3.0]).unwrap(),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(out.model_version.as_deref(), Some("1"));
+    assert_eq!(out.outputs[1].to_f64().unwrap(), vec![1.0, 2.0, 3.0]);
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        vec![(
+            "churn".to_string(),
+            3,
+            vec!["age".to_string(), "income".to_string()]
+        )]
+    );
+    // Without a URI the registry's latest version is loaded.
+    server.unload("churn", None).await.unwrap();
+    server.load("churn", LoadOptions::default()).await.unwrap();
+    assert!(server.model_ready("churn", Some("1")).await.unwrap());
+    // A source this store does not hold is NotSupported, named.
+    let foreign = registry
+        .create_model_version(&name, CreateVersionOptions::new("s3://elsewhere/model"))
+        .await
+        .unwrap();
+    registry
+        .set_tag(
+            &RegistryObject::Version(name.clone(), foreign.version),
+            Tag::new("approved".parse().unwrap(), "true").unwrap(),
+        )
+        .await
+        .unwrap();
+    let err = server
+        .load("churn", LoadOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_not_supported() && err.to_string().contains("s3://elsewhere"),
+        "{err}"
+    );
+}
