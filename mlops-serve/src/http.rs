@@ -14,23 +14,79 @@ use serde_json::json;
 
 use crate::codec;
 
+/// Produces the `/metrics` page (Prometheus text format 0.0.4).
+pub type MetricsSource = Arc<dyn Fn() -> mlops_core::Result<String> + Send + Sync>;
+
 /// Options of the HTTP transport.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct HttpOptions {
     /// Largest request body accepted (default 64 MiB); larger ones get 413.
     pub max_body_bytes: usize,
+    /// Requests must carry `Authorization: Bearer <token>` (health endpoints stay open).
+    pub bearer_token: Option<mlops_core::secret::SecretString>,
+    /// An inference waiting longer than this is answered 504 (default 30 s). Batched models
+    /// are waited on and time out; an unbatched prediction runs to completion.
+    pub request_timeout: Option<std::time::Duration>,
+    /// What `/metrics` serves; absent, the route answers 404.
+    pub metrics: Option<MetricsSource>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("bearer_token", &self.bearer_token)
+            .field("request_timeout", &self.request_timeout)
+            .field("metrics", &self.metrics.is_some())
+            .finish()
+    }
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 << 20,
+            bearer_token: None,
+            request_timeout: Some(std::time::Duration::from_secs(30)),
+            metrics: None,
         }
     }
 }
 
-type Shared = Arc<dyn Server>;
+impl HttpOptions {
+    /// Requires this bearer token.
+    pub fn with_bearer_token(mut self, token: mlops_core::secret::SecretString) -> Self {
+        self.bearer_token = Some(token);
+        self
+    }
+
+    /// Sets the body limit.
+    pub fn with_max_body_bytes(mut self, n: usize) -> Self {
+        self.max_body_bytes = n;
+        self
+    }
+
+    /// Sets the inference timeout.
+    pub fn with_request_timeout(mut self, t: Option<std::time::Duration>) -> Self {
+        self.request_timeout = t;
+        self
+    }
+
+    /// Serves `/metrics` from `source`.
+    pub fn with_metrics(mut self, source: MetricsSource) -> Self {
+        self.metrics = Some(source);
+        self
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    server: Arc<dyn Server>,
+    options: HttpOptions,
+}
+
+type Shared = AppState;
 
 /// An error as the protocol answers it: a status and `{"error": "..."}`.
 struct ApiError(Error);
@@ -47,6 +103,9 @@ impl IntoResponse for ApiError {
             Error::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::PolicyDenied { .. } | Error::PermissionDenied(_) => StatusCode::FORBIDDEN,
+            Error::Unavailable { message, .. } if message.starts_with(TIMEOUT_MARK) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             Error::AlreadyExists { .. } | Error::Conflict { .. } => StatusCode::CONFLICT,
@@ -58,12 +117,32 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = std::result::Result<T, ApiError>;
 
+/// An inference that outlived the request timeout: 504.
+struct TimedOut(std::time::Duration);
+
+impl From<TimedOut> for ApiError {
+    fn from(t: TimedOut) -> Self {
+        ApiError(Error::Unavailable {
+            message: format!("{TIMEOUT_MARK}: no answer within {:?}", t.0),
+            source: None,
+        })
+    }
+}
+
+const TIMEOUT_MARK: &str = "request timed out";
+
 /// The router: every endpoint of the protocol's REST API plus KServe's model list and
 /// repository load/unload.
-pub fn router(server: Shared, options: HttpOptions) -> Router {
-    Router::new()
+pub fn router(server: Arc<dyn Server>, options: HttpOptions) -> Router {
+    let state = AppState {
+        server,
+        options: options.clone(),
+    };
+    let open = Router::new()
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
+        .with_state(state.clone());
+    let guarded = Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/models", get(list_models))
         .route("/v2/models/{model}", get(model_metadata))
@@ -83,16 +162,70 @@ pub fn router(server: Shared, options: HttpOptions) -> Router {
         )
         .route("/v2/repository/models/{model}/load", post(load))
         .route("/v2/repository/models/{model}/unload", post(unload))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
+        .with_state(state);
+    open.merge(guarded)
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
-        .with_state(server)
 }
 
-async fn live(State(s): State<Shared>) -> ApiResult<impl IntoResponse> {
-    Ok(axum::Json(json!({"live": s.live().await?})))
+/// Checks `Authorization: Bearer <token>` when a token is configured (constant-time compare).
+async fn authorize(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use mlops_core::secret::ExposeSecret;
+    if let Some(token) = &state.options.bearer_token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let want = token.expose_secret().as_bytes();
+        let ok = given.len() == want.len()
+            && given
+                .bytes()
+                .zip(want)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !ok {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                axum::Json(json!({"error": "missing or wrong bearer token"})),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
 }
 
-async fn ready(State(s): State<Shared>) -> ApiResult<Response> {
-    let ready = s.ready().await?;
+async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+    let Some(source) = &state.options.metrics else {
+        return Err(Error::not_found("route", "/metrics").into());
+    };
+    let text = source()?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn live(State(st): State<Shared>) -> ApiResult<impl IntoResponse> {
+    Ok(axum::Json(json!({"live": st.server.live().await?})))
+}
+
+async fn ready(State(st): State<Shared>) -> ApiResult<Response> {
+    let ready = st.server.ready().await?;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -101,32 +234,40 @@ async fn ready(State(s): State<Shared>) -> ApiResult<Response> {
     Ok((status, axum::Json(json!({"ready": ready}))).into_response())
 }
 
-async fn server_metadata(State(s): State<Shared>) -> ApiResult<impl IntoResponse> {
-    Ok(axum::Json(s.metadata().await?))
+async fn server_metadata(State(st): State<Shared>) -> ApiResult<impl IntoResponse> {
+    Ok(axum::Json(st.server.metadata().await?))
 }
 
-async fn list_models(State(s): State<Shared>) -> ApiResult<impl IntoResponse> {
-    let mut names: Vec<String> = s.list_models().await?.into_iter().map(|m| m.name).collect();
+async fn list_models(State(st): State<Shared>) -> ApiResult<impl IntoResponse> {
+    let mut names: Vec<String> = st
+        .server
+        .list_models()
+        .await?
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
     names.dedup();
     Ok(axum::Json(json!({"models": names})))
 }
 
 async fn model_metadata(
-    State(s): State<Shared>,
+    State(st): State<Shared>,
     Path(model): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(axum::Json(s.model_metadata(&model, None).await?))
+    Ok(axum::Json(st.server.model_metadata(&model, None).await?))
 }
 
 async fn model_version_metadata(
-    State(s): State<Shared>,
+    State(st): State<Shared>,
     Path((model, version)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(axum::Json(s.model_metadata(&model, Some(&version)).await?))
+    Ok(axum::Json(
+        st.server.model_metadata(&model, Some(&version)).await?,
+    ))
 }
 
-async fn ready_answer(s: &Shared, model: &str, version: Option<&str>) -> ApiResult<Response> {
-    let ready = s.model_ready(model, version).await?;
+async fn ready_answer(st: &Shared, model: &str, version: Option<&str>) -> ApiResult<Response> {
+    let ready = st.server.model_ready(model, version).await?;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -135,37 +276,37 @@ async fn ready_answer(s: &Shared, model: &str, version: Option<&str>) -> ApiResu
     Ok((status, axum::Json(json!({"name": model, "ready": ready}))).into_response())
 }
 
-async fn model_ready(State(s): State<Shared>, Path(model): Path<String>) -> ApiResult<Response> {
-    ready_answer(&s, &model, None).await
+async fn model_ready(State(st): State<Shared>, Path(model): Path<String>) -> ApiResult<Response> {
+    ready_answer(&st, &model, None).await
 }
 
 async fn model_version_ready(
-    State(s): State<Shared>,
+    State(st): State<Shared>,
     Path((model, version)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    ready_answer(&s, &model, Some(&version)).await
+    ready_answer(&st, &model, Some(&version)).await
 }
 
 async fn infer(
-    State(s): State<Shared>,
+    State(st): State<Shared>,
     Path(model): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    run_infer(&s, &model, None, &headers, body).await
+    run_infer(&st, &model, None, &headers, body).await
 }
 
 async fn infer_version(
-    State(s): State<Shared>,
+    State(st): State<Shared>,
     Path((model, version)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    run_infer(&s, &model, Some(&version), &headers, body).await
+    run_infer(&st, &model, Some(&version), &headers, body).await
 }
 
 async fn run_infer(
-    s: &Shared,
+    st: &Shared,
     model: &str,
     version: Option<&str>,
     headers: &HeaderMap,
@@ -187,7 +328,12 @@ async fn run_infer(
     };
     let request = codec::decode_request(model, version, &body, json_len)?;
     let (outputs, params) = codec::response_options(&request);
-    let response = s.infer(request).await?;
+    let response = match st.options.request_timeout {
+        Some(limit) => tokio::time::timeout(limit, st.server.infer(request))
+            .await
+            .map_err(|_| TimedOut(limit))??,
+        None => st.server.infer(request).await?,
+    };
     let encoded = codec::encode_response(&outputs, &params, &response)?;
     let mut http = Response::new(axum::body::Body::from(encoded.body));
     match encoded.json_len {
@@ -212,7 +358,7 @@ async fn run_infer(
 /// KServe's repository load: the body may name a `models:/` URI (`{"uri": "models:/m@champion"}`);
 /// without one the registry's latest version of the model is loaded.
 async fn load(
-    State(s): State<Shared>,
+    State(st): State<Shared>,
     Path(model): Path<String>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
@@ -224,15 +370,15 @@ async fn load(
             options = LoadOptions::from_uri(uri.parse::<ModelUri>()?);
         }
     }
-    s.load(&model, options).await?;
+    st.server.load(&model, options).await?;
     Ok(axum::Json(json!({"name": model, "load": true})))
 }
 
 async fn unload(
-    State(s): State<Shared>,
+    State(st): State<Shared>,
     Path(model): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    s.unload(&model, None).await?;
+    st.server.unload(&model, None).await?;
     Ok(axum::Json(json!({"name": model, "unload": true})))
 }
 
@@ -246,4 +392,11 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Error::backend("axum", e))
+}
+
+/// The router for a [`ModelServer`](crate::ModelServer), with its `/metrics`.
+pub fn model_server_router(server: Arc<crate::ModelServer>, options: HttpOptions) -> Router {
+    let metrics_server = Arc::clone(&server);
+    let options = options.with_metrics(Arc::new(move || metrics_server.render_metrics()));
+    router(server, options)
 }

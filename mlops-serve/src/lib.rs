@@ -17,11 +17,15 @@
 //! Still to come (the serving issue): dynamic batching, canary and shadow routing, `/metrics`,
 //! bearer-token auth, the `mlops serve` command, the KServe manifest export and the benchmarks.
 
+pub mod batch;
 pub mod codec;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 mod server;
 
-pub use http::{HttpOptions, router};
+pub use batch::BatchConfig;
+pub use http::{HttpOptions, model_server_router, router};
 pub use identity::{IdentityLoader, IdentityModel};
+pub use metrics::ServeMetrics;
 pub use server::{LoadedModel, ModelServer, ModelServerBuilder};

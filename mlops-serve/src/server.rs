@@ -15,6 +15,9 @@ use mlops_core::serve::{
 use mlops_core::signature::{Schema, Signature};
 use mlops_core::{DataType, Error, ModelUri, Result, Tensor};
 
+use crate::batch::{BatchConfig, Batcher};
+use crate::metrics::{ServeMetrics, outcome};
+
 /// One input or output as the protocol describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Spec {
@@ -67,6 +70,8 @@ pub struct LoadedModel {
     model: Arc<dyn Model>,
     inputs: Vec<Spec>,
     outputs: Vec<Spec>,
+    /// The queue to the version's batching worker, when it batches.
+    batcher: Option<Batcher>,
 }
 
 impl LoadedModel {
@@ -210,6 +215,8 @@ struct Slot {
 ///   every successful request are passed to it (drift monitoring).
 pub struct ModelServer {
     name: String,
+    batching: BatchConfig,
+    metrics: ServeMetrics,
     loaders: BTreeMap<String, Arc<dyn ModelLoader>>,
     registry: Option<(Arc<dyn Registry>, Arc<dyn ArtifactSource>)>,
     gate: Option<(Arc<dyn PolicyEngine>, String)>,
@@ -266,6 +273,13 @@ impl ModelServerBuilder {
         self
     }
 
+    /// Batches every model that can be batched (all inputs with a variable first dimension)
+    /// with `config`, unless loaded with its own.
+    pub fn batching(mut self, config: BatchConfig) -> Self {
+        self.server.batching = config;
+        self
+    }
+
     /// Passes served tabular inputs to `observer`.
     pub fn observer(mut self, observer: Arc<dyn InferenceObserver>) -> Self {
         self.server.observer = Some(observer);
@@ -286,6 +300,9 @@ impl ModelServer {
         ModelServerBuilder {
             server: ModelServer {
                 name: name.into(),
+                batching: BatchConfig::default(),
+                // Registering fixed, distinct names in a fresh registry cannot fail.
+                metrics: ServeMetrics::new().unwrap_or_else(|e| unreachable_metrics(&e)),
                 loaders: BTreeMap::from([(identity.flavor().to_string(), identity)]),
                 registry: None,
                 gate: None,
@@ -295,8 +312,43 @@ impl ModelServer {
         }
     }
 
-    /// Serves `model` as `name` version `version` (warmed up first).
+    /// The server's metrics (`/metrics`).
+    pub fn metrics(&self) -> &ServeMetrics {
+        &self.metrics
+    }
+
+    /// Prometheus text of the server's metrics, queue depths read now.
+    pub fn render_metrics(&self) -> Result<String> {
+        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
+        for (name, slot) in models.iter() {
+            let depth: usize = slot
+                .versions
+                .values()
+                .filter_map(|v| v.batcher.as_ref().map(Batcher::depth))
+                .sum();
+            self.metrics
+                .queue
+                .with_label_values(&[name.as_str()])
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        }
+        drop(models);
+        self.metrics.render()
+    }
+
+    /// Serves `model` as `name` version `version` (warmed up first), batched with the server's
+    /// default configuration when its inputs allow.
     pub fn load_model(&self, name: &str, version: &str, model: Arc<dyn Model>) -> Result<()> {
+        self.load_model_with(name, version, model, self.batching)
+    }
+
+    /// Like [`load_model`](Self::load_model) with this version's own batching.
+    pub fn load_model_with(
+        &self,
+        name: &str,
+        version: &str,
+        model: Arc<dyn Model>,
+        batching: BatchConfig,
+    ) -> Result<()> {
         if name.is_empty() || name.contains('/') || version.is_empty() || version.contains('/') {
             return Err(Error::invalid(
                 "model",
@@ -312,24 +364,35 @@ impl ModelServer {
             .as_ref()
             .map(|o| specs(o, "output"))
             .unwrap_or_default();
+        let warm: Vec<Tensor> = inputs.iter().map(warmup_input).collect::<Result<_>>()?;
+        model.predict(&warm).map_err(|e| {
+            Error::invalid(
+                "model",
+                format!("{name} v{version} failed its warm-up prediction: {e}"),
+            )
+        })?;
+        let shapes: Vec<Vec<i64>> = inputs.iter().map(|s| s.shape.clone()).collect();
+        let batcher = if batching.enabled() && crate::batch::batchable(&shapes) {
+            let histogram = self.metrics.batch.with_label_values(&[name]);
+            let on_batch: crate::batch::OnBatch =
+                Arc::new(move |rows| histogram.observe(rows as f64));
+            Some(Batcher::start(
+                name,
+                Arc::clone(&model),
+                batching,
+                on_batch,
+            )?)
+        } else {
+            None
+        };
         let loaded = LoadedModel {
             name: name.to_string(),
             version: version.to_string(),
             model,
             inputs,
             outputs,
+            batcher,
         };
-        let warm: Vec<Tensor> = loaded
-            .inputs
-            .iter()
-            .map(warmup_input)
-            .collect::<Result<_>>()?;
-        loaded.model.predict(&warm).map_err(|e| {
-            Error::invalid(
-                "model",
-                format!("{name} v{version} failed its warm-up prediction: {e}"),
-            )
-        })?;
         let mut models = self.models.write().unwrap_or_else(PoisonError::into_inner);
         let slot = models.entry(name.to_string()).or_default();
         slot.versions.insert(version.to_string(), Arc::new(loaded));
@@ -495,10 +558,60 @@ impl Server for ModelServer {
     }
 
     async fn infer(&self, request: InferRequest) -> Result<InferResponse> {
-        let loaded = self.resolve(&request.model_name, request.model_version.as_deref())?;
+        let started = std::time::Instant::now();
+        let model = request.model_name.clone();
+        let loaded = match self.resolve(&request.model_name, request.model_version.as_deref()) {
+            Ok(l) => l,
+            Err(e) => {
+                let version = request.model_version.as_deref().unwrap_or("");
+                self.metrics
+                    .requests
+                    .with_label_values(&[model.as_str(), version, "not_found"])
+                    .inc();
+                return Err(e);
+            }
+        };
+        let result = self.infer_on(&loaded, request).await;
+        let version = loaded.version.as_str();
+        self.metrics
+            .requests
+            .with_label_values(&[model.as_str(), version, outcome(&result)])
+            .inc();
+        self.metrics
+            .duration
+            .with_label_values(&[model.as_str(), version])
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+impl ModelServer {
+    async fn infer_on(
+        &self,
+        loaded: &Arc<LoadedModel>,
+        request: InferRequest,
+    ) -> Result<InferResponse> {
+        let span = tracing::debug_span!("infer", model = %loaded.name, version = %loaded.version, id = ?request.id);
+        let _enter = span.enter();
         let ordered = loaded.validate(&request.inputs)?;
         let owned: Vec<Tensor> = ordered.iter().map(|t| (*t).clone()).collect();
-        let mut outputs = loaded.model.predict(&owned)?;
+        let mut outputs = match &loaded.batcher {
+            Some(b) => {
+                drop(_enter);
+                b.submit(owned).await?
+            }
+            None => {
+                let rows = owned
+                    .first()
+                    .and_then(|t| t.shape().first().copied())
+                    .unwrap_or(1);
+                self.metrics
+                    .batch
+                    .with_label_values(&[loaded.name.as_str()])
+                    .observe(rows as f64);
+                loaded.model.predict(&owned)?
+            }
+        };
         if !request.outputs.is_empty() {
             for r in &request.outputs {
                 if !outputs.iter().any(|o| o.name() == r.name) {
@@ -510,7 +623,7 @@ impl Server for ModelServer {
             }
             outputs.retain(|o| request.outputs.iter().any(|r| r.name == o.name()));
         }
-        self.observe(&loaded, &ordered);
+        self.observe(loaded, &ordered);
         Ok(InferResponse {
             model_name: loaded.name.clone(),
             model_version: Some(loaded.version.clone()),
@@ -519,4 +632,10 @@ impl Server for ModelServer {
             outputs,
         })
     }
+}
+
+/// Metric registration only fails on duplicate or malformed names, which are constants here.
+#[allow(clippy::panic)]
+fn unreachable_metrics(e: &Error) -> ServeMetrics {
+    panic!("serving metrics could not be registered: {e}")
 }

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use mlops_core::DataType;
-use mlops_core::serve::Server;
 use mlops_core::signature::{Signature, TensorSpec};
 use mlops_serve::{HttpOptions, IdentityModel, ModelServer};
 use serde_json::{Value, json};
@@ -56,10 +55,10 @@ async fn start(max_body: usize) -> String {
             Arc::new(sig(DataType::Fp16, vec![-1], "h", "g")),
         )
         .unwrap();
-    let server: Arc<dyn Server> = Arc::new(server);
-    let mut options = HttpOptions::default();
-    options.max_body_bytes = max_body;
-    let app = mlops_serve::router(server, options);
+    let app = mlops_serve::model_server_router(
+        Arc::new(server),
+        HttpOptions::default().with_max_body_bytes(max_body),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(mlops_serve::http::serve(
@@ -362,6 +361,20 @@ try:
     raise SystemExit("expected an error")
 except httpclient.InferenceServerException as e:
     assert "not found" in str(e), e
+
+# /metrics parses with the official Prometheus client.
+import urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen("http://%s/metrics" % sys.argv[1]).read().decode()
+fams = {f.name: f for f in text_string_to_metric_families(text)}
+ok = [s for s in fams["mlops_inference_requests"].samples
+      if s.name == "mlops_inference_requests_total" and s.labels["model"] == "simple" and s.labels["outcome"] == "ok"]
+assert sum(s.value for s in ok) == 2, ok
+assert fams["mlops_inference_request_duration_seconds"].type == "histogram"
+assert fams["mlops_inference_batch_size"].type == "histogram"
+assert fams["mlops_inference_queue_depth"].type == "gauge"
+notfound = [s for s in fams["mlops_inference_requests"].samples if s.labels.get("outcome") == "not_found"]
+assert notfound and notfound[0].labels["model"] == "nope", notfound
 print("ok")
 "#;
     let out = tokio::process::Command::new(python)
@@ -374,5 +387,143 @@ print("ok")
         "stdout: {}\nstderr: {}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sleeps on large inputs so a request outlives a short timeout.
+#[derive(Debug)]
+struct Sleepy(mlops_core::signature::Signature);
+
+impl mlops_core::Model for Sleepy {
+    fn flavor(&self) -> &str {
+        "sleepy"
+    }
+    fn signature(&self) -> &mlops_core::signature::Signature {
+        &self.0
+    }
+    fn predict(
+        &self,
+        inputs: &[mlops_core::Tensor],
+    ) -> mlops_core::Result<Vec<mlops_core::Tensor>> {
+        if inputs[0].to_f64()?.first().copied().unwrap_or(0.0) > 0.5 {
+            std::thread::sleep(std::time::Duration::from_millis(400));
+        }
+        Ok(vec![inputs[0].clone().with_name("y")])
+    }
+    fn to_artifact(&self) -> mlops_core::Result<mlops_core::ModelArtifact> {
+        Err(mlops_core::Error::NotSupported("test".into()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_timeouts_and_metrics() {
+    let server = ModelServer::builder("secure")
+        .batching(mlops_serve::BatchConfig::new(
+            8,
+            std::time::Duration::from_millis(1),
+        ))
+        .build();
+    let sig = Signature::tensors(
+        vec![TensorSpec::new("x", DataType::Fp64, vec![-1])],
+        vec![TensorSpec::new("y", DataType::Fp64, vec![-1])],
+    );
+    server
+        .load_model("sleepy", "1", Arc::new(Sleepy(sig)))
+        .unwrap();
+    let options = HttpOptions::default()
+        .with_bearer_token(mlops_core::secret::SecretString::from("s3cret-token"))
+        .with_request_timeout(Some(std::time::Duration::from_millis(100)));
+    let app = mlops_serve::model_server_router(Arc::new(server), options);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(mlops_serve::http::serve(
+        listener,
+        app,
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::new();
+    // Health stays open; everything else needs the token.
+    assert_eq!(
+        client
+            .get(format!("{base}/v2/health/live"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/v2/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("s3cret-token"),
+        Some("Bearer s3cret-token-"),
+    ] {
+        let mut r = client.get(format!("{base}/v2/models/sleepy"));
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{auth:?}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    }
+    let authed = |path: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .bearer_auth("s3cret-token")
+    };
+    assert_eq!(
+        authed("/v2/models/sleepy")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let infer = |v: f64| {
+        client
+            .post(format!("{base}/v2/models/sleepy/infer"))
+            .bearer_auth("s3cret-token")
+            .json(
+                &json!({"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [v]}]}),
+            )
+    };
+    assert_eq!(infer(0.0).send().await.unwrap().status().as_u16(), 200);
+    let slow = infer(1.0).send().await.unwrap();
+    assert_eq!(slow.status().as_u16(), 504);
+    let e: Value = slow.json().await.unwrap();
+    assert!(e["error"].as_str().unwrap().contains("timed out"), "{e}");
+    let metrics = authed("/metrics").send().await.unwrap();
+    assert_eq!(
+        metrics.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains(
+            "mlops_inference_requests_total{model=\"sleepy\",outcome=\"ok\",version=\"1\"} 1"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
     );
 }
