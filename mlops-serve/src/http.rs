@@ -326,7 +326,12 @@ async fn run_infer(
                 })?,
         ),
     };
-    let request = codec::decode_request(model, version, &body, json_len)?;
+    let mut request = codec::decode_request(model, version, &body, json_len)?;
+    if let Some(key) = headers.get("x-routing-key").and_then(|v| v.to_str().ok()) {
+        request
+            .parameters
+            .insert(crate::ROUTING_KEY.to_string(), serde_json::Value::from(key));
+    }
     let (outputs, params) = codec::response_options(&request);
     let response = match st.options.request_timeout {
         Some(limit) => tokio::time::timeout(limit, st.server.infer(request))

@@ -22,10 +22,12 @@ pub mod codec;
 pub mod http;
 pub mod identity;
 pub mod metrics;
+pub mod routing;
 mod server;
 
 pub use batch::BatchConfig;
 pub use http::{HttpOptions, model_server_router, router};
 pub use identity::{IdentityLoader, IdentityModel};
 pub use metrics::ServeMetrics;
-pub use server::{LoadedModel, ModelServer, ModelServerBuilder};
+pub use routing::{Canary, Routing};
+pub use server::{LoadedModel, ModelServer, ModelServerBuilder, ROUTING_KEY, ShadowStats};

@@ -17,6 +17,7 @@ use mlops_core::{DataType, Error, ModelUri, Result, Tensor};
 
 use crate::batch::{BatchConfig, Batcher};
 use crate::metrics::{ServeMetrics, outcome};
+use crate::routing::Routing;
 
 /// One input or output as the protocol describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,8 +197,29 @@ fn warmup_input(spec: &Spec) -> Result<Tensor> {
 #[derive(Debug, Default)]
 struct Slot {
     versions: BTreeMap<String, Arc<LoadedModel>>,
-    /// The version served when a request names none: the last one loaded.
+    /// The version served when a request names none and no routing is set: the last loaded.
     default: Option<String>,
+    /// Canary and shadow routing, when set.
+    routing: Option<Routing>,
+}
+
+/// The routing key a request carries (`parameters.routing_key`; the HTTP transport copies
+/// the `X-Routing-Key` header there).
+pub const ROUTING_KEY: &str = "routing_key";
+
+/// What shadow traffic has shown for one model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ShadowStats {
+    /// Requests mirrored.
+    pub requests: u64,
+    /// Mirrored requests the shadow failed.
+    pub failures: u64,
+    /// Largest absolute difference seen between a shadow output and the answer sent.
+    pub max_difference: f64,
+    /// Mirrored requests whose outputs differed in shape, datatype or value.
+    pub differing: u64,
+    /// Total shadow latency, seconds.
+    pub latency_seconds: f64,
 }
 
 /// The in-process Open Inference Protocol server: a multi-model, multi-version repository.
@@ -222,6 +244,8 @@ pub struct ModelServer {
     gate: Option<(Arc<dyn PolicyEngine>, String)>,
     observer: Option<Arc<dyn InferenceObserver>>,
     models: RwLock<BTreeMap<String, Slot>>,
+    tickets: std::sync::atomic::AtomicU64,
+    shadows: Arc<std::sync::Mutex<BTreeMap<String, ShadowStats>>>,
 }
 
 impl std::fmt::Debug for ModelServer {
@@ -308,6 +332,8 @@ impl ModelServer {
                 gate: None,
                 observer: None,
                 models: RwLock::new(BTreeMap::new()),
+                tickets: std::sync::atomic::AtomicU64::new(0),
+                shadows: Arc::new(std::sync::Mutex::new(BTreeMap::new())),
             },
         }
     }
@@ -411,6 +437,79 @@ impl ModelServer {
             ))
         })?;
         self.load_model(name, version, loader.load(artifact)?)
+    }
+
+    /// Routes requests for `name` that name no version: a primary, optionally a weighted
+    /// canary and a shadow. Every version named must be loaded.
+    pub fn set_routing(&self, name: &str, routing: Routing) -> Result<()> {
+        let mut models = self.models.write().unwrap_or_else(PoisonError::into_inner);
+        let slot = models
+            .get_mut(name)
+            .ok_or_else(|| Error::not_found("model", name))?;
+        let named = std::iter::once(&routing.primary)
+            .chain(routing.canary.as_ref().map(|c| &c.version))
+            .chain(routing.shadow.as_ref());
+        for v in named {
+            if !slot.versions.contains_key(v) {
+                return Err(Error::not_found("model version", format!("{name} v{v}")));
+            }
+        }
+        slot.routing = Some(routing);
+        Ok(())
+    }
+
+    /// Removes routing: requests go to the last version loaded again.
+    pub fn clear_routing(&self, name: &str) -> Result<()> {
+        let mut models = self.models.write().unwrap_or_else(PoisonError::into_inner);
+        let slot = models
+            .get_mut(name)
+            .ok_or_else(|| Error::not_found("model", name))?;
+        slot.routing = None;
+        Ok(())
+    }
+
+    /// What shadow traffic of `name` has shown so far.
+    pub fn shadow_stats(&self, name: &str) -> ShadowStats {
+        self.shadows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The version a request is served by and the shadow to mirror it to.
+    fn route(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<(Arc<LoadedModel>, Option<Arc<LoadedModel>>)> {
+        if version.is_some() {
+            return Ok((self.resolve(name, version)?, None));
+        }
+        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
+        let slot = models
+            .get(name)
+            .ok_or_else(|| Error::not_found("model", name))?;
+        let Some(routing) = &slot.routing else {
+            drop(models);
+            return Ok((self.resolve(name, None)?, None));
+        };
+        let ticket = self
+            .tickets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pick = routing.pick(key, ticket);
+        let chosen = slot
+            .versions
+            .get(pick)
+            .cloned()
+            .ok_or_else(|| Error::not_found("model version", format!("{name} v{pick}")))?;
+        let shadow = routing
+            .shadow
+            .as_ref()
+            .and_then(|v| slot.versions.get(v).cloned());
+        Ok((chosen, shadow))
     }
 
     /// The version a request for `name` (and optionally `version`) is served by.
@@ -548,6 +647,14 @@ impl Server for ModelServer {
                 if slot.default.as_deref() == Some(v) {
                     slot.default = slot.versions.keys().next_back().cloned();
                 }
+                // Routing that names the unloaded version no longer holds.
+                if let Some(r) = &slot.routing
+                    && (r.primary == v
+                        || r.canary.as_ref().is_some_and(|c| c.version == v)
+                        || r.shadow.as_deref() == Some(v))
+                {
+                    slot.routing = None;
+                }
                 if slot.versions.is_empty() {
                     models.remove(name);
                 }
@@ -560,7 +667,17 @@ impl Server for ModelServer {
     async fn infer(&self, request: InferRequest) -> Result<InferResponse> {
         let started = std::time::Instant::now();
         let model = request.model_name.clone();
-        let loaded = match self.resolve(&request.model_name, request.model_version.as_deref()) {
+        let key = request
+            .parameters
+            .get(ROUTING_KEY)
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        let routed = self.route(
+            &request.model_name,
+            request.model_version.as_deref(),
+            key.as_deref(),
+        );
+        let (loaded, shadow) = match routed {
             Ok(l) => l,
             Err(e) => {
                 let version = request.model_version.as_deref().unwrap_or("");
@@ -571,7 +688,11 @@ impl Server for ModelServer {
                 return Err(e);
             }
         };
+        let mirror = shadow.as_ref().map(|_| request.clone());
         let result = self.infer_on(&loaded, request).await;
+        if let (Some(shadow), Some(copy), Ok(answer)) = (shadow, mirror, &result) {
+            self.mirror(shadow, copy, answer.outputs.clone());
+        }
         let version = loaded.version.as_str();
         self.metrics
             .requests
@@ -586,6 +707,43 @@ impl Server for ModelServer {
 }
 
 impl ModelServer {
+    /// Sends a copy of a request to the shadow in the background and records how its answer
+    /// compares with the one that was sent.
+    fn mirror(&self, shadow: Arc<LoadedModel>, request: InferRequest, sent: Vec<Tensor>) {
+        let stats = Arc::clone(&self.shadows);
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        handle.spawn(async move {
+            let started = std::time::Instant::now();
+            let result = match shadow.validate(&request.inputs) {
+                Ok(ordered) => {
+                    let owned: Vec<Tensor> = ordered.iter().map(|t| (*t).clone()).collect();
+                    match &shadow.batcher {
+                        Some(b) => b.submit(owned).await,
+                        None => shadow.model.predict(&owned),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let elapsed = started.elapsed().as_secs_f64();
+            let mut all = stats.lock().unwrap_or_else(PoisonError::into_inner);
+            let s = all.entry(shadow.name.clone()).or_default();
+            s.requests += 1;
+            s.latency_seconds += elapsed;
+            match result {
+                Err(_) => s.failures += 1,
+                Ok(outputs) => {
+                    let diff = difference(&sent, &outputs);
+                    if diff != 0.0 {
+                        s.differing += 1;
+                    }
+                    s.max_difference = s.max_difference.max(diff);
+                }
+            }
+        });
+    }
+
     async fn infer_on(
         &self,
         loaded: &Arc<LoadedModel>,
@@ -638,4 +796,33 @@ impl ModelServer {
 #[allow(clippy::panic)]
 fn unreachable_metrics(e: &Error) -> ServeMetrics {
     panic!("serving metrics could not be registered: {e}")
+}
+
+/// Largest absolute difference between two output lists matched by position (infinite when
+/// names, datatypes or shapes differ, or values cannot be compared).
+fn difference(a: &[Tensor], b: &[Tensor]) -> f64 {
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    let mut max = 0.0f64;
+    for (x, y) in a.iter().zip(b) {
+        if x.datatype() != y.datatype() || x.shape() != y.shape() {
+            return f64::INFINITY;
+        }
+        if x.datatype() == DataType::Bytes {
+            if x.data() != y.data() {
+                return f64::INFINITY;
+            }
+            continue;
+        }
+        match (x.to_f64_lossy(), y.to_f64_lossy()) {
+            (Ok(p), Ok(q)) => {
+                for (u, v) in p.iter().zip(&q) {
+                    max = max.max((u - v).abs());
+                }
+            }
+            _ => return f64::INFINITY,
+        }
+    }
+    max
 }
