@@ -8,6 +8,7 @@ mod datasets;
 mod drift;
 mod output;
 mod policy;
+mod serve;
 mod store;
 mod tracking;
 
@@ -72,6 +73,8 @@ enum Command {
     /// Check data against a quality suite (Great Expectations' expectation names); exit 0 all
     /// met, 1 some failed, 2 bad input
     Quality(drift::QualityArgs),
+    /// Serve registered models over the Open Inference Protocol (HTTP) until Ctrl-C
+    Serve(serve::ServeArgs),
     /// Policy as code: eval, test, verify-log, log, library
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -145,6 +148,10 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
         Command::Quality(args) => {
             let datasets = Datasets::new(Arc::new(open(cli).await?));
             drift::quality(args, &datasets).await
+        }
+        Command::Serve(args) => {
+            let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
+            serve::serve(args, store).await
         }
         Command::Policy(cmd) => {
             policy::run(cmd, || async {

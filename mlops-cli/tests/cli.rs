@@ -48,6 +48,7 @@ fn every_help_works() {
         vec!["store", "--help"],
         vec!["store", "verify", "--help"],
         vec!["store", "gc", "--help"],
+        vec!["serve", "--help"],
         vec!["drift", "--help"],
         vec!["quality", "--help"],
         vec!["policy", "--help"],

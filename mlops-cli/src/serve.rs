@@ -1,0 +1,149 @@
+//! `mlops serve`: the Open Inference Protocol over HTTP for models in the store's registry.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use mlops::core::policy::GOVERNANCE_PATH;
+use mlops::policy::RegoPolicyEngine;
+use mlops::serve::{BatchConfig, HttpOptions, ModelServer, Routing};
+use mlops::storage::{Artifacts, StoreRegistry};
+use mlops::{Error, ModelUri, RegistryExt, Result, Store};
+
+/// `mlops serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A model to serve, by URI (models:/NAME@ALIAS, models:/NAME/VERSION, models:/NAME/latest).
+    /// Repeatable
+    #[arg(long = "model", required = true, value_name = "URI")]
+    models: Vec<String>,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port (0 picks a free one; the address is printed)
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Require `Authorization: Bearer <token>` with the token in this file (health stays open)
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Batch up to this many rows per prediction (1 = no batching)
+    #[arg(long, default_value_t = 1)]
+    max_batch: usize,
+    /// How long a batch waits to fill, in milliseconds
+    #[arg(long, default_value_t = 0)]
+    batch_delay_ms: u64,
+    /// Send PERCENT% of a model's traffic to another version: models:/NAME/VERSION=PERCENT.
+    /// Repeatable
+    #[arg(long, value_name = "URI=PERCENT", value_parser = crate::key_value)]
+    canary: Vec<(String, String)>,
+    /// Ask this Rego policy (file or folder, with the shipped library) before deploying each
+    /// version; decisions at data.mlops.governance
+    #[arg(long, value_name = "PATH")]
+    policy: Option<PathBuf>,
+    /// Largest request body in bytes
+    #[arg(long, default_value_t = 64 << 20)]
+    max_body_bytes: usize,
+}
+
+fn model_name(uri: &ModelUri) -> Result<String> {
+    uri.model_name().map(ToString::to_string).ok_or_else(|| {
+        Error::invalid(
+            "model",
+            format!("{uri} is not a registered model URI (models:/…)"),
+        )
+    })
+}
+
+/// Loads the models and serves until Ctrl-C, then drains in-flight requests.
+pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
+    let registry = Arc::new(StoreRegistry::new(Arc::clone(&store)));
+    let artifacts = Arc::new(Artifacts::new(store));
+    let mut builder = ModelServer::builder("mlops")
+        .registry(registry.clone(), artifacts)
+        .batching(BatchConfig::new(
+            args.max_batch,
+            Duration::from_millis(args.batch_delay_ms),
+        ));
+    if let Some(path) = &args.policy {
+        let mut b = RegoPolicyEngine::builder().library()?;
+        if path.exists() {
+            b = b.policy_path(path)?;
+        } else {
+            return Err(Error::not_found("policy path", path.display()));
+        }
+        builder = builder.policy(Arc::new(b.build()?), GOVERNANCE_PATH);
+    }
+    let server = Arc::new(builder.build());
+    for spec in &args.models {
+        let uri: ModelUri = spec.parse()?;
+        let name = model_name(&uri)?;
+        mlops::Server::load(
+            &*server,
+            &name,
+            mlops::core::serve::LoadOptions::from_uri(uri),
+        )
+        .await?;
+        let v = server.resolve(&name, None)?;
+        println!("loaded {spec} as {name} version {}", v.version());
+    }
+    for (spec, percent) in &args.canary {
+        let uri: ModelUri = spec.parse()?;
+        let name = model_name(&uri)?;
+        let percent: u8 = percent.parse().ok().filter(|p| *p <= 100).ok_or_else(|| {
+            Error::invalid("canary", format!("{spec}={percent}: percent must be 0-100"))
+        })?;
+        let primary = server.resolve(&name, None)?.version().to_string();
+        let version = registry.resolve(&uri).await?;
+        let canary = version.version.to_string();
+        if canary != primary {
+            mlops::Server::load(
+                &*server,
+                &name,
+                mlops::core::serve::LoadOptions::from_uri(uri),
+            )
+            .await?;
+        }
+        server.set_routing(
+            &name,
+            Routing::to(primary.clone()).with_canary(canary.clone(), percent),
+        )?;
+        println!(
+            "routing {name}: {}% to version {canary}, the rest to {primary}",
+            percent
+        );
+    }
+    let mut options = HttpOptions::default().with_max_body_bytes(args.max_body_bytes);
+    if let Some(file) = &args.token_file {
+        let token = std::fs::read_to_string(file).map_err(|e| {
+            Error::invalid("token-file", format!("cannot read {}: {e}", file.display()))
+        })?;
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            return Err(Error::invalid(
+                "token-file",
+                format!("{} is empty", file.display()),
+            ));
+        }
+        options = options.with_bearer_token(mlops::core::secret::SecretString::from(token));
+    }
+    let app = mlops::serve::model_server_router(server, options);
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .map_err(|e| {
+            Error::invalid(
+                "listen",
+                format!("cannot listen on {}:{}: {e}", args.host, args.port),
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::backend("listen", e))?;
+    println!("listening on http://{addr} (Open Inference Protocol v2; Ctrl-C stops)");
+    mlops::serve::http::serve(listener, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+        println!("shutting down: draining requests in flight");
+    })
+    .await?;
+    Ok(true)
+}

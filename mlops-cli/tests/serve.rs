@@ -1,0 +1,225 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! `mlops serve`: models from the store's registry by URI, bearer token, canary, the deploy
+//! gate, graceful shutdown on SIGINT.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use mlops::core::model::Model;
+use mlops::registry::{CreateVersionOptions, RegistryObject};
+use mlops::serve::IdentityModel;
+use mlops::signature::{Signature, TensorSpec};
+use mlops::storage::{Artifacts, ObjectStoreStore, StoreRegistry};
+use mlops::{DataType, ModelName, Registry, Tag};
+
+async fn register(dir: &Path, approve: bool) {
+    let store: Arc<dyn mlops::Store> =
+        Arc::new(ObjectStoreStore::open(dir.join("mlops-data").to_str().unwrap(), &[]).unwrap());
+    let registry = StoreRegistry::new(store.clone());
+    let artifacts = Artifacts::new(store);
+    let model = IdentityModel::new(Signature::tensors(
+        vec![TensorSpec::new("x", DataType::Fp32, vec![-1, 2])],
+        vec![TensorSpec::new("y", DataType::Fp32, vec![-1, 2])],
+    ))
+    .unwrap();
+    let tree = artifacts
+        .put_model(&model.to_artifact().unwrap())
+        .await
+        .unwrap();
+    let name = ModelName::new("echo").unwrap();
+    registry
+        .create_registered_model(&name, Default::default())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let v = registry
+            .create_model_version(
+                &name,
+                CreateVersionOptions::new(Artifacts::model_source(&tree)),
+            )
+            .await
+            .unwrap();
+        if approve {
+            registry
+                .set_tag(
+                    &RegistryObject::Version(name.clone(), v.version),
+                    Tag::new("approved".parse().unwrap(), "true").unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    registry
+        .set_alias(
+            &name,
+            &"champion".parse().unwrap(),
+            mlops::Version::new(1).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_models_from_the_registry_until_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    register(dir.path(), true).await;
+    std::fs::write(dir.path().join("token"), "t0ken\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(dir.path())
+        .env_remove("MLOPS_STORE")
+        .args([
+            "serve",
+            "--model",
+            "models:/echo@champion",
+            "--port",
+            "0",
+            "--token-file",
+            "token",
+            "--canary",
+            "models:/echo/2=50",
+            "--max-batch",
+            "8",
+            "--batch-delay-ms",
+            "1",
+            "--policy",
+            dir.path()
+                .join("token")
+                .parent()
+                .unwrap()
+                .join("no-such-policy")
+                .to_str()
+                .unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A missing policy path is bad input: exit 2 before serving.
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(dir.path())
+        .env_remove("MLOPS_STORE")
+        .args([
+            "serve",
+            "--model",
+            "models:/echo@champion",
+            "--port",
+            "0",
+            "--token-file",
+            "token",
+            "--canary",
+            "models:/echo/2=50",
+            "--max-batch",
+            "8",
+            "--batch-delay-ms",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let base = loop {
+        let line = lines.next().expect("mlops serve exited early").unwrap();
+        printed.push(line.clone());
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    assert!(
+        printed[0].contains("loaded models:/echo@champion as echo version 1"),
+        "{printed:?}"
+    );
+    assert!(
+        printed.iter().any(|l| l.contains("50% to version 2")),
+        "{printed:?}"
+    );
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{base}/v2/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/v2/models/echo"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    let mut versions = std::collections::BTreeSet::new();
+    for i in 0..10 {
+        let r: serde_json::Value = client
+            .post(format!("{base}/v2/models/echo/infer"))
+            .bearer_auth("t0ken")
+            .json(&serde_json::json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [i, 1]}]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            r["outputs"][0]["data"],
+            serde_json::json!([f64::from(i), 1.0])
+        );
+        versions.insert(r["model_version"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        versions.len(),
+        2,
+        "a 50% canary served no request: {versions:?}"
+    );
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_gate_refuses_unapproved_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    register(dir.path(), false).await;
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/extra.rego"),
+        "package extra\n\nallow := true\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(dir.path())
+        .env_remove("MLOPS_STORE")
+        .args([
+            "serve",
+            "--model",
+            "models:/echo@champion",
+            "--port",
+            "0",
+            "--policy",
+            "policies",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs approval") && err.contains("before deploy"),
+        "{err}"
+    );
+}
