@@ -55,7 +55,7 @@ enum Command {
     /// Runs in the store's tracker: list (MLflow filters), show, compare
     #[command(subcommand)]
     Runs(tracking::RunsCommand),
-    /// Registered models in the store's registry: list, show, alias
+    /// Registered models in the store's registry: list, show, alias, kserve
     #[command(subcommand)]
     Models(tracking::ModelsCommand),
     /// Export to other tools' formats: mlflow
@@ -162,7 +162,9 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
         }
         Command::Models(cmd) => {
             let registry = StoreRegistry::new(Arc::new(open(cli).await?));
-            tracking::models(&registry, cmd).await.map(|()| true)
+            tracking::models(&registry, cmd, &cli.store)
+                .await
+                .map(|()| true)
         }
     }
 }

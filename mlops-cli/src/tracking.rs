@@ -105,6 +105,32 @@ pub enum ModelsCommand {
         /// Version number
         version: u64,
     },
+    /// Write a KServe InferenceService (serving.kserve.io/v1beta1) that serves a model with
+    /// `mlops serve` in your image
+    ///
+    /// Example: mlops models kserve models:/churn@champion --image ghcr.io/acme/mlops:1.0 --store-url s3://models/prod --canary 10
+    Kserve {
+        /// The model, models:/NAME@ALIAS or models:/NAME/VERSION (checked against the registry)
+        model: String,
+        /// Image whose entrypoint is the mlops binary
+        #[arg(long)]
+        image: String,
+        /// The store the pods read (default: --store)
+        #[arg(long)]
+        store_url: Option<String>,
+        /// InferenceService name (default: the model name)
+        #[arg(long)]
+        name: Option<String>,
+        /// Namespace
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Roll out as a canary taking this percent of traffic (sets Knative mode)
+        #[arg(long)]
+        canary: Option<u8>,
+        /// Write to this file instead of stdout
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 async fn experiment_id(tracker: &StoreTracker, s: &str) -> Result<ExperimentId> {
@@ -334,7 +360,7 @@ pub async fn runs(tracker: &StoreTracker, cmd: &RunsCommand) -> Result<()> {
     Ok(())
 }
 
-pub async fn models(registry: &StoreRegistry, cmd: &ModelsCommand) -> Result<()> {
+pub async fn models(registry: &StoreRegistry, cmd: &ModelsCommand, store_url: &str) -> Result<()> {
     match cmd {
         ModelsCommand::List { json } => {
             let page = registry
@@ -404,6 +430,47 @@ pub async fn models(registry: &StoreRegistry, cmd: &ModelsCommand) -> Result<()>
                 })
                 .await?;
             println!("models:/{name}@{alias} -> version {}", resolved.version);
+        }
+        ModelsCommand::Kserve {
+            model,
+            image,
+            store_url: pods_store,
+            name,
+            namespace,
+            canary,
+            output,
+        } => {
+            let uri: mlops::ModelUri = model.parse()?;
+            let version = registry.resolve(&uri).await?;
+            let isvc_name = name.clone().unwrap_or_else(|| version.name.to_string());
+            let mut export = mlops::serve::kserve::KServeExport::new(
+                isvc_name,
+                image.clone(),
+                uri,
+                pods_store.clone().unwrap_or_else(|| store_url.to_string()),
+            );
+            export.namespace = namespace.clone();
+            if let Some(p) = canary {
+                export = export.with_canary(*p);
+            }
+            let yaml = export.to_yaml()?;
+            match output {
+                Some(path) => {
+                    std::fs::write(path, &yaml).map_err(|e| {
+                        mlops::Error::invalid(
+                            "output",
+                            format!("cannot write {}: {e}", path.display()),
+                        )
+                    })?;
+                    println!(
+                        "wrote {} (serves {} version {})",
+                        path.display(),
+                        version.name,
+                        version.version
+                    );
+                }
+                None => print!("{yaml}"),
+            }
         }
     }
     Ok(())

@@ -49,6 +49,7 @@ fn every_help_works() {
         vec!["store", "verify", "--help"],
         vec!["store", "gc", "--help"],
         vec!["serve", "--help"],
+        vec!["models", "kserve", "--help"],
         vec!["drift", "--help"],
         vec!["quality", "--help"],
         vec!["policy", "--help"],

@@ -223,3 +223,41 @@ async fn the_deploy_gate_refuses_unapproved_versions() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_kserve_writes_an_inference_service() {
+    let dir = tempfile::tempdir().unwrap();
+    register(dir.path(), true).await;
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mlops"))
+            .current_dir(dir.path())
+            .env_remove("MLOPS_STORE")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "models",
+        "kserve",
+        "models:/echo@champion",
+        "--image",
+        "ghcr.io/acme/mlops:1",
+        "--store-url",
+        "s3://models/prod",
+        "--canary",
+        "10",
+        "-o",
+        "isvc.yaml",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = std::fs::read_to_string(dir.path().join("isvc.yaml")).unwrap();
+    let isvc = mlops::serve::kserve::parse(&yaml).unwrap();
+    assert_eq!(isvc.metadata.name.as_deref(), Some("echo"));
+    assert_eq!(isvc.spec.predictor.canary_traffic_percent, Some(10));
+    let out = run(&["models", "kserve", "models:/echo@nope", "--image", "x"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown alias is bad input");
+}

@@ -21,6 +21,7 @@ pub mod batch;
 pub mod codec;
 pub mod http;
 pub mod identity;
+pub mod kserve;
 pub mod metrics;
 pub mod routing;
 mod server;
