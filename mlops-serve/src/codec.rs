@@ -264,8 +264,18 @@ fn json_data(t: &Tensor) -> Result<Value> {
             Value::from(t.to_i64()?)
         }
         DataType::Uint8 | DataType::Uint16 | DataType::Uint32 | DataType::Uint64 => {
-            let values = t.to_f64_lossy()?;
-            Value::from(values.into_iter().map(|v| v as u64).collect::<Vec<_>>())
+            // Exact, also above 2^53: read the little-endian words directly.
+            let size = t.datatype().size().unwrap_or(1);
+            let values: Vec<u64> = t
+                .data()
+                .chunks_exact(size)
+                .map(|c| {
+                    let mut word = [0u8; 8];
+                    word[..size].copy_from_slice(c);
+                    u64::from_le_bytes(word)
+                })
+                .collect();
+            Value::from(values)
         }
         DataType::Fp64 | DataType::Fp16 | DataType::Bf16 => Value::from(t.to_f64_lossy()?),
     })

@@ -12,7 +12,8 @@
 //! - [`http`]: the protocol's REST API on axum — health, metadata, infer with JSON (flat or
 //!   nested `data`) and the binary tensor extension, KServe's model list and repository
 //!   load/unload, `{"error": …}` answers with the protocol's status codes, a body limit (413).
-//! - [`identity`]: a model flavor that returns its inputs, for tests and overhead measurements.
+//! - [`identity`]: a model flavor that returns its inputs, for tests and overhead measurements;
+//!   [`linear`]: linear and logistic regression from scikit-learn's `coef_`/`intercept_`.
 //!
 //! Still to come (the serving issue): dynamic batching, canary and shadow routing, `/metrics`,
 //! bearer-token auth, the `mlops serve` command, the KServe manifest export and the benchmarks.
@@ -22,6 +23,7 @@ pub mod codec;
 pub mod http;
 pub mod identity;
 pub mod kserve;
+pub mod linear;
 pub mod metrics;
 pub mod routing;
 mod server;
@@ -29,6 +31,7 @@ mod server;
 pub use batch::BatchConfig;
 pub use http::{HttpOptions, model_server_router, router};
 pub use identity::{IdentityLoader, IdentityModel};
+pub use linear::{LinearLoader, LinearModel, LinearParams};
 pub use metrics::ServeMetrics;
 pub use routing::{Canary, Routing};
 pub use server::{LoadedModel, ModelServer, ModelServerBuilder, ROUTING_KEY, ShadowStats};

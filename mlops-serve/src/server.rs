@@ -317,17 +317,21 @@ impl ModelServerBuilder {
 }
 
 impl ModelServer {
-    /// A builder; the server is called `name` in its metadata. The `identity` flavor's loader
-    /// is registered.
+    /// A builder; the server is called `name` in its metadata. The `identity` and `linear`
+    /// flavors' loaders are registered.
     pub fn builder(name: impl Into<String>) -> ModelServerBuilder {
         let identity: Arc<dyn ModelLoader> = Arc::new(crate::identity::IdentityLoader);
+        let linear: Arc<dyn ModelLoader> = Arc::new(crate::linear::LinearLoader);
         ModelServerBuilder {
             server: ModelServer {
                 name: name.into(),
                 batching: BatchConfig::default(),
                 // Registering fixed, distinct names in a fresh registry cannot fail.
                 metrics: ServeMetrics::new().unwrap_or_else(|e| unreachable_metrics(&e)),
-                loaders: BTreeMap::from([(identity.flavor().to_string(), identity)]),
+                loaders: BTreeMap::from([
+                    (identity.flavor().to_string(), identity),
+                    (linear.flavor().to_string(), linear),
+                ]),
                 registry: None,
                 gate: None,
                 observer: None,

@@ -1,0 +1,149 @@
+//! Our side of `benches/scripts/serving_vs_mlserver.py`: a server and a native load generator.
+//!
+//! ```text
+//! serve-bench serve <port> <linear.json|identity>      # ModelServer over HTTP on 127.0.0.1
+//! serve-bench load <url> <payload.json> <connections> <seconds>
+//! serve-bench overhead <seconds>                       # in-process infer on the identity model
+//! ```
+//!
+//! `load` keeps `connections` HTTP/1.1 keep-alive connections busy with the same POST for the
+//! given time and prints one JSON line: requests, errors, requests/s, p50/p90/p99 latency (µs).
+
+// A benchmark driver: failing loudly is the right behaviour.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mlops::core::serve::{InferRequest, Server};
+use mlops::serve::{HttpOptions, IdentityModel, LinearModel, LinearParams, ModelServer};
+use mlops::signature::{Signature, TensorSpec};
+use mlops::{DataType, Tensor};
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn identity() -> Arc<IdentityModel> {
+    Arc::new(
+        IdentityModel::new(Signature::tensors(
+            vec![TensorSpec::new("x", DataType::Fp32, vec![-1, 20])],
+            vec![TensorSpec::new("y", DataType::Fp32, vec![-1, 20])],
+        ))
+        .unwrap(),
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("serve") => {
+            let port: u16 = args[2].parse().unwrap();
+            let server = ModelServer::builder("mlops-bench").build();
+            if args[3] == "identity" {
+                server.load_model("model", "1", identity()).unwrap();
+            } else {
+                let params: LinearParams =
+                    serde_json::from_slice(&std::fs::read(&args[3]).unwrap()).unwrap();
+                server
+                    .load_model("model", "1", Arc::new(LinearModel::new(params).unwrap()))
+                    .unwrap();
+            }
+            let app = mlops::serve::model_server_router(Arc::new(server), HttpOptions::default());
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
+            println!("ready");
+            mlops::serve::http::serve(listener, app, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .unwrap();
+        }
+        Some("load") => {
+            let url = args[2].clone();
+            let payload = bytes::Bytes::from(std::fs::read(&args[3]).unwrap());
+            let connections: usize = args[4].parse().unwrap();
+            let seconds: f64 = args[5].parse().unwrap();
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(connections)
+                .http1_only()
+                .build()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..connections)
+                .map(|_| {
+                    let (client, url, payload) = (client.clone(), url.clone(), payload.clone());
+                    tokio::spawn(async move {
+                        let (mut lat, mut errors) = (Vec::with_capacity(100_000), 0u64);
+                        while Instant::now() < deadline {
+                            let t = Instant::now();
+                            let r = client
+                                .post(&url)
+                                .header("content-type", "application/json")
+                                .body(payload.clone())
+                                .send()
+                                .await;
+                            match r {
+                                Ok(r) if r.status().is_success() => {
+                                    let _ = r.bytes().await;
+                                    lat.push(t.elapsed().as_micros() as u64);
+                                }
+                                _ => errors += 1,
+                            }
+                        }
+                        (lat, errors)
+                    })
+                })
+                .collect();
+            let (mut all, mut errors) = (Vec::new(), 0);
+            for t in tasks {
+                let (l, e) = t.await.unwrap();
+                all.extend(l);
+                errors += e;
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            all.sort_unstable();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "requests": all.len(), "errors": errors, "rps": all.len() as f64 / elapsed,
+                    "p50_us": percentile(&all, 0.5), "p90_us": percentile(&all, 0.9), "p99_us": percentile(&all, 0.99),
+                })
+            );
+        }
+        Some("overhead") => {
+            let seconds: f64 = args[2].parse().unwrap();
+            let server = ModelServer::builder("mlops-bench").build();
+            server.load_model("model", "1", identity()).unwrap();
+            let x = Tensor::from_f32("x", vec![1, 20], &[0.5; 20]).unwrap();
+            let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                server
+                    .infer(InferRequest::new("model", vec![x.clone()]))
+                    .await
+                    .unwrap();
+                lat.push(t.elapsed().as_nanos() as u64);
+            }
+            lat.sort_unstable();
+            println!(
+                "{}",
+                serde_json::json!({"requests": lat.len(), "p50_us": percentile(&lat, 0.5) as f64 / 1000.0, "p99_us": percentile(&lat, 0.99) as f64 / 1000.0})
+            );
+        }
+        _ => {
+            eprintln!(
+                "usage: serve-bench serve <port> <linear.json|identity> | load <url> <payload> <connections> <seconds> | overhead <seconds>"
+            );
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+"""Serving throughput and latency: our ModelServer against MLServer (Seldon) serving the same
+scikit-learn logistic regression, driven by the same native load generator in the same run;
+plus our server's overhead with an identity model.
+
+usage: python benches/scripts/serving_vs_mlserver.py [--seconds 10] [--connections 32]
+
+Needs a venv with mlserver, mlserver-sklearn and scikit-learn (it creates .venv-bench when
+missing). Everything listens on 127.0.0.1 only.
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV = os.path.join(ROOT, ".venv-bench")
+PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "scikit-learn==1.9.1", "numpy==2.4.6"]
+
+
+def venv_python():
+    py = os.path.join(VENV, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", *PACKAGES], check=True)
+    return py
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_ready(url, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} not ready after {timeout}s")
+
+
+def load(bench, url, payload, connections, seconds):
+    out = subprocess.run([bench, "load", url, payload, str(connections), str(seconds)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    args = ap.parse_args()
+    py = venv_python()
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "mlops-benches", "--bin", "serve-bench"],
+                   cwd=ROOT, check=True)
+    bench = os.path.join(ROOT, "target", "release", "serve-bench")
+    with tempfile.TemporaryDirectory() as tmp:
+        # One model, two servers: fit in the bench venv, export for both.
+        fit = r'''
+import json, sys, os, joblib, numpy as np
+from sklearn.linear_model import LogisticRegression
+rng = np.random.default_rng(0)
+X = rng.normal(size=(5000, 20)).astype("float32")
+y = (X @ rng.normal(size=20) > 0).astype(int)
+m = LogisticRegression(max_iter=500).fit(X, y)
+d = sys.argv[1]
+os.makedirs(os.path.join(d, "mls", "model"), exist_ok=True)
+joblib.dump(m, os.path.join(d, "mls", "model", "model.joblib"))
+json.dump({"name": "model", "implementation": "mlserver_sklearn.SKLearnModel",
+           "parameters": {"uri": "./model.joblib", "version": "1"}},
+          open(os.path.join(d, "mls", "model", "model-settings.json"), "w"))
+json.dump({"coef": m.coef_.tolist(), "intercept": m.intercept_.tolist(), "link": "sigmoid"},
+          open(os.path.join(d, "linear.json"), "w"))
+'''
+        subprocess.run([py, "-c", fit, tmp], check=True)
+        payload = os.path.join(tmp, "payload.json")
+        json.dump({"inputs": [{"name": "x", "shape": [1, 20], "datatype": "FP32", "data": [0.1] * 20}]},
+                  open(payload, "w"))
+
+        mls_port, mls_grpc, mls_metrics = free_port(), free_port(), free_port()
+        json.dump({"host": "127.0.0.1", "http_port": mls_port, "grpc_port": mls_grpc,
+                   "metrics_port": mls_metrics, "debug": False},
+                  open(os.path.join(tmp, "mls", "settings.json"), "w"))
+        mls = subprocess.Popen([os.path.join(VENV, "bin", "mlserver"), "start", os.path.join(tmp, "mls")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ours_port = free_port()
+        ours = subprocess.Popen([bench, "serve", str(ours_port), os.path.join(tmp, "linear.json")],
+                                stdout=subprocess.DEVNULL)
+        try:
+            wait_ready(f"http://127.0.0.1:{mls_port}/v2/models/model/ready", mls)
+            wait_ready(f"http://127.0.0.1:{ours_port}/v2/models/model/ready", ours)
+            url = "/v2/models/model/infer"
+            # Warm both up, then measure, same client and settings.
+            load(bench, f"http://127.0.0.1:{mls_port}{url}", payload, 4, 1)
+            load(bench, f"http://127.0.0.1:{ours_port}{url}", payload, 4, 1)
+            m = load(bench, f"http://127.0.0.1:{mls_port}{url}", payload, args.connections, args.seconds)
+            o = load(bench, f"http://127.0.0.1:{ours_port}{url}", payload, args.connections, args.seconds)
+        finally:
+            for p in (mls, ours):
+                p.terminate()
+                p.wait(timeout=30)
+
+        ident_port = free_port()
+        ident = subprocess.Popen([bench, "serve", str(ident_port), "identity"], stdout=subprocess.DEVNULL)
+        try:
+            wait_ready(f"http://127.0.0.1:{ident_port}/v2/models/model/ready", ident)
+            load(bench, f"http://127.0.0.1:{ident_port}/v2/models/model/infer", payload, 1, 1)
+            one = load(bench, f"http://127.0.0.1:{ident_port}/v2/models/model/infer", payload, 1, args.seconds)
+        finally:
+            ident.terminate()
+            ident.wait(timeout=30)
+        inproc = json.loads(subprocess.run([bench, "overhead", str(args.seconds / 2)], check=True,
+                                           capture_output=True, text=True).stdout)
+
+    print(f"logistic regression (20 features), {args.connections} connections, {args.seconds:.0f} s each, same native client:")
+    for name, r in (("MLServer 1.7.1", m), ("mlops ModelServer", o)):
+        print(f"  {name:20} {r['rps']:10.0f} req/s   p50 {r['p50_us']/1000:7.2f} ms   p99 {r['p99_us']/1000:7.2f} ms   errors {r['errors']}")
+    print(f"  ratio {o['rps'] / m['rps']:.1f}x requests/s")
+    print("identity model, server overhead:")
+    print(f"  HTTP round trip on loopback, 1 connection: p50 {one['p50_us']} us, p99 {one['p99_us']} us")
+    print(f"  in process (ModelServer::infer):           p50 {inproc['p50_us']:.1f} us, p99 {inproc['p99_us']:.1f} us")
+
+
+if __name__ == "__main__":
+    main()
