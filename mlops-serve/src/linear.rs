@@ -168,7 +168,9 @@ mod tests {
         })
         .unwrap();
         let x = Tensor::from_f32("x", vec![2, 2], &[1.0, 1.0, 0.0, 0.0]).unwrap();
-        let y = m.predict(&[x.clone()]).unwrap()[0].to_f32().unwrap();
+        let y = m.predict(std::slice::from_ref(&x)).unwrap()[0]
+            .to_f32()
+            .unwrap();
         let expect = |z: f64| (1.0 / (1.0 + (-z).exp())) as f32;
         assert_eq!(y, vec![expect(-0.5), expect(0.5)]);
         let back = LinearLoader.load(&m.to_artifact().unwrap()).unwrap();
