@@ -19,7 +19,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV = os.path.join(ROOT, ".venv-bench")
-PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "scikit-learn==1.9.1", "numpy==2.4.6"]
+# uvloop 0.20+ breaks MLServer 1.7 on Python 3.11 ("no current event loop"): pin the last that works.
+PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "scikit-learn==1.9.1", "numpy==2.4.6", "uvloop==0.19.0"]
 
 
 def venv_python():
