@@ -16,8 +16,16 @@ use mlops::{Error, ModelUri, RegistryExt, Result, Store};
 pub struct ServeArgs {
     /// A model to serve, by URI (models:/NAME@ALIAS, models:/NAME/VERSION, models:/NAME/latest).
     /// Repeatable
-    #[arg(long = "model", required = true, value_name = "URI")]
+    #[arg(
+        long = "model",
+        value_name = "URI",
+        required_unless_present = "model_dirs"
+    )]
     models: Vec<String>,
+    /// A model to serve from a directory (its files plus a FLAVOR file), as version 1 of NAME.
+    /// Repeatable
+    #[arg(long = "model-dir", value_name = "NAME=DIR", value_parser = crate::key_value)]
+    model_dirs: Vec<(String, String)>,
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -86,6 +94,10 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
         .await?;
         let v = server.resolve(&name, None)?;
         println!("loaded {spec} as {name} version {}", v.version());
+    }
+    for (name, dir) in &args.model_dirs {
+        server.load_dir(name, "1", std::path::Path::new(dir))?;
+        println!("loaded {dir} as {name} version 1");
     }
     for (spec, percent) in &args.canary {
         let uri: ModelUri = spec.parse()?;

@@ -261,3 +261,34 @@ async fn models_kserve_writes_an_inference_service() {
     let out = run(&["models", "kserve", "models:/echo@nope", "--image", "x"]);
     assert_eq!(out.status.code(), Some(2), "an unknown alias is bad input");
 }
+
+#[test]
+fn model_directories_serve_without_a_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = IdentityModel::new(Signature::tensors(
+        vec![TensorSpec::new("x", DataType::Fp32, vec![-1])],
+        vec![TensorSpec::new("y", DataType::Fp32, vec![-1])],
+    ))
+    .unwrap();
+    mlops::serve::write_model_dir(&model.to_artifact().unwrap(), &dir.path().join("m")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(dir.path())
+        .env_remove("MLOPS_STORE")
+        .args(["serve", "--model-dir", "echo=m", "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("loaded m as echo version 1"), "{first}");
+    let listening = lines.next().unwrap().unwrap();
+    assert!(
+        listening.starts_with("listening on http://127.0.0.1:"),
+        "{listening}"
+    );
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}

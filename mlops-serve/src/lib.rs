@@ -34,4 +34,7 @@ pub use identity::{IdentityLoader, IdentityModel};
 pub use linear::{LinearLoader, LinearModel, LinearParams};
 pub use metrics::ServeMetrics;
 pub use routing::{Canary, Routing};
-pub use server::{LoadedModel, ModelServer, ModelServerBuilder, ROUTING_KEY, ShadowStats};
+pub use server::{
+    FLAVOR_FILE, LoadedModel, ModelServer, ModelServerBuilder, ROUTING_KEY, ShadowStats,
+    read_model_dir, write_model_dir,
+};

@@ -99,10 +99,17 @@ impl ServeMetrics {
 pub(crate) fn outcome<T>(r: &Result<T>) -> &'static str {
     match r {
         Ok(_) => "ok",
-        Err(Error::InvalidArgument { .. }) => "invalid",
-        Err(Error::NotFound { .. }) => "not_found",
-        Err(Error::PolicyDenied { .. } | Error::PermissionDenied(_)) => "denied",
-        Err(Error::Unavailable { .. }) => "unavailable",
-        Err(_) => "error",
+        Err(e) => error_outcome(e),
+    }
+}
+
+/// The outcome label of an error.
+pub(crate) fn error_outcome(e: &Error) -> &'static str {
+    match e {
+        Error::InvalidArgument { .. } => "invalid",
+        Error::NotFound { .. } => "not_found",
+        Error::PolicyDenied { .. } | Error::PermissionDenied(_) => "denied",
+        Error::Unavailable { .. } => "unavailable",
+        _ => "error",
     }
 }

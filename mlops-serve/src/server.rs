@@ -16,7 +16,7 @@ use mlops_core::signature::{Schema, Signature};
 use mlops_core::{DataType, Error, ModelUri, Result, Tensor};
 
 use crate::batch::{BatchConfig, Batcher};
-use crate::metrics::{ServeMetrics, outcome};
+use crate::metrics::{ServeMetrics, error_outcome, outcome};
 use crate::routing::Routing;
 
 /// One input or output as the protocol describes it.
@@ -246,6 +246,8 @@ pub struct ModelServer {
     models: RwLock<BTreeMap<String, Slot>>,
     tickets: std::sync::atomic::AtomicU64,
     shadows: Arc<std::sync::Mutex<BTreeMap<String, ShadowStats>>>,
+    /// Models being loaded that serve no version yet: requests get 503, not 404.
+    loading: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for ModelServer {
@@ -338,6 +340,7 @@ impl ModelServer {
                 models: RwLock::new(BTreeMap::new()),
                 tickets: std::sync::atomic::AtomicU64::new(0),
                 shadows: Arc::new(std::sync::Mutex::new(BTreeMap::new())),
+                loading: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             },
         }
     }
@@ -493,9 +496,10 @@ impl ModelServer {
             return Ok((self.resolve(name, version)?, None));
         }
         let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
-        let slot = models
-            .get(name)
-            .ok_or_else(|| Error::not_found("model", name))?;
+        let Some(slot) = models.get(name) else {
+            drop(models);
+            return Err(self.absent(name));
+        };
         let Some(routing) = &slot.routing else {
             drop(models);
             return Ok((self.resolve(name, None)?, None));
@@ -519,9 +523,10 @@ impl ModelServer {
     /// The version a request for `name` (and optionally `version`) is served by.
     pub fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>> {
         let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
-        let slot = models
-            .get(name)
-            .ok_or_else(|| Error::not_found("model", name))?;
+        let Some(slot) = models.get(name) else {
+            drop(models);
+            return Err(self.absent(name));
+        };
         let v = match version {
             Some(v) => v,
             None => slot
@@ -533,6 +538,30 @@ impl ModelServer {
             .get(v)
             .cloned()
             .ok_or_else(|| Error::not_found("model version", format!("{name} v{v}")))
+    }
+
+    /// Why `name` cannot answer: still loading (503) or unknown (404).
+    fn absent(&self, name: &str) -> Error {
+        if self
+            .loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(name)
+        {
+            Error::Unavailable {
+                message: format!("model {name} is loading"),
+                source: None,
+            }
+        } else {
+            Error::not_found("model", name)
+        }
+    }
+
+    /// Serves the model in `dir` (a folder written by [`write_model_dir`], or any folder with
+    /// a `FLAVOR` file naming its flavor beside the flavor's files).
+    pub fn load_dir(&self, name: &str, version: &str, dir: &std::path::Path) -> Result<()> {
+        let artifact = read_model_dir(dir)?;
+        self.load_artifact(name, version, &artifact)
     }
 
     fn observe(&self, loaded: &LoadedModel, inputs: &[&Tensor]) {
@@ -599,8 +628,12 @@ impl Server for ModelServer {
     }
 
     async fn model_ready(&self, name: &str, version: Option<&str>) -> Result<bool> {
-        // Only warmed-up versions are in the repository.
-        self.resolve(name, version).map(|_| true)
+        // Only warmed-up versions are in the repository; a model still loading is not ready.
+        match self.resolve(name, version) {
+            Ok(_) => Ok(true),
+            Err(Error::Unavailable { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn list_models(&self) -> Result<Vec<ModelState>> {
@@ -625,12 +658,29 @@ impl Server for ModelServer {
             Some(uri) => uri,
             None => format!("models:/{name}/latest").parse::<ModelUri>()?,
         };
-        let version = registry.resolve(&uri).await?;
-        if let Some((engine, path)) = &self.gate {
-            mlops_core::policy::check_deploy(engine.as_ref(), path, &version, Some(&self.name))?;
+        self.loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string());
+        let loaded = async {
+            let version = registry.resolve(&uri).await?;
+            if let Some((engine, path)) = &self.gate {
+                mlops_core::policy::check_deploy(
+                    engine.as_ref(),
+                    path,
+                    &version,
+                    Some(&self.name),
+                )?;
+            }
+            let artifact = source.fetch(&version).await?;
+            self.load_artifact(name, &version.version.to_string(), &artifact)
         }
-        let artifact = source.fetch(&version).await?;
-        self.load_artifact(name, &version.version.to_string(), &artifact)
+        .await;
+        self.loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+        loaded
     }
 
     async fn unload(&self, name: &str, version: Option<&str>) -> Result<()> {
@@ -687,7 +737,7 @@ impl Server for ModelServer {
                 let version = request.model_version.as_deref().unwrap_or("");
                 self.metrics
                     .requests
-                    .with_label_values(&[model.as_str(), version, "not_found"])
+                    .with_label_values(&[model.as_str(), version, error_outcome(&e)])
                     .inc();
                 return Err(e);
             }
@@ -829,4 +879,74 @@ fn difference(a: &[Tensor], b: &[Tensor]) -> f64 {
         }
     }
     max
+}
+
+/// The file naming a model directory's flavor.
+pub const FLAVOR_FILE: &str = "FLAVOR";
+
+/// Writes `artifact` into `dir` (created): its files plus [`FLAVOR_FILE`].
+pub fn write_model_dir(artifact: &ModelArtifact, dir: &std::path::Path) -> Result<()> {
+    let io = |e: std::io::Error, p: &std::path::Path| {
+        Error::invalid("model dir", format!("cannot write {}: {e}", p.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(e, dir))?;
+    for (path, bytes) in &artifact.files {
+        let target = dir.join(path.as_str());
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(e, parent))?;
+        }
+        std::fs::write(&target, bytes).map_err(|e| io(e, &target))?;
+    }
+    let flavor = dir.join(FLAVOR_FILE);
+    std::fs::write(&flavor, format!("{}\n", artifact.flavor)).map_err(|e| io(e, &flavor))
+}
+
+/// Reads a model directory (every file, recursively; the flavor from [`FLAVOR_FILE`]).
+pub fn read_model_dir(dir: &std::path::Path) -> Result<ModelArtifact> {
+    let flavor_path = dir.join(FLAVOR_FILE);
+    let flavor = std::fs::read_to_string(&flavor_path).map_err(|e| {
+        Error::invalid(
+            "model dir",
+            format!(
+                "{}: {e} (a model directory names its flavor in {FLAVOR_FILE})",
+                flavor_path.display()
+            ),
+        )
+    })?;
+    let mut artifact = ModelArtifact::new(flavor.trim());
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| {
+            Error::invalid("model dir", format!("cannot read {}: {e}", d.display()))
+        })?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| {
+                    Error::invalid("model dir", format!("cannot read {}: {e}", d.display()))
+                })?
+                .path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(dir)
+                .map_err(|_| {
+                    Error::invalid(
+                        "model dir",
+                        format!("{} escapes the folder", path.display()),
+                    )
+                })?
+                .to_string_lossy()
+                .replace('\\', "/");
+            if rel == FLAVOR_FILE {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|e| {
+                Error::invalid("model dir", format!("cannot read {}: {e}", path.display()))
+            })?;
+            artifact = artifact.with_file(mlops_core::ArtifactPath::new(rel)?, bytes);
+        }
+    }
+    Ok(artifact)
 }

@@ -527,3 +527,54 @@ async fn bearer_tokens_timeouts_and_metrics() {
         401
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_requests_in_flight() {
+    let server = ModelServer::builder("drain")
+        .batching(mlops_serve::BatchConfig::new(
+            4,
+            std::time::Duration::from_millis(1),
+        ))
+        .build();
+    let sig = Signature::tensors(
+        vec![TensorSpec::new("x", DataType::Fp64, vec![-1])],
+        vec![TensorSpec::new("y", DataType::Fp64, vec![-1])],
+    );
+    server
+        .load_model("sleepy", "1", Arc::new(Sleepy(sig)))
+        .unwrap();
+    let app = mlops_serve::model_server_router(Arc::new(server), HttpOptions::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(mlops_serve::http::serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+    let slow = tokio::spawn({
+        let base = base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/v2/models/sleepy/infer"))
+                .json(&json!({"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    assert_eq!(
+        slow.await.unwrap(),
+        200,
+        "the request in flight was answered"
+    );
+    serving.await.unwrap().unwrap();
+    assert!(
+        reqwest::get(format!("{base}/v2/health/live"))
+            .await
+            .is_err(),
+        "no longer listening"
+    );
+}

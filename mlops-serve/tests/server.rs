@@ -338,3 +338,100 @@ async fn registry_uris_pass_the_deploy_gate_and_inputs_reach_the_observer() {
         "{err}"
     );
 }
+
+/// Fetches slowly, so a load is observably in progress.
+#[derive(Debug)]
+struct SlowSource(Artifacts);
+
+#[async_trait::async_trait]
+impl mlops_core::model::ArtifactSource for SlowSource {
+    async fn fetch(
+        &self,
+        v: &mlops_core::ModelVersion,
+    ) -> mlops_core::Result<mlops_core::ModelArtifact> {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        self.0.fetch(v).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_being_loaded_is_unavailable_not_unknown() {
+    let store = Arc::new(MemoryStore::new());
+    let registry = Arc::new(MemoryRegistry::new());
+    let artifacts = Artifacts::new(store);
+    let tree = artifacts
+        .put_model(&identity_2d().to_artifact().unwrap())
+        .await
+        .unwrap();
+    let name = ModelName::new("m").unwrap();
+    registry
+        .create_registered_model(&name, Default::default())
+        .await
+        .unwrap();
+    registry
+        .create_model_version(
+            &name,
+            CreateVersionOptions::new(Artifacts::model_source(&tree)),
+        )
+        .await
+        .unwrap();
+    let server = Arc::new(
+        ModelServer::builder("s")
+            .registry(registry, Arc::new(SlowSource(artifacts)))
+            .build(),
+    );
+    let loader = {
+        let server = server.clone();
+        tokio::spawn(async move { server.load("m", LoadOptions::default()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let err = server
+        .infer(InferRequest::new("m", vec![x(1, 0.0)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, mlops_core::Error::Unavailable { .. }),
+        "{err}"
+    );
+    assert!(!server.model_ready("m", None).await.unwrap());
+    loader.await.unwrap().unwrap();
+    assert!(server.model_ready("m", None).await.unwrap());
+    assert!(
+        server
+            .infer(InferRequest::new("m", vec![x(1, 0.0)]))
+            .await
+            .is_ok()
+    );
+    assert!(
+        server
+            .infer(InferRequest::new("other", vec![x(1, 0.0)]))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+#[tokio::test]
+async fn model_directories_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model");
+    mlops_serve::write_model_dir(&identity_2d().to_artifact().unwrap(), &path).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(path.join("FLAVOR")).unwrap(),
+        "identity\n"
+    );
+    let server = ModelServer::builder("s").build();
+    server.load_dir("m", "1", &path).unwrap();
+    assert!(
+        server
+            .infer(InferRequest::new("m", vec![x(2, 3.0)]))
+            .await
+            .is_ok()
+    );
+    std::fs::remove_file(path.join("FLAVOR")).unwrap();
+    let err = server.load_dir("m", "2", &path).unwrap_err();
+    assert!(
+        err.is_invalid_argument() && err.to_string().contains("FLAVOR"),
+        "{err}"
+    );
+}
