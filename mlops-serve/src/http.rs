@@ -83,7 +83,8 @@ impl HttpOptions {
 #[derive(Clone)]
 struct AppState {
     server: Arc<dyn Server>,
-    options: HttpOptions,
+    /// Shared: handlers clone the state per request.
+    options: Arc<HttpOptions>,
 }
 
 type Shared = AppState;
@@ -134,9 +135,10 @@ const TIMEOUT_MARK: &str = "request timed out";
 /// The router: every endpoint of the protocol's REST API plus KServe's model list and
 /// repository load/unload.
 pub fn router(server: Arc<dyn Server>, options: HttpOptions) -> Router {
+    let max_body = options.max_body_bytes;
     let state = AppState {
         server,
-        options: options.clone(),
+        options: Arc::new(options),
     };
     let open = Router::new()
         .route("/v2/health/live", get(live))
@@ -168,8 +170,7 @@ pub fn router(server: Arc<dyn Server>, options: HttpOptions) -> Router {
             authorize,
         ))
         .with_state(state);
-    open.merge(guarded)
-        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+    open.merge(guarded).layer(DefaultBodyLimit::max(max_body))
 }
 
 /// Checks `Authorization: Bearer <token>` when a token is configured (constant-time compare).
