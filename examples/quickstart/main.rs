@@ -7,9 +7,9 @@
 //! It generates data and versions it as a Parquet dataset in the store, reads it back, trains a
 //! small linear model by gradient descent, tracks the run (params, the dataset as an input, a loss
 //! per epoch, the weights as an artifact), registers the model with its lineage (run and dataset
-//! version with digest) and signature, moves the `champion` alias to it, resolves
-//! `models:/quickstart-linear@champion` back to the artifact, predicts with it, and prints a
-//! summary. Registration and promotion go through policy: the registry is `Governed` by the
+//! version with digest) and signature, moves the `champion` alias to it, serves
+//! `models:/quickstart-linear@champion` with a `ModelServer` (loaded from the registry through
+//! the deploy gate, as the `linear` flavor) and asks it for predictions, and prints a summary. Registration and promotion go through policy: the registry is `Governed` by the
 //! shipped Rego library (lineage required, approval and a test-MSE threshold before `champion`),
 //! and every decision lands in a hash-chained decision log that is verified at the end. A drift
 //! reference profile of the training data is stored beside the version and two windows of
@@ -26,25 +26,27 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use arrow::array::{ArrayRef, AsArray, Float64Array, RecordBatch};
 use arrow::datatypes::{DataType as ArrowType, Field, Float64Type, Schema};
-use bytes::Bytes;
 use futures::{TryStreamExt, stream};
 use mlops::core::drift::{DetectOptions, DriftDetector, ProfileOptions};
+use mlops::core::policy::GOVERNANCE_PATH;
+use mlops::core::serve::{InferRequest, LoadOptions};
 use mlops::drift::{StatDetector, profiles};
-use mlops::policy::{DecisionLog, Governed, RegoPolicyEngine};
+use mlops::policy::{DecisionLog, Governed, Logged, RegoPolicyEngine};
 use mlops::registry::{
     CreateModelOptions, CreateVersionOptions, DatasetLineage, Lineage, RegistryObject,
 };
-use mlops::signature::{Signature, TensorSpec};
+use mlops::serve::linear::Link;
+use mlops::serve::{LinearModel, LinearParams, ModelServer};
 use mlops::storage::{
-    DEFAULT_STORE, Datasets, ObjectStoreStore, ReadOptions, StoreRegistry, StoreTracker,
+    Artifacts, DEFAULT_STORE, Datasets, ObjectStoreStore, ReadOptions, StoreRegistry, StoreTracker,
     StoreTrackerOptions, WriteOptions,
 };
 use mlops::store::RefVersion;
 use mlops::tracker::{CreateRunOptions, LogBatch, SearchRunsOptions};
 use mlops::tracking::{Dataset, DatasetInput, tags};
 use mlops::{
-    ArtifactPath, DataType, Metric, ModelUri, Param, PolicyEngine, Registry, RegistryExt,
-    RunStatus, Store, Tag, Tensor, Tracker, TrackerExt,
+    ArtifactPath, Metric, Model, ModelUri, Param, PolicyEngine, Registry, RegistryExt, RunStatus,
+    Server, Store, Tag, Tensor, Tracker, TrackerExt,
 };
 
 /// A small deterministic generator (SplitMix64), so the example needs no RNG dependency and
@@ -126,7 +128,8 @@ async fn main() -> anyhow::Result<()> {
             .build()?,
     );
     let log = Arc::new(DecisionLog::open_default(store.clone()).await?);
-    let registry = Governed::new(StoreRegistry::new(store.clone()), engine).with_log(log.clone());
+    let registry =
+        Governed::new(StoreRegistry::new(store.clone()), engine.clone()).with_log(log.clone());
 
     // 1. Data, versioned as a Parquet dataset in the store, and read back from it.
     let (xs, ys) = generate(1_000, 7);
@@ -224,14 +227,22 @@ async fn main() -> anyhow::Result<()> {
         tracker.log_batch(&run_id, batch).await?;
     }
 
-    // 3. Save the model as a run artifact.
-    let weights = serde_json::json!({"flavor": "quickstart.linear", "w": w, "b": b});
-    let model_path: ArtifactPath = "model/weights.json".parse()?;
+    // 3. Save the model: a `linear` artifact any ModelServer loads without this code, kept in
+    //    the store (its source for the registry) and logged with the run.
+    let model = LinearModel::new(LinearParams {
+        coef: vec![vec![w]],
+        intercept: vec![b],
+        link: Link::Identity,
+    })?;
+    let model_artifact = model.to_artifact()?;
+    let artifacts = Artifacts::new(store.clone());
+    let tree = artifacts.put_model(&model_artifact).await?;
+    let model_path: ArtifactPath = "model/linear.json".parse()?;
     let artifact = tracker
         .put_artifact(
             &run_id,
             &model_path,
-            Bytes::from(serde_json::to_vec(&weights)?),
+            model_artifact.file("linear.json")?.clone(),
         )
         .await?;
     tracker.end_run(&run_id, RunStatus::Finished).await?;
@@ -251,15 +262,12 @@ async fn main() -> anyhow::Result<()> {
         Err(e) if e.is_already_exists() => {}
         Err(e) => return Err(e.into()),
     }
-    let signature = Signature::tensors(
-        vec![TensorSpec::new("x", DataType::Fp64, vec![-1, 1])],
-        vec![TensorSpec::new("y", DataType::Fp64, vec![-1, 1])],
-    );
+    let signature = model.signature().clone();
     let test_mse = mse(w, b, test_x, test_y);
     let version = registry
         .create_model_version(
             &name,
-            CreateVersionOptions::new(format!("runs:/{run_id}/model"))
+            CreateVersionOptions::new(Artifacts::model_source(&tree))
                 .with_run_id(run_id.clone())
                 .with_tag(Tag::new("metrics.test_mse".parse()?, test_mse.to_string())?)
                 .with_signature(signature)
@@ -307,27 +315,33 @@ async fn main() -> anyhow::Result<()> {
         .set_alias(&name, &champion_alias, version.version)
         .await?;
 
-    // 5. Resolve the champion back to its artifact and predict with it.
+    // 5. Serve the champion: a ModelServer loads models:/quickstart-linear@champion from the
+    //    registry (the deploy gate asks the same policies) and answers an inference request.
     let uri: ModelUri = "models:/quickstart-linear@champion".parse()?;
     let champion = registry.resolve(&uri).await?;
-    let source: ModelUri = champion.source.parse()?;
-    let ModelUri::Run {
-        run_id: source_run,
-        path: Some(dir),
-    } = source
-    else {
-        bail!("unexpected model source {}", champion.source);
-    };
-    let file = format!("{dir}/weights.json").parse()?;
-    let loaded: serde_json::Value =
-        serde_json::from_slice(&tracker.get_artifact(&source_run, &file).await?)?;
-    let (lw, lb) = (
-        loaded["w"].as_f64().context("weights have w")?,
-        loaded["b"].as_f64().context("weights have b")?,
-    );
-    let input = Tensor::from_f64("x", vec![3, 1], &[0.0, 0.5, 1.0])?;
-    let predictions: Vec<f64> = input.to_f64()?.iter().map(|x| lw * x + lb).collect();
-    let output = Tensor::from_f64("y", vec![3, 1], &predictions)?;
+    let server = ModelServer::builder("quickstart")
+        .registry(
+            Arc::new(StoreRegistry::new(store.clone())),
+            Arc::new(artifacts),
+        )
+        .policy(
+            Arc::new(Logged::new(engine.clone(), log.clone())),
+            GOVERNANCE_PATH,
+        )
+        .build();
+    server
+        .load("quickstart-linear", LoadOptions::from_uri(uri.clone()))
+        .await?;
+    log.flush().await?; // the deploy decision joins the audit trail
+    let input = Tensor::from_f32("x", vec![3, 1], &[0.0, 0.5, 1.0])?;
+    let answer = server
+        .infer(InferRequest::new("quickstart-linear", vec![input.clone()]))
+        .await?;
+    let output = answer
+        .outputs
+        .into_iter()
+        .next()
+        .context("the model answers y")?;
 
     // 6. Drift: production windows tested against the stored reference profile.
     let reference =
@@ -420,13 +434,16 @@ async fn main() -> anyhow::Result<()> {
         "  governed     champion without approval denied: {}",
         denied.join("; ")
     );
-    println!("  resolved     {uri} -> version {}", champion.version);
+    println!(
+        "  served       {uri} -> version {} (ModelServer, deploy gate passed)",
+        answer.model_version.as_deref().unwrap_or("?")
+    );
     println!(
         "  predicted    {} {:?} -> {:?}",
         output.name(),
-        input.to_f64()?,
+        input.to_f32()?,
         output
-            .to_f64()?
+            .to_f32()?
             .iter()
             .map(|v| (v * 1000.0).round() / 1000.0)
             .collect::<Vec<_>>()
