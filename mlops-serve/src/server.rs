@@ -234,7 +234,8 @@ pub struct ShadowStats {
 /// - With a [`PolicyEngine`] configured, a version loaded by URI must pass the deploy gate
 ///   ([`mlops_core::policy::check_deploy`]) first.
 /// - With an [`InferenceObserver`] configured, tabular inputs (1-D tensors of one length) of
-///   every successful request are passed to it (drift monitoring).
+///   every successful request are passed to it on a blocking-pool thread, off the request path
+///   (drift monitoring).
 pub struct ModelServer {
     name: String,
     batching: BatchConfig,
@@ -592,7 +593,14 @@ impl ModelServer {
         let schema = std::sync::Arc::new(arrow_schema::Schema::new(fields));
         if let Ok(batch) = arrow_array::RecordBatch::try_new(schema, arrays) {
             let version = loaded.version.parse().ok();
-            observer.observe(&loaded.name, version, &batch);
+            // Off the request path: a monitor may test a whole window when this batch fills it.
+            let (observer, name) = (Arc::clone(observer), loaded.name.clone());
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn_blocking(move || observer.observe(&name, version, &batch));
+                }
+                Err(_) => observer.observe(&name, version, &batch),
+            }
         }
     }
 }

@@ -305,6 +305,13 @@ async fn registry_uris_pass_the_deploy_gate_and_inputs_reach_the_observer() {
         .unwrap();
     assert_eq!(out.model_version.as_deref(), Some("1"));
     assert_eq!(out.outputs[1].to_f64().unwrap(), vec![1.0, 2.0, 3.0]);
+    // The observer runs off the request path: wait for it.
+    for _ in 0..200 {
+        if !seen.0.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     assert_eq!(
         *seen.0.lock().unwrap(),
         vec![(
