@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use mlops_core::serve::{InferRequest, InferResponse, Parameters, RequestedOutput};
 use mlops_core::{DataType, Error, Result, Tensor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The header naming the JSON part's length when a body carries binary tensors.
@@ -240,45 +240,83 @@ fn json_tensor(name: &str, datatype: DataType, shape: Vec<usize>, data: &Value) 
     Tensor::new(name, datatype, shape, bytes).map_err(|e| bad(format!("input {name:?}: {e}")))
 }
 
-/// JSON `data` of a tensor (flat, row-major).
-fn json_data(t: &Tensor) -> Result<Value> {
+/// JSON `data` of a tensor (flat, row-major), typed so it serialises without an intermediate
+/// document.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Data<'a> {
+    Bool(Vec<bool>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    U64(Vec<u64>),
+    Str(Vec<&'a str>),
+}
+
+fn json_data(t: &Tensor) -> Result<Data<'_>> {
     Ok(match t.datatype() {
-        DataType::Bool => Value::from(t.to_bool()?),
-        DataType::Fp32 => Value::from(t.to_f32()?.into_iter().map(f64::from).collect::<Vec<_>>()),
-        DataType::Bytes => {
-            let strings = t
-                .to_byte_strings()?
+        DataType::Bool => Data::Bool(t.to_bool()?),
+        DataType::Fp32 => Data::F32(t.to_f32()?),
+        DataType::Bytes => Data::Str(
+            t.to_byte_strings()?
                 .into_iter()
                 .map(|b| {
-                    std::str::from_utf8(b).map(str::to_string).map_err(|_| {
+                    std::str::from_utf8(b).map_err(|_| {
                         bad(format!(
                             "output {:?} holds bytes that are not UTF-8; request it as binary data",
                             t.name()
                         ))
                     })
                 })
-                .collect::<Result<Vec<_>>>()?;
-            Value::from(strings)
-        }
+                .collect::<Result<Vec<_>>>()?,
+        ),
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
-            Value::from(t.to_i64()?)
+            Data::I64(t.to_i64()?)
         }
         DataType::Uint8 | DataType::Uint16 | DataType::Uint32 | DataType::Uint64 => {
             // Exact, also above 2^53: read the little-endian words directly.
             let size = t.datatype().size().unwrap_or(1);
-            let values: Vec<u64> = t
-                .data()
-                .chunks_exact(size)
-                .map(|c| {
-                    let mut word = [0u8; 8];
-                    word[..size].copy_from_slice(c);
-                    u64::from_le_bytes(word)
-                })
-                .collect();
-            Value::from(values)
+            Data::U64(
+                t.data()
+                    .chunks_exact(size)
+                    .map(|c| {
+                        let mut word = [0u8; 8];
+                        word[..size].copy_from_slice(c);
+                        u64::from_le_bytes(word)
+                    })
+                    .collect(),
+            )
         }
-        DataType::Fp64 | DataType::Fp16 | DataType::Bf16 => Value::from(t.to_f64_lossy()?),
+        DataType::Fp64 | DataType::Fp16 | DataType::Bf16 => Data::F64(t.to_f64_lossy()?),
     })
+}
+
+#[derive(Serialize)]
+struct BinarySize {
+    binary_data_size: usize,
+}
+
+#[derive(Serialize)]
+struct OutputDoc<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: &'a [usize],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinarySize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Data<'a>>,
+}
+
+#[derive(Serialize)]
+struct ResponseDoc<'a> {
+    model_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Parameters::is_empty")]
+    parameters: &'a Parameters,
+    outputs: Vec<OutputDoc<'a>>,
 }
 
 /// An encoded response: its body and, when binary outputs follow the JSON, the JSON length.
@@ -309,58 +347,43 @@ pub fn encode_response(
                 o.name == t.name()
                     && o.parameters.get("binary_data").and_then(Value::as_bool) == Some(true)
             });
-        let mut out = serde_json::Map::new();
-        out.insert("name".into(), Value::from(t.name()));
-        out.insert("datatype".into(), Value::from(t.datatype().as_str()));
-        out.insert("shape".into(), Value::from(t.shape().to_vec()));
-        if wants_binary {
-            out.insert(
-                "parameters".into(),
-                serde_json::json!({"binary_data_size": t.data().len()}),
-            );
+        let (parameters, data) = if wants_binary {
             binary.extend_from_slice(t.data());
+            (
+                Some(BinarySize {
+                    binary_data_size: t.data().len(),
+                }),
+                None,
+            )
         } else {
-            out.insert("data".into(), json_data(t)?);
-        }
-        outputs.push(Value::Object(out));
+            (None, Some(json_data(t)?))
+        };
+        outputs.push(OutputDoc {
+            name: t.name(),
+            datatype: t.datatype().as_str(),
+            shape: t.shape(),
+            parameters,
+            data,
+        });
     }
-    let mut doc = serde_json::Map::new();
-    doc.insert(
-        "model_name".into(),
-        Value::from(response.model_name.clone()),
-    );
-    if let Some(v) = &response.model_version {
-        doc.insert("model_version".into(), Value::from(v.clone()));
-    }
-    if let Some(id) = &response.id {
-        doc.insert("id".into(), Value::from(id.clone()));
-    }
-    if !response.parameters.is_empty() {
-        doc.insert(
-            "parameters".into(),
-            Value::Object(
-                response
-                    .parameters
-                    .clone()
-                    .into_iter()
-                    .collect::<serde_json::Map<_, _>>(),
-            ),
-        );
-    }
-    doc.insert("outputs".into(), Value::Array(outputs));
-    let json =
-        serde_json::to_vec(&Value::Object(doc)).map_err(|e| Error::backend("serde_json", e))?;
+    let doc = ResponseDoc {
+        model_name: &response.model_name,
+        model_version: response.model_version.as_deref(),
+        id: response.id.as_deref(),
+        parameters: &response.parameters,
+        outputs,
+    };
+    let mut body = serde_json::to_vec(&doc).map_err(|e| Error::backend("serde_json", e))?;
     if binary.is_empty() {
         Ok(EncodedResponse {
-            body: Bytes::from(json),
+            body: Bytes::from(body),
             json_len: None,
         })
     } else {
-        let len = json.len();
-        let mut body = BytesMut::from(&json[..]);
+        let len = body.len();
         body.extend_from_slice(&binary);
         Ok(EncodedResponse {
-            body: body.freeze(),
+            body: Bytes::from(body),
             json_len: Some(len),
         })
     }
