@@ -95,14 +95,6 @@ impl ServeMetrics {
     }
 }
 
-/// The outcome label of a result.
-pub(crate) fn outcome<T>(r: &Result<T>) -> &'static str {
-    match r {
-        Ok(_) => "ok",
-        Err(e) => error_outcome(e),
-    }
-}
-
 /// The outcome label of an error.
 pub(crate) fn error_outcome(e: &Error) -> &'static str {
     match e {

@@ -16,7 +16,7 @@ use mlops_core::signature::{Schema, Signature};
 use mlops_core::{DataType, Error, ModelUri, Result, Tensor};
 
 use crate::batch::{BatchConfig, Batcher};
-use crate::metrics::{ServeMetrics, error_outcome, outcome};
+use crate::metrics::{ServeMetrics, error_outcome};
 use crate::routing::Routing;
 
 /// One input or output as the protocol describes it.
@@ -73,6 +73,16 @@ pub struct LoadedModel {
     outputs: Vec<Spec>,
     /// The queue to the version's batching worker, when it batches.
     batcher: Option<Batcher>,
+    /// This version's metric series, looked up once.
+    series: Series,
+}
+
+/// Metric handles of one model version (label lookups happen at load, not per request).
+#[derive(Debug)]
+struct Series {
+    ok: prometheus::IntCounter,
+    duration: prometheus::Histogram,
+    batch: prometheus::Histogram,
 }
 
 impl LoadedModel {
@@ -419,6 +429,14 @@ impl ModelServer {
         } else {
             None
         };
+        let series = Series {
+            ok: self
+                .metrics
+                .requests
+                .with_label_values(&[name, version, "ok"]),
+            duration: self.metrics.duration.with_label_values(&[name, version]),
+            batch: self.metrics.batch.with_label_values(&[name]),
+        };
         let loaded = LoadedModel {
             name: name.to_string(),
             version: version.to_string(),
@@ -426,6 +444,7 @@ impl ModelServer {
             inputs,
             outputs,
             batcher,
+            series,
         };
         let mut models = self.models.write().unwrap_or_else(PoisonError::into_inner);
         let slot = models.entry(name.to_string()).or_default();
@@ -755,14 +774,17 @@ impl Server for ModelServer {
         if let (Some(shadow), Some(copy), Ok(answer)) = (shadow, mirror, &result) {
             self.mirror(shadow, copy, answer.outputs.clone());
         }
-        let version = loaded.version.as_str();
-        self.metrics
-            .requests
-            .with_label_values(&[model.as_str(), version, outcome(&result)])
-            .inc();
-        self.metrics
+        match &result {
+            Ok(_) => loaded.series.ok.inc(),
+            Err(e) => self
+                .metrics
+                .requests
+                .with_label_values(&[model.as_str(), loaded.version.as_str(), error_outcome(e)])
+                .inc(),
+        }
+        loaded
+            .series
             .duration
-            .with_label_values(&[model.as_str(), version])
             .observe(started.elapsed().as_secs_f64());
         result
     }
@@ -825,10 +847,7 @@ impl ModelServer {
                     .first()
                     .and_then(|t| t.shape().first().copied())
                     .unwrap_or(1);
-                self.metrics
-                    .batch
-                    .with_label_values(&[loaded.name.as_str()])
-                    .observe(rows as f64);
+                loaded.series.batch.observe(rows as f64);
                 loaded.model.predict(&owned)?
             }
         };
