@@ -38,8 +38,23 @@ fn identity() -> Arc<IdentityModel> {
     )
 }
 
-#[tokio::main]
-async fn main() {
+/// The allocator `mlops serve` uses.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    // `SERVE_BENCH_THREADS` sets the runtime's worker threads (default: one per core).
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("SERVE_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        rt.worker_threads(n);
+    }
+    rt.enable_all().build().unwrap().block_on(run());
+}
+
+async fn run() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("serve") => {

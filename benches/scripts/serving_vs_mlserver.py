@@ -5,7 +5,8 @@ plus our server's overhead with an identity model.
 usage: python benches/scripts/serving_vs_mlserver.py [--seconds 10] [--connections 32]
 
 Needs a venv with mlserver, mlserver-sklearn and scikit-learn (it creates .venv-bench when
-missing). Everything listens on 127.0.0.1 only.
+missing). The client is wrk when installed (`apt-get install wrk`), else serve-bench's own
+Rust client; the same one drives both servers. Everything listens on 127.0.0.1 only.
 """
 import argparse
 import json
@@ -17,6 +18,9 @@ import tempfile
 import time
 import urllib.request
 
+import shutil
+
+WRK = shutil.which("wrk")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV = os.path.join(ROOT, ".venv-bench")
 # uvloop 0.20+ breaks MLServer 1.7 on Python 3.11 ("no current event loop"): pin the last that works.
@@ -53,10 +57,37 @@ def wait_ready(url, proc, timeout=120):
     raise SystemExit(f"{url} not ready after {timeout}s")
 
 
+def parse_wrk_latency(text, pct):
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == f"{pct}%":
+            v = parts[1]
+            for unit, scale in (("us", 1), ("ms", 1000), ("s", 1_000_000)):
+                if v.endswith(unit):
+                    return float(v[: -len(unit)]) * scale
+    return float("nan")
+
+
 def load(bench, url, payload, connections, seconds):
+    """The same client for every server: wrk (C, from Debian's packages) when installed, which
+    leaves more of this machine's cores to the servers, else our own Rust client."""
+    if WRK:
+        body = open(payload).read().replace("\\", "\\\\").replace("'", "\\'")
+        script = payload + ".lua"
+        with open(script, "w") as f:
+            f.write("wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\n")
+            f.write(f"wrk.body = '{body}'\n")
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, int(seconds))}s", "-s", script, "--latency", url],
+                             check=True, capture_output=True, text=True).stdout
+        rps = next(float(l.split()[1]) for l in out.splitlines() if l.startswith("Requests/sec:"))
+        errors = sum(int(l.split()[-1]) for l in out.splitlines() if l.startswith("  Non-2xx"))
+        return {"rps": rps, "p50_us": parse_wrk_latency(out, 50), "p99_us": parse_wrk_latency(out, 99),
+                "errors": errors, "client": "wrk"}
     out = subprocess.run([bench, "load", url, payload, str(connections), str(seconds)],
                          check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)
+    r = json.loads(out.stdout)
+    r["client"] = "serve-bench load"
+    return r
 
 
 def main():
@@ -126,7 +157,8 @@ json.dump({"coef": m.coef_.tolist(), "intercept": m.intercept_.tolist(), "link":
         inproc = json.loads(subprocess.run([bench, "overhead", str(args.seconds / 2)], check=True,
                                            capture_output=True, text=True).stdout)
 
-    print(f"logistic regression (20 features), {args.connections} connections, {args.seconds:.0f} s each, same native client:")
+    print(f"logistic regression (20 features), {args.connections} connections, {args.seconds:.0f} s each, "
+          f"same client for both ({m['client']}):")
     for name, r in (("MLServer 1.7.1", m), ("mlops ModelServer", o)):
         print(f"  {name:20} {r['rps']:10.0f} req/s   p50 {r['p50_us']/1000:7.2f} ms   p99 {r['p99_us']/1000:7.2f} ms   errors {r['errors']}")
     print(f"  ratio {o['rps'] / m['rps']:.1f}x requests/s")
