@@ -18,6 +18,29 @@
 //! Still to come (the serving issue): dynamic batching, canary and shadow routing, `/metrics`,
 //! bearer-token auth, the `mlops serve` command, the KServe manifest export and the benchmarks.
 
+//! ```
+//! use std::sync::Arc;
+//! use mlops_core::serve::{InferRequest, Server};
+//! use mlops_core::Tensor;
+//! use mlops_serve::{LinearModel, LinearParams, ModelServer, linear::Link};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mlops_core::Result<()> {
+//! let server = ModelServer::builder("example").build();
+//! let model = LinearModel::new(LinearParams {
+//!     coef: vec![vec![2.0, -1.0]],
+//!     intercept: vec![0.5],
+//!     link: Link::Identity,
+//! })?;
+//! server.load_model("score", "1", Arc::new(model))?;
+//! let x = Tensor::from_f32("x", vec![2, 2], &[1.0, 1.0, 0.0, 2.0])?;
+//! let answer = server.infer(InferRequest::new("score", vec![x])).await?;
+//! assert_eq!(answer.outputs[0].to_f32()?, vec![1.5, -1.5]);
+//! // Over HTTP: axum::serve(listener, mlops_serve::model_server_router(Arc::new(server), Default::default()))
+//! # Ok(())
+//! # }
+//! ```
+
 pub mod batch;
 pub mod codec;
 pub mod http;
