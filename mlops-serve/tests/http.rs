@@ -415,11 +415,11 @@ impl mlops_core::Model for Sleepy {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bearer_tokens_timeouts_and_metrics() {
-    let server = ModelServer::builder("secure")
+/// A batching server with the sleepy model loaded as `sleepy`.
+fn sleepy_server(name: &str) -> ModelServer {
+    let server = ModelServer::builder(name)
         .batching(mlops_serve::BatchConfig::new(
-            8,
+            4,
             std::time::Duration::from_millis(1),
         ))
         .build();
@@ -430,6 +430,12 @@ async fn bearer_tokens_timeouts_and_metrics() {
     server
         .load_model("sleepy", "1", Arc::new(Sleepy(sig)))
         .unwrap();
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_timeouts_and_metrics() {
+    let server = sleepy_server("secure");
     let options = HttpOptions::default()
         .with_bearer_token(mlops_core::secret::SecretString::from("s3cret-token"))
         .with_request_timeout(Some(std::time::Duration::from_millis(100)));
@@ -530,19 +536,7 @@ async fn bearer_tokens_timeouts_and_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_requests_in_flight() {
-    let server = ModelServer::builder("drain")
-        .batching(mlops_serve::BatchConfig::new(
-            4,
-            std::time::Duration::from_millis(1),
-        ))
-        .build();
-    let sig = Signature::tensors(
-        vec![TensorSpec::new("x", DataType::Fp64, vec![-1])],
-        vec![TensorSpec::new("y", DataType::Fp64, vec![-1])],
-    );
-    server
-        .load_model("sleepy", "1", Arc::new(Sleepy(sig)))
-        .unwrap();
+    let server = sleepy_server("drain");
     let app = mlops_serve::model_server_router(Arc::new(server), HttpOptions::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
