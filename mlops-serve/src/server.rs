@@ -171,12 +171,26 @@ impl LoadedModel {
     }
 }
 
-/// Floating-point inputs must be finite: NaN or ±inf in a request is a client error.
+/// Floating-point inputs must be finite: NaN or ±inf in a request is a client error. Reads the
+/// little-endian words in place (no copy of the tensor).
 fn check_finite(t: &Tensor) -> Result<()> {
+    let data = t.data();
     let bad = match t.datatype() {
-        DataType::Fp32 => t.to_f32()?.iter().position(|v| !v.is_finite()),
-        DataType::Fp64 => t.to_f64()?.iter().position(|v| !v.is_finite()),
-        DataType::Fp16 | DataType::Bf16 => t.to_f64_lossy()?.iter().position(|v| !v.is_finite()),
+        DataType::Fp32 => data
+            .chunks_exact(4)
+            .position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()),
+        DataType::Fp64 => data.chunks_exact(8).position(|c| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            !f64::from_le_bytes(w).is_finite()
+        }),
+        // Exponent all ones: infinity or NaN, in both 16-bit formats.
+        DataType::Fp16 => data
+            .chunks_exact(2)
+            .position(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7c00 == 0x7c00),
+        DataType::Bf16 => data
+            .chunks_exact(2)
+            .position(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7f80 == 0x7f80),
         _ => None,
     };
     match bad {

@@ -442,3 +442,44 @@ async fn model_directories_load() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn non_finite_values_are_refused_in_every_float_format() {
+    let server = ModelServer::builder("s").build();
+    for (dt, bits) in [
+        (DataType::Fp16, vec![0x00u8, 0x7c]), // +inf
+        (DataType::Fp16, vec![0x01, 0x7e]),   // NaN
+        (DataType::Bf16, vec![0x80, 0x7f]),   // +inf
+        (DataType::Fp32, f32::NEG_INFINITY.to_le_bytes().to_vec()),
+        (DataType::Fp64, f64::NAN.to_le_bytes().to_vec()),
+    ] {
+        let sig = Signature::tensors(
+            vec![TensorSpec::new("x", dt, vec![-1])],
+            vec![TensorSpec::new("y", dt, vec![-1])],
+        );
+        let name = format!("m-{dt}");
+        server
+            .load_model(&name, "1", Arc::new(IdentityModel::new(sig).unwrap()))
+            .unwrap();
+        let width = bits.len();
+        let mut data = vec![0u8; width];
+        data.extend_from_slice(&bits);
+        let t = Tensor::new("x", dt, vec![2], data).unwrap();
+        let err = server
+            .infer(InferRequest::new(&name, vec![t]))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("element 1 is not finite"),
+            "{dt}: {err}"
+        );
+        let ok = Tensor::new("x", dt, vec![2], vec![0u8; 2 * width]).unwrap();
+        assert!(
+            server
+                .infer(InferRequest::new(&name, vec![ok]))
+                .await
+                .is_ok(),
+            "{dt}"
+        );
+    }
+}
