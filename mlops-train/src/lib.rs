@@ -3,7 +3,8 @@
 //! Implementations of [`mlops_core::Trainer`] and [`mlops_core::Model`] on candle, on CPU by
 //! default and on CUDA behind the `cuda` feature.
 //!
-//! **Status: empty.** This crate is filled by the training issue. It will hold:
+//! **Status: started.** [`eval`] holds the evaluation metrics, checked against scikit-learn.
+//! The rest is filled by the training issue:
 //!
 //! - trainers for linear, logistic (binary) and softmax regression and an MLP, with SGD+momentum
 //!   and AdamW, L2 regularisation, learning-rate schedules, early stopping, checkpoints and
@@ -19,3 +20,5 @@
 //!
 //! The device is chosen at run time (`cpu`, `cuda:N`, `auto`); without the `cuda` feature,
 //! asking for CUDA is [`mlops_core::Error::NotSupported`].
+
+pub mod eval;
