@@ -111,6 +111,25 @@ impl LoadedModel {
         }
     }
 
+    /// Validates `inputs` and predicts, through the batching worker when the version batches
+    /// (which records the batch size itself). Returns the inputs in signature order too.
+    async fn run<'a>(&self, inputs: &'a [Tensor]) -> Result<(Vec<&'a Tensor>, Vec<Tensor>)> {
+        let ordered = self.validate(inputs)?;
+        let owned: Vec<Tensor> = ordered.iter().map(|t| (*t).clone()).collect();
+        let outputs = match &self.batcher {
+            Some(b) => b.submit(owned).await?,
+            None => {
+                let rows = owned
+                    .first()
+                    .and_then(|t| t.shape().first().copied())
+                    .unwrap_or(1);
+                self.series.batch.observe(rows as f64);
+                self.model.predict(&owned)?
+            }
+        };
+        Ok((ordered, outputs))
+    }
+
     /// Checks a request's inputs against the signature and returns them in signature order.
     fn validate<'a>(&self, inputs: &'a [Tensor]) -> Result<Vec<&'a Tensor>> {
         for t in inputs {
@@ -814,16 +833,10 @@ impl ModelServer {
         };
         handle.spawn(async move {
             let started = std::time::Instant::now();
-            let result = match shadow.validate(&request.inputs) {
-                Ok(ordered) => {
-                    let owned: Vec<Tensor> = ordered.iter().map(|t| (*t).clone()).collect();
-                    match &shadow.batcher {
-                        Some(b) => b.submit(owned).await,
-                        None => shadow.model.predict(&owned),
-                    }
-                }
-                Err(e) => Err(e),
-            };
+            let result = shadow
+                .run(&request.inputs)
+                .await
+                .map(|(_, outputs)| outputs);
             let elapsed = started.elapsed().as_secs_f64();
             let mut all = stats.lock().unwrap_or_else(PoisonError::into_inner);
             let s = all.entry(shadow.name.clone()).or_default();
@@ -847,24 +860,9 @@ impl ModelServer {
         loaded: &Arc<LoadedModel>,
         request: InferRequest,
     ) -> Result<InferResponse> {
+        use tracing::Instrument;
         let span = tracing::debug_span!("infer", model = %loaded.name, version = %loaded.version, id = ?request.id);
-        let _enter = span.enter();
-        let ordered = loaded.validate(&request.inputs)?;
-        let owned: Vec<Tensor> = ordered.iter().map(|t| (*t).clone()).collect();
-        let mut outputs = match &loaded.batcher {
-            Some(b) => {
-                drop(_enter);
-                b.submit(owned).await?
-            }
-            None => {
-                let rows = owned
-                    .first()
-                    .and_then(|t| t.shape().first().copied())
-                    .unwrap_or(1);
-                loaded.series.batch.observe(rows as f64);
-                loaded.model.predict(&owned)?
-            }
-        };
+        let (ordered, mut outputs) = loaded.run(&request.inputs).instrument(span).await?;
         if !request.outputs.is_empty() {
             for r in &request.outputs {
                 if !outputs.iter().any(|o| o.name() == r.name) {
