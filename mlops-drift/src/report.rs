@@ -244,29 +244,14 @@ h2{font-size:1.1rem}h2 small{font-weight:400;color:#4a5163}svg text{font-size:11
 .legend rect{stroke:none}footer{color:#8a90a0;font-size:.85rem;margin-top:3rem}";
 
 fn humantime_now() -> String {
-    let secs = u64::try_from(mlops_core::time::now_ms() / 1000).unwrap_or(0);
-    rfc3339(secs)
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` from seconds since the epoch (civil-from-days, Howard Hinnant).
+/// `YYYY-MM-DDTHH:MM:SSZ` from seconds since the epoch.
+#[cfg(test)]
 fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .to_string()
 }
 
 fn fmt_score(s: f64) -> String {
