@@ -213,19 +213,13 @@ pub async fn quality(args: &QualityArgs, datasets: &Datasets) -> Result<bool> {
         print_json(&report)?;
     } else {
         for r in &report.results {
-            let kind = serde_json::to_value(&r.expectation)
-                .ok()
-                .and_then(|v| {
-                    v.get("expectation_type")
-                        .and_then(|t| t.as_str())
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
-            let column = serde_json::to_value(&r.expectation)
-                .ok()
-                .and_then(|v| v.get("column").and_then(|t| t.as_str()).map(str::to_string))
-                .map(|c| format!(" [{c}]"))
-                .unwrap_or_default();
+            let doc = serde_json::to_value(&r.expectation).unwrap_or_default();
+            let field = |k: &str| doc.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+            let kind = field("expectation_type");
+            let column = match field("column") {
+                "" => String::new(),
+                c => format!(" [{c}]"),
+            };
             println!(
                 "{} {kind}{column}: {}",
                 if r.success { "PASS" } else { "FAIL" },
