@@ -579,11 +579,13 @@ impl RegoPolicyEngine {
         self.compiled.keys().cloned().collect()
     }
 
+    /// Evaluates `path` and returns every deny reason (none means allowed) and the result
+    /// document.
     fn decide(
         &self,
         path: &str,
         input: &serde_json::Value,
-    ) -> Result<(Verdict, serde_json::Value)> {
+    ) -> Result<(Vec<String>, serde_json::Value)> {
         if let Some(rules) = self.packages.get(path).copied() {
             if !rules.allow && !rules.deny {
                 return Err(Error::invalid(
@@ -592,21 +594,15 @@ impl RegoPolicyEngine {
                 ));
             }
             let (allow, deny) = self.eval_package(path, rules, input)?;
-            let mut verdict = Verdict::default();
             let mut result = serde_json::Map::new();
-            if let Some(deny) = deny {
-                verdict.add_reasons(&deny)?;
-                result.insert("deny".into(), to_json(&deny)?);
+            if let Some(deny) = &deny {
+                result.insert("deny".into(), to_json(deny)?);
             }
-            if let Some(allow) = allow {
-                if allow != Value::Bool(true) {
-                    verdict.allowed = false;
-                    verdict.reasons.push(format!("{path}.allow is not true"));
-                }
-                result.insert("allow".into(), to_json(&allow)?);
+            if let Some(allow) = &allow {
+                result.insert("allow".into(), to_json(allow)?);
             }
-            verdict.allowed &= verdict.reasons.is_empty();
-            return Ok((verdict, serde_json::Value::Object(result)));
+            let reasons = allow_deny_reasons(path, allow.as_ref(), deny.as_ref())?;
+            return Ok((reasons, serde_json::Value::Object(result)));
         }
         let (package, rule) = path.rsplit_once('.').unwrap_or(("", path));
         if !self.packages.contains_key(package) {
@@ -623,38 +619,25 @@ impl RegoPolicyEngine {
                 .eval_rule(path.to_string())
                 .map_err(|e| Error::invalid("policy path", format!("{path}: {}", one_line(&e))))
         })?;
-        let verdict = match &value {
+        let reasons = match &value {
             Value::Undefined if rule.starts_with("deny") || rule.starts_with("violation") => {
-                Verdict::default()
+                Vec::new()
             }
-            Value::Undefined => Verdict::denied(format!("{path} is undefined")),
-            Value::Bool(true) => Verdict::default(),
-            Value::Bool(false) => Verdict::denied(format!("{path} is false")),
-            Value::Set(_) | Value::Array(_) => {
-                let mut v = Verdict::default();
-                v.add_reasons(&value)?;
-                v.allowed = v.reasons.is_empty();
-                v
-            }
+            Value::Undefined => vec![format!("{path} is undefined")],
+            Value::Bool(true) => Vec::new(),
+            Value::Bool(false) => vec![format!("{path} is false")],
+            Value::Set(_) | Value::Array(_) => deny_messages(&value)?,
             Value::Object(obj) => {
-                let field = |k: &str| obj.get(&Value::from(k)).cloned();
-                let mut v = Verdict::default();
-                if let Some(deny) = field("deny") {
-                    v.add_reasons(&deny)?;
-                }
-                match field("allow") {
-                    Some(Value::Bool(true)) | None => {}
-                    Some(_) => v.reasons.push(format!("{path}.allow is not true")),
-                }
-                if field("deny").is_none() && field("allow").is_none() {
+                let field = |k: &str| obj.get(&Value::from(k));
+                let (allow, deny) = (field("allow"), field("deny"));
+                if allow.is_none() && deny.is_none() {
                     return Err(not_a_decision(path, &value));
                 }
-                v.allowed = v.reasons.is_empty();
-                v
+                allow_deny_reasons(path, allow, deny)?
             }
             _ => return Err(not_a_decision(path, &value)),
         };
-        Ok((verdict, to_json(&value)?))
+        Ok((reasons, to_json(&value)?))
     }
 }
 
@@ -673,64 +656,56 @@ fn not_a_decision(path: &str, value: &Value) -> Error {
     )
 }
 
-#[derive(Debug)]
-struct Verdict {
-    allowed: bool,
-    reasons: Vec<String>,
+/// The reasons an `allow`/`deny` pair gives: every deny message, and a reason when `allow` is
+/// present but not `true`.
+fn allow_deny_reasons(
+    path: &str,
+    allow: Option<&Value>,
+    deny: Option<&Value>,
+) -> Result<Vec<String>> {
+    let mut reasons = match deny {
+        Some(d) => deny_messages(d)?,
+        None => Vec::new(),
+    };
+    if allow.is_some_and(|a| *a != Value::Bool(true)) {
+        reasons.push(format!("{path}.allow is not true"));
+    }
+    Ok(reasons)
 }
 
-impl Default for Verdict {
-    fn default() -> Self {
-        Self {
-            allowed: true,
-            reasons: Vec::new(),
-        }
-    }
-}
-
-impl Verdict {
-    fn denied(reason: String) -> Self {
-        Self {
-            allowed: false,
-            reasons: vec![reason],
-        }
-    }
-
-    /// Reasons from a deny rule's value: a set or array of messages, or `true`.
-    fn add_reasons(&mut self, deny: &Value) -> Result<()> {
-        let items: Vec<&Value> = match deny {
-            Value::Undefined | Value::Bool(false) | Value::Null => Vec::new(),
-            Value::Bool(true) => {
-                self.reasons.push("denied".to_string());
-                return Ok(());
-            }
-            Value::Set(s) => s.iter().collect(),
-            Value::Array(a) => a.iter().collect(),
-            other => vec![other],
-        };
-        for item in items {
-            let reason = match item {
+/// Messages of a deny rule's value: a set or array of messages (objects give their `msg`), or
+/// `true`.
+fn deny_messages(deny: &Value) -> Result<Vec<String>> {
+    let items: Vec<&Value> = match deny {
+        Value::Undefined | Value::Bool(false) | Value::Null => Vec::new(),
+        Value::Bool(true) => return Ok(vec!["denied".to_string()]),
+        Value::Set(s) => s.iter().collect(),
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            Ok(match item {
                 Value::String(s) => s.to_string(),
                 Value::Object(o) => match o.get(&Value::from("msg")) {
                     Some(Value::String(s)) => s.to_string(),
                     _ => to_json(item)?.to_string(),
                 },
                 other => to_json(other)?.to_string(),
-            };
-            self.reasons.push(reason);
-        }
-        Ok(())
-    }
+            })
+        })
+        .collect()
 }
 
 impl PolicyEngine for RegoPolicyEngine {
     fn evaluate(&self, query: &PolicyQuery) -> Result<Decision> {
         let path = normalize_path(&query.path)?;
-        let (verdict, result) = self.decide(&path, &query.input)?;
+        let (reasons, result) = self.decide(&path, &query.input)?;
         Ok(Decision {
             decision_id: uuid::Uuid::new_v4().to_string(),
-            allowed: verdict.allowed,
-            reasons: verdict.reasons,
+            allowed: reasons.is_empty(),
+            reasons,
             result,
             revision: Some(self.revision.clone()),
         })
