@@ -242,13 +242,14 @@ impl<R: Registry> Registry for Governed<R> {
     async fn create_model_version(
         &self,
         name: &ModelName,
-        options: CreateVersionOptions,
+        mut options: CreateVersionOptions,
     ) -> Result<ModelVersion> {
-        // Fill the git commit as the registry would, so policies see what will be stored.
-        let mut facts = ModelFacts::from_new(name, &options);
-        if facts.lineage.git_commit.is_none() {
-            facts.lineage.git_commit = mlops_core::registry::Lineage::current_git_commit();
+        // Fill the git commit as the registry would (once: the registry then keeps it), so
+        // policies decide on exactly what will be stored.
+        if options.lineage.git_commit.is_none() {
+            options.lineage.git_commit = mlops_core::registry::Lineage::current_git_commit();
         }
+        let facts = ModelFacts::from_new(name, &options);
         self.gate(GovernedAction::CreateVersion, facts).await?;
         self.inner.create_model_version(name, options).await
     }
