@@ -17,19 +17,6 @@ fn mlops(store: &Path) -> Command {
     c
 }
 
-/// SplitMix64: reproducible kill times without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 #[test]
 fn killed_writers_never_leave_a_broken_version() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,7 +52,7 @@ fn killed_writers_never_leave_a_broken_version() {
     assert!(put(&store).status().unwrap().success());
     let full = started.elapsed();
 
-    let mut rng = Rng(0x5eed);
+    let mut rng = mlops_testkit::rng::SplitMix64::new(0x5eed);
     let (mut finished, mut killed) = (1usize, 0usize);
     for run in 1..=KILLS {
         write_csv(run);

@@ -16,26 +16,7 @@ use arrow_schema::{DataType, Field, Schema};
 use mlops_core::drift::{ColumnOverride, DetectOptions, DriftDetector, ProfileOptions};
 use mlops_drift::StatDetector;
 use mlops_drift::stats::{ks, wasserstein_sorted};
-
-/// SplitMix64: deterministic data without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u1, u2) = (self.uniform().max(1e-300), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
+use mlops_testkit::rng::SplitMix64 as Rng;
 
 #[derive(Clone, Copy)]
 enum Gen {
@@ -52,17 +33,17 @@ fn draw(rng: &mut Rng, g: Gen, n: usize) -> Vec<f64> {
     (0..n)
         .map(|_| match g {
             Gen::Normal(mu, sd) => mu + sd * rng.normal(),
-            Gen::Uniform(lo, hi) => lo + (hi - lo) * rng.uniform(),
-            Gen::Exponential(rate) => -(1.0 - rng.uniform()).ln() / rate,
+            Gen::Uniform(lo, hi) => lo + (hi - lo) * rng.unit(),
+            Gen::Exponential(rate) => -(1.0 - rng.unit()).ln() / rate,
             Gen::Rounded(mu, dec) => {
                 let p = 10f64.powi(dec);
                 ((mu + rng.normal()) * p).round() / p
             }
             Gen::Categories(k, boost) => {
-                if rng.uniform() < boost {
+                if rng.unit() < boost {
                     0.0
                 } else {
-                    f64::from((rng.next() % u64::from(k)) as u32)
+                    f64::from((rng.next_u64() % u64::from(k)) as u32)
                 }
             }
         })
@@ -78,7 +59,7 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let mut out = Vec::new();
     let numeric_tests = vec!["ks", "wasserstein", "jensenshannon", "psi"];
     let sizes: &[(usize, usize)] = &[

@@ -14,6 +14,8 @@
 //! | [`tracker`] | [`Tracker`](mlops_core::Tracker) | — |
 //! | [`registry`] | [`Registry`](mlops_core::Registry) | — |
 //!
+//! [`rng`] is a deterministic generator for test data.
+//!
 //! The clauses that exercise concurrency run real OS threads, each driving its futures on the
 //! caller's tokio runtime, so the suites must be called from a multi-threaded runtime
 //! (`#[tokio::test(flavor = "multi_thread")]`).
@@ -35,6 +37,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod registry;
+pub mod rng;
 pub mod store;
 pub mod tracker;
 

@@ -4,24 +4,9 @@
 //! Needs a Python with scikit-learn named by `MLOPS_TEST_PYTHON` (`./scripts/test` provides it);
 //! without it the test fails and says so.
 
+use mlops_testkit::rng::SplitMix64 as Rng;
 use mlops_train::eval::{self, Average};
 use serde_json::json;
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 const ORACLE: &str = r#"
 import json, sys, warnings
@@ -74,7 +59,7 @@ fn class_cases(rng: &mut Rng) -> Vec<ClassCase> {
         (500, 5, 0.4),
         (50, 4, 0.0),
     ] {
-        let truth: Vec<i64> = (0..n).map(|_| (rng.next() % k as u64) as i64).collect();
+        let truth: Vec<i64> = (0..n).map(|_| (rng.next_u64() % k as u64) as i64).collect();
         // Probabilities leaning towards the truth by `skill`, with ties (rounded to 0.05).
         let proba: Vec<Vec<f64>> = truth
             .iter()
@@ -127,7 +112,7 @@ fn metrics_equal_scikit_learn() {
     let python = std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
         panic!("MLOPS_TEST_PYTHON is not set; run ./scripts/test (its venv has scikit-learn)")
     });
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let classes = class_cases(&mut rng);
     let regressions: Vec<(Vec<f64>, Vec<f64>)> = vec![
         (
