@@ -1,0 +1,427 @@
+//! Training as a tracked job: any [`Trainer`] against any [`Tracker`], artifact [`Store`] and
+//! [`Registry`].
+//!
+//! [`TrainingJob::run`] opens a run, logs the trainer's params, the training dataset version as a
+//! run input and every epoch's metrics as they happen, stores the model artifact (content
+//! addressed, [`Artifacts`]) and logs its files under `model/`, then — when asked to — registers
+//! a model version with the artifact as source, the signature, the final metrics as
+//! `metrics.<name>` tags (what policy thresholds read) and the lineage (run, dataset version,
+//! git commit).
+//!
+//! [`Store`]: mlops_core::Store
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use futures::TryStreamExt;
+use mlops_core::registry::{CreateModelOptions, CreateVersionOptions, DatasetLineage, Lineage};
+use mlops_core::store::RefVersion;
+use mlops_core::tracker::CreateRunOptions;
+use mlops_core::tracking::{Dataset, DatasetInput, tags};
+use mlops_core::train::{EpochReport, FitObserver, FitOptions, Trainer};
+use mlops_core::{
+    ArtifactPath, CancelToken, DatasetName, Error, LogBatch, Metric, Model, ModelArtifact,
+    ModelName, ModelVersion, Param, Registry, Result, RunId, RunStatus, Tag, Tracker, TrackerExt,
+};
+use mlops_storage::{Artifacts, Datasets, ReadOptions};
+
+use crate::model::{FLAVOR, ModelCard};
+
+/// The tag a run gets naming its model artifact's source (`tree:<digest>`).
+pub const MODEL_SOURCE_TAG: &str = "mlops.model.source";
+
+/// Training data, and where it came from when it is a stored dataset version.
+#[derive(Debug, Clone)]
+pub struct TrainingData {
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+    /// The dataset version they were read from.
+    pub source: Option<DatasetLineage>,
+    /// The dataset's schema as JSON (for the run input).
+    pub schema: Option<String>,
+}
+
+impl TrainingData {
+    /// In-memory data without lineage.
+    pub fn new(batches: Vec<RecordBatch>) -> Self {
+        Self {
+            batches,
+            source: None,
+            schema: None,
+        }
+    }
+
+    /// Reads a dataset version from the store, keeping its name, version and digest.
+    pub async fn from_store(
+        datasets: &Datasets,
+        name: &DatasetName,
+        at: RefVersion,
+    ) -> Result<Self> {
+        let version = datasets.version(name, at).await?;
+        let stream = datasets
+            .read(
+                name,
+                RefVersion::Exact(version.version),
+                ReadOptions::default(),
+            )
+            .await?;
+        let batches: Vec<RecordBatch> = stream.batches.try_collect().await?;
+        Ok(Self {
+            batches,
+            schema: serde_json::to_string(&version.manifest.schema).ok(),
+            source: Some(DatasetLineage {
+                name: version.name,
+                version: version.version,
+                digest: version.digest,
+            }),
+        })
+    }
+
+    fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// What a [`TrainingJob`] produced.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    /// The tracked run.
+    pub run_id: RunId,
+    /// Final metrics.
+    pub metrics: BTreeMap<String, f64>,
+    /// One report per epoch.
+    pub history: Vec<EpochReport>,
+    /// The model.
+    pub model: Arc<dyn Model>,
+    /// Its artifact, as stored (with lineage in the card of `candle` models).
+    pub artifact: ModelArtifact,
+    /// Where the artifact is: the registry source (`tree:<digest>`).
+    pub source: String,
+    /// The registered version, when the job registers.
+    pub version: Option<ModelVersion>,
+}
+
+/// A training run to track (and register).
+#[derive(Debug, Clone)]
+pub struct TrainingJob {
+    experiment: String,
+    run_name: Option<String>,
+    parent: Option<RunId>,
+    options: FitOptions,
+    register: Option<ModelName>,
+    tags: Vec<(String, String)>,
+}
+
+/// Forwards epoch reports to the async side (the tracker) and to the caller's observer.
+struct Forward {
+    tx: tokio::sync::mpsc::UnboundedSender<EpochReport>,
+    user: Option<Arc<dyn FitObserver>>,
+}
+
+impl FitObserver for Forward {
+    fn on_epoch(&self, report: &EpochReport) {
+        // The receiver lives until training returns; a send error only means it is gone.
+        let _ = self.tx.send(report.clone());
+        if let Some(user) = &self.user {
+            user.on_epoch(report);
+        }
+    }
+}
+
+fn metric(key: &str, value: f64, step: i64) -> Result<Metric> {
+    Ok(Metric::new(key.parse()?, value, step))
+}
+
+/// The metrics of one epoch report, at step `epoch`.
+fn epoch_metrics(report: &EpochReport) -> Result<LogBatch> {
+    let step = i64::try_from(report.epoch).unwrap_or(i64::MAX);
+    let mut batch = LogBatch::new().metric(metric("train_loss", report.train_loss, step)?);
+    if let Some(v) = report.val_loss {
+        batch = batch.metric(metric("val_loss", v, step)?);
+    }
+    for (k, v) in &report.metrics {
+        batch = batch.metric(metric(k, *v, step)?);
+    }
+    Ok(batch)
+}
+
+impl TrainingJob {
+    /// A job in `experiment` (created when missing), predicting `options.target`.
+    pub fn new(experiment: impl Into<String>, options: FitOptions) -> Self {
+        Self {
+            experiment: experiment.into(),
+            run_name: None,
+            parent: None,
+            options,
+            register: None,
+            tags: Vec::new(),
+        }
+    }
+
+    /// Names the run.
+    pub fn run_name(mut self, name: impl Into<String>) -> Self {
+        self.run_name = Some(name.into());
+        self
+    }
+
+    /// Makes the run a child of `parent` (`mlflow.parentRunId`).
+    pub fn parent(mut self, parent: RunId) -> Self {
+        self.parent = Some(parent);
+        self
+    }
+
+    /// Registers the model under `name` after training.
+    pub fn register(mut self, name: ModelName) -> Self {
+        self.register = Some(name);
+        self
+    }
+
+    /// Adds a run tag.
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+
+    /// The fit options.
+    pub fn options(&self) -> &FitOptions {
+        &self.options
+    }
+
+    /// Runs it: trains on a blocking thread, logging as it goes. A failed or cancelled fit ends
+    /// the run `FAILED` or `KILLED` and returns the error; nothing is registered then.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run(
+        &self,
+        trainer: Arc<dyn Trainer>,
+        data: &TrainingData,
+        tracker: &dyn Tracker,
+        artifacts: &Artifacts,
+        registry: Option<&dyn Registry>,
+        observer: Option<Arc<dyn FitObserver>>,
+        cancel: &CancelToken,
+    ) -> Result<JobOutcome> {
+        self.run_tracked(
+            trainer, data, tracker, artifacts, registry, observer, cancel,
+        )
+        .await
+        .1
+    }
+
+    /// [`run`](Self::run), also answering the run's id when the run was created (so a failed
+    /// trial can be reported by its run).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn run_tracked(
+        &self,
+        trainer: Arc<dyn Trainer>,
+        data: &TrainingData,
+        tracker: &dyn Tracker,
+        artifacts: &Artifacts,
+        registry: Option<&dyn Registry>,
+        observer: Option<Arc<dyn FitObserver>>,
+        cancel: &CancelToken,
+    ) -> (Option<RunId>, Result<JobOutcome>) {
+        let run_id = match self.create_run(tracker).await {
+            Ok(id) => id,
+            Err(e) => return (None, Err(e)),
+        };
+        let result = self
+            .train_in_run(
+                &run_id, trainer, data, tracker, artifacts, registry, observer, cancel,
+            )
+            .await;
+        if let Err(e) = &result {
+            let status = if cancel.is_cancelled() {
+                RunStatus::Killed
+            } else {
+                RunStatus::Failed
+            };
+            // Best effort: the training error is what the caller needs to see.
+            let _ = tracker
+                .set_tag(&run_id, "mlops.error", &e.to_string())
+                .await;
+            let _ = tracker.end_run(&run_id, status).await;
+        }
+        (Some(run_id), result)
+    }
+
+    async fn create_run(&self, tracker: &dyn Tracker) -> Result<RunId> {
+        let experiment = tracker
+            .get_or_create_experiment(&self.experiment.parse()?)
+            .await?;
+        let mut create = CreateRunOptions::default().in_experiment(experiment);
+        if let Some(name) = &self.run_name {
+            create = create.with_name(name.clone());
+        }
+        if let Some(parent) = &self.parent {
+            create = create.with_parent(parent.clone());
+        }
+        for (k, v) in &self.tags {
+            create = create.with_tag(Tag::new(k.parse()?, v.clone())?);
+        }
+        Ok(tracker.create_run(create).await?.info.run_id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn train_in_run(
+        &self,
+        run_id: &RunId,
+        trainer: Arc<dyn Trainer>,
+        data: &TrainingData,
+        tracker: &dyn Tracker,
+        artifacts: &Artifacts,
+        registry: Option<&dyn Registry>,
+        observer: Option<Arc<dyn FitObserver>>,
+        cancel: &CancelToken,
+    ) -> Result<JobOutcome> {
+        // Params: the trainer's hyper-parameters and the fit options.
+        let mut params = trainer.params();
+        params.insert("target".into(), self.options.target.clone());
+        params.insert("seed".into(), self.options.seed.to_string());
+        params.insert(
+            "validation_fraction".into(),
+            self.options.validation_fraction.to_string(),
+        );
+        params.insert("flavor".into(), trainer.flavor().to_owned());
+        let mut batch = LogBatch::new();
+        for (k, v) in &params {
+            batch = batch.param(Param::new(k.parse()?, v.clone())?);
+        }
+        tracker.log_batch(run_id, batch).await?;
+        if let Some(source) = &data.source {
+            tracker
+                .log_inputs(
+                    run_id,
+                    vec![DatasetInput {
+                        dataset: Dataset {
+                            name: source.name.to_string(),
+                            digest: source.digest.to_hex(),
+                            source_type: "mlops-store".into(),
+                            source: format!("datasets/{}@{}", source.name, source.version),
+                            schema: data.schema.clone(),
+                            profile: Some(serde_json::json!({ "rows": data.rows() }).to_string()),
+                        },
+                        tags: BTreeMap::from([(
+                            tags::DATASET_CONTEXT.to_owned(),
+                            "training".to_owned(),
+                        )]),
+                    }],
+                )
+                .await?;
+        }
+
+        // Train on a blocking thread; log each epoch as its report arrives.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let forward = Forward { tx, user: observer };
+        let batches = data.batches.clone();
+        let options = self.options.clone();
+        let token = cancel.clone();
+        let fit =
+            tokio::task::spawn_blocking(move || trainer.fit(&batches, &options, &forward, &token));
+        while let Some(report) = rx.recv().await {
+            tracker.log_batch(run_id, epoch_metrics(&report)?).await?;
+        }
+        let outcome = fit
+            .await
+            .map_err(|e| Error::backend("training thread", e))??;
+
+        // Final metrics, at the step after the last epoch.
+        let step = i64::try_from(outcome.history.len()).unwrap_or(i64::MAX);
+        let mut batch = LogBatch::new();
+        for (k, v) in &outcome.metrics {
+            batch = batch.metric(metric(k, *v, step)?);
+        }
+        tracker.log_batch(run_id, batch).await?;
+
+        // The artifact, with lineage in the card, stored by content and logged with the run.
+        let git_commit = Lineage::current_git_commit();
+        let mut artifact = outcome.model.to_artifact()?;
+        if artifact.flavor == FLAVOR {
+            let mut card = ModelCard::read(&artifact)?;
+            card.lineage.run_id = Some(run_id.to_string());
+            card.lineage.datasets = data
+                .source
+                .iter()
+                .map(|d| format!("{}@{} {}", d.name, d.version, d.digest.to_hex()))
+                .collect();
+            card.lineage.git_commit = git_commit.clone();
+            card.write(&mut artifact)?;
+        }
+        let tree = artifacts.put_model(&artifact).await?;
+        let source = Artifacts::model_source(&tree);
+        for (path, bytes) in &artifact.files {
+            let path = ArtifactPath::new(format!("model/{path}"))?;
+            tracker.put_artifact(run_id, &path, bytes.clone()).await?;
+        }
+        tracker.set_tag(run_id, MODEL_SOURCE_TAG, &source).await?;
+        tracker.end_run(run_id, RunStatus::Finished).await?;
+
+        let version = match (&self.register, registry) {
+            (Some(name), Some(registry)) => Some(
+                register(
+                    registry,
+                    name,
+                    &source,
+                    run_id,
+                    outcome.model.as_ref(),
+                    &outcome.metrics,
+                    data,
+                    git_commit,
+                )
+                .await?,
+            ),
+            (Some(name), None) => {
+                return Err(Error::invalid(
+                    "registry",
+                    format!("the job registers {name} but no registry was given"),
+                ));
+            }
+            (None, _) => None,
+        };
+        Ok(JobOutcome {
+            run_id: run_id.clone(),
+            metrics: outcome.metrics,
+            history: outcome.history,
+            model: outcome.model,
+            artifact,
+            source,
+            version,
+        })
+    }
+}
+
+/// Registers a version of `name` (creating the model when new).
+#[allow(clippy::too_many_arguments)]
+async fn register(
+    registry: &dyn Registry,
+    name: &ModelName,
+    source: &str,
+    run_id: &RunId,
+    model: &dyn Model,
+    metrics: &BTreeMap<String, f64>,
+    data: &TrainingData,
+    git_commit: Option<String>,
+) -> Result<ModelVersion> {
+    match registry
+        .create_registered_model(name, CreateModelOptions::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.is_already_exists() => {}
+        Err(e) => return Err(e),
+    }
+    let mut options = CreateVersionOptions::new(source)
+        .with_run_id(run_id.clone())
+        .with_signature(model.signature().clone())
+        .with_lineage(Lineage {
+            run_id: Some(run_id.clone()),
+            datasets: data.source.iter().cloned().collect(),
+            git_commit,
+        })
+        .with_tag(Tag::new("flavor".parse()?, model.flavor())?);
+    for (k, v) in metrics {
+        let key = format!("{}{k}", mlops_core::policy::METRIC_TAG_PREFIX);
+        options = options.with_tag(Tag::new(key.parse()?, v.to_string())?);
+    }
+    registry.create_model_version(name, options).await
+}
