@@ -18,6 +18,10 @@
 //! - [`eval`] holds the metrics (accuracy, precision, recall, F1, ROC-AUC, log loss, RMSE, MAE,
 //!   R²), checked against scikit-learn.
 //!
+//! - [`TrainingJob`] runs any trainer as a tracked run and registers the result; [`Tuner`] runs
+//!   grid and random searches as parallel child runs; [`JobExport`] hands a training run to
+//!   Kubernetes as a `batch/v1` Job.
+//!
 //! The device is chosen at run time ([`DeviceSpec`]: `cpu`, `cuda:N`, `auto`); without the
 //! `cuda` feature, asking for CUDA is [`mlops_core::Error::NotSupported`].
 
@@ -26,6 +30,7 @@ pub mod config;
 pub mod device;
 pub mod eval;
 pub mod job;
+pub mod k8s;
 pub mod model;
 pub mod net;
 mod optim;
@@ -37,6 +42,7 @@ pub use checkpoint::latest as latest_checkpoint;
 pub use config::{OptimizerKind, Schedule, TrainConfig};
 pub use device::DeviceSpec;
 pub use job::{JobOutcome, TrainingData, TrainingJob};
+pub use k8s::JobExport;
 pub use model::{CandleLoader, CandleModel, ModelCard};
 pub use net::{Activation, ModelKind, Task};
 pub use trainer::{CandleTrainer, Checkpoints, Training};
