@@ -11,6 +11,7 @@ mod policy;
 mod serve;
 mod store;
 mod tracking;
+mod train;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,8 +21,8 @@ use mlops::storage::{
     DEFAULT_STORE, Datasets, ObjectStoreStore, StoreRegistry, StoreTracker, StoreTrackerOptions,
 };
 
-/// The mlops command: datasets, runs, experiments and models kept in a store, store maintenance,
-/// and offline checks of MLflow filters and model URIs.
+/// The mlops command: datasets, training, runs, experiments and models kept in a store, serving,
+/// drift, policy, store maintenance, and offline checks of MLflow filters and model URIs.
 #[derive(Debug, Parser)]
 #[command(name = "mlops", version)]
 struct Cli {
@@ -73,6 +74,9 @@ enum Command {
     /// Check data against a quality suite (Great Expectations' expectation names); exit 0 all
     /// met, 1 some failed, 2 bad input
     Quality(drift::QualityArgs),
+    /// Train a model (linear, logistic, softmax, MLP) on a dataset as a tracked run; register
+    /// it, search hyper-parameters, or write a Kubernetes Job that runs the same command
+    Train(Box<train::TrainArgs>),
     /// Serve registered models over the Open Inference Protocol (HTTP) until Ctrl-C
     Serve(serve::ServeArgs),
     /// Policy as code: eval, test, verify-log, log, library
@@ -102,7 +106,7 @@ async fn open(cli: &Cli) -> mlops::Result<ObjectStoreStore> {
 }
 
 /// Tracker options for a short-lived command: no background flushing (commands flush themselves).
-fn quiet() -> StoreTrackerOptions {
+pub(crate) fn quiet() -> StoreTrackerOptions {
     StoreTrackerOptions::default().with_flush_interval(None)
 }
 
@@ -148,6 +152,11 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
         Command::Quality(args) => {
             let datasets = Datasets::new(Arc::new(open(cli).await?));
             drift::quality(args, &datasets).await
+        }
+        Command::Train(args) if args.emits_job() => train::emit_job(args, &cli.store),
+        Command::Train(args) => {
+            let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
+            train::train(args, store).await
         }
         Command::Serve(args) => {
             let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);

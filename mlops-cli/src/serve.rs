@@ -68,6 +68,7 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
     let registry = Arc::new(StoreRegistry::new(Arc::clone(&store)));
     let artifacts = Arc::new(Artifacts::new(store));
     let mut builder = ModelServer::builder("mlops")
+        .loader(Arc::new(mlops::train::CandleLoader::new()))
         .registry(registry.clone(), artifacts)
         .batching(BatchConfig::new(
             args.max_batch,
