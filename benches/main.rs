@@ -13,6 +13,7 @@ mod policy;
 mod search;
 mod store;
 mod tracker;
+mod train;
 
 criterion::criterion_main!(
     digest::benches,
@@ -20,5 +21,6 @@ criterion::criterion_main!(
     policy::benches,
     search::benches,
     store::benches,
-    tracker::benches
+    tracker::benches,
+    train::benches
 );
