@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mlops::core::train::{EpochReport, FitObserver};
+use mlops::registry::DatasetLineage;
 use mlops::storage::{Artifacts, Datasets, StoreRegistry, StoreTracker};
 use mlops::train::{
     CandleTrainer, Goal, JobExport, SearchSpace, Strategy, TrainConfig, TrainingData, TrainingJob,
@@ -299,7 +300,16 @@ pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
         TrainingData::new(read_parquet(Path::new(&args.data))?)
     } else {
         let (name, at) = crate::datasets::parse_ref(&args.data)?;
-        TrainingData::from_store(&datasets, &name, at).await?
+        let (version, batches) = datasets.read_all(&name, at).await?;
+        let mut data = TrainingData::new(batches).with_source(DatasetLineage {
+            name: version.name,
+            version: version.version,
+            digest: version.digest,
+        });
+        if let Ok(schema) = serde_json::to_string(&version.manifest.schema) {
+            data = data.with_schema(schema);
+        }
+        data
     };
     let tracker = StoreTracker::open(store.clone(), crate::quiet()).await?;
     let artifacts = Artifacts::new(store.clone());

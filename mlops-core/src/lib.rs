@@ -75,7 +75,7 @@ pub use id::{
     Alias, ArtifactPath, DatasetName, Digest, Digester, ExperimentId, ExperimentName, MetricKey,
     ModelName, ParamKey, RefName, RunId, TagKey, Version,
 };
-pub use model::{Model, ModelArtifact, ModelLoader};
+pub use model::{Model, ModelArtifact, ModelLoader, ModelSink};
 pub use page::Page;
 pub use policy::{
     Decision, GovernanceInput, GovernedAction, PolicyEngine, PolicyEngineExt, PolicyQuery,

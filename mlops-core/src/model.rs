@@ -134,3 +134,33 @@ macro_rules! forward_source {
 
 forward_source!(Arc<S>);
 forward_source!(Box<S>);
+
+/// Keeps model artifacts and says where each one is: the `source` a registry version records and
+/// an [`ArtifactSource`] fetches back. Training code stores models through it, so it needs no
+/// storage implementation.
+///
+/// # Contract
+///
+/// - Storing the same artifact twice gives the same source (artifacts are content-addressed
+///   or otherwise idempotent), and a source it returned is fetchable by the matching
+///   [`ArtifactSource`].
+#[async_trait::async_trait]
+pub trait ModelSink: Debug + Send + Sync + 'static {
+    /// Stores `artifact`; returns its source.
+    async fn store_model(&self, artifact: &ModelArtifact) -> Result<String>;
+}
+
+macro_rules! forward_sink {
+    ($ty:ty) => {
+        #[async_trait::async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl<S: ModelSink + ?Sized> ModelSink for $ty {
+            async fn store_model(&self, artifact: &ModelArtifact) -> Result<String> {
+                (**self).store_model(artifact).await
+            }
+        }
+    };
+}
+
+forward_sink!(Arc<S>);
+forward_sink!(Box<S>);

@@ -305,6 +305,14 @@ impl mlops_core::model::ArtifactSource for Artifacts {
     }
 }
 
+/// Stores models as trees; the source is `tree:<digest>` ([`Artifacts::model_source`]).
+#[async_trait::async_trait]
+impl mlops_core::model::ModelSink for Artifacts {
+    async fn store_model(&self, artifact: &ModelArtifact) -> Result<String> {
+        Ok(Self::model_source(&self.put_model(artifact).await?))
+    }
+}
+
 /// Prefix of the `source` of model versions whose artifact is a tree in the store.
 pub const MODEL_SOURCE_PREFIX: &str = "tree:";
 

@@ -1,30 +1,25 @@
-//! Training as a tracked job: any [`Trainer`] against any [`Tracker`], artifact [`Store`] and
-//! [`Registry`].
+//! Training as a tracked job: any [`Trainer`] against any [`Tracker`], [`ModelSink`] and
+//! [`Registry`] — all core traits, so this crate needs no storage implementation.
 //!
 //! [`TrainingJob::run`] opens a run, logs the trainer's params, the training dataset version as a
-//! run input and every epoch's metrics as they happen, stores the model artifact (content
-//! addressed, [`Artifacts`]) and logs its files under `model/`, then — when asked to — registers
-//! a model version with the artifact as source, the signature, the final metrics as
-//! `metrics.<name>` tags (what policy thresholds read) and the lineage (run, dataset version,
-//! git commit).
-//!
-//! [`Store`]: mlops_core::Store
+//! run input and every epoch's metrics as they happen, stores the model artifact through the
+//! sink (e.g. `mlops_storage::Artifacts`, content addressed) and logs its files under `model/`,
+//! then — when asked to — registers a model version with the sink's source, the signature, the
+//! final metrics as `metrics.<name>` tags (what policy thresholds read) and the lineage (run,
+//! dataset version, git commit).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use futures::TryStreamExt;
 use mlops_core::registry::{CreateModelOptions, CreateVersionOptions, DatasetLineage, Lineage};
-use mlops_core::store::RefVersion;
 use mlops_core::tracker::CreateRunOptions;
 use mlops_core::tracking::{Dataset, DatasetInput, tags};
 use mlops_core::train::{EpochReport, FitObserver, FitOptions, Trainer};
 use mlops_core::{
-    ArtifactPath, CancelToken, DatasetName, Error, LogBatch, Metric, Model, ModelArtifact,
-    ModelName, ModelVersion, Param, Registry, Result, RunId, RunStatus, Tag, Tracker, TrackerExt,
+    ArtifactPath, CancelToken, Error, LogBatch, Metric, Model, ModelArtifact, ModelName, ModelSink,
+    ModelVersion, Param, Registry, Result, RunId, RunStatus, Tag, Tracker, TrackerExt,
 };
-use mlops_storage::{Artifacts, Datasets, ReadOptions};
 
 use crate::model::{FLAVOR, ModelCard};
 
@@ -52,30 +47,17 @@ impl TrainingData {
         }
     }
 
-    /// Reads a dataset version from the store, keeping its name, version and digest.
-    pub async fn from_store(
-        datasets: &Datasets,
-        name: &DatasetName,
-        at: RefVersion,
-    ) -> Result<Self> {
-        let version = datasets.version(name, at).await?;
-        let stream = datasets
-            .read(
-                name,
-                RefVersion::Exact(version.version),
-                ReadOptions::default(),
-            )
-            .await?;
-        let batches: Vec<RecordBatch> = stream.batches.try_collect().await?;
-        Ok(Self {
-            batches,
-            schema: serde_json::to_string(&version.manifest.schema).ok(),
-            source: Some(DatasetLineage {
-                name: version.name,
-                version: version.version,
-                digest: version.digest,
-            }),
-        })
+    /// Records that the rows are this dataset version (logged as the run's input and kept as
+    /// the model's lineage); e.g. from `mlops_storage::Datasets::read_all`.
+    pub fn with_source(mut self, source: DatasetLineage) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The dataset's schema as JSON, for the run input.
+    pub fn with_schema(mut self, schema_json: impl Into<String>) -> Self {
+        self.schema = Some(schema_json.into());
+        self
     }
 
     fn rows(&self) -> usize {
@@ -96,7 +78,7 @@ pub struct JobOutcome {
     pub model: Arc<dyn Model>,
     /// Its artifact, as stored (with lineage in the card of `candle` models).
     pub artifact: ModelArtifact,
-    /// Where the artifact is: the registry source (`tree:<digest>`).
+    /// Where the artifact is: the sink's source (`tree:<digest>` for `Artifacts`).
     pub source: String,
     /// The registered version, when the job registers.
     pub version: Option<ModelVersion>,
@@ -196,16 +178,14 @@ impl TrainingJob {
         trainer: Arc<dyn Trainer>,
         data: &TrainingData,
         tracker: &dyn Tracker,
-        artifacts: &Artifacts,
+        sink: &dyn ModelSink,
         registry: Option<&dyn Registry>,
         observer: Option<Arc<dyn FitObserver>>,
         cancel: &CancelToken,
     ) -> Result<JobOutcome> {
-        self.run_tracked(
-            trainer, data, tracker, artifacts, registry, observer, cancel,
-        )
-        .await
-        .1
+        self.run_tracked(trainer, data, tracker, sink, registry, observer, cancel)
+            .await
+            .1
     }
 
     /// [`run`](Self::run), also answering the run's id when the run was created (so a failed
@@ -216,7 +196,7 @@ impl TrainingJob {
         trainer: Arc<dyn Trainer>,
         data: &TrainingData,
         tracker: &dyn Tracker,
-        artifacts: &Artifacts,
+        sink: &dyn ModelSink,
         registry: Option<&dyn Registry>,
         observer: Option<Arc<dyn FitObserver>>,
         cancel: &CancelToken,
@@ -227,7 +207,7 @@ impl TrainingJob {
         };
         let result = self
             .train_in_run(
-                &run_id, trainer, data, tracker, artifacts, registry, observer, cancel,
+                &run_id, trainer, data, tracker, sink, registry, observer, cancel,
             )
             .await;
         if let Err(e) = &result {
@@ -269,7 +249,7 @@ impl TrainingJob {
         trainer: Arc<dyn Trainer>,
         data: &TrainingData,
         tracker: &dyn Tracker,
-        artifacts: &Artifacts,
+        sink: &dyn ModelSink,
         registry: Option<&dyn Registry>,
         observer: Option<Arc<dyn FitObserver>>,
         cancel: &CancelToken,
@@ -347,8 +327,7 @@ impl TrainingJob {
             card.lineage.git_commit = git_commit.clone();
             card.write(&mut artifact)?;
         }
-        let tree = artifacts.put_model(&artifact).await?;
-        let source = Artifacts::model_source(&tree);
+        let source = sink.store_model(&artifact).await?;
         for (path, bytes) in &artifact.files {
             let path = ArtifactPath::new(format!("model/{path}"))?;
             tracker.put_artifact(run_id, &path, bytes.clone()).await?;

@@ -9,9 +9,9 @@ use futures::StreamExt;
 use mlops_core::tracker::CreateRunOptions;
 use mlops_core::train::FitOptions;
 use mlops_core::{
-    CancelToken, Error, LogBatch, Metric, Param, Result, RunId, RunStatus, Tracker, TrackerExt,
+    CancelToken, Error, LogBatch, Metric, ModelSink, Param, Result, RunId, RunStatus, Tracker,
+    TrackerExt,
 };
-use mlops_storage::Artifacts;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -352,7 +352,7 @@ impl Tuner {
         data: &TrainingData,
         options: &FitOptions,
         tracker: &dyn Tracker,
-        artifacts: &Artifacts,
+        sink: &dyn ModelSink,
         cancel: &CancelToken,
     ) -> Result<TuneOutcome> {
         let trials = self.trials()?;
@@ -400,7 +400,7 @@ impl Tuner {
                 async move {
                     let trainer = Arc::new(CandleTrainer::new(config));
                     let (run_id, outcome) = job
-                        .run_tracked(trainer, data, tracker, artifacts, None, None, cancel)
+                        .run_tracked(trainer, data, tracker, sink, None, None, cancel)
                         .await;
                     (i, params, run_id, outcome)
                 }

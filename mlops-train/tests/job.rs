@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use futures::stream;
-use mlops_core::registry::RegistryExt;
+use mlops_core::registry::{DatasetLineage, RegistryExt};
 use mlops_core::serve::{InferRequest, LoadOptions};
 use mlops_core::store::RefVersion;
 use mlops_core::tracker::SearchRunsOptions;
@@ -91,10 +91,17 @@ async fn a_job_tracks_registers_and_the_server_loads_it_by_uri() {
         )
         .await
         .unwrap();
-    let training = TrainingData::from_store(&env.datasets, &name, RefVersion::Latest)
+    let (version, batches) = env
+        .datasets
+        .read_all(&name, RefVersion::Latest)
         .await
         .unwrap();
-    let source = training.source.clone().unwrap();
+    let source = DatasetLineage {
+        name: version.name,
+        version: version.version,
+        digest: version.digest,
+    };
+    let training = TrainingData::new(batches).with_source(source.clone());
     let model_name = "signup-model".parse().unwrap();
     let seen = Arc::new(std::sync::Mutex::new(0usize));
     let counter = seen.clone();
@@ -220,6 +227,11 @@ async fn a_job_tracks_registers_and_the_server_loads_it_by_uri() {
             .await
             .unwrap();
     assert_eq!(fetched, outcome.artifact);
+    // Storing it again is idempotent (content-addressed).
+    let again = mlops_core::ModelSink::store_model(&env.artifacts, &fetched)
+        .await
+        .unwrap();
+    assert_eq!(again, outcome.source);
     let _ = env.store;
 }
 

@@ -9,7 +9,7 @@
 //! | feature | module | what it holds | default |
 //! |---|---|---|---|
 //! | `storage` | [`storage`] | `Store`, `Tracker`, `Registry` implementations | yes |
-//! | `train` | `train` | candle trainers, evaluation, tuning | no |
+//! | `train` | `train` | candle trainers, model flavor, evaluation, tracked jobs, tuning | no |
 //! | `serve` | `serve` | Open Inference Protocol server | no |
 //! | `drift` | `drift` | drift detectors, data quality, reports | no |
 //! | `policy` | `policy` | Rego policy engine, governed registry | no |
@@ -18,6 +18,7 @@
 //! | `full` | all of the above but `testkit` | | no |
 //! | `s3`, `azure`, `gcp` | — | cloud URLs for `storage::ObjectStoreStore` | no |
 //! | `mlflow` | — | `storage::MlflowTracker`, `storage::MlflowRegistry` | no |
+//! | `cuda` | — | `train` on NVIDIA GPUs (candle's `cuda`; building needs `nvcc`) | no |
 //!
 //! ## Example
 //!

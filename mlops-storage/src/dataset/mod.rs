@@ -384,6 +384,25 @@ impl Datasets {
         Ok(SchemaDiff::between(&a.manifest.schema, &b.manifest.schema))
     }
 
+    /// Reads a whole version into memory, with the version it read (so `RefVersion::Latest`
+    /// says which one it was): what training and lineage need together.
+    pub async fn read_all(
+        &self,
+        name: &DatasetName,
+        at: RefVersion,
+    ) -> Result<(DatasetVersion, Vec<RecordBatch>)> {
+        let version = self.version(name, at).await?;
+        let stream = self
+            .read(
+                name,
+                RefVersion::Exact(version.version),
+                ReadOptions::default(),
+            )
+            .await?;
+        let batches = futures::TryStreamExt::try_collect(stream.batches).await?;
+        Ok((version, batches))
+    }
+
     /// Reads a version back as a stream of batches, optionally projected to some columns.
     pub async fn read(
         &self,
