@@ -3,12 +3,26 @@
 //! Pipelines as Rust code, run in process, handed to real engines when a team outgrows one
 //! machine.
 //!
-//! **Status: empty.** This crate is filled by the pipelines issue. It will hold:
-//!
-//! - a DAG runner on tokio: steps with declared inputs and outputs, parallel independent steps,
-//!   retries with backoff, timeouts, cooperative cancellation;
-//! - step caching with `dvc repro` semantics, every pipeline run tracked through a
-//!   [`mlops_core::Tracker`] with one child run per step;
-//! - per-step resource accounting priced by a rate card;
-//! - export of the same DAG as an Argo Workflow, Kubernetes Jobs and a GitOps folder;
-//! - the continuous-retraining loop: monitor, retrain, validate, register, canary deploy.
+//! - [`Pipeline`] is a DAG of [`StepDef`]s: each wraps a [`Step`] (an async trait; closures
+//!   through [`FnStep`], CPU-bound work through [`BlockingStep`] or
+//!   [`StepContext::blocking`]), reads named outputs of other steps, and carries parameters, a
+//!   code version, retries with backoff, a timeout and a cache switch.
+//! - [`Runner`] runs it on tokio: independent steps in parallel, a failed step stops its
+//!   dependants (they are reported `skipped`), cancellation stops scheduling and asks running
+//!   steps to stop. Caching has `dvc repro` semantics: a step is skipped when the digest of its
+//!   name, code version, parameters and inputs' digests matches its last successful run's and
+//!   its outputs still exist (`force` re-runs). Records live in the store at
+//!   `pipelines/<pipeline>/<step>`.
+//! - With a tracker, every pipeline run is a run with one child run per step (status, timings,
+//!   cache hit or miss, outputs' digests), and each step's [`Usage`] (wall time, CPU time,
+//!   peak resident memory, GPU time) is priced by a [`RateCard`] and summed per run.
+
+pub mod pipeline;
+pub mod resources;
+pub mod runner;
+pub mod step;
+
+pub use pipeline::{Pipeline, StepDef};
+pub use resources::{RateCard, Usage};
+pub use runner::{CacheRecord, PipelineReport, Runner, StepReport, StepStatus};
+pub use step::{BlockingStep, FnStep, Output, Outputs, Step, StepContext};
