@@ -16,12 +16,17 @@
 //! - With a tracker, every pipeline run is a run with one child run per step (status, timings,
 //!   cache hit or miss, outputs' digests), and each step's [`Usage`] (wall time, CPU time,
 //!   peak resident memory, GPU time) is priced by a [`RateCard`] and summed per run.
+//! - [`PipelineExport`] hands the same DAG to Argo Workflows (a DAG template with `depends`) or
+//!   to Kubernetes as one Job per step; each pod runs one step (`--step <name>`, parsed by
+//!   [`StepArgs`]) with [`Runner::only`] against the shared store.
 
+pub mod export;
 pub mod pipeline;
 pub mod resources;
 pub mod runner;
 pub mod step;
 
+pub use export::{PipelineExport, StepArgs};
 pub use pipeline::{Pipeline, StepDef};
 pub use resources::{RateCard, Usage};
 pub use runner::{CacheRecord, PipelineReport, Runner, StepReport, StepStatus};

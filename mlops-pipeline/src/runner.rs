@@ -177,6 +177,10 @@ pub struct CacheRecord {
     pub run_id: Option<RunId>,
     /// When, ms.
     pub finished_ms: i64,
+    /// The pipeline run it belongs to, when the runner was given one (exported workflows:
+    /// steps in separate pods find their upstream outputs by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_token: Option<String>,
 }
 
 /// The ref holding `step`'s cache record.
@@ -264,6 +268,7 @@ pub struct Runner {
     rate_card: RateCard,
     cancel: CancelToken,
     max_parallel: usize,
+    run_token: Option<String>,
 }
 
 impl Runner {
@@ -280,7 +285,17 @@ impl Runner {
             rate_card: RateCard::default(),
             cancel: CancelToken::new(),
             max_parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            run_token: None,
         }
+    }
+
+    /// Names the pipeline run this invocation belongs to (an exported workflow passes the
+    /// same token to every step's pod): cache records are stamped with it, and with
+    /// [`only`](Self::only) an upstream record from another run is "not run yet"
+    /// ([`Error::Unavailable`], so the pod is retried) instead of stale input.
+    pub fn run_token(mut self, token: impl Into<String>) -> Self {
+        self.run_token = Some(token.into());
+        self
     }
 
     /// Tracks every run in `tracker`: a run per pipeline run in `experiment`, a child run per
@@ -372,6 +387,18 @@ impl Runner {
                             ),
                         )
                     })?;
+                if let Some(token) = &self.run_token
+                    && record.run_token.as_ref() != Some(token)
+                {
+                    return Err(Error::Unavailable {
+                        message: format!(
+                            "upstream step {} of {} has not run in pipeline run {token} yet",
+                            def.name,
+                            pipeline.name()
+                        ),
+                        source: None,
+                    });
+                }
                 let mut r = StepReport::not_run(&def.name, StepStatus::Cached, String::new());
                 r.error = None;
                 r.outputs = record.outputs;
@@ -451,6 +478,7 @@ impl Runner {
                         || self.force.as_ref().is_some_and(|f| f.contains(&def.name)),
                     rate_card: self.rate_card.clone(),
                     cancel: self.cancel.clone(),
+                    run_token: self.run_token.clone(),
                 };
                 let name = def.name.clone();
                 running.spawn(async move { (name, job.run().await) });
@@ -653,6 +681,7 @@ struct StepJob {
     forced: bool,
     rate_card: RateCard,
     cancel: CancelToken,
+    run_token: Option<String>,
 }
 
 impl StepJob {
@@ -692,9 +721,14 @@ impl StepJob {
         } else {
             None
         };
-        if let Some(record) = cached {
+        if let Some(mut record) = cached {
             report.status = StepStatus::Cached;
-            report.outputs = record.outputs;
+            report.outputs = record.outputs.clone();
+            if self.run_token.is_some() && record.run_token != self.run_token {
+                // Served from the cache in this pipeline run: say so to the steps downstream.
+                record.run_token = self.run_token.clone();
+                write_cache(self.store.as_ref(), &self.pipeline, &self.def.name, &record).await?;
+            }
         } else {
             self.execute(&mut report).await;
             if report.status == StepStatus::Succeeded {
@@ -703,6 +737,7 @@ impl StepJob {
                     outputs: report.outputs.clone(),
                     run_id: run_id.clone(),
                     finished_ms: mlops_core::time::now_ms(),
+                    run_token: self.run_token.clone(),
                 };
                 write_cache(self.store.as_ref(), &self.pipeline, &self.def.name, &record).await?;
             }

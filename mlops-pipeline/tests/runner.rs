@@ -430,4 +430,29 @@ async fn one_step_runs_alone_from_upstream_records() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no step \"nope\""), "{e}");
+
+    // With a run token, an upstream record from another pipeline run is not used: the pod
+    // fails as unavailable (Kubernetes retries it) until the upstream step ran in this run.
+    let e = only(&["train"])
+        .run_token("run-2")
+        .run(&c.pipeline("v1", 1, 10))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("has not run in pipeline run run-2"),
+        "{e}"
+    );
+    // prep is cached, and its record is stamped with the new run; then train can go.
+    only(&["prep"])
+        .run_token("run-2")
+        .run(&c.pipeline("v1", 1, 10))
+        .await
+        .unwrap();
+    only(&["train"])
+        .run_token("run-2")
+        .run(&c.pipeline("v1", 1, 10))
+        .await
+        .unwrap();
+    assert_eq!(c.counts(), [1, 1, 0], "both were served from the cache");
 }
