@@ -16,6 +16,8 @@
 //! - With a tracker, every pipeline run is a run with one child run per step (status, timings,
 //!   cache hit or miss, outputs' digests), and each step's [`Usage`] (wall time, CPU time,
 //!   peak resident memory, GPU time) is priced by a [`RateCard`] and summed per run.
+//! - [`PipelineSpec`] reads the same pipelines from YAML, taking steps from a
+//!   [`StepRegistry`], so `mlops pipeline run pipeline.yaml` needs no Rust.
 //! - [`PipelineExport`] hands the same DAG to Argo Workflows (a DAG template with `depends`) or
 //!   to Kubernetes as one Job per step; each pod runs one step (`--step <name>`, parsed by
 //!   [`StepArgs`]) with [`Runner::only`] against the shared store.
@@ -24,10 +26,12 @@ pub mod export;
 pub mod pipeline;
 pub mod resources;
 pub mod runner;
+pub mod spec;
 pub mod step;
 
 pub use export::{PipelineExport, StepArgs};
 pub use pipeline::{Pipeline, StepDef};
 pub use resources::{RateCard, Usage};
 pub use runner::{CacheRecord, PipelineReport, Runner, StepReport, StepStatus};
+pub use spec::{PipelineSpec, StepRegistry, StepSpec};
 pub use step::{BlockingStep, FnStep, Output, Outputs, Step, StepContext};

@@ -210,6 +210,12 @@ pub trait Step: fmt::Debug + Send + Sync + 'static {
     /// Runs the step.
     async fn run(&self, ctx: Arc<StepContext>) -> Result<Outputs>;
 
+    /// Checks parameters before anything runs (a pipeline file names the step in the error);
+    /// the default accepts any.
+    fn check(&self, _params: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether `outputs`, recorded by an earlier run, still exist.
     async fn outputs_exist(&self, _ctx: &StepContext, _outputs: &Outputs) -> Result<bool> {
         Ok(true)
