@@ -21,6 +21,19 @@ pub(crate) fn thread_cpu_seconds() -> Option<f64> {
     }
 }
 
+/// CPU seconds the whole process has used.
+pub(crate) fn process_cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Some(t.tv_sec as f64 + t.tv_nsec as f64 / 1e9)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Resident memory of this process, from `/proc/self/statm` (Linux).
 pub(crate) fn rss_bytes() -> Option<u64> {
     #[cfg(target_os = "linux")]
@@ -73,8 +86,12 @@ impl RssSampler {
 pub struct Usage {
     /// Wall-clock seconds (all attempts).
     pub wall_seconds: f64,
-    /// CPU seconds measured on the threads that ran the step's blocking work.
+    /// CPU seconds: the whole process's over the step when it ran alone (`cpu_exclusive`),
+    /// else those measured on the threads that ran its blocking work.
     pub cpu_seconds: f64,
+    /// Whether the step ran alone, so `cpu_seconds` is exact.
+    #[serde(default)]
+    pub cpu_exclusive: bool,
     /// The process's peak resident memory while the step ran (with parallel steps it includes
     /// theirs), bytes.
     pub peak_rss_bytes: Option<u64>,
@@ -161,6 +178,7 @@ mod tests {
             cpu_seconds: 7200.0,
             peak_rss_bytes: Some(2 << 30),
             gpu_seconds: 1800.0,
+            cpu_exclusive: true,
         };
         assert!((card.cost(&usage) - (2.0 + 1.0 + 5.0)).abs() < 1e-12);
         assert!(RateCard::from_yaml("cpu_hour: -1").is_err());

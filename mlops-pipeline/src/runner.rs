@@ -414,6 +414,7 @@ impl Runner {
             .collect();
 
         let mut running: JoinSet<(String, Result<StepReport>)> = JoinSet::new();
+        let overlap = Arc::new(Overlap::default());
         let mut pending: Vec<&StepDef> = selected.clone();
         loop {
             // Start what is ready, skip what cannot run.
@@ -479,6 +480,7 @@ impl Runner {
                     rate_card: self.rate_card.clone(),
                     cancel: self.cancel.clone(),
                     run_token: self.run_token.clone(),
+                    overlap: overlap.clone(),
                 };
                 let name = def.name.clone();
                 running.spawn(async move { (name, job.run().await) });
@@ -682,6 +684,31 @@ struct StepJob {
     rate_card: RateCard,
     cancel: CancelToken,
     run_token: Option<String>,
+    overlap: Arc<Overlap>,
+}
+
+/// Tells whether a step ran alone: then the process's CPU time over the step is the step's.
+#[derive(Debug, Default)]
+struct Overlap {
+    active: std::sync::atomic::AtomicUsize,
+    starts: std::sync::atomic::AtomicU64,
+}
+
+impl Overlap {
+    /// Marks a start; returns what `alone` needs.
+    fn enter(&self) -> (usize, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let before = self.active.fetch_add(1, SeqCst);
+        let start = self.starts.fetch_add(1, SeqCst) + 1;
+        (before, start)
+    }
+
+    /// Marks the end; whether no other step ran at any time in between.
+    fn leave(&self, (before, start): (usize, u64)) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.active.fetch_sub(1, SeqCst);
+        before == 0 && self.starts.load(SeqCst) == start
+    }
 }
 
 impl StepJob {
@@ -766,6 +793,8 @@ impl StepJob {
         let started = Instant::now();
         let sampler = RssSampler::start();
         let mut cpu = 0.0;
+        let process_cpu = crate::resources::process_cpu_seconds();
+        let slot = self.overlap.enter();
         for attempt in 1..=self.def.retries + 1 {
             report.attempts = attempt;
             let token = CancelToken::new();
@@ -831,7 +860,15 @@ impl StepJob {
             }
         }
         report.usage.wall_seconds = started.elapsed().as_secs_f64();
-        report.usage.cpu_seconds = cpu;
+        let alone = self.overlap.leave(slot);
+        report.usage.cpu_seconds =
+            match (alone, process_cpu, crate::resources::process_cpu_seconds()) {
+                // Alone: everything the process did (candle's and rayon's worker threads too).
+                (true, Some(a), Some(b)) => b - a,
+                // Beside other steps: what the step's own blocking work measured on its threads.
+                _ => cpu,
+            };
+        report.usage.cpu_exclusive = alone;
         report.usage.peak_rss_bytes = sampler.finish();
     }
 
