@@ -14,6 +14,7 @@
 //! | `drift` | `drift` | drift detectors, data quality, reports | no |
 //! | `policy` | `policy` | Rego policy engine, governed registry | no |
 //! | `pipeline` | `pipeline` | DAG runner, Argo/Kubernetes export | no |
+//! | `steps` | `steps` | the built-in pipeline steps (dataset, train, drift, promote) | no |
 //! | `testkit` | `testkit` | conformance suites for your own implementations | no |
 //! | `full` | all of the above but `testkit` | | no |
 //! | `s3`, `azure`, `gcp` | — | cloud URLs for `storage::ObjectStoreStore` | no |
@@ -66,6 +67,9 @@ pub use mlops_storage as storage;
 pub use mlops_testkit as testkit;
 #[cfg(feature = "train")]
 pub use mlops_train as train;
+
+#[cfg(feature = "steps")]
+pub mod steps;
 
 /// The README's code blocks, compiled and run as doc tests so the README stays true.
 #[cfg(doctest)]

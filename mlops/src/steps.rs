@@ -1,0 +1,423 @@
+//! The built-in pipeline steps (feature `steps`): what `mlops pipeline run pipeline.yaml`
+//! assembles pipelines from, composed of the implementation crates.
+//!
+//! | `uses:` | inputs | parameters (`with:`) | outputs |
+//! |---|---|---|---|
+//! | `dataset` | — | `name`, `version` (default: the latest) | `dataset` |
+//! | `train` | `data` (a dataset) | `target`; any `TrainConfig` key (`model`, `epochs`, `hidden`, …); `seed`, `validation_fraction`, `experiment`, `run_name`, `register` | `model` |
+//! | `drift` | `reference`, `current` (datasets) | `fail_on_drift` (default false), `drift_share` | `report` |
+//! | `promote` | `model` (registered) | `alias` (default `champion`) | `promoted` |
+//!
+//! A `dataset` step without `version` is served from the cache only while its recorded
+//! version is still the latest, so a new dataset version re-runs what depends on it — and
+//! nothing else. Registry writes go through the registry the steps were given (a
+//! `policy::Governed` one gates them by policy).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use mlops_core::drift::{DetectOptions, DriftDetector, ProfileOptions};
+use mlops_core::registry::{DatasetLineage, RegistryExt};
+use mlops_core::store::RefVersion;
+use mlops_core::{
+    Alias, DatasetName, Digest, Error, FitOptions, ModelName, Registry, Result, Store, Tracker,
+    Version,
+};
+use mlops_pipeline::{Output, Outputs, Step, StepContext, StepRegistry};
+use mlops_storage::{Artifacts, Datasets};
+use mlops_train::{CandleTrainer, TrainConfig, TrainingData, TrainingJob};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// What the built-in steps work against.
+#[derive(Debug, Clone)]
+pub struct StepEnv {
+    /// Datasets and artifacts live here.
+    pub store: Arc<dyn Store>,
+    /// Training runs are tracked here.
+    pub tracker: Arc<dyn Tracker>,
+    /// Models are registered and promoted here.
+    pub registry: Arc<dyn Registry>,
+    /// The experiment training runs go to unless a step says otherwise.
+    pub experiment: String,
+}
+
+/// A registry of the built-in steps over `env`.
+pub fn builtin(env: StepEnv) -> StepRegistry {
+    let env = Arc::new(env);
+    StepRegistry::new()
+        .register("dataset", DatasetStep(env.clone()))
+        .register("train", TrainStep(env.clone()))
+        .register("drift", DriftStep(env.clone()))
+        .register("promote", PromoteStep(env))
+}
+
+fn object(params: &Value) -> Result<&serde_json::Map<String, Value>> {
+    params
+        .as_object()
+        .ok_or_else(|| Error::invalid("step param", "parameters must be a mapping"))
+}
+
+fn string(params: &Value, key: &str) -> Result<Option<String>> {
+    match params.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(Error::invalid(
+            "step param",
+            format!("{key} must be text, not {other}"),
+        )),
+    }
+}
+
+/// A dataset step's output.
+#[derive(Debug, Clone, Deserialize)]
+struct DatasetRef {
+    name: DatasetName,
+    version: Version,
+    digest: Digest,
+}
+
+/// `dataset`: names a dataset version (the latest unless `version` is given).
+#[derive(Debug)]
+pub struct DatasetStep(Arc<StepEnv>);
+
+#[async_trait::async_trait]
+impl Step for DatasetStep {
+    async fn run(&self, ctx: Arc<StepContext>) -> Result<Outputs> {
+        let name: DatasetName = ctx.require::<String>("name")?.parse()?;
+        let at = match ctx.param::<u64>("version")? {
+            Some(v) => RefVersion::Exact(Version::new(v)?),
+            None => RefVersion::Latest,
+        };
+        let v = Datasets::new(self.0.store.clone())
+            .version(&name, at)
+            .await?;
+        let value = json!({
+            "name": v.name.to_string(),
+            "version": v.version.get(),
+            "digest": v.digest.to_hex(),
+            "rows": v.manifest.rows,
+        });
+        Ok(Outputs::from([(
+            "dataset".to_owned(),
+            Output::with_digest(v.digest, value),
+        )]))
+    }
+
+    async fn outputs_exist(&self, ctx: &StepContext, outputs: &Outputs) -> Result<bool> {
+        let Some(recorded) = outputs.get("dataset") else {
+            return Ok(false);
+        };
+        let recorded: DatasetRef = recorded.get()?;
+        let at = match ctx.param::<u64>("version")? {
+            Some(v) => RefVersion::Exact(Version::new(v)?),
+            None => RefVersion::Latest,
+        };
+        match Datasets::new(self.0.store.clone())
+            .version(&recorded.name, at)
+            .await
+        {
+            Ok(now) => Ok(now.version == recorded.version && now.digest == recorded.digest),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check(&self, params: &Value) -> Result<()> {
+        let name = string(params, "name")?
+            .ok_or_else(|| Error::invalid("step param", "dataset needs name"))?;
+        name.parse::<DatasetName>()?;
+        if let Some(v) = params.get("version")
+            && !v.is_u64()
+        {
+            return Err(Error::invalid(
+                "step param",
+                format!("version must be a number, not {v}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+const TRAIN_KEYS: [&str; 6] = [
+    "target",
+    "seed",
+    "validation_fraction",
+    "experiment",
+    "run_name",
+    "register",
+];
+
+fn train_config(params: &Value) -> Result<TrainConfig> {
+    let mut config = TrainConfig::default();
+    let mut model_set = false;
+    for (k, v) in object(params)? {
+        if TRAIN_KEYS.contains(&k.as_str()) {
+            continue;
+        }
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        model_set |= k == "model";
+        config.set(k, &text)?;
+    }
+    if !model_set {
+        config = TrainConfig {
+            model: mlops_train::ModelKind::Logistic,
+            ..config
+        };
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// `train`: trains on the `data` input as a tracked run; registers the model when `register`
+/// names one.
+#[derive(Debug)]
+pub struct TrainStep(Arc<StepEnv>);
+
+#[async_trait::async_trait]
+impl Step for TrainStep {
+    async fn run(&self, ctx: Arc<StepContext>) -> Result<Outputs> {
+        let env = &self.0;
+        let data: DatasetRef = ctx.input("data")?.get()?;
+        let config = train_config(&ctx.params)?;
+        let target: String = ctx.require("target")?;
+        let mut options = FitOptions::new(target);
+        if let Some(seed) = ctx.param::<u64>("seed")? {
+            options = options.with_seed(seed);
+        }
+        if let Some(f) = ctx.param::<f64>("validation_fraction")? {
+            options = options.with_validation_fraction(f);
+        }
+        let (version, batches) = Datasets::new(env.store.clone())
+            .read_all(&data.name, RefVersion::Exact(data.version))
+            .await?;
+        let training = TrainingData::new(batches).with_source(DatasetLineage {
+            name: version.name,
+            version: version.version,
+            digest: version.digest,
+        });
+        let experiment = ctx
+            .param::<String>("experiment")?
+            .unwrap_or_else(|| env.experiment.clone());
+        let mut job = TrainingJob::new(experiment, options)
+            .run_name(
+                ctx.param::<String>("run_name")?
+                    .unwrap_or_else(|| format!("{}.{}", ctx.pipeline, ctx.step)),
+            )
+            .tag("mlops.pipeline", ctx.pipeline.clone());
+        if let Some(name) = ctx.param::<String>("register")? {
+            job = job.register(name.parse()?);
+        }
+        let artifacts = Artifacts::new(env.store.clone());
+        let outcome = job
+            .run(
+                Arc::new(CandleTrainer::new(config)),
+                &training,
+                env.tracker.as_ref(),
+                &artifacts,
+                Some(env.registry.as_ref()),
+                None,
+                &ctx.cancel,
+            )
+            .await?;
+        let digest = outcome
+            .source
+            .strip_prefix(mlops_storage::MODEL_SOURCE_PREFIX)
+            .and_then(|d| d.parse::<Digest>().ok())
+            .unwrap_or_else(|| Digest::of(outcome.source.as_bytes()));
+        let value = json!({
+            "source": outcome.source,
+            "run_id": outcome.run_id.as_str(),
+            "name": outcome.version.as_ref().map(|v| v.name.to_string()),
+            "version": outcome.version.as_ref().map(|v| v.version.get()),
+            "metrics": outcome.metrics,
+        });
+        Ok(Outputs::from([(
+            "model".to_owned(),
+            Output::with_digest(digest, value),
+        )]))
+    }
+
+    async fn outputs_exist(&self, _ctx: &StepContext, outputs: &Outputs) -> Result<bool> {
+        let Some(model) = outputs.get("model") else {
+            return Ok(false);
+        };
+        let (Some(name), Some(version)) = (
+            model.value["name"].as_str(),
+            model.value["version"].as_u64(),
+        ) else {
+            return Ok(true); // not registered: the artifact is content-addressed in the store
+        };
+        match self
+            .0
+            .registry
+            .get_model_version(&name.parse()?, Version::new(version)?)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check(&self, params: &Value) -> Result<()> {
+        string(params, "target")?
+            .ok_or_else(|| Error::invalid("step param", "train needs target"))?;
+        if let Some(r) = string(params, "register")? {
+            r.parse::<ModelName>()?;
+        }
+        train_config(params).map(|_| ())
+    }
+}
+
+/// `drift`: tests `current` against `reference` with Evidently's rules.
+#[derive(Debug)]
+pub struct DriftStep(Arc<StepEnv>);
+
+#[async_trait::async_trait]
+impl Step for DriftStep {
+    async fn run(&self, ctx: Arc<StepContext>) -> Result<Outputs> {
+        let datasets = Datasets::new(self.0.store.clone());
+        let reference: DatasetRef = ctx.input("reference")?.get()?;
+        let current: DatasetRef = ctx.input("current")?.get()?;
+        let (_, reference_rows) = datasets
+            .read_all(&reference.name, RefVersion::Exact(reference.version))
+            .await?;
+        let (_, current_rows) = datasets
+            .read_all(&current.name, RefVersion::Exact(current.version))
+            .await?;
+        let mut options = DetectOptions::default();
+        if let Some(share) = ctx.param::<f64>("drift_share")? {
+            options.drift_share = share;
+        }
+        let report = ctx
+            .blocking(move |_| {
+                let detector = mlops_drift::StatDetector::new();
+                let profile = detector.profile(&reference_rows, &ProfileOptions::default())?;
+                detector.detect(&profile, &current_rows, &options)
+            })
+            .await?;
+        let drifted: Vec<&str> = report
+            .columns
+            .iter()
+            .filter(|c| c.drifted)
+            .map(|c| c.column.as_str())
+            .collect();
+        if ctx.param::<bool>("fail_on_drift")?.unwrap_or(false) && report.dataset_drift {
+            return Err(Error::invalid(
+                "data",
+                format!(
+                    "dataset drift: {} of {} columns drifted ({})",
+                    report.drifted_columns,
+                    report.columns.len(),
+                    drifted.join(", ")
+                ),
+            ));
+        }
+        let value = json!({
+            "dataset_drift": report.dataset_drift,
+            "share_drifted": report.share_drifted,
+            "drifted_columns": drifted,
+        });
+        Ok(Outputs::from([("report".to_owned(), Output::value(value))]))
+    }
+
+    fn check(&self, params: &Value) -> Result<()> {
+        if let Some(v) = params.get("drift_share")
+            && !v.as_f64().is_some_and(|s| (0.0..=1.0).contains(&s))
+        {
+            return Err(Error::invalid(
+                "step param",
+                format!("drift_share must be in [0, 1], not {v}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `promote`: points `alias` at the registered `model`.
+#[derive(Debug)]
+pub struct PromoteStep(Arc<StepEnv>);
+
+#[async_trait::async_trait]
+impl Step for PromoteStep {
+    async fn run(&self, ctx: Arc<StepContext>) -> Result<Outputs> {
+        let model = ctx.input("model")?;
+        let (Some(name), Some(version)) = (
+            model.value["name"].as_str(),
+            model.value["version"].as_u64(),
+        ) else {
+            return Err(Error::invalid(
+                "step input",
+                format!(
+                    "{}: the model was not registered (give the train step `register`)",
+                    ctx.step
+                ),
+            ));
+        };
+        let name: ModelName = name.parse()?;
+        let version = Version::new(version)?;
+        let alias: Alias = ctx
+            .param::<String>("alias")?
+            .unwrap_or_else(|| "champion".into())
+            .parse()?;
+        self.0.registry.set_alias(&name, &alias, version).await?;
+        let value =
+            json!({"name": name.to_string(), "version": version.get(), "alias": alias.to_string()});
+        Ok(Outputs::from([(
+            "promoted".to_owned(),
+            Output::value(value),
+        )]))
+    }
+
+    async fn outputs_exist(&self, ctx: &StepContext, outputs: &Outputs) -> Result<bool> {
+        let Some(p) = outputs.get("promoted") else {
+            return Ok(false);
+        };
+        let uri = format!(
+            "models:/{}@{}",
+            p.value["name"].as_str().unwrap_or_default(),
+            p.value["alias"].as_str().unwrap_or_default()
+        );
+        let _ = ctx;
+        match self.0.registry.resolve(&uri.parse()?).await {
+            Ok(v) => Ok(Some(v.version.get()) == p.value["version"].as_u64()),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check(&self, params: &Value) -> Result<()> {
+        if let Some(a) = string(params, "alias")? {
+            a.parse::<Alias>()?;
+        }
+        Ok(())
+    }
+}
+
+/// Names of the built-in steps and what they take, for `--help` and errors.
+pub fn describe() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([
+        (
+            "dataset",
+            "a dataset version: with {name, version?}; outputs dataset",
+        ),
+        (
+            "train",
+            "needs {data}; with {target, model, epochs, …, register?}; outputs model",
+        ),
+        (
+            "drift",
+            "needs {reference, current}; with {fail_on_drift?, drift_share?}; outputs report",
+        ),
+        ("promote", "needs {model}; with {alias?}; outputs promoted"),
+    ])
+}

@@ -1,0 +1,192 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! A pipeline file of built-in steps run end to end: dataset → train (registered) → promote,
+//! and drift of the newest data against the first version; cached on a re-run; a new dataset
+//! version re-runs exactly what depends on it.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+use futures::stream;
+use mlops::pipeline::{PipelineSpec, Runner, StepStatus};
+use mlops::steps::{StepEnv, builtin};
+use mlops::storage::{
+    Datasets, ObjectStoreStore, StoreRegistry, StoreTracker, StoreTrackerOptions, WriteOptions,
+};
+use mlops::{RegistryExt, Store, Tracker};
+
+fn data(n: usize, shift: f64, seed: u64) -> RecordBatch {
+    let mut s = seed;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut a, mut plan, mut y) = (vec![], vec![], vec![]);
+    for _ in 0..n {
+        let x = next() * 4.0 - 2.0 + shift;
+        let pro = next() > 0.5;
+        a.push(x);
+        plan.push(if pro { "pro" } else { "basic" });
+        y.push(if x + if pro { 0.5 } else { -0.5 } + (next() - 0.5) > 0.0 {
+            "yes"
+        } else {
+            "no"
+        });
+    }
+    RecordBatch::try_from_iter([
+        ("a", Arc::new(Float64Array::from(a)) as ArrayRef),
+        ("plan", Arc::new(StringArray::from(plan))),
+        ("churned", Arc::new(StringArray::from(y))),
+    ])
+    .unwrap()
+}
+
+const PIPELINE: &str = r#"
+pipeline: churn
+steps:
+  - {name: data, uses: dataset, with: {name: churn}}
+  - {name: reference, uses: dataset, with: {name: churn, version: 1}}
+  - name: train
+    uses: train
+    needs: {data: data.dataset}
+    with: {target: churned, model: logistic, epochs: 5, learning_rate: 0.05, register: churn}
+  - {name: promote, uses: promote, needs: {model: train.model}}
+  - {name: drift, uses: drift, needs: {reference: reference.dataset, current: data.dataset}}
+"#;
+
+#[tokio::test]
+async fn built_in_steps_run_cache_and_rerun_on_new_data() {
+    let store: Arc<dyn Store> = Arc::new(ObjectStoreStore::open("memory://", &[]).unwrap());
+    let tracker: Arc<dyn Tracker> = Arc::new(
+        StoreTracker::open(store.clone(), StoreTrackerOptions::default())
+            .await
+            .unwrap(),
+    );
+    let registry = Arc::new(StoreRegistry::new(store.clone()));
+    let datasets = Datasets::new(store.clone());
+    let write = |batch: RecordBatch| {
+        let datasets = datasets.clone();
+        async move {
+            datasets
+                .write(
+                    &"churn".parse().unwrap(),
+                    batch.schema(),
+                    stream::iter([Ok(batch)]),
+                    WriteOptions::default(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    write(data(1000, 0.0, 1)).await;
+    let steps = builtin(StepEnv {
+        store: store.clone(),
+        tracker: tracker.clone(),
+        registry: registry.clone(),
+        experiment: "churn".into(),
+    });
+    let pipeline = PipelineSpec::from_yaml(PIPELINE)
+        .unwrap()
+        .build(&steps)
+        .unwrap();
+    let runner = Runner::new(store.clone()).tracker(tracker.clone(), "pipelines");
+
+    let first = runner.run(&pipeline).await.unwrap().into_result().unwrap();
+    let model = &first.step("train").unwrap().outputs["model"].value;
+    assert_eq!(model["version"], 1);
+    assert!(
+        model["metrics"]["val_accuracy"].as_f64().unwrap() > 0.7,
+        "{model}"
+    );
+    let champion = registry
+        .resolve(&"models:/churn@champion".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(champion.version.get(), 1);
+    assert_eq!(
+        first.step("drift").unwrap().outputs["report"].value["dataset_drift"],
+        false
+    );
+
+    // Nothing changed: everything is served from the cache.
+    let second = runner.run(&pipeline).await.unwrap();
+    assert!(
+        second.steps.iter().all(|s| s.status == StepStatus::Cached),
+        "{:?}",
+        second.executed()
+    );
+
+    // New data: the latest dataset, training, promotion and drift re-run; the pinned reference
+    // does not.
+    write(data(1000, 1.5, 2)).await;
+    let third = runner.run(&pipeline).await.unwrap().into_result().unwrap();
+    assert_eq!(third.executed(), ["data", "train", "promote", "drift"]);
+    assert_eq!(third.step("reference").unwrap().status, StepStatus::Cached);
+    assert_eq!(
+        third.step("drift").unwrap().outputs["report"].value["dataset_drift"],
+        true
+    );
+    let champion = registry
+        .resolve(&"models:/churn@champion".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(champion.version.get(), 2);
+    assert!(champion.tags.contains_key("metrics.val_accuracy"));
+}
+
+#[tokio::test]
+async fn bad_pipeline_files_name_the_step() {
+    let store: Arc<dyn Store> = Arc::new(ObjectStoreStore::open("memory://", &[]).unwrap());
+    let tracker: Arc<dyn Tracker> = Arc::new(
+        StoreTracker::open(store.clone(), StoreTrackerOptions::default())
+            .await
+            .unwrap(),
+    );
+    let steps = builtin(StepEnv {
+        store: store.clone(),
+        tracker,
+        registry: Arc::new(StoreRegistry::new(store.clone())),
+        experiment: "x".into(),
+    });
+    for (yaml, want) in [
+        (
+            "pipeline: p\nsteps: [{name: t, uses: train, with: {model: logistic}}]",
+            "step t: train needs target",
+        ),
+        (
+            "pipeline: p\nsteps: [{name: t, uses: train, with: {target: y, epochs: many}}]",
+            "epochs=\"many\"",
+        ),
+        (
+            "pipeline: p\nsteps: [{name: d, uses: dataset, with: {}}]",
+            "dataset needs name",
+        ),
+        (
+            "pipeline: p\nsteps: [{name: d, uses: drift, with: {drift_share: 2}}]",
+            "drift_share",
+        ),
+    ] {
+        let e = PipelineSpec::from_yaml(yaml)
+            .unwrap()
+            .build(&steps)
+            .unwrap_err();
+        assert!(e.to_string().contains(want), "{yaml}: {e}");
+    }
+    // A missing dataset fails its step, naming it, and skips what depends on it.
+    let p = PipelineSpec::from_yaml(
+        "pipeline: p\nsteps:\n  - {name: d, uses: dataset, with: {name: nope}}\n  - {name: t, uses: train, needs: {data: d.dataset}, with: {target: y}}\n",
+    )
+    .unwrap()
+    .build(&steps)
+    .unwrap();
+    let r = Runner::new(store).run(&p).await.unwrap();
+    assert_eq!(r.step("d").unwrap().status, StepStatus::Failed);
+    assert_eq!(r.step("t").unwrap().status, StepStatus::Skipped);
+    assert!(
+        r.into_result()
+            .unwrap_err()
+            .to_string()
+            .contains("failed at step d")
+    );
+}
