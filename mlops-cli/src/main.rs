@@ -7,6 +7,7 @@ mod check;
 mod datasets;
 mod drift;
 mod output;
+mod pipeline;
 mod policy;
 mod serve;
 mod store;
@@ -79,6 +80,12 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Serve registered models over the Open Inference Protocol (HTTP) until Ctrl-C
     Serve(serve::ServeArgs),
+    /// Pipelines from YAML files of built-in steps: run (cached, tracked, priced), export (Argo,
+    /// Jobs, KServe, kustomization), steps
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
+    /// What pipeline runs cost, by pipeline, run and step (from the tracker)
+    Cost(pipeline::CostArgs),
     /// Policy as code: eval, test, verify-log, log, library
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -161,6 +168,17 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
         Command::Serve(args) => {
             let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
             serve::serve(args, store).await
+        }
+        Command::Pipeline(cmd) => {
+            pipeline::run(cmd, || async {
+                let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
+                Ok(store)
+            })
+            .await
+        }
+        Command::Cost(args) => {
+            let tracker = open_tracker(cli).await?;
+            pipeline::cost(args, &tracker).await
         }
         Command::Policy(cmd) => {
             policy::run(cmd, || async {

@@ -736,7 +736,7 @@ impl StepJob {
         let cached = if self.def.cache && !self.forced {
             match read_cache(self.store.as_ref(), &self.pipeline, &self.def.name).await? {
                 Some(record) if record.key == key => {
-                    let ctx = self.context(CancelToken::new(), 0);
+                    let ctx = self.context(CancelToken::new(), 0, run_id.clone());
                     self.def
                         .step
                         .outputs_exist(&ctx, &record.outputs)
@@ -757,7 +757,7 @@ impl StepJob {
                 write_cache(self.store.as_ref(), &self.pipeline, &self.def.name, &record).await?;
             }
         } else {
-            self.execute(&mut report).await;
+            self.execute(&mut report, run_id.clone()).await;
             if report.status == StepStatus::Succeeded {
                 let record = CacheRecord {
                     key: key.clone(),
@@ -776,7 +776,7 @@ impl StepJob {
         Ok(report)
     }
 
-    fn context(&self, cancel: CancelToken, attempt: u32) -> StepContext {
+    fn context(&self, cancel: CancelToken, attempt: u32, run_id: Option<RunId>) -> StepContext {
         StepContext::new(
             &self.pipeline,
             &self.def.name,
@@ -785,11 +785,12 @@ impl StepJob {
             self.store.clone(),
             cancel,
             attempt,
+            run_id,
         )
     }
 
     /// Attempts the step until it succeeds, fails for good, or is cancelled.
-    async fn execute(&self, report: &mut StepReport) {
+    async fn execute(&self, report: &mut StepReport, run_id: Option<RunId>) {
         let started = Instant::now();
         let sampler = RssSampler::start();
         let mut cpu = 0.0;
@@ -798,7 +799,7 @@ impl StepJob {
         for attempt in 1..=self.def.retries + 1 {
             report.attempts = attempt;
             let token = CancelToken::new();
-            let ctx = Arc::new(self.context(token.clone(), attempt));
+            let ctx = Arc::new(self.context(token.clone(), attempt, run_id.clone()));
             // Forward the pipeline's cancellation to this attempt.
             let watch = {
                 let (pipeline, step) = (self.cancel.clone(), token.clone());

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use mlops_core::{CancelToken, Digest, Error, Result, Store};
+use mlops_core::{CancelToken, Digest, Error, Result, RunId, Store};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +70,9 @@ pub struct StepContext {
     pub cancel: CancelToken,
     /// 1 for the first attempt, 2 for the first retry, …
     pub attempt: u32,
+    /// The step's tracked run, when the pipeline is tracked: runs the step starts itself
+    /// (a training run) belong under it.
+    pub run_id: Option<RunId>,
     gpus: AtomicU32,
     cpu_nanos: AtomicU64,
 }
@@ -87,6 +90,7 @@ impl fmt::Debug for StepContext {
 }
 
 impl StepContext {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         pipeline: &str,
         step: &str,
@@ -95,6 +99,7 @@ impl StepContext {
         store: Arc<dyn Store>,
         cancel: CancelToken,
         attempt: u32,
+        run_id: Option<RunId>,
     ) -> Self {
         Self {
             pipeline: pipeline.to_owned(),
@@ -104,6 +109,7 @@ impl StepContext {
             store,
             cancel,
             attempt,
+            run_id,
             gpus: AtomicU32::new(0),
             cpu_nanos: AtomicU64::new(0),
         }

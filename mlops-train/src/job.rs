@@ -82,6 +82,22 @@ pub struct JobOutcome {
     pub source: String,
     /// The registered version, when the job registers.
     pub version: Option<ModelVersion>,
+    /// CPU seconds of the thread that ran the fit (candle's worker threads for large matrix
+    /// products are not included); `None` where it cannot be measured.
+    pub fit_cpu_seconds: Option<f64>,
+}
+
+/// CPU seconds the calling thread has used.
+fn thread_cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Some(t.tv_sec as f64 + t.tv_nsec as f64 / 1e9)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 /// A training run to track (and register).
@@ -296,12 +312,16 @@ impl TrainingJob {
         let batches = data.batches.clone();
         let options = self.options.clone();
         let token = cancel.clone();
-        let fit =
-            tokio::task::spawn_blocking(move || trainer.fit(&batches, &options, &forward, &token));
+        let fit = tokio::task::spawn_blocking(move || {
+            let start = thread_cpu_seconds();
+            let outcome = trainer.fit(&batches, &options, &forward, &token);
+            let cpu = start.zip(thread_cpu_seconds()).map(|(a, b)| b - a);
+            outcome.map(|o| (o, cpu))
+        });
         while let Some(report) = rx.recv().await {
             tracker.log_batch(run_id, epoch_metrics(&report)?).await?;
         }
-        let outcome = fit
+        let (outcome, fit_cpu_seconds) = fit
             .await
             .map_err(|e| Error::backend("training thread", e))??;
 
@@ -358,6 +378,7 @@ impl TrainingJob {
             (None, _) => None,
         };
         Ok(JobOutcome {
+            fit_cpu_seconds,
             run_id: run_id.clone(),
             metrics: outcome.metrics,
             history: outcome.history,

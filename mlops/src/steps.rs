@@ -207,12 +207,13 @@ impl Step for TrainStep {
         let experiment = ctx
             .param::<String>("experiment")?
             .unwrap_or_else(|| env.experiment.clone());
-        let mut job = TrainingJob::new(experiment, options)
-            .run_name(
-                ctx.param::<String>("run_name")?
-                    .unwrap_or_else(|| format!("{}.{}", ctx.pipeline, ctx.step)),
-            )
-            .tag("mlops.pipeline", ctx.pipeline.clone());
+        let mut job = TrainingJob::new(experiment, options).run_name(
+            ctx.param::<String>("run_name")?
+                .unwrap_or_else(|| format!("{}.{}", ctx.pipeline, ctx.step)),
+        );
+        if let Some(step_run) = &ctx.run_id {
+            job = job.parent(step_run.clone());
+        }
         if let Some(name) = ctx.param::<String>("register")? {
             job = job.register(name.parse()?);
         }
@@ -228,6 +229,9 @@ impl Step for TrainStep {
                 &ctx.cancel,
             )
             .await?;
+        if let Some(cpu) = outcome.fit_cpu_seconds {
+            ctx.add_cpu_seconds(cpu);
+        }
         let digest = outcome
             .source
             .strip_prefix(mlops_storage::MODEL_SOURCE_PREFIX)
