@@ -73,6 +73,9 @@ pub enum Format {
     Jobs,
     /// A KServe InferenceService for --model (inferenceservice.yaml)
     Kserve,
+    /// A GitHub Actions workflow running the policy tests and the pipeline
+    /// (github-actions.yaml, for .github/workflows/)
+    GithubActions,
 }
 
 /// `mlops pipeline export` arguments.
@@ -343,6 +346,10 @@ fn export(args: &ExportArgs) -> Result<bool> {
                 }
                 files.push(("inferenceservice.yaml", k.to_yaml()?));
             }
+            Format::GithubActions => files.push((
+                "github-actions.yaml",
+                github_actions(args, pipeline.name())?,
+            )),
         }
     }
     if args.out == "-" {
@@ -360,11 +367,12 @@ fn export(args: &ExportArgs) -> Result<bool> {
             .map_err(|e| Error::invalid("--out", format!("{name}: {e}")))?;
         resources.push(*name);
     }
-    // Argo Workflows use generateName, which kustomize cannot apply: list them separately.
+    // Argo Workflows use generateName, which kustomize cannot apply; the CI workflow is not a
+    // cluster resource.
     let kustomized: Vec<&str> = resources
         .iter()
         .copied()
-        .filter(|r| *r != "workflow.yaml")
+        .filter(|r| *r != "workflow.yaml" && *r != "github-actions.yaml")
         .collect();
     let mut kustomization =
         String::from("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n");
@@ -391,6 +399,37 @@ fn export(args: &ExportArgs) -> Result<bool> {
         );
     }
     Ok(true)
+}
+
+/// A GitHub Actions workflow: on pushes to main, by hand and nightly, install the mlops binary,
+/// run the repository's policy tests, then the pipeline against the production store with the
+/// policy gate, and keep the run report.
+fn github_actions(args: &ExportArgs, pipeline: &str) -> Result<String> {
+    let file = args.file.display().to_string();
+    let doc = serde_json::json!({
+        "name": format!("mlops pipeline {pipeline}"),
+        "on": {
+            "push": {"branches": ["main"]},
+            "workflow_dispatch": {},
+            "schedule": [{"cron": "0 3 * * *"}],
+        },
+        "concurrency": {"group": format!("mlops-{pipeline}"), "cancel-in-progress": false},
+        "jobs": {
+            "pipeline": {
+                "runs-on": "ubuntu-latest",
+                "env": {"MLOPS_STORE": args.store_url},
+                "steps": [
+                    {"uses": "actions/checkout@v4"},
+                    {"uses": "dtolnay/rust-toolchain@stable"},
+                    {"name": "Install mlops", "run": "cargo install --locked --git https://github.com/mlops-rs/mlops mlops-cli --features s3"},
+                    {"name": "Policy tests", "run": "mlops policy test policies/"},
+                    {"name": "Run the pipeline", "run": format!("mlops pipeline run {file} --policy policies/ --json > pipeline-report.json")},
+                    {"name": "Keep the report", "if": "always()", "uses": "actions/upload-artifact@v4", "with": {"name": "pipeline-report", "path": "pipeline-report.json"}},
+                ],
+            }
+        },
+    });
+    serde_yaml_ng::to_string(&doc).map_err(|e| Error::backend("serde_yaml", e))
 }
 
 /// Stands in for a built-in step when a pipeline is only exported.

@@ -123,6 +123,8 @@ fn runs_caches_prices_and_exports_a_pipeline_file() {
             "jobs",
             "--format",
             "kserve",
+            "--format",
+            "github-actions",
             "--model",
             "models:/churn@champion",
             "--image",
@@ -144,6 +146,29 @@ fn runs_caches_prices_and_exports_a_pipeline_file() {
     )
     .unwrap();
     assert_eq!(isvc.metadata.name.as_deref(), Some("churn"));
+    let gha: serde_json::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(d.join("deploy/github-actions.yaml")).unwrap(),
+    )
+    .unwrap();
+    let runs: Vec<&str> = gha["jobs"]["pipeline"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect();
+    assert!(
+        runs.iter().any(|r| r.starts_with("mlops policy test")),
+        "{runs:?}"
+    );
+    assert!(
+        runs.iter()
+            .any(|r| r.starts_with("mlops pipeline run pipeline.yaml")),
+        "{runs:?}"
+    );
+    assert_eq!(
+        gha["jobs"]["pipeline"]["env"]["MLOPS_STORE"],
+        "s3://ml/prod"
+    );
     let k = std::fs::read_to_string(d.join("deploy/kustomization.yaml")).unwrap();
     assert!(
         k.contains("- jobs.yaml") && k.contains("- inferenceservice.yaml"),
