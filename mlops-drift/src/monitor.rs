@@ -31,6 +31,38 @@ pub struct RetrainRule {
     pub consecutive_windows: u32,
 }
 
+impl RetrainRule {
+    /// `baseline − accuracy`, when both are known.
+    pub fn accuracy_drop(&self, accuracy: Option<f64>) -> Option<f64> {
+        self.baseline_accuracy.zip(accuracy).map(|(b, a)| b - a)
+    }
+
+    /// Why one window breaks the rule (empty when it does not): the drift share above its
+    /// maximum, the accuracy on labelled feedback too far below the baseline.
+    pub fn reasons(&self, report: &DriftReport, accuracy: Option<f64>) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if report.share_drifted > self.max_drift_share {
+            reasons.push(format!(
+                "drift share {:.3} > {} ({} of {} columns drifted)",
+                report.share_drifted,
+                self.max_drift_share,
+                report.drifted_columns,
+                report.columns.len()
+            ));
+        }
+        if let Some(drop) = self.accuracy_drop(accuracy)
+            && drop > self.max_accuracy_drop
+        {
+            reasons.push(format!(
+                "accuracy drop {drop:.3} > {} (baseline {:.3})",
+                self.max_accuracy_drop,
+                self.baseline_accuracy.unwrap_or_default()
+            ));
+        }
+        reasons
+    }
+}
+
 impl Default for RetrainRule {
     fn default() -> Self {
         Self {
@@ -374,29 +406,8 @@ impl DriftMonitor {
         m.windows.with_label_values(&[self.model.as_str()]).inc();
 
         let rule = &self.options.retrain;
-        let mut reasons = Vec::new();
-        if report.share_drifted > rule.max_drift_share {
-            reasons.push(format!(
-                "drift share {:.3} > {} ({} of {} columns drifted)",
-                report.share_drifted,
-                rule.max_drift_share,
-                report.drifted_columns,
-                report.columns.len()
-            ));
-        }
-        let accuracy_drop = match (rule.baseline_accuracy, accuracy) {
-            (Some(b), Some(a)) => Some(b - a),
-            _ => None,
-        };
-        if let Some(drop) = accuracy_drop
-            && drop > rule.max_accuracy_drop
-        {
-            reasons.push(format!(
-                "accuracy drop {drop:.3} > {} (baseline {:.3})",
-                rule.max_accuracy_drop,
-                rule.baseline_accuracy.unwrap_or_default()
-            ));
-        }
+        let reasons = rule.reasons(&report, accuracy);
+        let accuracy_drop = rule.accuracy_drop(accuracy);
         // Count consecutive breaking windows under the lock the next window reads.
         let breaking = {
             let mut cur = self.window.lock().unwrap_or_else(PoisonError::into_inner);
