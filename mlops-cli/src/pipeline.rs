@@ -200,6 +200,7 @@ fn print_report(r: &PipelineReport) {
             StepStatus::Failed => "FAILED",
             StepStatus::Skipped => "skipped",
             StepStatus::Cancelled => "cancelled",
+            StepStatus::Bypassed => "bypassed",
         };
         println!(
             "  {:<20} {:<10} {:>4} {:>9.3} {:>9.3} {:>10} {:>12.6}",

@@ -23,6 +23,48 @@ pub struct StepDef {
     pub(crate) backoff: Duration,
     pub(crate) timeout: Option<Duration>,
     pub(crate) cache: bool,
+    pub(crate) condition: Option<Condition>,
+}
+
+/// A step's `when`: a boolean field of an upstream step's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    /// The upstream step.
+    pub step: String,
+    /// Its output.
+    pub output: String,
+    /// The field, as a JSON pointer into the output's value (`/retrain`); empty for the whole
+    /// value.
+    pub pointer: String,
+}
+
+impl std::fmt::Display for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{}{}",
+            self.step,
+            self.output,
+            self.pointer.replace('/', ".")
+        )
+    }
+}
+
+impl Condition {
+    /// Reads the condition from the upstream step's report: a boolean, or an error naming it.
+    pub(crate) fn holds(
+        &self,
+        reports: &std::collections::BTreeMap<String, crate::runner::StepReport>,
+    ) -> Result<bool> {
+        let value = reports
+            .get(&self.step)
+            .and_then(|r| r.outputs.get(&self.output))
+            .and_then(|o| o.value.pointer(&self.pointer))
+            .ok_or_else(|| Error::invalid("when", format!("{self}: no such output field")))?;
+        value
+            .as_bool()
+            .ok_or_else(|| Error::invalid("when", format!("{self} is {value}, not true or false")))
+    }
 }
 
 impl StepDef {
@@ -45,6 +87,7 @@ impl StepDef {
             backoff: Duration::from_millis(200),
             timeout: None,
             cache: true,
+            condition: None,
         }
     }
 
@@ -92,6 +135,22 @@ impl StepDef {
         self
     }
 
+    /// Runs only when `field` (dot-separated) of `output` of step `step` is `true`; otherwise the
+    /// step and its dependants are `bypassed` and the pipeline still succeeds.
+    pub fn when(mut self, step: impl Into<String>, output: impl Into<String>, field: &str) -> Self {
+        let pointer: String = field
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("/{s}"))
+            .collect();
+        self.condition = Some(Condition {
+            step: step.into(),
+            output: output.into(),
+            pointer,
+        });
+        self
+    }
+
     /// Never serves this step from the cache (a step that reads the outside world).
     pub fn no_cache(mut self) -> Self {
         self.cache = false;
@@ -109,6 +168,7 @@ impl StepDef {
             .values()
             .map(|(s, _)| s.as_str())
             .chain(self.after.iter().map(String::as_str))
+            .chain(self.condition.iter().map(|c| c.step.as_str()))
             .collect()
     }
 }

@@ -43,11 +43,15 @@ pub enum StepStatus {
     Skipped,
     /// Not run, or stopped, because the pipeline was cancelled.
     Cancelled,
+    /// Not needed: its `when` condition was false, or a step it depends on was bypassed. The
+    /// pipeline still succeeds.
+    Bypassed,
 }
 
 impl StepStatus {
-    fn ok(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Cached)
+    /// Whether the pipeline counts it as a success.
+    pub fn ok(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Cached | Self::Bypassed)
     }
 
     fn as_str(self) -> &'static str {
@@ -57,6 +61,7 @@ impl StepStatus {
             Self::Failed => "failed",
             Self::Skipped => "skipped",
             Self::Cancelled => "cancelled",
+            Self::Bypassed => "bypassed",
         }
     }
 }
@@ -181,6 +186,9 @@ pub struct CacheRecord {
     /// steps in separate pods find their upstream outputs by it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_token: Option<String>,
+    /// The step was bypassed in that run (its `when` condition was false): no outputs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bypassed: bool,
 }
 
 /// The ref holding `step`'s cache record.
@@ -399,7 +407,12 @@ impl Runner {
                         source: None,
                     });
                 }
-                let mut r = StepReport::not_run(&def.name, StepStatus::Cached, String::new());
+                let status = if record.bypassed {
+                    StepStatus::Bypassed
+                } else {
+                    StepStatus::Cached
+                };
+                let mut r = StepReport::not_run(&def.name, status, String::new());
                 r.error = None;
                 r.outputs = record.outputs;
                 r.run_id = record.run_id;
@@ -440,6 +453,46 @@ impl Runner {
                 }
                 if !deps.iter().all(|d| reports.contains_key(*d)) {
                     i += 1;
+                    continue;
+                }
+                // Not needed: an upstream step was bypassed, or the condition is false.
+                let bypass = match deps.iter().find(|d| {
+                    reports
+                        .get(**d)
+                        .is_some_and(|r| r.status == StepStatus::Bypassed)
+                }) {
+                    Some(dep) => Some(Ok(format!("upstream step {dep} was bypassed"))),
+                    None => def
+                        .condition
+                        .as_ref()
+                        .and_then(|c| match c.holds(&reports) {
+                            Ok(true) => None,
+                            Ok(false) => Some(Ok(format!("when {c} is false"))),
+                            Err(e) => Some(Err(e)),
+                        }),
+                };
+                if let Some(why) = bypass {
+                    let (status, why) = match why {
+                        Ok(why) => (StepStatus::Bypassed, why),
+                        Err(e) => (StepStatus::Failed, e.to_string()),
+                    };
+                    let mut r = StepReport::not_run(&def.name, status, why);
+                    r.run_id = self.not_run_child(parent.as_ref(), pipeline, &r).await?;
+                    if status == StepStatus::Bypassed && self.run_token.is_some() {
+                        // Pods downstream learn it from the record, as they learn outputs.
+                        let record = CacheRecord {
+                            key: String::new(),
+                            outputs: Outputs::new(),
+                            run_id: r.run_id.clone(),
+                            finished_ms: mlops_core::time::now_ms(),
+                            run_token: self.run_token.clone(),
+                            bypassed: true,
+                        };
+                        write_cache(self.store.as_ref(), pipeline.name(), &def.name, &record)
+                            .await?;
+                    }
+                    reports.insert(def.name.clone(), r);
+                    pending.remove(i);
                     continue;
                 }
                 if self.cancel.is_cancelled() {
@@ -735,7 +788,7 @@ impl StepJob {
         // dvc repro: unchanged key and outputs still there → skip.
         let cached = if self.def.cache && !self.forced {
             match read_cache(self.store.as_ref(), &self.pipeline, &self.def.name).await? {
-                Some(record) if record.key == key => {
+                Some(record) if record.key == key && !record.bypassed => {
                     let ctx = self.context(CancelToken::new(), 0, run_id.clone());
                     self.def
                         .step
@@ -765,6 +818,7 @@ impl StepJob {
                     run_id: run_id.clone(),
                     finished_ms: mlops_core::time::now_ms(),
                     run_token: self.run_token.clone(),
+                    bypassed: false,
                 };
                 write_cache(self.store.as_ref(), &self.pipeline, &self.def.name, &record).await?;
             }
@@ -924,7 +978,7 @@ impl StepJob {
         let status = match report.status {
             StepStatus::Succeeded | StepStatus::Cached => RunStatus::Finished,
             StepStatus::Failed => RunStatus::Failed,
-            StepStatus::Skipped | StepStatus::Cancelled => RunStatus::Killed,
+            StepStatus::Skipped | StepStatus::Cancelled | StepStatus::Bypassed => RunStatus::Killed,
         };
         tracker.end_run(run, status).await?;
         Ok(())

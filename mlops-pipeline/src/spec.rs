@@ -19,6 +19,7 @@
 //!     uses: report
 //!     after: [train]              # order without reading outputs
 //!     cache: false
+//!     when: train.model.registered  # run only when this output field is true
 //! ```
 
 use std::collections::BTreeMap;
@@ -73,6 +74,10 @@ pub struct StepSpec {
     /// Whether results may be served from the cache.
     #[serde(default = "yes")]
     pub cache: bool,
+    /// Run only when this boolean field of an upstream output is true: `step.output.field`
+    /// (otherwise the step and its dependants are bypassed).
+    #[serde(default)]
+    pub when: Option<String>,
 }
 
 fn yes() -> bool {
@@ -178,6 +183,16 @@ impl PipelineSpec {
             if !s.cache {
                 def = def.no_cache();
             }
+            if let Some(when) = &s.when {
+                let mut parts = when.splitn(3, '.');
+                let (Some(step), Some(output)) = (parts.next(), parts.next()) else {
+                    return Err(Error::invalid(
+                        "pipeline file",
+                        format!("step {}: when {when:?} is not step.output.field", s.name),
+                    ));
+                };
+                def = def.when(step, output, parts.next().unwrap_or(""));
+            }
             pipeline = pipeline.step(def);
         }
         pipeline.validate()?;
@@ -227,7 +242,7 @@ steps:
     retries: 2
     backoff: 10ms
     timeout: 5m
-  - {name: report, uses: noop, after: [train], cache: false}
+  - {name: report, uses: noop, after: [train], cache: false, when: train.model.ok}
 "#;
         let p = PipelineSpec::from_yaml(yaml)
             .unwrap()

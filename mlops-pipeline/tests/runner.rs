@@ -456,3 +456,58 @@ async fn one_step_runs_alone_from_upstream_records() {
         .unwrap();
     assert_eq!(c.counts(), [1, 1, 0], "both were served from the cache");
 }
+
+#[tokio::test]
+async fn when_conditions_bypass_steps_and_their_dependants() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let decide = |retrain: bool| {
+        FnStep::new(move |_| async move {
+            Ok(Outputs::from([(
+                "decision".to_owned(),
+                Output::value(json!({ "retrain": retrain, "share": 0.5 })),
+            )]))
+        })
+    };
+    let pipeline = |retrain: bool, field: &str| {
+        Pipeline::new("loop")
+            .step(StepDef::new("monitor", decide(retrain)).no_cache())
+            .step(StepDef::new("retrain", counted(ran.clone())).when("monitor", "decision", field))
+            .step(StepDef::new("deploy", counted(ran.clone())).input("model", "retrain", "out"))
+            .step(StepDef::new("report", counted(ran.clone())).after("monitor"))
+    };
+    let r = Runner::new(store())
+        .run(&pipeline(false, "retrain"))
+        .await
+        .unwrap();
+    assert!(r.succeeded(), "bypassed steps do not fail the pipeline");
+    assert_eq!(r.step("retrain").unwrap().status, StepStatus::Bypassed);
+    assert!(
+        r.step("retrain")
+            .unwrap()
+            .error
+            .as_ref()
+            .unwrap()
+            .contains("monitor.decision.retrain is false")
+    );
+    assert_eq!(r.step("deploy").unwrap().status, StepStatus::Bypassed);
+    assert_eq!(r.step("report").unwrap().status, StepStatus::Succeeded);
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+
+    let r = Runner::new(store())
+        .run(&pipeline(true, "retrain"))
+        .await
+        .unwrap();
+    assert_eq!(r.executed(), ["monitor", "retrain", "deploy", "report"]);
+
+    // A field that is missing or not a boolean fails the step, naming the condition.
+    let r = Runner::new(store())
+        .run(&pipeline(true, "share"))
+        .await
+        .unwrap();
+    let e = r.step("retrain").unwrap().error.clone().unwrap();
+    assert!(
+        e.contains("monitor.decision.share is 0.5, not true or false"),
+        "{e}"
+    );
+    assert!(!r.succeeded());
+}
