@@ -255,13 +255,14 @@ steps:
             train.dependencies().into_iter().collect::<Vec<_>>(),
             ["data"]
         );
+        let report = p.get("report").unwrap();
         assert_eq!(
-            p.get("report")
-                .unwrap()
-                .dependencies()
-                .into_iter()
-                .collect::<Vec<_>>(),
+            report.dependencies().into_iter().collect::<Vec<_>>(),
             ["train"]
+        );
+        assert_eq!(
+            report.condition.as_ref().unwrap().to_string(),
+            "train.model.ok"
         );
     }
 
