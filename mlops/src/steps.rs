@@ -7,6 +7,8 @@
 //! | `train` | `data` (a dataset) | `target`; any `TrainConfig` key (`model`, `epochs`, `hidden`, …); `seed`, `validation_fraction`, `experiment`, `run_name`, `register` | `model` |
 //! | `drift` | `reference`, `current` (datasets) | `fail_on_drift` (default false), `drift_share` | `report` |
 //! | `promote` | `model` (registered) | `alias` (default `champion`) | `promoted` |
+//! | `monitor` | `current` (a dataset: production data, with labels if known) | `model`, `alias` (default `champion`), `target`, `max_drift_share` (0.3), `max_accuracy_drop` (0.05) | `decision` (`retrain`, `reasons`, …) |
+//! | `validate` | `candidate` (a `train` output) | `model`, `alias` (default `champion`), `metric` (default `val_accuracy`), `min_delta` (0) | `verdict` (`passed`, …) |
 //!
 //! A `dataset` step without `version` is served from the cache only while its recorded
 //! version is still the latest, so a new dataset version re-runs what depends on it — and
@@ -16,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use mlops_core::drift::{DetectOptions, DriftDetector, ProfileOptions};
 use mlops_core::registry::{DatasetLineage, RegistryExt};
 use mlops_core::store::RefVersion;
@@ -49,7 +52,9 @@ pub fn builtin(env: StepEnv) -> StepRegistry {
         .register("dataset", DatasetStep(env.clone()))
         .register("train", TrainStep(env.clone()))
         .register("drift", DriftStep(env.clone()))
-        .register("promote", PromoteStep(env))
+        .register("promote", PromoteStep(env.clone()))
+        .register("monitor", MonitorStep(env.clone()))
+        .register("validate", ValidateStep(env))
 }
 
 fn object(params: &Value) -> Result<&serde_json::Map<String, Value>> {
@@ -232,6 +237,24 @@ impl Step for TrainStep {
         if let Some(cpu) = outcome.fit_cpu_seconds {
             ctx.add_cpu_seconds(cpu);
         }
+        // The drift reference of a registered model: a profile of its training data, stored
+        // beside the version (what `monitor` compares production data against).
+        if let Some(v) = &outcome.version {
+            let batches = training.batches.clone();
+            let profile = ctx
+                .blocking(move |_| {
+                    mlops_drift::StatDetector::new().profile(&batches, &ProfileOptions::default())
+                })
+                .await?;
+            mlops_drift::profiles::attach(
+                env.store.as_ref(),
+                env.registry.as_ref(),
+                &v.name,
+                v.version,
+                &profile,
+            )
+            .await?;
+        }
         let digest = outcome
             .source
             .strip_prefix(mlops_storage::MODEL_SOURCE_PREFIX)
@@ -407,6 +430,279 @@ impl Step for PromoteStep {
     }
 }
 
+/// `monitor`: tests production data against the stored reference profile of the model
+/// version an alias points at, measures accuracy when the data carries the target, and decides
+/// by the retraining rule (`drift_score > 0.3 or accuracy_drop > 0.05` by default).
+#[derive(Debug)]
+pub struct MonitorStep(Arc<StepEnv>);
+
+#[async_trait::async_trait]
+impl Step for MonitorStep {
+    async fn run(&self, ctx: Arc<StepContext>) -> Result<Outputs> {
+        let env = &self.0;
+        let name: ModelName = ctx.require::<String>("model")?.parse()?;
+        let alias = ctx
+            .param::<String>("alias")?
+            .unwrap_or_else(|| "champion".into());
+        let uri: mlops_core::ModelUri = format!("models:/{name}@{alias}").parse()?;
+        let version = env.registry.resolve(&uri).await?;
+        let profile = mlops_drift::profiles::for_version(
+            env.store.as_ref(),
+            env.registry.as_ref(),
+            &name,
+            version.version,
+        )
+        .await?;
+        let current: DatasetRef = ctx.input("current")?.get()?;
+        let (_, rows) = Datasets::new(env.store.clone())
+            .read_all(&current.name, RefVersion::Exact(current.version))
+            .await?;
+        let target = ctx.param::<String>("target")?;
+        // Accuracy on labelled feedback: the model's predictions against the target column.
+        let accuracy = match &target {
+            Some(t) if rows.first().is_some_and(|b| b.column_by_name(t).is_some()) => {
+                let artifact = mlops_core::model::ArtifactSource::fetch(
+                    &Artifacts::new(env.store.clone()),
+                    &version,
+                )
+                .await?;
+                let model = mlops_train::CandleLoader::new().load_model(&artifact)?;
+                let (rows, t) = (rows.clone(), t.clone());
+                Some(
+                    ctx.blocking(move |_| accuracy_of(&model, &rows, &t))
+                        .await?,
+                )
+            }
+            _ => None,
+        };
+        let baseline = version
+            .tags
+            .get("metrics.val_accuracy")
+            .and_then(|v| v.parse::<f64>().ok());
+        let rule = mlops_drift::RetrainRule {
+            max_drift_share: ctx.param("max_drift_share")?.unwrap_or(0.3),
+            max_accuracy_drop: ctx.param("max_accuracy_drop")?.unwrap_or(0.05),
+            baseline_accuracy: baseline,
+            consecutive_windows: 1,
+        };
+        // The target is a label, not an input: leave it out of the drift test.
+        let profiled: Vec<String> = profile.columns.iter().map(|c| c.name.clone()).collect();
+        let features: Vec<RecordBatch> = rows
+            .iter()
+            .map(|b| {
+                let keep: Vec<usize> = profiled
+                    .iter()
+                    .filter(|c| Some(c.as_str()) != target.as_deref())
+                    .filter_map(|c| b.schema().index_of(c).ok())
+                    .collect();
+                b.project(&keep).map_err(|e| Error::backend("arrow", e))
+            })
+            .collect::<Result<_>>()?;
+        let mut reference = profile;
+        reference
+            .columns
+            .retain(|c| Some(c.name.as_str()) != target.as_deref());
+        let report = ctx
+            .blocking(move |_| {
+                mlops_drift::StatDetector::new().detect(
+                    &reference,
+                    &features,
+                    &DetectOptions::default(),
+                )
+            })
+            .await?;
+        let reasons = rule.reasons(&report, accuracy);
+        let drifted: Vec<&str> = report
+            .columns
+            .iter()
+            .filter(|c| c.drifted)
+            .map(|c| c.column.as_str())
+            .collect();
+        let value = json!({
+            "retrain": !reasons.is_empty(),
+            "reasons": reasons,
+            "model": name.to_string(),
+            "version": version.version.get(),
+            "drift_score": report.share_drifted,
+            "dataset_drift": report.dataset_drift,
+            "drifted_columns": drifted,
+            "accuracy": accuracy,
+            "accuracy_drop": rule.accuracy_drop(accuracy),
+        });
+        Ok(Outputs::from([(
+            "decision".to_owned(),
+            Output::value(value),
+        )]))
+    }
+
+    async fn outputs_exist(&self, ctx: &StepContext, outputs: &Outputs) -> Result<bool> {
+        // Valid while the alias still points at the version it judged.
+        let Some(d) = outputs.get("decision") else {
+            return Ok(false);
+        };
+        let (Some(name), Some(version)) = (d.value["model"].as_str(), d.value["version"].as_u64())
+        else {
+            return Ok(false);
+        };
+        let alias = ctx
+            .param::<String>("alias")?
+            .unwrap_or_else(|| "champion".into());
+        match self
+            .0
+            .registry
+            .resolve(&format!("models:/{name}@{alias}").parse()?)
+            .await
+        {
+            Ok(v) => Ok(v.version.get() == version),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check(&self, params: &Value) -> Result<()> {
+        string(params, "model")?
+            .ok_or_else(|| Error::invalid("step param", "monitor needs model"))?
+            .parse::<ModelName>()?;
+        for key in ["max_drift_share", "max_accuracy_drop"] {
+            if let Some(v) = params.get(key)
+                && !v.as_f64().is_some_and(|x| (0.0..=1.0).contains(&x))
+            {
+                return Err(Error::invalid(
+                    "step param",
+                    format!("{key} must be in [0, 1], not {v}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Share of rows whose predicted label equals the target column.
+fn accuracy_of(
+    model: &mlops_train::CandleModel,
+    rows: &[RecordBatch],
+    target: &str,
+) -> Result<f64> {
+    use mlops_core::Model;
+    let batch = arrow::compute::concat_batches(
+        &rows
+            .first()
+            .ok_or_else(|| Error::invalid("data", "no rows"))?
+            .schema(),
+        rows,
+    )
+    .map_err(|e| Error::backend("arrow", e))?;
+    let mut inputs = Vec::new();
+    for spec in model.card().preprocessing.input_specs() {
+        let name = spec.name.clone().unwrap_or_default();
+        let column = batch
+            .column_by_name(&name)
+            .ok_or_else(|| Error::invalid("data", format!("the model needs column {name:?}")))?;
+        inputs.push(mlops_core::arrow::tensor_from_array(
+            &name,
+            column.as_ref(),
+        )?);
+    }
+    let out = model.predict(&inputs)?;
+    let labels = arrow::compute::cast(
+        batch
+            .column_by_name(target)
+            .ok_or_else(|| Error::invalid("data", format!("no column {target:?}")))?,
+        &arrow::datatypes::DataType::Utf8,
+    )
+    .map_err(|e| Error::backend("arrow", e))?;
+    let truth: Vec<String> = arrow::array::AsArray::as_string::<i32>(&labels)
+        .iter()
+        .map(|v| v.unwrap_or_default().to_owned())
+        .collect();
+    let predicted: Vec<String> = match out[0].datatype() {
+        mlops_core::DataType::Bool => out[0]
+            .to_bool()?
+            .into_iter()
+            .map(|b| b.to_string())
+            .collect(),
+        mlops_core::DataType::Int64 => out[0]
+            .to_i64()?
+            .into_iter()
+            .map(|i| i.to_string())
+            .collect(),
+        _ => out[0]
+            .to_byte_strings()?
+            .into_iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect(),
+    };
+    let hits = truth.iter().zip(&predicted).filter(|(a, b)| a == b).count();
+    Ok(hits as f64 / truth.len().max(1) as f64)
+}
+
+/// `validate`: passes a candidate whose metric is at least the champion's (plus `min_delta`);
+/// without a champion, any candidate passes.
+#[derive(Debug)]
+pub struct ValidateStep(Arc<StepEnv>);
+
+#[async_trait::async_trait]
+impl Step for ValidateStep {
+    async fn run(&self, ctx: Arc<StepContext>) -> Result<Outputs> {
+        let candidate = ctx.input("candidate")?;
+        let metric = ctx
+            .param::<String>("metric")?
+            .unwrap_or_else(|| "val_accuracy".into());
+        let min_delta = ctx.param::<f64>("min_delta")?.unwrap_or(0.0);
+        let goal = mlops_train::Goal::for_metric(&metric);
+        let mine = candidate.value["metrics"][&metric]
+            .as_f64()
+            .ok_or_else(|| {
+                Error::invalid(
+                    "step input",
+                    format!("{}: the candidate has no metric {metric}", ctx.step),
+                )
+            })?;
+        let name = ctx
+            .param::<String>("model")?
+            .or_else(|| candidate.value["name"].as_str().map(str::to_owned))
+            .ok_or_else(|| Error::invalid("step param", format!("{}: name the model", ctx.step)))?;
+        let alias = ctx
+            .param::<String>("alias")?
+            .unwrap_or_else(|| "champion".into());
+        let champion = match self
+            .0
+            .registry
+            .resolve(&format!("models:/{name}@{alias}").parse()?)
+            .await
+        {
+            Ok(v) => v
+                .tags
+                .get(format!("metrics.{metric}").as_str())
+                .and_then(|s| s.parse::<f64>().ok()),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        let (passed, reason) = match champion {
+            None => (true, format!("no {alias} to beat")),
+            Some(best) => {
+                let better = match goal {
+                    mlops_train::Goal::Maximize => mine >= best + min_delta,
+                    mlops_train::Goal::Minimize => mine <= best - min_delta,
+                };
+                (better, format!("{metric} {mine:.4} vs {alias} {best:.4}"))
+            }
+        };
+        let value = json!({"passed": passed, "reason": reason, "metric": metric, "candidate": mine, "champion": champion});
+        Ok(Outputs::from([(
+            "verdict".to_owned(),
+            Output::value(value),
+        )]))
+    }
+
+    fn check(&self, params: &Value) -> Result<()> {
+        if let Some(m) = string(params, "model")? {
+            m.parse::<ModelName>()?;
+        }
+        Ok(())
+    }
+}
+
 /// Names of the built-in steps and what they take, for `--help` and errors.
 pub fn describe() -> BTreeMap<&'static str, &'static str> {
     BTreeMap::from([
@@ -423,5 +719,13 @@ pub fn describe() -> BTreeMap<&'static str, &'static str> {
             "needs {reference, current}; with {fail_on_drift?, drift_share?}; outputs report",
         ),
         ("promote", "needs {model}; with {alias?}; outputs promoted"),
+        (
+            "monitor",
+            "needs {current}; with {model, alias?, target?, max_drift_share?, max_accuracy_drop?}; outputs decision",
+        ),
+        (
+            "validate",
+            "needs {candidate}; with {model?, alias?, metric?, min_delta?}; outputs verdict",
+        ),
     ])
 }

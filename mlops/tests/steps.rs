@@ -190,3 +190,116 @@ async fn bad_pipeline_files_name_the_step() {
             .contains("failed at step d")
     );
 }
+
+const RETRAIN: &str = r#"
+pipeline: retrain
+steps:
+  - {name: production, uses: dataset, with: {name: churn-production}}
+  - name: monitor
+    uses: monitor
+    needs: {current: production.dataset}
+    with: {model: churn, target: churned}
+  - {name: data, uses: dataset, with: {name: churn}}
+  - name: retrain
+    uses: train
+    needs: {data: data.dataset}
+    when: monitor.decision.retrain
+    with: {target: churned, model: logistic, epochs: 5, learning_rate: 0.05, register: churn}
+  - {name: validate, uses: validate, needs: {candidate: retrain.model}, with: {min_delta: -1}}
+  - name: canary
+    uses: promote
+    needs: {model: retrain.model}
+    when: validate.verdict.passed
+    with: {alias: canary}
+"#;
+
+#[tokio::test]
+async fn the_retraining_loop_retrains_only_on_drift() {
+    let store: Arc<dyn Store> = Arc::new(ObjectStoreStore::open("memory://", &[]).unwrap());
+    let tracker: Arc<dyn Tracker> = Arc::new(
+        StoreTracker::open(store.clone(), StoreTrackerOptions::default())
+            .await
+            .unwrap(),
+    );
+    let registry = Arc::new(StoreRegistry::new(store.clone()));
+    let datasets = Datasets::new(store.clone());
+    let write = |name: &'static str, batch: RecordBatch| {
+        let datasets = datasets.clone();
+        async move {
+            datasets
+                .write(
+                    &name.parse().unwrap(),
+                    batch.schema(),
+                    stream::iter([Ok(batch)]),
+                    WriteOptions::default(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let steps = builtin(StepEnv {
+        store: store.clone(),
+        tracker: tracker.clone(),
+        registry: registry.clone(),
+        experiment: "churn".into(),
+    });
+    let runner = Runner::new(store.clone()).tracker(tracker.clone(), "pipelines");
+    // A champion, trained and promoted by the first pipeline.
+    write("churn", data(1000, 0.0, 1)).await;
+    let first = PipelineSpec::from_yaml(PIPELINE)
+        .unwrap()
+        .build(&steps)
+        .unwrap();
+    runner.run(&first).await.unwrap().into_result().unwrap();
+    let retrain = PipelineSpec::from_yaml(RETRAIN)
+        .unwrap()
+        .build(&steps)
+        .unwrap();
+
+    // Production looks like training: no retraining; the pipeline still succeeds.
+    write("churn-production", data(500, 0.0, 3)).await;
+    let calm = runner.run(&retrain).await.unwrap().into_result().unwrap();
+    let decision = &calm.step("monitor").unwrap().outputs["decision"].value;
+    assert_eq!(decision["retrain"], false, "{decision}");
+    assert!(decision["accuracy"].as_f64().unwrap() > 0.7, "{decision}");
+    for s in ["retrain", "validate", "canary"] {
+        assert_eq!(calm.step(s).unwrap().status, StepStatus::Bypassed, "{s}");
+    }
+
+    // Production shifts: the monitor says why, a challenger is trained on the new data,
+    // validated and put on the canary alias.
+    write("churn-production", data(500, 1.5, 4)).await;
+    write("churn", data(1000, 1.5, 5)).await;
+    let shifted = runner.run(&retrain).await.unwrap().into_result().unwrap();
+    let decision = &shifted.step("monitor").unwrap().outputs["decision"].value;
+    assert_eq!(decision["retrain"], true, "{decision}");
+    assert!(
+        decision["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("drift share"),
+        "{decision}"
+    );
+    assert_eq!(
+        shifted.step("retrain").unwrap().outputs["model"].value["version"],
+        2
+    );
+    assert_eq!(
+        shifted.step("validate").unwrap().outputs["verdict"].value["passed"],
+        true
+    );
+    let canary = registry
+        .resolve(&"models:/churn@canary".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(canary.version.get(), 2);
+    let champion = registry
+        .resolve(&"models:/churn@champion".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        champion.version.get(),
+        1,
+        "promotion to champion is a later decision"
+    );
+}
