@@ -240,7 +240,18 @@ impl Step for TrainStep {
         // The drift reference of a registered model: a profile of its training data, stored
         // beside the version (what `monitor` compares production data against).
         if let Some(v) = &outcome.version {
-            let batches = training.batches.clone();
+            // The model's inputs only: the target is a label, not something served.
+            let target = ctx.require::<String>("target")?;
+            let batches: Vec<RecordBatch> = training
+                .batches
+                .iter()
+                .map(|b| {
+                    let keep: Vec<usize> = (0..b.num_columns())
+                        .filter(|i| b.schema().field(*i).name() != &target)
+                        .collect();
+                    b.project(&keep).map_err(|e| Error::backend("arrow", e))
+                })
+                .collect::<Result<_>>()?;
             let profile = ctx
                 .blocking(move |_| {
                     mlops_drift::StatDetector::new().profile(&batches, &ProfileOptions::default())
