@@ -22,10 +22,50 @@ use mlops::storage::{
     DEFAULT_STORE, Datasets, ObjectStoreStore, StoreRegistry, StoreTracker, StoreTrackerOptions,
 };
 
+/// The top-level help: the commands grouped by area (a test checks every command is listed).
+const HELP: &str = "\
+{about-with-newline}
+{usage-heading} {usage}
+
+Data commands:
+  datasets     Versioned Parquet datasets: put, list, log, show, get, diff
+  drift        Test current data for drift against reference data or a saved profile
+  quality      Check data against a quality suite (Great Expectations' expectation names)
+
+Training and tracking commands:
+  train        Train a model on a dataset as a tracked run; register, search, export a Job
+  pipeline     Pipelines of built-in steps: run (cached, tracked, priced), export, steps
+  cost         What pipeline runs cost, by pipeline, run and step
+  experiments  Experiments in the store's tracker: list
+  runs         Runs in the store's tracker: list (MLflow filters), show, compare
+
+Model commands:
+  models       Registered models: list, show, alias, kserve
+  serve        Serve registered models over the Open Inference Protocol (HTTP)
+
+Governance commands:
+  policy       Policy as code: eval, test, verify-log, log, library
+
+Store and interop commands:
+  store        Store maintenance: verify, gc
+  export       Export to other tools' formats: mlflow
+  import       Import from other tools' formats: mlflow
+
+Check commands:
+  filter       Check MLflow search filters and order-by clauses offline
+  uri          Check model URIs (models:/name/3, models:/name@alias, runs:/id/path)
+
+Options:
+{options}
+
+Exit codes: 0 success; 1 failure or a \"no\" answer (denied, drift, failed checks); 2 bad input.
+Run mlops <command> --help for a command's options and an example.
+";
+
 /// The mlops command: datasets, training, runs, experiments and models kept in a store, serving,
 /// drift, policy, store maintenance, and offline checks of MLflow filters and model URIs.
 #[derive(Debug, Parser)]
-#[command(name = "mlops", version)]
+#[command(name = "mlops", version, help_template = HELP)]
 struct Cli {
     /// Where the data lives: a directory, file://, memory://, s3://bucket/prefix (feature s3),
     /// az://… (feature azure), gs://… (feature gcp)
@@ -71,20 +111,31 @@ enum Command {
     Store(store::StoreCommand),
     /// Test current data for drift against reference data or a saved profile; exit 0 no
     /// dataset drift, 1 drift, 2 bad input
+    ///
+    /// Example: mlops drift --reference train.parquet --current churn@7 --html drift.html
     Drift(drift::DriftArgs),
     /// Check data against a quality suite (Great Expectations' expectation names); exit 0 all
     /// met, 1 some failed, 2 bad input
+    ///
+    /// Example: mlops quality --suite suite.yaml churn@7
     Quality(drift::QualityArgs),
     /// Train a model (linear, logistic, softmax, MLP) on a dataset as a tracked run; register
     /// it, search hyper-parameters, or write a Kubernetes Job that runs the same command
+    ///
+    /// Example: mlops train --data churn --target churned --model mlp --hidden 64,32 --epochs 20
+    /// --register churn
     Train(Box<train::TrainArgs>),
     /// Serve registered models over the Open Inference Protocol (HTTP) until Ctrl-C
+    ///
+    /// Example: mlops serve --model models:/churn@champion --port 8080 --canary models:/churn/4=10
     Serve(serve::ServeArgs),
     /// Pipelines from YAML files of built-in steps: run (cached, tracked, priced), export (Argo,
     /// Jobs, KServe, kustomization), steps
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
     /// What pipeline runs cost, by pipeline, run and step (from the tracker)
+    ///
+    /// Example: mlops cost --pipeline churn-retrain --json
     Cost(pipeline::CostArgs),
     /// Policy as code: eval, test, verify-log, log, library
     #[command(subcommand)]
@@ -216,5 +267,25 @@ async fn main() -> ExitCode {
                 _ => ExitCode::FAILURE,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_grouped_help_lists_every_command() {
+        for sub in Cli::command().get_subcommands() {
+            let name = sub.get_name();
+            assert!(
+                HELP.lines()
+                    .any(|l| l.split_whitespace().next() == Some(name)),
+                "the top-level help does not list {name}"
+            );
+        }
+        Cli::command().debug_assert();
     }
 }

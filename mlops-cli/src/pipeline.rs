@@ -25,6 +25,8 @@ pub enum PipelineCommand {
     /// models:/churn@champion --image ghcr.io/acme/mlops:1 --store-url s3://ml/prod --out deploy/
     Export(ExportArgs),
     /// List the built-in steps a pipeline file can use
+    ///
+    /// Example: mlops pipeline steps
     Steps,
 }
 

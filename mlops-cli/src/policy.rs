@@ -19,8 +19,13 @@ pub enum PolicyCommand {
     ///
     /// The query is a package (decided by its allow and deny rules) or a rule
     /// (data.ml.deployment.deny: denied when it holds any message).
+    ///
+    /// Example: mlops policy eval --policy deploy.rego --rego-v0 --input input.json --query
+    /// data.ml.deployment.deny --log
     Eval(EvalArgs),
     /// Run the `test_` rules of policies, as `opa test` does; exit 1 when any fails
+    ///
+    /// Example: mlops policy test policies/ --library
     Test {
         /// Policy files or folders (folders are read recursively, with data.json files)
         #[arg(required = true)]
@@ -33,6 +38,8 @@ pub enum PolicyCommand {
         library: bool,
     },
     /// Check the decision log's hash chain; exit 1 naming the first bad entry
+    ///
+    /// Example: mlops policy verify-log --json
     VerifyLog {
         /// The log's ref in the store
         #[arg(long, default_value = DEFAULT_LOG)]
@@ -42,6 +49,8 @@ pub enum PolicyCommand {
         json: bool,
     },
     /// Print the decision log's newest entries
+    ///
+    /// Example: mlops policy log --limit 50 --json
     Log {
         /// The log's ref in the store
         #[arg(long, default_value = DEFAULT_LOG)]
@@ -54,6 +63,8 @@ pub enum PolicyCommand {
         json: bool,
     },
     /// Write the shipped policy library's Rego files into a folder, to read or adapt
+    ///
+    /// Example: mlops policy library --out policies/
     Library {
         /// Target folder (created)
         #[arg(long)]

@@ -215,16 +215,20 @@ fn failures_and_bad_files_exit_nonzero_naming_the_step() {
     assert!(text(&mlops(d, &["pipeline", "steps"])).contains("train"));
 }
 
-/// The subcommand names listed under "Commands:" in a help text.
+/// The subcommand names listed under "Commands:" (or "… commands:" groups) in a help text.
 fn subcommands(help: &str) -> Vec<String> {
-    help.lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|c| *c != "help")
-        .map(str::to_owned)
-        .collect()
+    let mut out = Vec::new();
+    let mut listing = false;
+    for line in help.lines() {
+        if !line.starts_with(' ') {
+            listing = line.starts_with("Commands:") || line.ends_with("commands:");
+            continue;
+        }
+        if listing && let Some(c) = line.split_whitespace().next().filter(|c| *c != "help") {
+            out.push(c.to_owned());
+        }
+    }
+    out
 }
 
 #[test]
@@ -232,6 +236,7 @@ fn every_command_has_help() {
     let dir = tempfile::tempdir().unwrap();
     let mut queue: Vec<Vec<String>> = vec![vec![]];
     let mut seen = 0;
+    let mut missing_examples = Vec::new();
     while let Some(path) = queue.pop() {
         let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
         args.push("--help");
@@ -240,11 +245,35 @@ fn every_command_has_help() {
         assert!(o.status.success(), "{args:?}: {help}");
         assert!(help.contains("Usage: mlops"), "{args:?}: {help}");
         seen += 1;
-        for sub in subcommands(&help) {
+        let subs = subcommands(&help);
+        if subs.is_empty() && !path.is_empty() {
+            missing_examples.extend((!help.contains("Example")).then(|| path.join(" ")));
+            // Every flag an example uses is one the command has.
+            let example: String = help
+                .lines()
+                .skip_while(|l| !l.trim_start().starts_with("Example"))
+                .take_while(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            for flag in example.split_whitespace().filter(|w| w.starts_with("--")) {
+                let flag = flag.split('=').next().unwrap_or(flag);
+                assert!(
+                    help.lines()
+                        .skip_while(|l| !l.starts_with("Options:"))
+                        .any(|l| l.trim_start().split([' ', ',']).any(|w| w == flag)),
+                    "{path:?}: the example uses {flag}, which the command does not have"
+                );
+            }
+        }
+        for sub in subs {
             let mut next = path.clone();
             next.push(sub);
             queue.push(next);
         }
     }
     assert!(seen > 40, "only {seen} help pages");
+    assert!(
+        missing_examples.is_empty(),
+        "commands without an example: {missing_examples:?}"
+    );
 }
