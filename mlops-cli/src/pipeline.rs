@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
 use mlops::pipeline::export::PipelineExport;
-use mlops::pipeline::{Pipeline, PipelineReport, PipelineSpec, RateCard, Runner, StepStatus};
+use mlops::pipeline::{
+    Pipeline, PipelineReport, PipelineSpec, RateCard, Runner, StepEvent, StepStatus,
+};
 use mlops::policy::{DecisionLog, Governed, RegoPolicyEngine};
 use mlops::steps::{StepEnv, builtin, describe};
 use mlops::storage::{StoreRegistry, StoreTracker};
@@ -267,6 +269,22 @@ where
             }
             if let Some(n) = args.max_parallel {
                 runner = runner.max_parallel(n);
+            }
+            if !args.json {
+                // Progress as it happens, on stderr (the report follows on stdout).
+                runner = runner.observer(Arc::new(|event: &StepEvent<'_>| match event {
+                    StepEvent::Started(step) => eprintln!("  … {step}"),
+                    StepEvent::Finished(r) => eprintln!(
+                        "  {} {} ({:.2}s)",
+                        if r.status == StepStatus::Failed {
+                            "✗"
+                        } else {
+                            "✓"
+                        },
+                        r.name,
+                        r.usage.wall_seconds
+                    ),
+                }));
             }
             if let Some(step) = &args.step {
                 runner = runner.only([step.clone()]);

@@ -32,6 +32,8 @@ pub mod step;
 pub use export::{PipelineExport, StepArgs};
 pub use pipeline::{Pipeline, StepDef};
 pub use resources::{RateCard, Usage};
-pub use runner::{CacheRecord, PipelineReport, Runner, StepReport, StepStatus};
+pub use runner::{
+    CacheRecord, PipelineReport, Runner, StepEvent, StepObserver, StepReport, StepStatus,
+};
 pub use spec::{PipelineSpec, StepRegistry, StepSpec};
 pub use step::{BlockingStep, FnStep, Output, Outputs, Step, StepContext};

@@ -265,7 +265,7 @@ fn transient(e: &Error) -> bool {
 }
 
 /// Runs pipelines against a store (outputs, cache records) and, optionally, a tracker.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Runner {
     store: Arc<dyn Store>,
     tracker: Option<Arc<dyn Tracker>>,
@@ -277,6 +277,32 @@ pub struct Runner {
     cancel: CancelToken,
     max_parallel: usize,
     run_token: Option<String>,
+    observer: Option<StepObserver>,
+}
+
+/// What a [`Runner`] reports while it runs (a CLI draws progress from it).
+#[derive(Debug)]
+pub enum StepEvent<'a> {
+    /// A step started executing (or checking its cache).
+    Started(&'a str),
+    /// A step that started has ended.
+    Finished(&'a StepReport),
+}
+
+/// Receives [`StepEvent`]s.
+pub type StepObserver = Arc<dyn Fn(&StepEvent<'_>) + Send + Sync>;
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("experiment", &self.experiment)
+            .field("force_all", &self.force_all)
+            .field("force", &self.force)
+            .field("only", &self.only)
+            .field("max_parallel", &self.max_parallel)
+            .field("run_token", &self.run_token)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Runner {
@@ -294,7 +320,14 @@ impl Runner {
             cancel: CancelToken::new(),
             max_parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
             run_token: None,
+            observer: None,
         }
+    }
+
+    /// Calls `observer` as steps start and finish.
+    pub fn observer(mut self, observer: StepObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Names the pipeline run this invocation belongs to (an exported workflow passes the
@@ -536,6 +569,9 @@ impl Runner {
                     overlap: overlap.clone(),
                 };
                 let name = def.name.clone();
+                if let Some(observer) = &self.observer {
+                    observer(&StepEvent::Started(&name));
+                }
                 running.spawn(async move { (name, job.run().await) });
                 pending.remove(i);
             }
@@ -548,7 +584,11 @@ impl Runner {
             }
             match running.join_next().await {
                 Some(Ok((name, report))) => {
-                    reports.insert(name, report?);
+                    let report = report?;
+                    if let Some(observer) = &self.observer {
+                        observer(&StepEvent::Finished(&report));
+                    }
+                    reports.insert(name, report);
                 }
                 Some(Err(e)) => return Err(Error::backend("pipeline step task", e)),
                 None => {}

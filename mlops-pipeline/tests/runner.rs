@@ -182,7 +182,22 @@ async fn independent_steps_run_at_the_same_time() {
                 .after("c"),
         );
     let t = Instant::now();
-    let r = Runner::new(store()).max_parallel(3).run(&p).await.unwrap();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let r = Runner::new(store())
+        .max_parallel(3)
+        .observer(Arc::new(move |e: &mlops_pipeline::StepEvent<'_>| {
+            seen.lock().unwrap().push(match e {
+                mlops_pipeline::StepEvent::Started(s) => format!("start {s}"),
+                mlops_pipeline::StepEvent::Finished(r) => format!("end {}", r.name),
+            })
+        }))
+        .run(&p)
+        .await
+        .unwrap();
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.len(), 8, "{events:?}");
+    assert_eq!(events.last().map(String::as_str), Some("end join"));
     assert!(r.succeeded());
     assert_eq!(peak.load(Ordering::SeqCst), 3);
     assert!(
