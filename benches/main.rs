@@ -9,6 +9,7 @@
 
 mod digest;
 mod drift;
+mod pipeline;
 mod policy;
 mod search;
 mod store;
@@ -18,6 +19,7 @@ mod train;
 criterion::criterion_main!(
     digest::benches,
     drift::benches,
+    pipeline::benches,
     policy::benches,
     search::benches,
     store::benches,

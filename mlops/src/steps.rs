@@ -237,6 +237,15 @@ impl Step for TrainStep {
         if let Some(cpu) = outcome.fit_cpu_seconds {
             ctx.add_cpu_seconds(cpu);
         }
+        // Trained on a GPU: the step's wall time is priced as GPU time too.
+        if outcome.artifact.flavor == mlops_train::model::FLAVOR
+            && mlops_train::ModelCard::read(&outcome.artifact)?
+                .training
+                .device
+                .starts_with("cuda")
+        {
+            ctx.use_gpus(1);
+        }
         // The drift reference of a registered model: a profile of its training data, stored
         // beside the version (what `monitor` compares production data against).
         if let Some(v) = &outcome.version {
