@@ -128,43 +128,11 @@ fn store_url() -> String {
 
 /// The training pipeline: the latest `churn` data, a logistic regression registered as
 /// `churn`, promoted to `champion` (which policy gates).
-const TRAIN: &str = r#"
-pipeline: churn-train
-steps:
-  - {name: data, uses: dataset, with: {name: churn}}
-  - name: train
-    uses: train
-    needs: {data: data.dataset}
-    with: {target: churned, model: logistic, epochs: 20, learning_rate: 0.05, batch_size: 128, register: churn}
-  - {name: promote, uses: promote, needs: {model: train.model}, with: {alias: champion}}
-"#;
+const TRAIN: &str = include_str!("../pipelines/churn-train.yaml");
 
 /// The retraining loop: monitor production against the champion, retrain on the newest data
 /// when the rule fires, validate the challenger, put it on the canary alias.
-const RETRAIN: &str = r#"
-pipeline: churn-retrain
-steps:
-  - {name: production, uses: dataset, with: {name: churn-production}}
-  - name: monitor
-    uses: monitor
-    needs: {current: production.dataset}
-    with: {model: churn, alias: champion, target: churned}
-  - {name: data, uses: dataset, with: {name: churn}}
-  - name: retrain
-    uses: train
-    needs: {data: data.dataset}
-    when: monitor.decision.retrain
-    with: {target: churned, model: logistic, epochs: 20, learning_rate: 0.05, batch_size: 128, register: churn}
-  - name: validate
-    uses: validate
-    needs: {candidate: retrain.model}
-    with: {model: churn, metric: val_accuracy, min_delta: -0.05}
-  - name: canary
-    uses: promote
-    needs: {model: retrain.model}
-    when: validate.verdict.passed
-    with: {alias: canary}
-"#;
+const RETRAIN: &str = include_str!("../pipelines/churn-retrain.yaml");
 
 /// One row of a batch as Open Inference Protocol JSON inputs.
 fn infer_body(batch: &RecordBatch, row: usize) -> serde_json::Value {
@@ -578,7 +546,7 @@ async fn main() -> anyhow::Result<()> {
         "s3://acme-ml/prod",
     );
     std::fs::write(deploy.join("inferenceservice.yaml"), isvc.to_yaml()?)?;
-    std::fs::write(deploy.join("retrain.yaml"), RETRAIN.trim_start())?;
+    std::fs::write(deploy.join("retrain.yaml"), RETRAIN)?;
     log.flush().await?;
     let verified = mlops::policy::log::verify(store.as_ref(), log.name()).await?;
     if !verified.is_ok() {
