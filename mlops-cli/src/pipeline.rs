@@ -395,18 +395,16 @@ fn export(args: &ExportArgs) -> Result<bool> {
         .copied()
         .filter(|r| *r != "workflow.yaml" && *r != "github-actions.yaml")
         .collect();
-    let mut kustomization =
-        String::from("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n");
+    let mut kustomization = serde_json::json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": kustomized,
+    });
     if let Some(ns) = &args.namespace {
-        kustomization.push_str(&format!("namespace: {ns}\n"));
+        kustomization["namespace"] = serde_json::json!(ns);
     }
-    kustomization.push_str("resources:\n");
-    for r in &kustomized {
-        kustomization.push_str(&format!("- {r}\n"));
-    }
-    if kustomized.is_empty() {
-        kustomization.push_str("[]\n".trim_start());
-    }
+    let kustomization =
+        serde_yaml_ng::to_string(&kustomization).map_err(|e| Error::backend("serde_yaml", e))?;
     std::fs::write(dir.join("kustomization.yaml"), kustomization)
         .map_err(|e| Error::invalid("--out", format!("kustomization.yaml: {e}")))?;
     for r in &resources {
