@@ -6,7 +6,8 @@
 //! - [`Pipeline`] is a DAG of [`StepDef`]s: each wraps a [`Step`] (an async trait; closures
 //!   through [`FnStep`], CPU-bound work through [`BlockingStep`] or
 //!   [`StepContext::blocking`]), reads named outputs of other steps, and carries parameters, a
-//!   code version, retries with backoff, a timeout and a cache switch.
+//!   code version, retries with backoff, a timeout, a cache switch and a `when` condition (a
+//!   boolean of an upstream output; false bypasses the step and its dependants).
 //! - [`Runner`] runs it on tokio: independent steps in parallel, a failed step stops its
 //!   dependants (they are reported `skipped`), cancellation stops scheduling and asks running
 //!   steps to stop. Caching has `dvc repro` semantics: a step is skipped when the digest of its
