@@ -1,6 +1,6 @@
 //! `mlops datasets …`: versioned Parquet datasets in a store.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use mlops::storage::{Datasets, SchemaPolicy, WriteOptions};
@@ -87,6 +87,30 @@ pub enum DatasetsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Whether a data argument names a local file (a `.parquet`/`.pq` name or an existing file)
+/// rather than a stored dataset.
+pub fn is_local_file(spec: &str) -> bool {
+    let p = Path::new(spec);
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
+        || p.is_file()
+}
+
+/// Reads a local Parquet file; a missing file is [`Error::NotFound`], anything else unreadable
+/// is [`Error::InvalidArgument`] naming the file.
+pub fn read_parquet(path: &Path) -> Result<Vec<arrow::array::RecordBatch>> {
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::not_found("file", path.display()),
+        _ => Error::invalid("data", format!("cannot open {}: {e}", path.display())),
+    })?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| Error::invalid("data", format!("{} is not Parquet: {e}", path.display())))?;
+    reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::invalid("data", format!("{}: {e}", path.display())))
 }
 
 /// `name` or `name@version`.

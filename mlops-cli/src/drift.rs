@@ -70,28 +70,10 @@ pub struct QualityArgs {
     json: bool,
 }
 
-fn is_parquet(s: &str) -> bool {
-    let p = Path::new(s);
-    p.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
-}
-
-fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::invalid("data", format!("cannot open {}: {e}", path.display())))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| Error::invalid("data", format!("{} is not Parquet: {e}", path.display())))?
-        .build()
-        .map_err(|e| Error::invalid("data", format!("{}: {e}", path.display())))?;
-    reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::invalid("data", format!("{}: {e}", path.display())))
-}
-
 /// Batches from a Parquet file or a stored dataset version.
 async fn load(spec: &str, datasets: &Datasets) -> Result<Vec<RecordBatch>> {
-    if is_parquet(spec) || Path::new(spec).is_file() {
-        return read_parquet(Path::new(spec));
+    if crate::datasets::is_local_file(spec) {
+        return crate::datasets::read_parquet(Path::new(spec));
     }
     let (name, at) = crate::datasets::parse_ref(spec)?;
     datasets

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
+
+use crate::output::{human_bytes, print_json, when};
 use mlops::pipeline::export::PipelineExport;
 use mlops::pipeline::{
     Pipeline, PipelineReport, PipelineSpec, RateCard, Runner, StepEvent, StepStatus,
@@ -175,14 +177,6 @@ async fn build(
     .map_err(|e| in_file(path, e))
 }
 
-fn human_bytes(b: Option<u64>) -> String {
-    match b {
-        None => "-".into(),
-        Some(b) if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30)),
-        Some(b) => format!("{:.0} MiB", b as f64 / f64::from(1u32 << 20)),
-    }
-}
-
 fn print_report(r: &PipelineReport) {
     println!(
         "pipeline {} run {}: {} in {:.2}s, cost {:.6} {}",
@@ -213,7 +207,9 @@ fn print_report(r: &PipelineReport) {
             s.attempts,
             s.usage.wall_seconds,
             s.usage.cpu_seconds,
-            human_bytes(s.usage.peak_rss_bytes),
+            s.usage
+                .peak_rss_bytes
+                .map_or_else(|| "-".into(), human_bytes),
             s.cost
         );
         if let (Some(e), false) = (&s.error, s.status == StepStatus::Cached) {
@@ -296,9 +292,7 @@ where
             tracker.flush().await?;
             let report = report?;
             if args.json {
-                let json = serde_json::to_string_pretty(&report)
-                    .map_err(|e| Error::backend("serde_json", e))?;
-                println!("{json}");
+                print_json(&report)?;
             } else {
                 print_report(&report);
             }
@@ -534,10 +528,7 @@ pub async fn cost(args: &CostArgs, tracker: &dyn Tracker) -> Result<bool> {
             println!(
                 "  run {} ({}): {:.6} {currency}, {:.2}s",
                 parent.info.run_id,
-                humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH
-                        + std::time::Duration::from_millis(parent.info.start_time.max(0) as u64)
-                ),
+                when(parent.info.start_time),
                 metric(parent, "cost"),
                 metric(parent, "wall_seconds")
             );
@@ -555,9 +546,7 @@ pub async fn cost(args: &CostArgs, tracker: &dyn Tracker) -> Result<bool> {
         }
     }
     if args.json {
-        let json =
-            serde_json::to_string_pretty(&doc).map_err(|e| Error::backend("serde_json", e))?;
-        println!("{json}");
+        print_json(&doc)?;
     } else if by_pipeline.is_empty() {
         println!("no pipeline runs in experiment {}", args.experiment);
     }

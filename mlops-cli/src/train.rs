@@ -153,24 +153,6 @@ impl TrainArgs {
     }
 }
 
-fn is_file(data: &str) -> bool {
-    data.ends_with(".parquet") || Path::new(data).is_file()
-}
-
-/// Reads a local Parquet file.
-fn read_parquet(path: &Path) -> Result<Vec<arrow::array::RecordBatch>> {
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::not_found("file", path.display()),
-        _ => Error::invalid("--data", format!("{}: {e}", path.display())),
-    })?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(|e| Error::invalid("--data", format!("{} is not Parquet: {e}", path.display())))?;
-    reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::invalid("--data", format!("{}: {e}", path.display())))
-}
-
 /// Draws one bar over the epochs with the latest losses.
 struct Progress(ProgressBar);
 
@@ -235,7 +217,7 @@ fn job_args(args: &[String]) -> Vec<String> {
 
 /// Writes the Job manifest for `mlops train … --emit-job FILE` (without opening the store).
 pub fn emit_job(args: &TrainArgs, store_url: &str) -> Result<bool> {
-    if is_file(&args.data) {
+    if crate::datasets::is_local_file(&args.data) {
         return Err(Error::invalid(
             "--data",
             format!(
@@ -296,8 +278,8 @@ fn print_metrics(metrics: &BTreeMap<String, f64>) {
 pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
     let config = args.config()?;
     let datasets = Datasets::new(store.clone());
-    let data = if is_file(&args.data) {
-        TrainingData::new(read_parquet(Path::new(&args.data))?)
+    let data = if crate::datasets::is_local_file(&args.data) {
+        TrainingData::new(crate::datasets::read_parquet(Path::new(&args.data))?)
     } else {
         let (name, at) = crate::datasets::parse_ref(&args.data)?;
         let (version, batches) = datasets.read_all(&name, at).await?;
@@ -377,7 +359,7 @@ pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
             "version": outcome.version.as_ref().map(|v| v.version.get()),
             "model": outcome.version.as_ref().map(|v| v.name.to_string()),
         });
-        println!("{json:#}");
+        crate::output::print_json(&json)?;
         return Ok(true);
     }
     println!(
@@ -463,7 +445,7 @@ async fn search(
             "best": outcome.best,
             "trials": trials,
         });
-        println!("{json:#}");
+        crate::output::print_json(&json)?;
         return Ok(true);
     }
     println!(
