@@ -8,32 +8,6 @@ use std::time::Duration;
 use mlops_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// CPU seconds the calling thread has used.
-pub(crate) fn thread_cpu_seconds() -> Option<f64> {
-    #[cfg(unix)]
-    {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-        Some(t.tv_sec as f64 + t.tv_nsec as f64 / 1e9)
-    }
-    #[cfg(not(unix))]
-    {
-        None
-    }
-}
-
-/// CPU seconds the whole process has used.
-pub(crate) fn process_cpu_seconds() -> Option<f64> {
-    #[cfg(unix)]
-    {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-        Some(t.tv_sec as f64 + t.tv_nsec as f64 / 1e9)
-    }
-    #[cfg(not(unix))]
-    {
-        None
-    }
-}
-
 /// Resident memory of this process, from `/proc/self/statm` (Linux).
 pub(crate) fn rss_bytes() -> Option<u64> {
     #[cfg(target_os = "linux")]
@@ -194,13 +168,13 @@ mod tests {
     fn measures_this_process() {
         if cfg!(target_os = "linux") {
             assert!(rss_bytes().unwrap() > 0);
-            let a = thread_cpu_seconds().unwrap();
+            let a = mlops_core::time::thread_cpu_seconds().unwrap();
             let mut x = 0u64;
             for i in 0..2_000_000u64 {
                 x = x.wrapping_mul(31).wrapping_add(i);
             }
             assert!(x != 1);
-            assert!(thread_cpu_seconds().unwrap() > a);
+            assert!(mlops_core::time::thread_cpu_seconds().unwrap() > a);
         }
     }
 }

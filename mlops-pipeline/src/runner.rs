@@ -888,7 +888,7 @@ impl StepJob {
         let started = Instant::now();
         let sampler = RssSampler::start();
         let mut cpu = 0.0;
-        let process_cpu = crate::resources::process_cpu_seconds();
+        let process_cpu = mlops_core::time::process_cpu_seconds();
         let slot = self.overlap.enter();
         for attempt in 1..=self.def.retries + 1 {
             report.attempts = attempt;
@@ -957,7 +957,7 @@ impl StepJob {
         report.usage.wall_seconds = started.elapsed().as_secs_f64();
         let alone = self.overlap.leave(slot);
         report.usage.cpu_seconds =
-            match (alone, process_cpu, crate::resources::process_cpu_seconds()) {
+            match (alone, process_cpu, mlops_core::time::process_cpu_seconds()) {
                 // Alone: everything the process did (candle's and rayon's worker threads too).
                 (true, Some(a), Some(b)) => b - a,
                 // Beside other steps: what the step's own blocking work measured on its threads.

@@ -179,9 +179,9 @@ impl StepContext {
     {
         let ctx = self.clone();
         tokio::task::spawn_blocking(move || {
-            let start = crate::resources::thread_cpu_seconds();
+            let start = mlops_core::time::thread_cpu_seconds();
             let out = f(&ctx);
-            if let (Some(a), Some(b)) = (start, crate::resources::thread_cpu_seconds()) {
+            if let (Some(a), Some(b)) = (start, mlops_core::time::thread_cpu_seconds()) {
                 ctx.add_cpu_seconds(b - a);
             }
             out

@@ -87,19 +87,6 @@ pub struct JobOutcome {
     pub fit_cpu_seconds: Option<f64>,
 }
 
-/// CPU seconds the calling thread has used.
-fn thread_cpu_seconds() -> Option<f64> {
-    #[cfg(unix)]
-    {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-        Some(t.tv_sec as f64 + t.tv_nsec as f64 / 1e9)
-    }
-    #[cfg(not(unix))]
-    {
-        None
-    }
-}
-
 /// A training run to track (and register).
 #[derive(Debug, Clone)]
 pub struct TrainingJob {
@@ -313,9 +300,11 @@ impl TrainingJob {
         let options = self.options.clone();
         let token = cancel.clone();
         let fit = tokio::task::spawn_blocking(move || {
-            let start = thread_cpu_seconds();
+            let start = mlops_core::time::thread_cpu_seconds();
             let outcome = trainer.fit(&batches, &options, &forward, &token);
-            let cpu = start.zip(thread_cpu_seconds()).map(|(a, b)| b - a);
+            let cpu = start
+                .zip(mlops_core::time::thread_cpu_seconds())
+                .map(|(a, b)| b - a);
             outcome.map(|o| (o, cpu))
         });
         while let Some(report) = rx.recv().await {
