@@ -74,6 +74,29 @@ fn string(params: &Value, key: &str) -> Result<Option<String>> {
     }
 }
 
+/// The `alias` parameter, `champion` by default.
+fn alias_param(ctx: &StepContext) -> Result<String> {
+    Ok(ctx
+        .param::<String>("alias")?
+        .unwrap_or_else(|| "champion".into()))
+}
+
+/// The version `alias` of `model` points at; `None` when the model or alias does not exist.
+async fn alias_target(
+    registry: &dyn Registry,
+    model: &str,
+    alias: &str,
+) -> Result<Option<mlops_core::ModelVersion>> {
+    match registry
+        .resolve(&format!("models:/{model}@{alias}").parse()?)
+        .await
+    {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A dataset step's output.
 #[derive(Debug, Clone, Deserialize)]
 struct DatasetRef {
@@ -249,22 +272,16 @@ impl Step for TrainStep {
         // The drift reference of a registered model: a profile of its training data, stored
         // beside the version (what `monitor` compares production data against).
         if let Some(v) = &outcome.version {
-            // The model's inputs only: the target is a label, not something served.
-            let target = ctx.require::<String>("target")?;
-            let batches: Vec<RecordBatch> = training
-                .batches
-                .iter()
-                .map(|b| {
-                    let keep: Vec<usize> = (0..b.num_columns())
-                        .filter(|i| b.schema().field(*i).name() != &target)
-                        .collect();
-                    b.project(&keep).map_err(|e| Error::backend("arrow", e))
-                })
-                .collect::<Result<_>>()?;
+            // The model's inputs only (its column signature): the target is a label, not
+            // something served.
+            let mut options = ProfileOptions::default();
+            if let mlops_core::signature::Schema::Columns(cols) = &outcome.model.signature().inputs
+            {
+                options.columns = cols.iter().filter_map(|c| c.name.clone()).collect();
+            }
+            let batches = training.batches;
             let profile = ctx
-                .blocking(move |_| {
-                    mlops_drift::StatDetector::new().profile(&batches, &ProfileOptions::default())
-                })
+                .blocking(move |_| mlops_drift::StatDetector::new().profile(&batches, &options))
                 .await?;
             mlops_drift::profiles::attach(
                 env.store.as_ref(),
@@ -412,10 +429,7 @@ impl Step for PromoteStep {
         };
         let name: ModelName = name.parse()?;
         let version = Version::new(version)?;
-        let alias: Alias = ctx
-            .param::<String>("alias")?
-            .unwrap_or_else(|| "champion".into())
-            .parse()?;
+        let alias: Alias = alias_param(&ctx)?.parse()?;
         self.0.registry.set_alias(&name, &alias, version).await?;
         let value =
             json!({"name": name.to_string(), "version": version.get(), "alias": alias.to_string()});
@@ -429,17 +443,13 @@ impl Step for PromoteStep {
         let Some(p) = outputs.get("promoted") else {
             return Ok(false);
         };
-        let uri = format!(
-            "models:/{}@{}",
-            p.value["name"].as_str().unwrap_or_default(),
-            p.value["alias"].as_str().unwrap_or_default()
-        );
         let _ = ctx;
-        match self.0.registry.resolve(&uri.parse()?).await {
-            Ok(v) => Ok(Some(v.version.get()) == p.value["version"].as_u64()),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        let (Some(name), Some(alias)) = (p.value["name"].as_str(), p.value["alias"].as_str())
+        else {
+            return Ok(false);
+        };
+        let now = alias_target(self.0.registry.as_ref(), name, alias).await?;
+        Ok(now.map(|v| v.version.get()) == p.value["version"].as_u64())
     }
 
     fn check(&self, params: &Value) -> Result<()> {
@@ -461,11 +471,10 @@ impl Step for MonitorStep {
     async fn run(&self, ctx: Arc<StepContext>) -> Result<Outputs> {
         let env = &self.0;
         let name: ModelName = ctx.require::<String>("model")?.parse()?;
-        let alias = ctx
-            .param::<String>("alias")?
-            .unwrap_or_else(|| "champion".into());
-        let uri: mlops_core::ModelUri = format!("models:/{name}@{alias}").parse()?;
-        let version = env.registry.resolve(&uri).await?;
+        let alias = alias_param(&ctx)?;
+        let version = alias_target(env.registry.as_ref(), name.as_str(), &alias)
+            .await?
+            .ok_or_else(|| Error::not_found("model version", format!("models:/{name}@{alias}")))?;
         let profile = mlops_drift::profiles::for_version(
             env.store.as_ref(),
             env.registry.as_ref(),
@@ -505,30 +514,10 @@ impl Step for MonitorStep {
             baseline_accuracy: baseline,
             consecutive_windows: 1,
         };
-        // The target is a label, not an input: leave it out of the drift test.
-        let profiled: Vec<String> = profile.columns.iter().map(|c| c.name.clone()).collect();
-        let features: Vec<RecordBatch> = rows
-            .iter()
-            .map(|b| {
-                let keep: Vec<usize> = profiled
-                    .iter()
-                    .filter(|c| Some(c.as_str()) != target.as_deref())
-                    .filter_map(|c| b.schema().index_of(c).ok())
-                    .collect();
-                b.project(&keep).map_err(|e| Error::backend("arrow", e))
-            })
-            .collect::<Result<_>>()?;
-        let mut reference = profile;
-        reference
-            .columns
-            .retain(|c| Some(c.name.as_str()) != target.as_deref());
+        // The profile holds the model's inputs; the label column of the feedback is not tested.
         let report = ctx
             .blocking(move |_| {
-                mlops_drift::StatDetector::new().detect(
-                    &reference,
-                    &features,
-                    &DetectOptions::default(),
-                )
+                mlops_drift::StatDetector::new().detect(&profile, &rows, &DetectOptions::default())
             })
             .await?;
         let reasons = rule.reasons(&report, accuracy);
@@ -564,19 +553,8 @@ impl Step for MonitorStep {
         else {
             return Ok(false);
         };
-        let alias = ctx
-            .param::<String>("alias")?
-            .unwrap_or_else(|| "champion".into());
-        match self
-            .0
-            .registry
-            .resolve(&format!("models:/{name}@{alias}").parse()?)
-            .await
-        {
-            Ok(v) => Ok(v.version.get() == version),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        let now = alias_target(self.0.registry.as_ref(), name, &alias_param(ctx)?).await?;
+        Ok(now.map(|v| v.version.get()) == Some(version))
     }
 
     fn check(&self, params: &Value) -> Result<()> {
@@ -682,22 +660,14 @@ impl Step for ValidateStep {
             .param::<String>("model")?
             .or_else(|| candidate.value["name"].as_str().map(str::to_owned))
             .ok_or_else(|| Error::invalid("step param", format!("{}: name the model", ctx.step)))?;
-        let alias = ctx
-            .param::<String>("alias")?
-            .unwrap_or_else(|| "champion".into());
-        let champion = match self
-            .0
-            .registry
-            .resolve(&format!("models:/{name}@{alias}").parse()?)
-            .await
-        {
-            Ok(v) => v
-                .tags
-                .get(format!("metrics.{metric}").as_str())
-                .and_then(|s| s.parse::<f64>().ok()),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
-        };
+        let alias = alias_param(&ctx)?;
+        let champion = alias_target(self.0.registry.as_ref(), &name, &alias)
+            .await?
+            .and_then(|v| {
+                v.tags
+                    .get(format!("metrics.{metric}").as_str())
+                    .and_then(|s| s.parse::<f64>().ok())
+            });
         let (passed, reason) = match champion {
             None => (true, format!("no {alias} to beat")),
             Some(best) => {
