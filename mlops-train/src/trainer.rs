@@ -504,6 +504,15 @@ fn concat(data: &[RecordBatch]) -> Result<RecordBatch> {
     })
 }
 
+/// The rows `rows` of a row-major matrix `width` wide.
+fn gather(x_all: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
+    let mut x = Vec::with_capacity(rows.len() * width);
+    for &r in rows {
+        x.extend_from_slice(&x_all[r * width..(r + 1) * width]);
+    }
+    x
+}
+
 /// The rows `rows` of the feature matrix and their encoded targets, on `device`.
 fn split(
     x_all: &[f32],
@@ -514,10 +523,7 @@ fn split(
     rows: Vec<usize>,
     device: &Device,
 ) -> Result<Split> {
-    let mut x = Vec::with_capacity(rows.len() * width);
-    for &r in &rows {
-        x.extend_from_slice(&x_all[r * width..(r + 1) * width]);
-    }
+    let x = gather(x_all, width, &rows);
     let n = rows.len();
     let y = match (target, encoder, loss) {
         (TargetData::Numeric(v), TargetEncoder::Regression { mean, scale, .. }, _) => {
@@ -612,11 +618,7 @@ fn evaluate(
     target: &TargetData,
     prefix: &str,
 ) -> Result<BTreeMap<String, f64>> {
-    let mut x = Vec::with_capacity(rows.len() * width);
-    for &r in rows {
-        x.extend_from_slice(&x_all[r * width..(r + 1) * width]);
-    }
-    let logits = model.logits(x, rows.len())?;
+    let logits = model.logits(gather(x_all, width, rows), rows.len())?;
     let mut out = BTreeMap::new();
     let mut put = |name: &str, v: Result<f64>| {
         if let Ok(v) = v {
