@@ -391,44 +391,38 @@ impl Tuner {
         }
         tracker.log_batch(&parent_id, batch).await?;
 
-        let results: Vec<_> = futures::stream::iter(trials.into_iter().enumerate())
-            .map(|(i, (params, config))| {
-                let job = TrainingJob::new(experiment, options.clone())
-                    .run_name(format!("trial-{i}"))
-                    .parent(parent_id.clone())
-                    .tag("mlops.trial", i.to_string());
-                async move {
-                    let trainer = Arc::new(CandleTrainer::new(config));
-                    let (run_id, outcome) = job
-                        .run_tracked(trainer, data, tracker, sink, None, None, cancel)
-                        .await;
-                    (i, params, run_id, outcome)
-                }
-            })
-            .buffer_unordered(self.parallelism)
-            .collect()
-            .await;
-        let results: Vec<(usize, Trial)> = results
-            .into_iter()
-            .map(|(i, params, run_id, outcome)| {
-                let trial = match outcome {
-                    Ok(o) => Trial {
-                        run_id: Some(o.run_id),
-                        params,
-                        metrics: o.metrics,
-                        error: None,
-                    },
-                    Err(e) => Trial {
-                        run_id,
-                        params,
-                        metrics: BTreeMap::new(),
-                        error: Some(e.to_string()),
-                    },
-                };
-                (i, trial)
-            })
-            .collect();
-        let mut results = results;
+        let mut results: Vec<(usize, Trial)> =
+            futures::stream::iter(trials.into_iter().enumerate())
+                .map(|(i, (params, config))| {
+                    let job = TrainingJob::new(experiment, options.clone())
+                        .run_name(format!("trial-{i}"))
+                        .parent(parent_id.clone())
+                        .tag("mlops.trial", i.to_string());
+                    async move {
+                        let trainer = Arc::new(CandleTrainer::new(config));
+                        let (run_id, outcome) = job
+                            .run_tracked(trainer, data, tracker, sink, None, None, cancel)
+                            .await;
+                        let trial = match outcome {
+                            Ok(o) => Trial {
+                                run_id: Some(o.run_id),
+                                params,
+                                metrics: o.metrics,
+                                error: None,
+                            },
+                            Err(e) => Trial {
+                                run_id,
+                                params,
+                                metrics: BTreeMap::new(),
+                                error: Some(e.to_string()),
+                            },
+                        };
+                        (i, trial)
+                    }
+                })
+                .buffer_unordered(self.parallelism)
+                .collect()
+                .await;
         results.sort_by_key(|(i, _)| *i);
         let trials: Vec<Trial> = results.into_iter().map(|(_, t)| t).collect();
 
