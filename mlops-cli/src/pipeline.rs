@@ -11,7 +11,7 @@ use mlops::pipeline::export::PipelineExport;
 use mlops::pipeline::{
     Pipeline, PipelineReport, PipelineSpec, RateCard, Runner, StepEvent, StepStatus,
 };
-use mlops::policy::{DecisionLog, Governed, RegoPolicyEngine};
+use mlops::policy::{DecisionLog, Governed};
 use mlops::steps::{StepEnv, builtin, describe};
 use mlops::storage::{StoreRegistry, StoreTracker};
 use mlops::tracker::SearchRunsOptions;
@@ -158,13 +158,9 @@ async fn build(
     let plain = StoreRegistry::new(store.clone());
     let registry: Arc<dyn Registry> = match policy {
         Some(p) => {
-            let mut b = RegoPolicyEngine::builder().library()?;
-            if !p.exists() {
-                return Err(Error::not_found("policy path", p.display()));
-            }
-            b = b.policy_path(p)?;
+            let engine = Arc::new(crate::policy::engine_with_library(p)?);
             let log = Arc::new(DecisionLog::open_default(store.clone()).await?);
-            Arc::new(Governed::new(plain, Arc::new(b.build()?)).with_log(log))
+            Arc::new(Governed::new(plain, engine).with_log(log))
         }
         None => Arc::new(plain),
     };

@@ -139,6 +139,17 @@ fn read_input(path: &Path) -> Result<serde_json::Value> {
         .map_err(|e| Error::invalid("input", format!("{} is not JSON: {e}", path.display())))
 }
 
+/// The engine `--policy PATH` names: the shipped library plus the policy file or folder.
+pub fn engine_with_library(path: &std::path::Path) -> Result<RegoPolicyEngine> {
+    if !path.exists() {
+        return Err(Error::not_found("policy path", path.display()));
+    }
+    RegoPolicyEngine::builder()
+        .library()?
+        .policy_path(path)?
+        .build()
+}
+
 /// Runs a policy command; `open` gives the store for the log commands. Ok(false) means the
 /// command ran and the answer is "no" (denied, failing tests, a broken chain).
 pub async fn run<F, Fut>(cmd: &PolicyCommand, open: F) -> Result<bool>

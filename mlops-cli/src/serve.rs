@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::Args;
 use mlops::core::policy::GOVERNANCE_PATH;
-use mlops::policy::RegoPolicyEngine;
 use mlops::serve::{BatchConfig, HttpOptions, ModelServer, Routing};
 use mlops::storage::{Artifacts, StoreRegistry};
 use mlops::{Error, ModelUri, RegistryExt, Result, Store};
@@ -75,13 +74,8 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
             Duration::from_millis(args.batch_delay_ms),
         ));
     if let Some(path) = &args.policy {
-        let mut b = RegoPolicyEngine::builder().library()?;
-        if path.exists() {
-            b = b.policy_path(path)?;
-        } else {
-            return Err(Error::not_found("policy path", path.display()));
-        }
-        builder = builder.policy(Arc::new(b.build()?), GOVERNANCE_PATH);
+        let engine = crate::policy::engine_with_library(path)?;
+        builder = builder.policy(Arc::new(engine), GOVERNANCE_PATH);
     }
     let server = Arc::new(builder.build());
     for spec in &args.models {
