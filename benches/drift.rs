@@ -7,9 +7,9 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use criterion::{Criterion, Throughput, criterion_group};
-use mlops::core::drift::{DetectOptions, DriftDetector, ProfileOptions};
 use mlops::drift::StatDetector;
 use mlops::drift::stats::ks;
+use mlops::drift::{DetectOptions, DriftDetector, ProfileOptions};
 
 fn values(seed: u64, n: usize, shift: f64) -> Vec<f64> {
     let mut s = seed;

@@ -4,8 +4,8 @@
 //! core; the engine is shared, as a server would share it.
 
 use criterion::{Criterion, Throughput, criterion_group};
-use mlops::core::policy::{PolicyEngine, PolicyQuery};
 use mlops::policy::RegoPolicyEngine;
+use mlops::policy::{PolicyEngine, PolicyQuery};
 use serde_json::json;
 
 fn input(approved: bool) -> serde_json::Value {

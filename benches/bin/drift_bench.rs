@@ -16,9 +16,9 @@
 
 use std::time::Instant;
 
-use mlops::core::drift::{DetectOptions, DriftDetector, ProfileOptions};
 use mlops::drift::StatDetector;
 use mlops::drift::stats::ks;
+use mlops::drift::{DetectOptions, DriftDetector, ProfileOptions};
 
 fn times<T>(repeats: usize, mut f: impl FnMut() -> T) -> (Vec<f64>, T) {
     let mut out = Vec::new();

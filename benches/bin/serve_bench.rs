@@ -15,10 +15,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mlops::core::serve::{InferRequest, Server};
 use mlops::serve::{HttpOptions, IdentityModel, LinearModel, LinearParams, ModelServer};
+use mlops::serve::{InferRequest, Server};
 use mlops::signature::{Signature, TensorSpec};
 use mlops::{DataType, Tensor};
+
+fn n(name: &str) -> mlops::ModelName {
+    name.parse().unwrap()
+}
+
+fn v(n: u64) -> mlops::Version {
+    mlops::Version::new(n).unwrap()
+}
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -61,12 +69,16 @@ async fn run() {
             let port: u16 = args[2].parse().unwrap();
             let server = ModelServer::builder("mlops-bench").build();
             if args[3] == "identity" {
-                server.load_model("model", "1", identity()).unwrap();
+                server.load_model(&n("model"), v(1), identity()).unwrap();
             } else {
                 let params: LinearParams =
                     serde_json::from_slice(&std::fs::read(&args[3]).unwrap()).unwrap();
                 server
-                    .load_model("model", "1", Arc::new(LinearModel::new(params).unwrap()))
+                    .load_model(
+                        &n("model"),
+                        v(1),
+                        Arc::new(LinearModel::new(params).unwrap()),
+                    )
                     .unwrap();
             }
             let app = mlops::serve::model_server_router(Arc::new(server), HttpOptions::default());
@@ -136,14 +148,14 @@ async fn run() {
         Some("overhead") => {
             let seconds: f64 = args[2].parse().unwrap();
             let server = ModelServer::builder("mlops-bench").build();
-            server.load_model("model", "1", identity()).unwrap();
+            server.load_model(&n("model"), v(1), identity()).unwrap();
             let x = Tensor::from_f32("x", vec![1, 20], &[0.5; 20]).unwrap();
             let deadline = Instant::now() + Duration::from_secs_f64(seconds);
             let mut lat = Vec::new();
             while Instant::now() < deadline {
                 let t = Instant::now();
                 server
-                    .infer(InferRequest::new("model", vec![x.clone()]))
+                    .infer(InferRequest::new(n("model"), vec![x.clone()]))
                     .await
                     .unwrap();
                 lat.push(t.elapsed().as_nanos() as u64);

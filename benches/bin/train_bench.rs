@@ -17,7 +17,7 @@
 use std::time::Instant;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use mlops::core::train::EpochReport;
+use mlops::train::EpochReport;
 use mlops::train::{CandleTrainer, TrainConfig};
 use mlops::{CancelToken, FitOptions, Model, Tensor};
 

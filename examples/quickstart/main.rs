@@ -37,21 +37,23 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use futures::stream;
-use mlops::core::policy::GOVERNANCE_PATH;
-use mlops::core::serve::LoadOptions;
 use mlops::drift::{Report, StatDetector, profiles};
 use mlops::pipeline::export::PipelineExport;
 use mlops::pipeline::{PipelineReport, PipelineSpec, Runner, StepStatus};
+use mlops::policy::GOVERNANCE_PATH;
 use mlops::policy::{DecisionLog, Governed, Logged, RegoPolicyEngine};
 use mlops::registry::{Lineage, RegistryObject};
+use mlops::serve::LoadOptions;
 use mlops::serve::kserve::KServeExport;
 use mlops::serve::{HttpOptions, ModelServer, Routing};
-use mlops::steps::{StepEnv, builtin};
+use mlops::steps::{ModelRef, MonitorDecision, StepEnv, Verdict, builtin};
 use mlops::storage::{
     Artifacts, DEFAULT_STORE, Datasets, ObjectStoreStore, StoreRegistry, StoreTracker,
     StoreTrackerOptions, WriteOptions,
 };
-use mlops::{DriftDetector, ModelUri, PolicyEngine, Registry, RegistryExt, Store, Tag, Tracker};
+use mlops::{
+    DriftDetector, ModelName, ModelUri, PolicyEngine, Registry, RegistryExt, Store, Tag, Tracker,
+};
 
 /// A small deterministic generator (SplitMix64), so every run sees the same data.
 struct Rng(u64);
@@ -234,10 +236,10 @@ fn status_line(report: &PipelineReport) -> String {
         .join(", ")
 }
 
-async fn approve(registry: &dyn Registry, version: u64) -> anyhow::Result<()> {
+async fn approve(registry: &dyn Registry, version: mlops::Version) -> anyhow::Result<()> {
     registry
         .set_tag(
-            &RegistryObject::Version("churn".parse()?, mlops::Version::new(version)?),
+            &RegistryObject::Version("churn".parse()?, version),
             Tag::new("approved".parse()?, "true")?,
         )
         .await?;
@@ -307,25 +309,26 @@ async fn main() -> anyhow::Result<()> {
     let train = PipelineSpec::from_yaml(TRAIN)?.build(&steps)?;
     let first = runner.run(&train).await?;
     let model_out = &first.step("train").context("train step")?.outputs;
-    let model = &model_out.get("model").context("a trained model")?.value;
-    let version = model["version"].as_u64().context("a registered version")?;
-    let accuracy = model["metrics"]["val_accuracy"]
-        .as_f64()
+    let model: ModelRef = model_out.get("model").context("a trained model")?.get()?;
+    let (_, version) = model.registered().context("a registered version")?;
+    let accuracy = model
+        .metrics
+        .get("val_accuracy")
+        .copied()
         .unwrap_or(f64::NAN);
     summary.push(format!(
         "train        pipeline churn-train: {}; churn v{version} (logistic on candle, val_accuracy {accuracy:.3}, run {})",
         status_line(&first),
-        model["run_id"].as_str().unwrap_or("?")
+        model.run_id.as_ref().map_or("?", |r| r.as_str())
     ));
     let promote = first.step("promote").context("promote step")?;
     let champion_version = if promote.status == StepStatus::Failed {
         summary.push(format!(
             "governance   champion denied: {}",
-            promote
-                .error
-                .clone()
-                .unwrap_or_default()
-                .replace("denied by policy data.mlops.governance: ", "")
+            match &promote.error {
+                Some(mlops::Error::PolicyDenied { reasons, .. }) => reasons.join("; "),
+                other => format!("{other:?}"),
+            }
         ));
         approve(registry.as_ref(), version).await?;
         let again = runner.run(&train).await?.into_result()?;
@@ -355,9 +358,10 @@ async fn main() -> anyhow::Result<()> {
             .build(),
     );
     let champion_uri: ModelUri = "models:/churn@champion".parse()?;
+    let churn: ModelName = "churn".parse()?;
     mlops::Server::load(
         server.as_ref(),
-        "churn",
+        &churn,
         LoadOptions::from_uri(champion_uri.clone()),
     )
     .await?;
@@ -446,18 +450,12 @@ async fn main() -> anyhow::Result<()> {
     // 5. The retraining loop.
     let retrain = PipelineSpec::from_yaml(RETRAIN)?.build(&steps)?;
     let looped = runner.run(&retrain).await?.into_result()?;
-    let decision = &looped.step("monitor").context("monitor")?.outputs["decision"].value;
+    let decision: MonitorDecision =
+        looped.step("monitor").context("monitor")?.outputs["decision"].get()?;
     summary.push(format!(
         "monitor      retrain = {}: {}",
-        decision["retrain"],
-        decision["reasons"]
-            .as_array()
-            .map(|r| r
-                .iter()
-                .filter_map(|v| v.as_str())
-                .collect::<Vec<_>>()
-                .join("; "))
-            .unwrap_or_default()
+        decision.retrain,
+        decision.reasons.join("; ")
     ));
     summary.push(format!(
         "retrain      pipeline churn-retrain: {}",
@@ -466,14 +464,15 @@ async fn main() -> anyhow::Result<()> {
     let Some(challenger) = looped
         .step("retrain")
         .and_then(|s| s.outputs.get("model"))
-        .and_then(|m| m.value["version"].as_u64())
+        .and_then(|m| m.get::<ModelRef>().ok())
+        .and_then(|m| m.version)
     else {
-        bail!("the shifted production data did not trigger retraining: {decision}");
+        bail!("the shifted production data did not trigger retraining: {decision:?}");
     };
-    let verdict = &looped.step("validate").context("validate")?.outputs["verdict"].value;
+    let verdict: Verdict = looped.step("validate").context("validate")?.outputs["verdict"].get()?;
     summary.push(format!(
         "validate     challenger v{challenger}: {}",
-        verdict["reason"].as_str().unwrap_or("")
+        verdict.reason
     ));
 
     // 6. Canary: the deploy gate wants approval before any traffic reaches a version, so a
@@ -481,10 +480,10 @@ async fn main() -> anyhow::Result<()> {
     //    promoted when it holds.
     approve(registry.as_ref(), challenger).await?;
     let canary_uri: ModelUri = "models:/churn@canary".parse()?;
-    mlops::Server::load(server.as_ref(), "churn", LoadOptions::from_uri(canary_uri)).await?;
+    mlops::Server::load(server.as_ref(), &churn, LoadOptions::from_uri(canary_uri)).await?;
     server.set_routing(
-        "churn",
-        Routing::to(champion.version.to_string()).with_canary(challenger.to_string(), 20),
+        &churn,
+        Routing::to(champion.version).with_canary(challenger, 20),
     )?;
     let canary_live = send(&client, &base, &production, 200..1_200).await?;
     let (old, new) = (
@@ -504,19 +503,10 @@ async fn main() -> anyhow::Result<()> {
         bail!("the canary did not hold; the champion stays");
     }
     registry
-        .set_alias(
-            &"churn".parse()?,
-            &"champion".parse()?,
-            mlops::Version::new(challenger)?,
-        )
+        .set_alias(&churn, &"champion".parse()?, challenger)
         .await?;
-    server.set_routing("churn", Routing::to(challenger.to_string()))?;
-    mlops::Server::unload(
-        server.as_ref(),
-        "churn",
-        Some(&champion.version.to_string()),
-    )
-    .await?;
+    server.set_routing(&churn, Routing::to(challenger))?;
+    mlops::Server::unload(server.as_ref(), &churn, Some(champion.version)).await?;
     let after = send(&client, &base, &production, 1_200..1_400).await?;
     summary.push(format!(
         "promote      v{challenger} (approved for the canary) promoted to champion; now serving {:?}",

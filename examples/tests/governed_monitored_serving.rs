@@ -8,19 +8,23 @@ use std::time::Duration;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema};
-use mlops::core::drift::{DriftDetector, ProfileOptions};
-use mlops::core::policy::GOVERNANCE_PATH;
-use mlops::core::serve::LoadOptions;
+use mlops::drift::{DriftDetector, ProfileOptions};
 use mlops::drift::{
     DriftMonitor, MonitorOptions, RetrainEvent, RetrainRule, StatDetector, profiles,
 };
+use mlops::policy::GOVERNANCE_PATH;
 use mlops::policy::{Governed, RegoPolicyEngine, SharedFacts};
 use mlops::registry::{CreateVersionOptions, DatasetLineage, Lineage, RegistryObject};
+use mlops::serve::LoadOptions;
 use mlops::serve::{HttpOptions, IdentityModel, ModelServer};
 use mlops::signature::{Signature, TensorSpec};
 use mlops::storage::{Artifacts, MemoryRegistry, MemoryStore};
 use mlops::{DataType, Digest, Model, PolicyEngine, Registry, Server, Tag, Version};
 use serde_json::json;
+
+fn n(name: &str) -> mlops::ModelName {
+    name.parse().unwrap()
+}
 
 fn table(shift: f64, n: usize) -> RecordBatch {
     let age: ArrayRef = Arc::new(Float64Array::from_iter_values(
@@ -144,7 +148,7 @@ async fn governed_registry_gated_server_and_drift_monitor_work_together() {
     monitor.register(server.metrics().registry()).unwrap();
     server
         .load(
-            "churn",
+            &n("churn"),
             LoadOptions::from_uri("models:/churn@champion".parse().unwrap()),
         )
         .await
@@ -251,7 +255,7 @@ async fn governed_registry_gated_server_and_drift_monitor_work_together() {
         .unwrap();
     let uri = format!("models:/churn/{}", v3.version).parse().unwrap();
     let err = server
-        .load("churn", LoadOptions::from_uri(uri))
+        .load(&n("churn"), LoadOptions::from_uri(uri))
         .await
         .unwrap_err();
     assert!(err.is_policy_denied(), "{err}");

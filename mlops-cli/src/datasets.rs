@@ -98,19 +98,18 @@ pub fn is_local_file(spec: &str) -> bool {
         || p.is_file()
 }
 
-/// Reads a local Parquet file; a missing file is [`Error::NotFound`], anything else unreadable
-/// is [`Error::InvalidArgument`] naming the file.
+/// Reads a local Parquet file; a missing file is [`Error::NotFound`], content that is not
+/// Parquet is [`Error::InvalidArgument`] naming the file.
 pub fn read_parquet(path: &Path) -> Result<Vec<arrow::array::RecordBatch>> {
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::not_found("file", path.display()),
-        _ => Error::invalid("data", format!("cannot open {}: {e}", path.display())),
-    })?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io("file", "open", path, e))?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.build())
-        .map_err(|e| Error::invalid("data", format!("{} is not Parquet: {e}", path.display())))?;
+        .map_err(|e| {
+            Error::invalid("data", format!("{} is not Parquet", path.display())).with_source(e)
+        })?;
     reader
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::invalid("data", format!("{}: {e}", path.display())))
+        .map_err(|e| Error::invalid("data", path.display().to_string()).with_source(e))
 }
 
 /// `name` or `name@version`.

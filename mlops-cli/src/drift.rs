@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use arrow::record_batch::RecordBatch;
 use clap::Args;
 use futures::TryStreamExt;
-use mlops::core::drift::{
+use mlops::drift::quality::Suite;
+use mlops::drift::{
     ColumnOverride, DetectOptions, DriftDetector, ProfileOptions, ReferenceProfile,
 };
-use mlops::drift::quality::Suite;
 use mlops::drift::{Report, StatDetector};
 use mlops::storage::{Datasets, ReadOptions};
 use mlops::{Error, Result};
@@ -105,14 +105,14 @@ fn overrides(args: &DriftArgs) -> Result<BTreeMap<String, ColumnOverride>> {
 pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
     let detector = StatDetector::new();
     let profile: ReferenceProfile = if args.reference.ends_with(".json") {
-        let text = std::fs::read_to_string(&args.reference).map_err(|e| {
-            Error::invalid("reference", format!("cannot read {}: {e}", args.reference))
-        })?;
+        let text = std::fs::read_to_string(&args.reference)
+            .map_err(|e| Error::io("reference profile", "read", &args.reference, e))?;
         serde_json::from_str(&text).map_err(|e| {
             Error::invalid(
                 "reference",
-                format!("{} is not a reference profile: {e}", args.reference),
+                format!("{} is not a reference profile", args.reference),
             )
+            .with_source(e)
         })?
     } else {
         let reference = load(&args.reference, datasets).await?;
@@ -124,12 +124,7 @@ pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
     };
     if let Some(path) = &args.save_profile {
         let text = serde_json::to_vec(&profile).map_err(|e| Error::backend("serde_json", e))?;
-        std::fs::write(path, text).map_err(|e| {
-            Error::invalid(
-                "save-profile",
-                format!("cannot write {}: {e}", path.display()),
-            )
-        })?;
+        std::fs::write(path, text).map_err(|e| Error::io("profile file", "write", path, e))?;
     }
     let current = load(&args.current, datasets).await?;
     let mut options = DetectOptions::default();
@@ -139,12 +134,12 @@ pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
     let report = Report::new(&drift, &profile, &current, &args.reference, &args.current)?;
     if let Some(path) = &args.html {
         std::fs::write(path, report.to_html())
-            .map_err(|e| Error::invalid("html", format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|e| Error::io("html report", "write", path, e))?;
     }
     match &args.json {
         Some(p) if p == Path::new("-") => println!("{}", report.to_json()?),
         Some(p) => std::fs::write(p, report.to_json()?)
-            .map_err(|e| Error::invalid("json", format!("cannot write {}: {e}", p.display())))?,
+            .map_err(|e| Error::io("json report", "write", p, e))?,
         None => {}
     }
     if args.json.as_deref() != Some(Path::new("-")) {
@@ -182,12 +177,8 @@ pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
 
 /// Runs `mlops quality`; Ok(false) when an expectation failed.
 pub async fn quality(args: &QualityArgs, datasets: &Datasets) -> Result<bool> {
-    let text = std::fs::read_to_string(&args.suite).map_err(|e| {
-        Error::invalid(
-            "suite",
-            format!("cannot read {}: {e}", args.suite.display()),
-        )
-    })?;
+    let text = std::fs::read_to_string(&args.suite)
+        .map_err(|e| Error::io("quality suite", "read", &args.suite, e))?;
     let suite = Suite::from_yaml(&text)?;
     let data = load(&args.data, datasets).await?;
     let report = suite.validate(&data)?;

@@ -67,8 +67,7 @@ Run mlops <command> --help for a command's options and an example.
 #[derive(Debug, Parser)]
 #[command(name = "mlops", version, help_template = HELP)]
 struct Cli {
-    /// Where the data lives: a directory, file://, memory://, s3://bucket/prefix (feature s3),
-    /// az://… (feature azure), gs://… (feature gcp)
+    /// Where the data lives: a directory, file://, memory://, s3://bucket/prefix, az://…, gs://…
     #[arg(long, global = true, env = "MLOPS_STORE", default_value = DEFAULT_STORE)]
     store: String,
 
@@ -159,7 +158,7 @@ async fn open(cli: &Cli) -> mlops::Result<ObjectStoreStore> {
     if cli.store_options.is_empty() {
         return ObjectStoreStore::open(&cli.store, &[]);
     }
-    let secrets = mlops::policy::secret::from_spec(&cli.secrets)?;
+    let secrets = mlops::secret::from_spec(&cli.secrets)?;
     ObjectStoreStore::open_with_secrets(&cli.store, &cli.store_options, secrets.as_ref()).await
 }
 

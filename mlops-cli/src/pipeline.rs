@@ -7,15 +7,15 @@ use std::sync::Arc;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::output::{human_bytes, print_json, when};
-use mlops::pipeline::export::PipelineExport;
+use mlops::pipeline::export::{Bundle, PipelineExport, github_actions};
 use mlops::pipeline::{
-    Pipeline, PipelineReport, PipelineSpec, RateCard, Runner, StepEvent, StepStatus,
+    Pipeline, PipelineReport, PipelineRun, PipelineSpec, RateCard, Runner, StepEvent, StepStatus,
+    history,
 };
 use mlops::policy::{DecisionLog, Governed};
 use mlops::steps::{StepEnv, builtin, describe};
 use mlops::storage::{StoreRegistry, StoreTracker};
-use mlops::tracker::SearchRunsOptions;
-use mlops::{CancelToken, Error, Registry, Result, Store, Tracker, TrackerExt};
+use mlops::{CancelToken, Error, Registry, Result, Store, Tracker};
 
 /// `mlops pipeline` subcommands.
 #[derive(Debug, Subcommand)]
@@ -130,21 +130,21 @@ pub struct CostArgs {
 }
 
 fn read_spec(path: &Path) -> Result<PipelineSpec> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::not_found("pipeline file", path.display()),
-        _ => Error::invalid("pipeline file", format!("{}: {e}", path.display())),
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::io("pipeline file", "read", path, e))?;
     PipelineSpec::from_yaml(&text).map_err(|e| in_file(path, e))
 }
 
-/// Names the file in a pipeline-file error.
-fn in_file(path: &Path, e: Error) -> Error {
-    match e {
-        Error::InvalidArgument { message, .. } => {
-            Error::invalid("pipeline file", format!("{}: {message}", path.display()))
-        }
-        other => other,
+/// Names the file in a pipeline-file error (keeping its cause).
+fn in_file(path: &Path, mut e: Error) -> Error {
+    if let Error::InvalidArgument { what, message, .. } = &mut e {
+        *what = "pipeline file";
+        *message = match message.as_str() {
+            "" => path.display().to_string(),
+            m => format!("{}: {m}", path.display()),
+        };
     }
+    e
 }
 
 async fn build(
@@ -208,7 +208,7 @@ fn print_report(r: &PipelineReport) {
                 .map_or_else(|| "-".into(), human_bytes),
             s.cost
         );
-        if let (Some(e), false) = (&s.error, s.status == StepStatus::Cached) {
+        if let (Some(e), false) = (s.message(), s.status == StepStatus::Cached) {
             println!("      {e}");
         }
     }
@@ -254,9 +254,8 @@ where
                 .force_steps(args.force_steps.iter().cloned())
                 .cancel_token(cancel);
             if let Some(path) = &args.rate_card {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::invalid("--rate-card", format!("{}: {e}", path.display()))
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::io("rate card", "read", path, e))?;
                 runner = runner.rate_card(RateCard::from_yaml(&text)?);
             }
             if let Some(n) = args.max_parallel {
@@ -293,13 +292,10 @@ where
                 print_report(&report);
             }
             let ok = report.succeeded();
-            if !ok {
-                let e = report
-                    .into_result()
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
-                eprintln!("error: {e}");
+            match report.failure() {
+                Some((step, e)) => eprintln!("error: step {step} failed: {e}"),
+                None if !ok => eprintln!("error: pipeline {} was cancelled", report.pipeline),
+                None => {}
             }
             Ok(ok)
         }
@@ -326,11 +322,15 @@ fn export(args: &ExportArgs) -> Result<bool> {
     );
     e.store_url = Some(args.store_url.clone());
     e.namespace = args.namespace.clone();
-    let mut files: Vec<(&str, String)> = Vec::new();
-    for f in &args.format {
+    let mut bundle = Bundle::new().with_namespace(args.namespace.clone());
+    // Each format once, in a fixed order, however often it was named.
+    let mut formats = args.format.clone();
+    formats.sort_by_key(|f| *f as u8);
+    formats.dedup();
+    for f in &formats {
         match f {
-            Format::Argo => files.push(("workflow.yaml", e.argo_yaml(&pipeline)?)),
-            Format::Jobs => files.push(("jobs.yaml", e.jobs_yaml(&pipeline)?)),
+            Format::Argo => bundle.file("workflow.yaml", e.argo_yaml(&pipeline)?)?,
+            Format::Jobs => bundle.resource("jobs.yaml", e.jobs_yaml(&pipeline)?)?,
             Format::Kserve => {
                 let model = args.model.as_ref().ok_or_else(|| {
                     Error::invalid(
@@ -341,7 +341,7 @@ fn export(args: &ExportArgs) -> Result<bool> {
                 let uri: mlops::ModelUri = model.parse()?;
                 let name = uri
                     .model_name()
-                    .map(|n| n.to_string().to_ascii_lowercase().replace('_', "-"))
+                    .map(|n| mlops::k8s::dns_label(n.as_str()))
                     .ok_or_else(|| {
                         Error::invalid("--model", format!("{model} is not a models:/ URI"))
                     })?;
@@ -355,90 +355,31 @@ fn export(args: &ExportArgs) -> Result<bool> {
                 if let Some(p) = args.canary {
                     k = k.with_canary(p);
                 }
-                files.push(("inferenceservice.yaml", k.to_yaml()?));
+                bundle.resource("inferenceservice.yaml", k.to_yaml()?)?;
             }
-            Format::GithubActions => files.push((
+            Format::GithubActions => bundle.file(
                 "github-actions.yaml",
-                github_actions(args, pipeline.name())?,
-            )),
+                github_actions(&pipeline, &args.file.display().to_string(), &args.store_url)?,
+            )?,
         }
     }
     if args.out == "-" {
-        for (_, yaml) in &files {
-            println!("---\n{yaml}");
+        for f in bundle.files() {
+            println!("---\n{}", f.contents);
         }
         return Ok(true);
     }
     let dir = Path::new(&args.out);
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::invalid("--out", format!("{}: {e}", dir.display())))?;
-    let mut resources = Vec::new();
-    for (name, yaml) in &files {
-        std::fs::write(dir.join(name), yaml)
-            .map_err(|e| Error::invalid("--out", format!("{name}: {e}")))?;
-        resources.push(*name);
+    for path in bundle.write(dir)? {
+        println!("wrote {}", path.display());
     }
-    // Argo Workflows use generateName, which kustomize cannot apply; the CI workflow is not a
-    // cluster resource.
-    let kustomized: Vec<&str> = resources
-        .iter()
-        .copied()
-        .filter(|r| *r != "workflow.yaml" && *r != "github-actions.yaml")
-        .collect();
-    let mut kustomization = serde_json::json!({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": kustomized,
-    });
-    if let Some(ns) = &args.namespace {
-        kustomization["namespace"] = serde_json::json!(ns);
-    }
-    let kustomization =
-        serde_yaml_ng::to_string(&kustomization).map_err(|e| Error::backend("serde_yaml", e))?;
-    std::fs::write(dir.join("kustomization.yaml"), kustomization)
-        .map_err(|e| Error::invalid("--out", format!("kustomization.yaml: {e}")))?;
-    for r in &resources {
-        println!("wrote {}", dir.join(r).display());
-    }
-    println!("wrote {}", dir.join("kustomization.yaml").display());
-    if resources.contains(&"workflow.yaml") {
+    if bundle.files().iter().any(|f| f.name == "workflow.yaml") {
         println!(
             "submit the workflow with: argo submit {}",
             dir.join("workflow.yaml").display()
         );
     }
     Ok(true)
-}
-
-/// A GitHub Actions workflow: on pushes to main, by hand and nightly, install the mlops binary,
-/// run the repository's policy tests, then the pipeline against the production store with the
-/// policy gate, and keep the run report.
-fn github_actions(args: &ExportArgs, pipeline: &str) -> Result<String> {
-    let file = args.file.display().to_string();
-    let doc = serde_json::json!({
-        "name": format!("mlops pipeline {pipeline}"),
-        "on": {
-            "push": {"branches": ["main"]},
-            "workflow_dispatch": {},
-            "schedule": [{"cron": "0 3 * * *"}],
-        },
-        "concurrency": {"group": format!("mlops-{pipeline}"), "cancel-in-progress": false},
-        "jobs": {
-            "pipeline": {
-                "runs-on": "ubuntu-latest",
-                "env": {"MLOPS_STORE": args.store_url},
-                "steps": [
-                    {"uses": "actions/checkout@v4"},
-                    {"uses": "dtolnay/rust-toolchain@stable"},
-                    {"name": "Install mlops", "run": "cargo install --locked --git https://github.com/mlops-rs/mlops mlops-cli --features s3"},
-                    {"name": "Policy tests", "run": "mlops policy test policies/"},
-                    {"name": "Run the pipeline", "run": format!("mlops pipeline run {file} --policy policies/ --json > pipeline-report.json")},
-                    {"name": "Keep the report", "if": "always()", "uses": "actions/upload-artifact@v4", "with": {"name": "pipeline-report", "path": "pipeline-report.json"}},
-                ],
-            }
-        },
-    });
-    serde_yaml_ng::to_string(&doc).map_err(|e| Error::backend("serde_yaml", e))
 }
 
 /// Stands in for a built-in step when a pipeline is only exported.
@@ -451,19 +392,18 @@ impl mlops::pipeline::Step for Placeholder {
         &self,
         _ctx: Arc<mlops::pipeline::StepContext>,
     ) -> Result<mlops::pipeline::Outputs> {
-        Err(Error::NotSupported(
-            "exported steps run in their pods".into(),
+        Err(Error::not_supported(
+            "operation",
+            "running an exported step here",
+            "exported steps run in their pods",
         ))
     }
 }
 
 /// `mlops cost`: pipeline runs' cost by pipeline, run and step, from the tracker.
 pub async fn cost(args: &CostArgs, tracker: &dyn Tracker) -> Result<bool> {
-    let experiment = match tracker
-        .get_experiment_by_name(&args.experiment.parse()?)
-        .await
-    {
-        Ok(e) => e,
+    let runs = match history(tracker, &args.experiment, args.pipeline.as_deref()).await {
+        Ok(runs) => runs,
         Err(e) if e.is_not_found() => {
             println!(
                 "no pipeline runs yet (experiment {} does not exist)",
@@ -473,78 +413,37 @@ pub async fn cost(args: &CostArgs, tracker: &dyn Tracker) -> Result<bool> {
         }
         Err(e) => return Err(e),
     };
-    let runs = tracker
-        .search_all_runs(SearchRunsOptions::default().in_experiment(experiment.experiment_id))
-        .await?;
-    let metric = |r: &mlops::Run, k: &str| r.data.metrics.get(k).map_or(0.0, |m| m.value);
-    let tag = |r: &mlops::Run, k: &str| r.data.tags.get(k).cloned().unwrap_or_default();
-    let mut by_pipeline: BTreeMap<String, Vec<&mlops::Run>> = BTreeMap::new();
-    for r in runs
-        .iter()
-        .filter(|r| r.parent_run_id().is_none() && r.data.tags.contains_key("mlops.pipeline"))
-    {
-        let p = tag(r, "mlops.pipeline");
-        if args.pipeline.as_ref().is_none_or(|want| *want == p) {
-            by_pipeline.entry(p).or_default().push(r);
-        }
+    if args.json {
+        print_json(&runs)?;
+        return Ok(true);
     }
-    let currency = runs
-        .iter()
-        .find_map(|r| r.data.tags.get("mlops.currency").cloned())
-        .unwrap_or_else(|| "USD".into());
-    let mut doc = Vec::new();
-    for (pipeline, parents) in &by_pipeline {
-        let total: f64 = parents.iter().map(|r| metric(r, "cost")).sum();
-        if !args.json {
-            println!("{pipeline}: {} runs, {total:.6} {currency}", parents.len());
-        }
-        for parent in parents {
-            let mut steps: Vec<&mlops::Run> = runs
-                .iter()
-                .filter(|r| r.parent_run_id() == Some(parent.info.run_id.as_str()))
-                .collect();
-            steps.sort_by_key(|r| (r.info.start_time, tag(r, "mlops.step")));
-            if args.json {
-                doc.push(serde_json::json!({
-                    "pipeline": pipeline,
-                    "run_id": parent.info.run_id.as_str(),
-                    "start_time": parent.info.start_time,
-                    "cost": metric(parent, "cost"),
-                    "steps": steps.iter().map(|s| serde_json::json!({
-                        "step": tag(s, "mlops.step"),
-                        "status": tag(s, "mlops.status"),
-                        "cache": tag(s, "mlops.cache"),
-                        "wall_seconds": metric(s, "wall_seconds"),
-                        "cpu_seconds": metric(s, "cpu_seconds"),
-                        "cost": metric(s, "cost"),
-                    })).collect::<Vec<_>>(),
-                }));
-                continue;
-            }
+    if runs.is_empty() {
+        println!("no pipeline runs in experiment {}", args.experiment);
+    }
+    let mut by_pipeline: BTreeMap<&str, Vec<&PipelineRun>> = BTreeMap::new();
+    for r in &runs {
+        by_pipeline.entry(&r.pipeline).or_default().push(r);
+    }
+    for (pipeline, runs) in by_pipeline {
+        let currency = runs.first().map_or("USD", |r| r.currency.as_str());
+        let total: f64 = runs.iter().map(|r| r.cost).sum();
+        println!("{pipeline}: {} runs, {total:.6} {currency}", runs.len());
+        for run in runs {
             println!(
-                "  run {} ({}): {:.6} {currency}, {:.2}s",
-                parent.info.run_id,
-                when(parent.info.start_time),
-                metric(parent, "cost"),
-                metric(parent, "wall_seconds")
+                "  run {} ({}): {:.6} {}, {:.2}s",
+                run.run_id,
+                when(run.start_time),
+                run.cost,
+                run.currency,
+                run.wall_seconds
             );
-            for s in steps {
+            for s in &run.steps {
                 println!(
-                    "    {:<20} {:<9} {:<5} wall {:>8.3}s  cpu {:>8.3}s  {:>12.6} {currency}",
-                    tag(s, "mlops.step"),
-                    tag(s, "mlops.status"),
-                    tag(s, "mlops.cache"),
-                    metric(s, "wall_seconds"),
-                    metric(s, "cpu_seconds"),
-                    metric(s, "cost")
+                    "    {:<20} {:<9} {:<5} wall {:>8.3}s  cpu {:>8.3}s  {:>12.6} {}",
+                    s.step, s.status, s.cache, s.wall_seconds, s.cpu_seconds, s.cost, run.currency
                 );
             }
         }
-    }
-    if args.json {
-        print_json(&doc)?;
-    } else if by_pipeline.is_empty() {
-        println!("no pipeline runs in experiment {}", args.experiment);
     }
     Ok(true)
 }

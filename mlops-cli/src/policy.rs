@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use mlops::core::policy::{PolicyEngine, PolicyQuery};
 use mlops::policy::log::{self, DEFAULT_LOG, DecisionLog, LogOptions};
+use mlops::policy::{PolicyEngine, PolicyQuery};
 use mlops::policy::{RegoPolicyBuilder, RegoPolicyEngine};
 use mlops::{Error, RefName, Result, Store};
 
@@ -129,14 +129,14 @@ fn read_input(path: &Path) -> Result<serde_json::Value> {
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)
-            .map_err(|e| Error::invalid("input", format!("cannot read stdin: {e}")))?;
+            .map_err(|e| Error::io("input", "read", "stdin", e))?;
         s
     } else {
-        std::fs::read_to_string(path)
-            .map_err(|e| Error::invalid("input", format!("cannot read {}: {e}", path.display())))?
+        std::fs::read_to_string(path).map_err(|e| Error::io("input file", "read", path, e))?
     };
-    serde_json::from_str(&text)
-        .map_err(|e| Error::invalid("input", format!("{} is not JSON: {e}", path.display())))
+    serde_json::from_str(&text).map_err(|e| {
+        Error::invalid("input", format!("{} is not JSON", path.display())).with_source(e)
+    })
 }
 
 /// The engine `--policy PATH` names: the shipped library plus the policy file or folder.
@@ -263,13 +263,10 @@ where
             for (label, text) in mlops::policy::library::MODULES {
                 let path = out.join(label);
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        Error::invalid("out", format!("cannot create {}: {e}", parent.display()))
-                    })?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| Error::io("directory", "create", parent, e))?;
                 }
-                std::fs::write(&path, text).map_err(|e| {
-                    Error::invalid("out", format!("cannot write {}: {e}", path.display()))
-                })?;
+                std::fs::write(&path, text).map_err(|e| Error::io("file", "write", &path, e))?;
                 println!("{}", path.display());
             }
             Ok(true)

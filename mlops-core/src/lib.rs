@@ -44,8 +44,9 @@
 //!
 //! ## Features
 //!
-//! mlops-core has no optional features; backends (`s3`, `azure`, `gcp`, `cuda`, `mlflow`) are
-//! features of the crates that implement them, forwarded by the `mlops` facade.
+//! mlops-core has no optional features; backends (`s3`, `azure`, `gcp`, `cuda`) are features of
+//! the crates that implement them, and whole crates (`mlflow`, `secrets`, …) features of the
+//! `mlops` facade.
 
 pub mod arrow;
 pub mod cancel;
@@ -70,7 +71,7 @@ pub mod uri;
 
 pub use cancel::CancelToken;
 pub use drift::{DriftDetector, DriftReport, ReferenceProfile};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use id::{
     Alias, ArtifactPath, DatasetName, Digest, Digester, ExperimentId, ExperimentName, MetricKey,
     ModelName, ParamKey, RefName, RunId, TagKey, Version,

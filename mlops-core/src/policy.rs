@@ -64,10 +64,7 @@ pub trait PolicyEngineExt: PolicyEngine {
         if decision.allowed {
             Ok(decision)
         } else {
-            Err(Error::PolicyDenied {
-                policy: query.path.clone(),
-                reasons: decision.reasons,
-            })
+            Err(Error::policy_denied(query.path.clone(), decision.reasons))
         }
     }
 }
@@ -322,7 +319,8 @@ impl GovernanceInput {
 
     /// The JSON document policies see as `input`.
     pub fn to_json(&self) -> Result<serde_json::Value> {
-        serde_json::to_value(self).map_err(|e| Error::invalid("policy input", e.to_string()))
+        serde_json::to_value(self)
+            .map_err(|e| Error::invalid("policy input", "not representable as JSON").with_source(e))
     }
 
     /// A query at `path` with this input.

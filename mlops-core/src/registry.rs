@@ -264,6 +264,23 @@ impl CreateModelOptions {
     }
 }
 
+/// Options for [`Registry::transition_stage`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransitionOptions {
+    /// Archive the other versions in the target stage (MLflow's
+    /// `archive_existing_versions`); only for `Staging` and `Production`.
+    pub archive_existing: bool,
+}
+
+impl TransitionOptions {
+    /// Sets whether the other versions in the target stage are archived.
+    pub fn with_archive_existing(mut self, archive: bool) -> Self {
+        self.archive_existing = archive;
+        self
+    }
+}
+
 /// Options for [`Registry::create_model_version`].
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -447,13 +464,14 @@ pub trait Registry: Debug + Send + Sync + 'static {
     /// Soft-deletes a version and removes its aliases.
     async fn delete_model_version(&self, name: &ModelName, version: Version) -> Result<()>;
 
-    /// Moves a version to `stage`; with `archive_existing`, archives the others in that stage.
+    /// Moves a version to `stage`; with [`TransitionOptions::archive_existing`], archives the
+    /// others in that stage.
     async fn transition_stage(
         &self,
         name: &ModelName,
         version: Version,
         stage: Stage,
-        archive_existing: bool,
+        options: TransitionOptions,
     ) -> Result<ModelVersion>;
 
     /// Points `alias` at `version` (moving it if it pointed elsewhere).
@@ -608,10 +626,10 @@ macro_rules! forward_registry {
                 name: &ModelName,
                 version: Version,
                 stage: Stage,
-                archive_existing: bool,
+                options: TransitionOptions,
             ) -> Result<ModelVersion> {
                 (**self)
-                    .transition_stage(name, version, stage, archive_existing)
+                    .transition_stage(name, version, stage, options)
                     .await
             }
             async fn set_alias(

@@ -3,7 +3,7 @@
 //! Secret values travel as [`SecretString`]: its `Debug` prints `[REDACTED]`, it has no
 //! `Display`, and the bytes are zeroed on drop. Read one with
 //! [`ExposeSecret::expose_secret`] at the last moment, where it is handed to the code that
-//! needs it. Implementations (environment, files, HashiCorp Vault) live in `mlops-policy`.
+//! needs it. Implementations (environment, files, HashiCorp Vault) live in `mlops-secrets`.
 
 use std::fmt::Debug;
 use std::sync::Arc;

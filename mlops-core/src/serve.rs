@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::id::{ModelName, Version};
 use crate::tensor::{DataType, Tensor};
 use crate::uri::ModelUri;
 
@@ -72,13 +73,13 @@ pub struct RequestedOutput {
 }
 
 /// An inference request.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InferRequest {
     /// Target model.
-    pub model_name: String,
+    pub model_name: ModelName,
     /// Target version; the server routes when `None` (default version, canary split).
-    pub model_version: Option<String>,
+    pub model_version: Option<Version>,
     /// Echoed in the response.
     pub id: Option<String>,
     /// Request parameters.
@@ -91,17 +92,20 @@ pub struct InferRequest {
 
 impl InferRequest {
     /// A request to `model` with `inputs`.
-    pub fn new(model: impl Into<String>, inputs: Vec<Tensor>) -> Self {
+    pub fn new(model: ModelName, inputs: Vec<Tensor>) -> Self {
         Self {
-            model_name: model.into(),
+            model_name: model,
+            model_version: None,
+            id: None,
+            parameters: Parameters::new(),
             inputs,
-            ..Self::default()
+            outputs: Vec::new(),
         }
     }
 
     /// Targets `version`.
-    pub fn with_version(mut self, version: impl Into<String>) -> Self {
-        self.model_version = Some(version.into());
+    pub fn with_version(mut self, version: Version) -> Self {
+        self.model_version = Some(version);
         self
     }
 
@@ -116,9 +120,9 @@ impl InferRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InferResponse {
     /// The model that answered.
-    pub model_name: String,
+    pub model_name: ModelName,
     /// Its version.
-    pub model_version: Option<String>,
+    pub model_version: Option<Version>,
     /// The request's id.
     pub id: Option<String>,
     /// Response parameters.
@@ -161,16 +165,20 @@ pub trait Server: Debug + Send + Sync + 'static {
     async fn ready(&self) -> Result<bool>;
     /// Server metadata.
     async fn metadata(&self) -> Result<ServerMetadata>;
-    /// Model metadata.
-    async fn model_metadata(&self, name: &str, version: Option<&str>) -> Result<ModelMetadata>;
+    /// Model metadata (of `version`, or of the version requests naming none get).
+    async fn model_metadata(
+        &self,
+        name: &ModelName,
+        version: Option<Version>,
+    ) -> Result<ModelMetadata>;
     /// Model readiness.
-    async fn model_ready(&self, name: &str, version: Option<&str>) -> Result<bool>;
+    async fn model_ready(&self, name: &ModelName, version: Option<Version>) -> Result<bool>;
     /// The repository index.
     async fn list_models(&self) -> Result<Vec<ModelState>>;
     /// Loads (or reloads) a model.
-    async fn load(&self, name: &str, options: LoadOptions) -> Result<()>;
+    async fn load(&self, name: &ModelName, options: LoadOptions) -> Result<()>;
     /// Unloads a model (one version, or all).
-    async fn unload(&self, name: &str, version: Option<&str>) -> Result<()>;
+    async fn unload(&self, name: &ModelName, version: Option<Version>) -> Result<()>;
     /// Runs inference.
     async fn infer(&self, request: InferRequest) -> Result<InferResponse>;
 }
@@ -191,21 +199,25 @@ macro_rules! forward_server {
             }
             async fn model_metadata(
                 &self,
-                name: &str,
-                version: Option<&str>,
+                name: &ModelName,
+                version: Option<Version>,
             ) -> Result<ModelMetadata> {
                 (**self).model_metadata(name, version).await
             }
-            async fn model_ready(&self, name: &str, version: Option<&str>) -> Result<bool> {
+            async fn model_ready(
+                &self,
+                name: &ModelName,
+                version: Option<Version>,
+            ) -> Result<bool> {
                 (**self).model_ready(name, version).await
             }
             async fn list_models(&self) -> Result<Vec<ModelState>> {
                 (**self).list_models().await
             }
-            async fn load(&self, name: &str, options: LoadOptions) -> Result<()> {
+            async fn load(&self, name: &ModelName, options: LoadOptions) -> Result<()> {
                 (**self).load(name, options).await
             }
-            async fn unload(&self, name: &str, version: Option<&str>) -> Result<()> {
+            async fn unload(&self, name: &ModelName, version: Option<Version>) -> Result<()> {
                 (**self).unload(name, version).await
             }
             async fn infer(&self, request: InferRequest) -> Result<InferResponse> {

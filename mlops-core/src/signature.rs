@@ -176,7 +176,7 @@ impl Schema {
     pub fn from_mlflow_json(json: &str) -> Result<Self> {
         let bad = |m: String| Error::invalid("signature", m);
         let items: Vec<serde_json::Value> =
-            serde_json::from_str(json).map_err(|e| bad(format!("not a JSON list: {e}")))?;
+            serde_json::from_str(json).map_err(|e| bad("not a JSON list".into()).with_source(e))?;
         let is_tensor =
             |v: &serde_json::Value| v.get("type").and_then(|t| t.as_str()) == Some("tensor");
         let name_of =

@@ -115,7 +115,7 @@ pub(crate) fn labels(arrays: &[&ArrayRef], name: &str) -> Result<(Vec<String>, u
         match physical(a.data_type()) {
             Some(Physical::Text) => {
                 let cast = arrow::compute::cast(a, &DataType::Utf8)
-                    .map_err(|e| Error::invalid("column", format!("{name:?}: {e}")))?;
+                    .map_err(|e| Error::invalid("column", format!("{name:?}")).with_source(e))?;
                 for v in cast.as_string::<i32>().iter().flatten() {
                     out.push(v.to_string());
                 }

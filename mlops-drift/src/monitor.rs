@@ -310,9 +310,10 @@ impl DriftMonitor {
             Box::new(m.retrains.clone()),
         ];
         for c in collectors {
-            registry
-                .register(c)
-                .map_err(|e| Error::invalid("metrics registry", e.to_string()))?;
+            registry.register(c).map_err(|e| {
+                Error::invalid("metrics registry", "cannot register the drift metrics")
+                    .with_source(e)
+            })?;
         }
         Ok(())
     }

@@ -21,7 +21,7 @@ pub async fn save(store: &dyn Store, profile: &ReferenceProfile) -> Result<Diges
 pub async fn load(store: &dyn Store, digest: &Digest) -> Result<ReferenceProfile> {
     let bytes = store.get_bytes(digest).await?;
     serde_json::from_slice(&bytes)
-        .map_err(|e| Error::corrupt("reference profile", digest, format!("not a profile: {e}")))
+        .map_err(|e| Error::corrupt("reference profile", digest, "not a profile").with_source(e))
 }
 
 /// Stores `profile` and tags model version `name`/`version` with its digest.

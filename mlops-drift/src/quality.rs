@@ -177,7 +177,7 @@ impl Suite {
     /// Parses a YAML (or JSON) suite.
     pub fn from_yaml(text: &str) -> Result<Self> {
         let suite: Suite = serde_yaml_ng::from_str(text)
-            .map_err(|e| Error::invalid("quality suite", e.to_string()))?;
+            .map_err(|e| Error::invalid("quality suite", "not a suite").with_source(e))?;
         suite.check()?;
         Ok(suite)
     }
@@ -207,7 +207,7 @@ impl Suite {
             }
             if let Expectation::ExpectColumnValuesToMatchRegex { regex, .. } = e {
                 regex::Regex::new(regex).map_err(|err| {
-                    Error::invalid("quality suite", format!("bad regex {regex:?}: {err}"))
+                    Error::invalid("quality suite", format!("bad regex {regex:?}")).with_source(err)
                 })?;
             }
         }
@@ -268,7 +268,7 @@ fn texts(arrays: &[&ArrayRef]) -> Result<Vec<Option<String>>> {
     let mut out = Vec::new();
     for a in arrays {
         let cast = arrow::compute::cast(a, &DataType::Utf8)
-            .map_err(|e| Error::invalid("column", e.to_string()))?;
+            .map_err(|e| Error::invalid("column", "cannot be read as text").with_source(e))?;
         let s = cast.as_string::<i32>();
         for i in 0..a.len() {
             out.push((!is_null(a, i)).then(|| s.value(i).to_string()));
@@ -287,8 +287,9 @@ fn numbers(arrays: &[&ArrayRef], name: &str) -> Result<Vec<Option<f64>>> {
                 format!("{name:?} is {}, not numeric", a.data_type()),
             ));
         }
-        let cast = arrow::compute::cast(a, &DataType::Float64)
-            .map_err(|e| Error::invalid("column", e.to_string()))?;
+        let cast = arrow::compute::cast(a, &DataType::Float64).map_err(|e| {
+            Error::invalid("column", format!("{name:?} cannot be read as numbers")).with_source(e)
+        })?;
         let f = cast.as_primitive::<arrow_array::types::Float64Type>();
         for i in 0..a.len() {
             out.push((!is_null(a, i)).then(|| f.value(i)));
@@ -413,7 +414,7 @@ fn evaluate(e: &Expectation, batches: &[RecordBatch]) -> Result<ExpectationResul
             mostly,
         } => {
             let re = regex::Regex::new(regex).map_err(|err| {
-                Error::invalid("quality suite", format!("bad regex {regex:?}: {err}"))
+                Error::invalid("quality suite", format!("bad regex {regex:?}")).with_source(err)
             })?;
             let verdicts: Vec<(Option<bool>, Option<String>)> = texts(&column(batches, c)?)?
                 .into_iter()

@@ -22,19 +22,56 @@
 //! - [`PipelineExport`] hands the same DAG to Argo Workflows (a DAG template with `depends`) or
 //!   to Kubernetes as one Job per step; each pod runs one step (`--step <name>`, parsed by
 //!   [`StepArgs`]) with [`Runner::only`] against the shared store.
+//!
+//! ## Example
+//!
+//! Two steps, the second reading the first's output; the second run is served from the cache
+//! because nothing changed:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use mlops_pipeline::{FnStep, Output, Outputs, Pipeline, Runner, StepDef, StepStatus};
+//! use mlops_storage::MemoryStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mlops_core::Result<()> {
+//! let prepare = FnStep::new(|_ctx| async {
+//!     Ok(Outputs::from([("rows".to_owned(), Output::value(serde_json::json!(1000)))]))
+//! });
+//! let train = FnStep::new(|ctx| async move {
+//!     let rows: u64 = ctx.input("rows")?.get()?;
+//!     Ok(Outputs::from([("model".to_owned(), Output::value(serde_json::json!({"rows": rows})))]))
+//! });
+//! let pipeline = Pipeline::new("churn")
+//!     .step(StepDef::new("prepare", prepare))
+//!     .step(StepDef::new("train", train).input("rows", "prepare", "rows"));
+//!
+//! let runner = Runner::new(Arc::new(MemoryStore::new()));
+//! let first = runner.run(&pipeline).await?.into_result()?;
+//! assert_eq!(first.executed(), ["prepare", "train"]);
+//! let again = runner.run(&pipeline).await?.into_result()?;
+//! assert!(again.steps.iter().all(|s| s.status == StepStatus::Cached));
+//! # Ok(())
+//! # }
+//! ```
 
+pub mod cache;
+mod execute;
 pub mod export;
 pub mod pipeline;
+pub mod report;
 pub mod resources;
 pub mod runner;
 pub mod spec;
 pub mod step;
+pub mod tracking;
 
+pub use cache::CacheRecord;
 pub use export::{PipelineExport, StepArgs};
-pub use pipeline::{Pipeline, StepDef};
+pub use pipeline::{Condition, Pipeline, StepDef};
+pub use report::{PipelineReport, StepReport, StepStatus};
 pub use resources::{RateCard, Usage};
-pub use runner::{
-    CacheRecord, PipelineReport, Runner, StepEvent, StepObserver, StepReport, StepStatus,
-};
+pub use runner::{Runner, StepEvent, StepObserver};
 pub use spec::{PipelineSpec, StepRegistry, StepSpec};
-pub use step::{BlockingStep, FnStep, Output, Outputs, Step, StepContext};
+pub use step::{BlockingStep, FnStep, Output, Outputs, Step, StepContext, parse_params};
+pub use tracking::{PipelineRun, StepRun, history};

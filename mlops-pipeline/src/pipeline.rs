@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mlops_core::{Error, Result};
 
-use crate::step::Step;
+use crate::step::{Outputs, Step};
 
 /// One step of a pipeline.
 #[derive(Debug, Clone)]
@@ -51,14 +51,10 @@ impl std::fmt::Display for Condition {
 }
 
 impl Condition {
-    /// Reads the condition from the upstream step's report: a boolean, or an error naming it.
-    pub(crate) fn holds(
-        &self,
-        reports: &std::collections::BTreeMap<String, crate::runner::StepReport>,
-    ) -> Result<bool> {
-        let value = reports
-            .get(&self.step)
-            .and_then(|r| r.outputs.get(&self.output))
+    /// Reads the condition from the upstream step's outputs: a boolean, or an error naming it.
+    pub fn holds(&self, upstream: Option<&Outputs>) -> Result<bool> {
+        let value = upstream
+            .and_then(|outputs| outputs.get(&self.output))
             .and_then(|o| o.value.pointer(&self.pointer))
             .ok_or_else(|| Error::invalid("when", format!("{self}: no such output field")))?;
         value

@@ -112,7 +112,7 @@ impl RateCard {
     /// [`Error::InvalidArgument`].
     pub fn from_yaml(yaml: &str) -> Result<Self> {
         let card: Self = serde_yaml_ng::from_str(yaml)
-            .map_err(|e| Error::invalid("rate card", e.to_string()))?;
+            .map_err(|e| Error::invalid("rate card", "").with_source(e))?;
         for (name, v) in [
             ("cpu_hour", card.cpu_hour),
             ("gb_hour", card.gb_hour),

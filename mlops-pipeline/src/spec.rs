@@ -115,17 +115,15 @@ impl StepRegistry {
 
 fn duration(what: &str, step: &str, text: &str) -> Result<Duration> {
     humantime::parse_duration(text.trim()).map_err(|e| {
-        Error::invalid(
-            "pipeline file",
-            format!("step {step}: {what} {text:?}: {e}"),
-        )
+        Error::invalid("pipeline file", format!("step {step}: {what} {text:?}")).with_source(e)
     })
 }
 
 impl PipelineSpec {
     /// Parses a pipeline file; unknown keys are errors naming them.
     pub fn from_yaml(yaml: &str) -> Result<Self> {
-        serde_yaml_ng::from_str(yaml).map_err(|e| Error::invalid("pipeline file", e.to_string()))
+        serde_yaml_ng::from_str(yaml)
+            .map_err(|e| Error::invalid("pipeline file", "").with_source(e))
     }
 
     /// The pipeline, with each step taken from `registry` and its parameters checked by it
@@ -145,11 +143,13 @@ impl PipelineSpec {
                 )
             })?;
             let params = serde_json::Value::Object(s.params.clone());
-            step.check(&params).map_err(|e| match e {
-                Error::InvalidArgument { message, .. } => {
-                    Error::invalid("pipeline file", format!("step {}: {message}", s.name))
+            step.check(&params).map_err(|mut e| {
+                // Name the step of the file, keeping the cause.
+                if let Error::InvalidArgument { what, message, .. } = &mut e {
+                    *what = "pipeline file";
+                    *message = format!("step {}: {message}", s.name);
                 }
-                other => other,
+                e
             })?;
             let mut def = StepDef::from_arc(s.name.clone(), step.clone()).params(params);
             for (input, from) in &s.needs {

@@ -38,15 +38,41 @@ impl Output {
         Self { digest, value }
     }
 
-    /// Reads the value as `T`.
+    /// An output holding a typed value (a dataset or model reference) whose content has the
+    /// digest `digest`.
+    pub fn typed<T: Serialize>(digest: Digest, value: &T) -> Result<Self> {
+        let value = serde_json::to_value(value).map_err(|e| Error::backend("serde_json", e))?;
+        Ok(Self::with_digest(digest, value))
+    }
+
+    /// An output holding a typed value, digested by its canonical JSON (a decision, a verdict).
+    pub fn of<T: Serialize>(value: &T) -> Result<Self> {
+        let value = serde_json::to_value(value).map_err(|e| Error::backend("serde_json", e))?;
+        Ok(Self::value(value))
+    }
+
+    /// Reads the value as `T` (the type the producing step wrote with [`typed`](Self::typed)
+    /// or [`of`](Self::of)).
     pub fn get<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_value(self.value.clone())
-            .map_err(|e| Error::invalid("step output", format!("{}: {e}", self.value)))
+            .map_err(|e| Error::invalid("step output", self.value.to_string()).with_source(e))
     }
 }
 
 /// A step's outputs by name.
 pub type Outputs = BTreeMap<String, Output>;
+
+/// Reads a step's parameters (a pipeline file's `with:`) into `P`, one struct that both
+/// [`Step::check`] and [`Step::run`] use — declare it `#[serde(deny_unknown_fields)]` so a
+/// misspelt key is an error naming it. Absent parameters read as an empty mapping.
+pub fn parse_params<P: DeserializeOwned>(step: &str, params: &serde_json::Value) -> Result<P> {
+    let params = match params {
+        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+        other => other.clone(),
+    };
+    serde_json::from_value(params)
+        .map_err(|e| Error::invalid("step param", format!("parameters of {step}")).with_source(e))
+}
 
 /// JSON with sorted keys and no insignificant whitespace (serde_json's `Value` keeps object keys
 /// sorted), so equal values hash equally.
@@ -129,13 +155,18 @@ impl StepContext {
         })
     }
 
+    /// Every parameter, read into `P` with [`parse_params`].
+    pub fn params_as<P: DeserializeOwned>(&self) -> Result<P> {
+        parse_params(&self.step, &self.params)
+    }
+
     /// A parameter, deserialised; `None` when absent.
     pub fn param<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.params.get(key) {
             None | Some(serde_json::Value::Null) => Ok(None),
-            Some(v) => serde_json::from_value(v.clone())
-                .map(Some)
-                .map_err(|e| Error::invalid("step param", format!("{}.{key}: {e}", self.step))),
+            Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
+                Error::invalid("step param", format!("{}.{key}", self.step)).with_source(e)
+            }),
         }
     }
 
@@ -193,10 +224,7 @@ impl StepContext {
     /// Fails with [`Error::Unavailable`] when cancelled: call it between units of work.
     pub fn check_cancelled(&self) -> Result<()> {
         if self.cancel.is_cancelled() {
-            Err(Error::Unavailable {
-                message: format!("step {} cancelled", self.step),
-                source: None,
-            })
+            Err(Error::unavailable(format!("step {} cancelled", self.step)))
         } else {
             Ok(())
         }

@@ -231,19 +231,18 @@ async fn a_failed_step_stops_its_dependants_and_is_named() {
     assert!(
         r.step("c")
             .unwrap()
-            .error
+            .reason
             .as_ref()
             .unwrap()
             .contains("upstream step b")
     );
     assert_eq!(r.step("d").unwrap().status, StepStatus::Succeeded);
     assert_eq!(ok.load(Ordering::SeqCst), 2);
+    assert_eq!(r.failed().map(|s| s.name.as_str()), Some("b"));
+    // The pipeline answers the step's own error: bad data, not an outage to retry.
     let e = r.into_result().unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("failed at step b: invalid data: column age is empty"),
-        "{e}"
-    );
+    assert!(e.is_invalid_argument() && !e.is_transient(), "{e:?}");
+    assert_eq!(e.to_string(), "invalid data: column age is empty");
 
     // Reading an output that does not exist fails the reader, naming both.
     let p = Pipeline::new("p")
@@ -256,6 +255,7 @@ async fn a_failed_step_stops_its_dependants_and_is_named() {
             .error
             .as_ref()
             .unwrap()
+            .to_string()
             .contains("a has no output \"nope\"")
     );
 }
@@ -269,10 +269,7 @@ async fn transient_failures_are_retried_with_backoff() {
         async move {
             tries.fetch_add(1, Ordering::SeqCst);
             if ctx.attempt < 3 {
-                return Err(Error::Unavailable {
-                    message: "s3 is down".into(),
-                    source: None,
-                });
+                return Err(Error::unavailable("s3 is down"));
             }
             Ok(Outputs::new())
         }
@@ -307,7 +304,9 @@ async fn timeouts_and_cancellation_stop_steps() {
     let s = r.step("spin").unwrap();
     assert_eq!(s.status, StepStatus::Failed);
     assert!(
-        s.error.as_ref().unwrap().contains("timed out after 100ms"),
+        s.error
+            .as_ref()
+            .is_some_and(|e| e.is_timeout() && e.to_string().contains("timed out after 100ms")),
         "{:?}",
         s.error
     );
@@ -499,7 +498,7 @@ async fn when_conditions_bypass_steps_and_their_dependants() {
     assert!(
         r.step("retrain")
             .unwrap()
-            .error
+            .reason
             .as_ref()
             .unwrap()
             .contains("monitor.decision.retrain is false")
@@ -521,7 +520,8 @@ async fn when_conditions_bypass_steps_and_their_dependants() {
         .unwrap();
     let e = r.step("retrain").unwrap().error.clone().unwrap();
     assert!(
-        e.contains("monitor.decision.share is 0.5, not true or false"),
+        e.to_string()
+            .contains("monitor.decision.share is 0.5, not true or false"),
         "{e}"
     );
     assert!(!r.succeeded());

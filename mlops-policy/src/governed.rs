@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use mlops_core::policy::{
     Decision, GOVERNANCE_PATH, GovernanceInput, GovernedAction, ModelFacts, PolicyEngine,
 };
+use mlops_core::registry::TransitionOptions;
 use mlops_core::registry::{
     CreateModelOptions, CreateVersionOptions, ModelVersion, RegisteredModel, Registry,
     RegistryObject, SearchRegistryOptions, Stage,
@@ -197,10 +198,7 @@ impl<R: Registry> Governed<R> {
         if decision.allowed {
             Ok(decision)
         } else {
-            Err(Error::PolicyDenied {
-                policy: self.path.clone(),
-                reasons: decision.reasons,
-            })
+            Err(Error::policy_denied(self.path.clone(), decision.reasons))
         }
     }
 }
@@ -285,7 +283,7 @@ impl<R: Registry> Registry for Governed<R> {
         name: &ModelName,
         version: Version,
         stage: Stage,
-        archive_existing: bool,
+        options: TransitionOptions,
     ) -> Result<ModelVersion> {
         let v = self.inner.get_model_version(name, version).await?;
         self.gate(
@@ -294,7 +292,7 @@ impl<R: Registry> Registry for Governed<R> {
         )
         .await?;
         self.inner
-            .transition_stage(name, version, stage, archive_existing)
+            .transition_stage(name, version, stage, options)
             .await
     }
 

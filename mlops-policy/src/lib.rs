@@ -14,8 +14,6 @@
 //!   providers add run metrics or drift state to the input.
 //! - [`DecisionLog`]: every decision with OPA's decision-log fields, hash-chained in a
 //!   [`Store`](mlops_core::Store), with masking; [`log::verify`] names the first bad entry.
-//! - [`secret`]: secret providers (environment, files, HashiCorp Vault KV v2) whose values never
-//!   reach logs, errors or `Debug` output.
 //!
 //! ```
 //! use mlops_core::policy::{PolicyEngine, PolicyQuery};
@@ -40,7 +38,6 @@ mod engine;
 mod governed;
 pub mod library;
 pub mod log;
-pub mod secret;
 
 pub use engine::{RegoPolicyBuilder, RegoPolicyEngine, TestResult};
 pub use governed::{Facts, Governed, RunMetrics, SharedFacts};

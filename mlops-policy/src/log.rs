@@ -336,8 +336,9 @@ impl DecisionLog {
                     Error::corrupt(
                         "decision log",
                         &self.name,
-                        format!("segment {} line {}: {e}", commit.version, line + 1),
+                        format!("segment {} line {}", commit.version, line + 1),
                     )
+                    .with_source(e)
                 })?;
                 out.push(entry);
             }
@@ -375,7 +376,7 @@ async fn tail(store: &dyn Store, name: &RefName) -> Result<(Option<Version>, Log
         .rfind(|l| !l.is_empty())
         .ok_or_else(|| Error::corrupt("decision log", name, "the latest segment is empty"))?;
     let entry: LogEntry = serde_json::from_slice(last)
-        .map_err(|e| Error::corrupt("decision log", name, format!("latest segment: {e}")))?;
+        .map_err(|e| Error::corrupt("decision log", name, "latest segment").with_source(e))?;
     Ok((
         Some(commit.version),
         LogHead {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use mlops_core::policy::PolicyEngine;
+use mlops_core::registry::TransitionOptions;
 use mlops_core::registry::{CreateVersionOptions, DatasetLineage, Lineage, Registry, Stage};
 use mlops_core::tracker::{Tracker, TrackerExt};
 use mlops_core::tracking::Tag;
@@ -109,7 +110,10 @@ async fn the_library_gates_registration_aliases_and_stages() {
         .set_alias(&name, &champion, v.version)
         .await
         .unwrap_err();
-    let mlops_core::Error::PolicyDenied { policy, reasons } = &err else {
+    let mlops_core::Error::PolicyDenied {
+        policy, reasons, ..
+    } = &err
+    else {
         panic!("{err}")
     };
     assert_eq!(policy, "data.mlops.governance");
@@ -141,7 +145,12 @@ async fn the_library_gates_registration_aliases_and_stages() {
     // Drift flagged by the monitor blocks promotion until cleared.
     drift.set("drift", json!({"flagged": true, "score": 0.42}));
     let err = registry
-        .transition_stage(&name, v2.version, Stage::Production, true)
+        .transition_stage(
+            &name,
+            v2.version,
+            Stage::Production,
+            TransitionOptions::default().with_archive_existing(true),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -158,7 +167,12 @@ async fn the_library_gates_registration_aliases_and_stages() {
     );
     drift.set("drift", json!({"flagged": false, "score": 0.05}));
     registry
-        .transition_stage(&name, v2.version, Stage::Production, true)
+        .transition_stage(
+            &name,
+            v2.version,
+            Stage::Production,
+            TransitionOptions::default().with_archive_existing(true),
+        )
         .await
         .unwrap();
     registry
@@ -202,6 +216,9 @@ async fn the_library_gates_registration_aliases_and_stages() {
     assert_eq!(report.head, log.head());
 }
 
+/// The versions carry no `metrics.*` tags: only the `RunMetrics` provider, reading the runs'
+/// metrics from the tracker, lets the threshold decide — allowing the good run's version and
+/// denying the weak one's, naming the metric.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn run_metrics_come_from_the_tracker() {
     let tracker = Arc::new(MemoryTracker::new());
@@ -209,38 +226,103 @@ async fn run_metrics_come_from_the_tracker() {
         .get_or_create_experiment(&mlops_core::ExperimentName::new("e").unwrap())
         .await
         .unwrap();
-    let run = tracker
-        .create_run(mlops_core::tracker::CreateRunOptions::default().in_experiment(exp))
-        .await
-        .unwrap();
-    tracker
-        .log_metric(&run.info.run_id, "f1", 0.95, 0)
-        .await
-        .unwrap();
-    let registry = Governed::new(
-        MemoryRegistry::new(),
-        library(json!({"mlops": {"thresholds": {"f1": {"min": 0.9}}}})),
-    )
-    .with_facts(Arc::new(RunMetrics::new(Arc::clone(&tracker))));
+    let mut runs = Vec::new();
+    for f1 in [0.95, 0.5] {
+        let run = tracker
+            .create_run(mlops_core::tracker::CreateRunOptions::default().in_experiment(exp.clone()))
+            .await
+            .unwrap();
+        tracker
+            .log_metric(&run.info.run_id, "f1", f1, 0)
+            .await
+            .unwrap();
+        runs.push(run.info.run_id);
+    }
+    let thresholds = json!({"mlops": {"thresholds": {"f1": {"min": 0.9}}}});
+    let registry = Governed::new(MemoryRegistry::new(), library(thresholds.clone()))
+        .with_facts(Arc::new(RunMetrics::new(Arc::clone(&tracker))));
     let name = ModelName::new("m").unwrap();
     registry
         .create_registered_model(&name, Default::default())
         .await
         .unwrap();
-    let v = registry
+    let mut versions = Vec::new();
+    for run in &runs {
+        let v = registry
+            .create_model_version(
+                &name,
+                CreateVersionOptions::new("store://m")
+                    .with_run_id(run.clone())
+                    .with_lineage(lineage())
+                    .with_tag(tag("approved", "true")),
+            )
+            .await
+            .unwrap();
+        assert!(
+            !v.tags.keys().any(|k| k.as_str().starts_with("metrics.")),
+            "the metrics must come from the tracker, not the version"
+        );
+        versions.push(v.version);
+    }
+    let champion = Alias::new("champion").unwrap();
+    registry
+        .set_alias(&name, &champion, versions[0])
+        .await
+        .unwrap();
+    assert_eq!(
+        registry
+            .get_version_by_alias(&name, &champion)
+            .await
+            .unwrap()
+            .version,
+        versions[0]
+    );
+
+    let err = registry
+        .set_alias(&name, &champion, versions[1])
+        .await
+        .unwrap_err();
+    let mlops_core::Error::PolicyDenied { reasons, .. } = &err else {
+        panic!("expected a denial, got {err}");
+    };
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("f1 = 0.5, below the minimum 0.9")),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        registry
+            .get_version_by_alias(&name, &champion)
+            .await
+            .unwrap()
+            .version,
+        versions[0],
+        "a denied alias move changes nothing"
+    );
+
+    // Without the provider the same policy sees no metric at all, and says so.
+    let blind = Governed::new(MemoryRegistry::new(), library(thresholds));
+    blind
+        .create_registered_model(&name, Default::default())
+        .await
+        .unwrap();
+    let v = blind
         .create_model_version(
             &name,
             CreateVersionOptions::new("store://m")
-                .with_run_id(run.info.run_id.clone())
+                .with_run_id(runs[0].clone())
                 .with_lineage(lineage())
                 .with_tag(tag("approved", "true")),
         )
         .await
         .unwrap();
-    registry
-        .set_alias(&name, &Alias::new("champion").unwrap(), v.version)
+    let err = blind
+        .set_alias(&name, &champion, v.version)
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(err.is_policy_denied(), "{err}");
+    assert!(err.to_string().contains("reports no f1 metric"), "{err}");
 }
 
 trait CountVersions {

@@ -112,24 +112,16 @@ impl Batcher {
             Err(TrySendError::Full(_)) => {
                 self.depth
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                return Err(Error::Unavailable {
-                    message: "the model's request queue is full".into(),
-                    source: None,
-                });
+                return Err(Error::unavailable("the model's request queue is full"));
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.depth
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                return Err(Error::Unavailable {
-                    message: "the model's worker stopped".into(),
-                    source: None,
-                });
+                return Err(Error::unavailable("the model's worker stopped"));
             }
         }
-        rx.await.map_err(|_| Error::Unavailable {
-            message: "the model's worker dropped the request".into(),
-            source: None,
-        })?
+        rx.await
+            .map_err(|_| Error::unavailable("the model's worker dropped the request"))?
     }
 }
 
@@ -198,7 +190,7 @@ fn run(model: &dyn Model, batch: Vec<Job>, rows: usize) {
         Ok(s) => s,
         Err(e) => {
             for job in batch {
-                let _ = job.reply.send(Err(clone_err(&e)));
+                let _ = job.reply.send(Err(e.clone()));
             }
             return;
         }
@@ -218,19 +210,9 @@ fn run(model: &dyn Model, batch: Vec<Job>, rows: usize) {
         }
         Err(e) => {
             for job in batch {
-                let _ = job.reply.send(Err(clone_err(&e)));
+                let _ = job.reply.send(Err(e.clone()));
             }
         }
-    }
-}
-
-fn clone_err(e: &Error) -> Error {
-    match e {
-        Error::InvalidArgument { what, message } => Error::InvalidArgument {
-            what,
-            message: message.clone(),
-        },
-        other => Error::invalid("batch", other.to_string()),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use mlops_core::serve::{InferRequest, InferResponse, Parameters, RequestedOutput};
-use mlops_core::{DataType, Error, Result, Tensor};
+use mlops_core::{DataType, Error, ModelName, Result, Tensor, Version};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -49,8 +49,8 @@ fn bad(msg: impl Into<String>) -> Error {
 /// Decodes a request body. `json_len` is the `Inference-Header-Content-Length` header: the
 /// JSON part's length when binary tensor data follows it.
 pub fn decode_request(
-    model: &str,
-    version: Option<&str>,
+    model: ModelName,
+    version: Option<Version>,
     body: &Bytes,
     json_len: Option<usize>,
 ) -> Result<InferRequest> {
@@ -65,7 +65,7 @@ pub fn decode_request(
         None => (body.clone(), Bytes::new()),
     };
     let parsed: RequestBody =
-        serde_json::from_slice(&json).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+        serde_json::from_slice(&json).map_err(|e| bad("malformed JSON").with_source(e))?;
     let mut inputs = Vec::with_capacity(parsed.inputs.len());
     for input in parsed.inputs {
         let datatype: DataType = input.datatype.parse().map_err(|_| {
@@ -115,7 +115,7 @@ pub fn decode_request(
                 }
                 let raw = binary.split_to(size);
                 Tensor::new(&input.name, datatype, shape, raw)
-                    .map_err(|e| bad(format!("input {:?}: {e}", input.name)))?
+                    .map_err(|e| bad(format!("input {:?}", input.name)).with_source(e))?
             }
             (None, Some(data)) => json_tensor(&input.name, datatype, shape, &data)?,
             (None, None) => {
@@ -134,7 +134,7 @@ pub fn decode_request(
         )));
     }
     let mut request = InferRequest::new(model, inputs);
-    request.model_version = version.map(str::to_string);
+    request.model_version = version;
     request.id = parsed.id;
     request.parameters = parsed.parameters;
     request.outputs = parsed
@@ -160,7 +160,7 @@ fn json_tensor(name: &str, datatype: DataType, shape: Vec<usize>, data: &Value) 
     let mut flat = Vec::new();
     flatten(data, &mut flat);
     let count: usize = mlops_core::tensor::element_count(&shape)
-        .map_err(|e| bad(format!("input {name:?}: {e}")))?;
+        .map_err(|e| bad(format!("input {name:?}")).with_source(e))?;
     if flat.len() != count {
         return Err(bad(format!(
             "input {name:?}: shape {shape:?} needs {count} elements, data has {}",
@@ -237,7 +237,8 @@ fn json_tensor(name: &str, datatype: DataType, shape: Vec<usize>, data: &Value) 
             b
         }
     };
-    Tensor::new(name, datatype, shape, bytes).map_err(|e| bad(format!("input {name:?}: {e}")))
+    Tensor::new(name, datatype, shape, bytes)
+        .map_err(|e| bad(format!("input {name:?}")).with_source(e))
 }
 
 /// JSON `data` of a tensor (flat, row-major), typed so it serialises without an intermediate
@@ -366,9 +367,10 @@ pub fn encode_response(
             data,
         });
     }
+    let version = response.model_version.map(|v| v.to_string());
     let doc = ResponseDoc {
-        model_name: &response.model_name,
-        model_version: response.model_version.as_deref(),
+        model_name: response.model_name.as_str(),
+        model_version: version.as_deref(),
         id: response.id.as_deref(),
         parameters: &response.parameters,
         outputs,

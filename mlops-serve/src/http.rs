@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use mlops_core::serve::{LoadOptions, Server};
-use mlops_core::{Error, ModelUri};
+use mlops_core::{Error, ErrorKind, ModelName, ModelUri, Version};
 use serde_json::json;
 
 use crate::codec;
@@ -100,37 +100,24 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
-            Error::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
-            Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            Error::PolicyDenied { .. } | Error::PermissionDenied(_) => StatusCode::FORBIDDEN,
-            Error::Unavailable { message, .. } if message.starts_with(TIMEOUT_MARK) => {
-                StatusCode::GATEWAY_TIMEOUT
+        let status = if self.0.is_timeout() {
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            match self.0.kind() {
+                ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+                ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                ErrorKind::PolicyDenied | ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+                ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::NotSupported => StatusCode::NOT_IMPLEMENTED,
+                ErrorKind::AlreadyExists | ErrorKind::Conflict => StatusCode::CONFLICT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
             }
-            Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Error::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
-            Error::AlreadyExists { .. } | Error::Conflict { .. } => StatusCode::CONFLICT,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, axum::Json(json!({"error": self.0.to_string()}))).into_response()
     }
 }
 
 type ApiResult<T> = std::result::Result<T, ApiError>;
-
-/// An inference that outlived the request timeout: 504.
-struct TimedOut(std::time::Duration);
-
-impl From<TimedOut> for ApiError {
-    fn from(t: TimedOut) -> Self {
-        ApiError(Error::Unavailable {
-            message: format!("{TIMEOUT_MARK}: no answer within {:?}", t.0),
-            source: None,
-        })
-    }
-}
-
-const TIMEOUT_MARK: &str = "request timed out";
 
 /// The router: every endpoint of the protocol's REST API plus KServe's model list and
 /// repository load/unload.
@@ -251,24 +238,44 @@ async fn list_models(State(st): State<Shared>) -> ApiResult<impl IntoResponse> {
     Ok(axum::Json(json!({"models": names})))
 }
 
+/// A model name from the path. A name that is not a valid model name cannot be served: the
+/// protocol's answer is 404, as for any unknown model.
+fn model_name(raw: &str) -> Result<ModelName, Error> {
+    raw.parse()
+        .map_err(|e: Error| Error::not_found("model", raw).with_source(e))
+}
+
+/// A version from the path; one that is not a version number is not served either (404).
+fn model_version(model: &str, raw: &str) -> Result<Version, Error> {
+    raw.parse().map_err(|e: Error| {
+        Error::not_found("model version", format!("{model} v{raw}")).with_source(e)
+    })
+}
+
 async fn model_metadata(
     State(st): State<Shared>,
     Path(model): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(axum::Json(st.server.model_metadata(&model, None).await?))
+    Ok(axum::Json(
+        st.server.model_metadata(&model_name(&model)?, None).await?,
+    ))
 }
 
 async fn model_version_metadata(
     State(st): State<Shared>,
     Path((model, version)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
+    let version = model_version(&model, &version)?;
     Ok(axum::Json(
-        st.server.model_metadata(&model, Some(&version)).await?,
+        st.server
+            .model_metadata(&model_name(&model)?, Some(version))
+            .await?,
     ))
 }
 
 async fn ready_answer(st: &Shared, model: &str, version: Option<&str>) -> ApiResult<Response> {
-    let ready = st.server.model_ready(model, version).await?;
+    let version = version.map(|v| model_version(model, v)).transpose()?;
+    let ready = st.server.model_ready(&model_name(model)?, version).await?;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -327,7 +334,8 @@ async fn run_infer(
                 })?,
         ),
     };
-    let mut request = codec::decode_request(model, version, &body, json_len)?;
+    let version = version.map(|v| model_version(model, v)).transpose()?;
+    let mut request = codec::decode_request(model_name(model)?, version, &body, json_len)?;
     if let Some(key) = headers.get("x-routing-key").and_then(|v| v.to_str().ok()) {
         request
             .parameters
@@ -337,7 +345,7 @@ async fn run_infer(
     let response = match st.options.request_timeout {
         Some(limit) => tokio::time::timeout(limit, st.server.infer(request))
             .await
-            .map_err(|_| TimedOut(limit))??,
+            .map_err(|_| Error::timed_out("inference request", limit))??,
         None => st.server.infer(request).await?,
     };
     let encoded = codec::encode_response(&outputs, &params, &response)?;
@@ -371,12 +379,12 @@ async fn load(
     let mut options = LoadOptions::default();
     if !body.is_empty() {
         let doc: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| Error::invalid("request", format!("malformed JSON: {e}")))?;
+            .map_err(|e| Error::invalid("request", "malformed JSON").with_source(e))?;
         if let Some(uri) = doc.get("uri").and_then(|u| u.as_str()) {
             options = LoadOptions::from_uri(uri.parse::<ModelUri>()?);
         }
     }
-    st.server.load(&model, options).await?;
+    st.server.load(&model.parse()?, options).await?;
     Ok(axum::Json(json!({"name": model, "load": true})))
 }
 
@@ -384,7 +392,7 @@ async fn unload(
     State(st): State<Shared>,
     Path(model): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    st.server.unload(&model, None).await?;
+    st.server.unload(&model_name(&model)?, None).await?;
     Ok(axum::Json(json!({"name": model, "unload": true})))
 }
 

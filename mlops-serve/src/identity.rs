@@ -91,8 +91,9 @@ impl ModelLoader for IdentityLoader {
         let signature: Signature = serde_json::from_slice(bytes).map_err(|e| {
             Error::invalid(
                 "identity model",
-                format!("{SIGNATURE_FILE} is not a signature: {e}"),
+                format!("{SIGNATURE_FILE} is not a signature"),
             )
+            .with_source(e)
         })?;
         Ok(Arc::new(IdentityModel::new(signature)?))
     }

@@ -4,10 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, ContainerPort, EnvVar, HTTPGetAction, Probe};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, HTTPGetAction, Probe};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mlops_core::{Error, ModelUri, Result};
+use mlops_k8s::{ContainerSpec, check_dns_label, to_checked_yaml};
+
+/// Environment values of the predictor's container (plain, or Secret-backed for credentials).
+pub use mlops_k8s::EnvValue;
 use serde::{Deserialize, Serialize};
 
 /// The annotation that selects KServe's Knative mode (canary rollouts need it).
@@ -76,8 +80,8 @@ pub struct KServeExport {
     pub min_replicas: Option<i32>,
     /// Replica bounds.
     pub max_replicas: Option<i32>,
-    /// Extra environment variables.
-    pub env: BTreeMap<String, String>,
+    /// Extra environment variables (plain, or Kubernetes Secret references for credentials).
+    pub env: BTreeMap<String, EnvValue>,
 }
 
 impl KServeExport {
@@ -110,23 +114,7 @@ impl KServeExport {
 
     /// The manifest.
     pub fn manifest(&self) -> Result<InferenceService> {
-        let dns_label = !self.name.is_empty()
-            && self.name.len() <= 63
-            && self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !self.name.starts_with('-')
-            && !self.name.ends_with('-');
-        if !dns_label {
-            return Err(Error::invalid(
-                "name",
-                format!(
-                    "{:?} is not a DNS label (lowercase letters, digits, '-', at most 63)",
-                    self.name
-                ),
-            ));
-        }
+        check_dns_label("name", &self.name)?;
         if self.model.model_name().is_none() {
             return Err(Error::invalid(
                 "model",
@@ -145,16 +133,6 @@ impl KServeExport {
                 "Knative".to_string(),
             );
         }
-        let mut env: Vec<EnvVar> = vec![EnvVar {
-            name: "MLOPS_STORE".into(),
-            value: Some(self.store_url.clone()),
-            ..EnvVar::default()
-        }];
-        env.extend(self.env.iter().map(|(k, v)| EnvVar {
-            name: k.clone(),
-            value: Some(v.clone()),
-            ..EnvVar::default()
-        }));
         let probe = |path: &str| Probe {
             http_get: Some(HTTPGetAction {
                 path: Some(path.to_string()),
@@ -163,19 +141,18 @@ impl KServeExport {
             }),
             ..Probe::default()
         };
+        let mut spec = ContainerSpec::new("kserve-container", self.image.clone()).args([
+            "serve".to_owned(),
+            "--model".to_owned(),
+            self.model.to_string(),
+            "--host".to_owned(),
+            "0.0.0.0".to_owned(),
+            "--port".to_owned(),
+            self.port.to_string(),
+        ]);
+        spec.store_url = Some(self.store_url.clone());
+        spec.env = self.env.clone();
         let container = Container {
-            name: "kserve-container".into(),
-            image: Some(self.image.clone()),
-            args: Some(vec![
-                "serve".into(),
-                "--model".into(),
-                self.model.to_string(),
-                "--host".into(),
-                "0.0.0.0".into(),
-                "--port".into(),
-                self.port.to_string(),
-            ]),
-            env: Some(env),
             ports: Some(vec![ContainerPort {
                 container_port: self.port,
                 protocol: Some("TCP".into()),
@@ -183,7 +160,7 @@ impl KServeExport {
             }]),
             readiness_probe: Some(probe("/v2/health/ready")),
             liveness_probe: Some(probe("/v2/health/live")),
-            ..Container::default()
+            ..spec.build()?
         };
         Ok(InferenceService {
             api_version: "serving.kserve.io/v1beta1".into(),
@@ -208,15 +185,9 @@ impl KServeExport {
     /// The manifest as YAML, checked by parsing it back.
     pub fn to_yaml(&self) -> Result<String> {
         let manifest = self.manifest()?;
-        let yaml =
-            serde_yaml_ng::to_string(&manifest).map_err(|e| Error::backend("serde_yaml", e))?;
-        let back = parse(&yaml)?;
-        if back != manifest {
-            return Err(Error::invalid(
-                "manifest",
-                "the YAML does not read back as written",
-            ));
-        }
+        let yaml = to_checked_yaml(&manifest)?;
+        // The checks `parse` adds (the canary's deployment mode) hold for what we write.
+        parse(&yaml)?;
         Ok(yaml)
     }
 }
@@ -224,7 +195,7 @@ impl KServeExport {
 /// Parses an `InferenceService` manifest (as this module writes them).
 pub fn parse(yaml: &str) -> Result<InferenceService> {
     let isvc: InferenceService = serde_yaml_ng::from_str(yaml)
-        .map_err(|e| Error::invalid("manifest", format!("not an InferenceService: {e}")))?;
+        .map_err(|e| Error::invalid("manifest", "not an InferenceService").with_source(e))?;
     if isvc.api_version != "serving.kserve.io/v1beta1" || isvc.kind != "InferenceService" {
         return Err(Error::invalid(
             "manifest",

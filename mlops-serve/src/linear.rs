@@ -150,7 +150,7 @@ impl ModelLoader for LinearLoader {
 
     fn load(&self, artifact: &ModelArtifact) -> Result<Arc<dyn Model>> {
         let params: LinearParams = serde_json::from_slice(artifact.file(FILE)?)
-            .map_err(|e| Error::invalid("linear model", format!("{FILE}: {e}")))?;
+            .map_err(|e| Error::invalid("linear model", FILE).with_source(e))?;
         Ok(Arc::new(LinearModel::new(params)?))
     }
 }

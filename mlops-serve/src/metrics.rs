@@ -2,7 +2,7 @@
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
-use mlops_core::{Error, Result};
+use mlops_core::{Error, ErrorKind, Result};
 
 /// Metric names (the Grafana dashboard in mlops-drift charts them).
 pub mod names {
@@ -97,11 +97,11 @@ impl ServeMetrics {
 
 /// The outcome label of an error.
 pub(crate) fn error_outcome(e: &Error) -> &'static str {
-    match e {
-        Error::InvalidArgument { .. } => "invalid",
-        Error::NotFound { .. } => "not_found",
-        Error::PolicyDenied { .. } | Error::PermissionDenied(_) => "denied",
-        Error::Unavailable { .. } => "unavailable",
+    match e.kind() {
+        ErrorKind::InvalidArgument => "invalid",
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::PolicyDenied | ErrorKind::PermissionDenied => "denied",
+        ErrorKind::Unavailable => "unavailable",
         _ => "error",
     }
 }

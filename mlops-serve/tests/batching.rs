@@ -12,6 +12,14 @@ use mlops_core::{DataType, Model, ModelArtifact, Tensor};
 use mlops_serve::{BatchConfig, IdentityModel, ModelServer};
 use proptest::prelude::*;
 
+fn n(name: &str) -> mlops_core::ModelName {
+    name.parse().unwrap()
+}
+
+fn v(n: u64) -> mlops_core::Version {
+    mlops_core::Version::new(n).unwrap()
+}
+
 /// Returns `2·x`. Every request carries values no other request has, so a row routed to the
 /// wrong request, or split at the wrong place, is seen.
 #[derive(Debug)]
@@ -30,7 +38,11 @@ impl Model for Doubler {
         Ok(vec![Tensor::from_f64("y", inputs[0].shape().to_vec(), &y)?])
     }
     fn to_artifact(&self) -> mlops_core::Result<ModelArtifact> {
-        Err(mlops_core::Error::NotSupported("test model".into()))
+        Err(mlops_core::Error::not_supported(
+            "operation",
+            "to_artifact",
+            "test model",
+        ))
     }
 }
 
@@ -46,7 +58,7 @@ fn request(client: usize, i: usize, rows: usize) -> (InferRequest, Vec<f64>) {
         .map(|k| (client * 10_000 + i * 100 + k) as f64)
         .collect();
     let t = Tensor::from_f64("x", vec![rows, 2], &values).unwrap();
-    (InferRequest::new("m", vec![t]), values)
+    (InferRequest::new(n("m"), vec![t]), values)
 }
 
 proptest! {
@@ -65,7 +77,7 @@ proptest! {
                     .batching(BatchConfig::new(max_batch, Duration::from_micros(delay_us)))
                     .build(),
             );
-            server.load_model("m", "1", doubler()).unwrap();
+            server.load_model(&n("m"), v(1), doubler()).unwrap();
             let mut tasks = Vec::new();
             for (client, reqs) in sizes.into_iter().enumerate() {
                 let server = Arc::clone(&server);
@@ -93,7 +105,7 @@ async fn concurrent_requests_share_predictions() {
             .batching(BatchConfig::new(64, Duration::from_millis(20)))
             .build(),
     );
-    server.load_model("m", "1", doubler()).unwrap();
+    server.load_model(&n("m"), v(1), doubler()).unwrap();
     let tasks: Vec<_> = (0..32)
         .map(|c| {
             let server = Arc::clone(&server);
@@ -133,11 +145,14 @@ fn sample(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
 }
 
+/// BYTES inputs are stacked and split back by element, not by byte: eight concurrent requests of
+/// different word counts and lengths share predictions (the batch-size histogram says so: fewer
+/// predictions than requests, every element counted once) and each gets its own words back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bytes_tensors_split_by_element() {
     let server = Arc::new(
         ModelServer::builder("t")
-            .batching(BatchConfig::new(16, Duration::from_millis(10)))
+            .batching(BatchConfig::new(64, Duration::from_millis(50)))
             .build(),
     );
     let sig = Signature::tensors(
@@ -145,7 +160,7 @@ async fn bytes_tensors_split_by_element() {
         vec![TensorSpec::new("t", DataType::Bytes, vec![-1])],
     );
     server
-        .load_model("m", "1", Arc::new(IdentityModel::new(sig).unwrap()))
+        .load_model(&n("m"), v(1), Arc::new(IdentityModel::new(sig).unwrap()))
         .unwrap();
     let tasks: Vec<_> = (0..8)
         .map(|c| {
@@ -153,7 +168,10 @@ async fn bytes_tensors_split_by_element() {
             tokio::spawn(async move {
                 let words: Vec<String> = (0..=c).map(|k| "w".repeat(k * 3 + c)).collect();
                 let t = Tensor::from_byte_strings("s", vec![words.len()], &words).unwrap();
-                let out = server.infer(InferRequest::new("m", vec![t])).await.unwrap();
+                let out = server
+                    .infer(InferRequest::new(n("m"), vec![t]))
+                    .await
+                    .unwrap();
                 let got: Vec<String> = out.outputs[0]
                     .to_byte_strings()
                     .unwrap()
@@ -167,6 +185,14 @@ async fn bytes_tensors_split_by_element() {
     for t in tasks {
         t.await.unwrap();
     }
+    let text = server.render_metrics().unwrap();
+    let predictions = sample(&text, "mlops_inference_batch_size_count{model=\"m\"}");
+    let elements = sample(&text, "mlops_inference_batch_size_sum{model=\"m\"}");
+    assert_eq!(elements, 36.0, "1 + 2 + … + 8 words\n{text}");
+    assert!(
+        predictions < 8.0,
+        "8 concurrent requests in {predictions} predictions: no batch formed\n{text}"
+    );
 }
 
 /// Sleeps, so requests queue up behind it.
@@ -187,7 +213,11 @@ impl Model for Slow {
         Ok(vec![inputs[0].clone().with_name("y")])
     }
     fn to_artifact(&self) -> mlops_core::Result<ModelArtifact> {
-        Err(mlops_core::Error::NotSupported("test model".into()))
+        Err(mlops_core::Error::not_supported(
+            "operation",
+            "to_artifact",
+            "test model",
+        ))
     }
 }
 
@@ -201,9 +231,14 @@ async fn a_full_queue_answers_unavailable() {
     let mut config = BatchConfig::new(2, Duration::ZERO);
     config.max_queue = 1;
     server
-        .load_model_with("m", "1", Arc::new(Slow(sig)), config)
+        .load_model_with(&n("m"), v(1), Arc::new(Slow(sig)), config)
         .unwrap();
-    let slow = || InferRequest::new("m", vec![Tensor::from_f64("x", vec![1], &[1.0]).unwrap()]);
+    let slow = || {
+        InferRequest::new(
+            n("m"),
+            vec![Tensor::from_f64("x", vec![1], &[1.0]).unwrap()],
+        )
+    };
     let tasks: Vec<_> = (0..6)
         .map(|_| {
             let server = Arc::clone(&server);
@@ -215,7 +250,7 @@ async fn a_full_queue_answers_unavailable() {
         match t.await.unwrap() {
             Ok(_) => {}
             Err(e) => {
-                assert!(matches!(e, mlops_core::Error::Unavailable { .. }), "{e}");
+                assert!(e.is_unavailable(), "{e}");
                 refused += 1;
             }
         }
@@ -223,4 +258,62 @@ async fn a_full_queue_answers_unavailable() {
     assert!(refused >= 1, "a one-slot queue took six slow requests");
     let text = server.render_metrics().unwrap();
     assert!(text.contains("outcome=\"unavailable\""), "{text}");
+}
+
+/// Fails every prediction of more than one row, the way a busy accelerator would.
+#[derive(Debug)]
+struct BusyWhenBatched(Signature);
+
+impl Model for BusyWhenBatched {
+    fn flavor(&self) -> &str {
+        "busy"
+    }
+    fn signature(&self) -> &Signature {
+        &self.0
+    }
+    fn predict(&self, inputs: &[Tensor]) -> mlops_core::Result<Vec<Tensor>> {
+        if inputs[0].shape()[0] > 1 {
+            return Err(mlops_core::Error::unavailable("the accelerator is busy"));
+        }
+        Ok(vec![inputs[0].clone().with_name("y")])
+    }
+    fn to_artifact(&self) -> mlops_core::Result<ModelArtifact> {
+        Err(mlops_core::Error::not_supported(
+            "operation",
+            "to_artifact",
+            "test model",
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_batch_gives_every_request_the_real_error() {
+    let server = Arc::new(
+        ModelServer::builder("t")
+            .batching(BatchConfig::new(64, Duration::from_millis(20)))
+            .build(),
+    );
+    let sig = Signature::tensors(
+        vec![TensorSpec::new("x", DataType::Fp64, vec![-1])],
+        vec![TensorSpec::new("y", DataType::Fp64, vec![-1])],
+    );
+    server
+        .load_model(&n("m"), v(1), Arc::new(BusyWhenBatched(sig)))
+        .unwrap();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let server = Arc::clone(&server);
+            let x = Tensor::from_f64("x", vec![1], &[1.0]).unwrap();
+            tokio::spawn(async move { server.infer(InferRequest::new(n("m"), vec![x])).await })
+        })
+        .collect();
+    let mut failed = 0;
+    for t in tasks {
+        if let Err(e) = t.await.unwrap() {
+            assert!(e.is_unavailable(), "{e}");
+            assert_eq!(e.to_string(), "unavailable: the accelerator is busy");
+            failed += 1;
+        }
+    }
+    assert!(failed >= 2, "no batch formed");
 }

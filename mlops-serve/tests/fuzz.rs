@@ -13,7 +13,12 @@ fn decode(
     body: &[u8],
     json_len: Option<usize>,
 ) -> mlops_core::Result<mlops_core::serve::InferRequest> {
-    decode_request("m", None, &Bytes::copy_from_slice(body), json_len)
+    decode_request(
+        "m".parse().expect("a model name"),
+        None,
+        &Bytes::copy_from_slice(body),
+        json_len,
+    )
 }
 
 #[test]

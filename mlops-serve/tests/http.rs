@@ -11,6 +11,14 @@ use mlops_core::signature::{Signature, TensorSpec};
 use mlops_serve::{HttpOptions, IdentityModel, ModelServer};
 use serde_json::{Value, json};
 
+fn n(name: &str) -> mlops_core::ModelName {
+    name.parse().unwrap()
+}
+
+fn v(n: u64) -> mlops_core::Version {
+    mlops_core::Version::new(n).unwrap()
+}
+
 async fn start(max_body: usize) -> String {
     let server = ModelServer::builder("mlops-test").build();
     let sig = |dt, shape: Vec<i64>, i: &str, o: &str| {
@@ -22,36 +30,36 @@ async fn start(max_body: usize) -> String {
     };
     server
         .load_model(
-            "simple",
-            "1",
+            &n("simple"),
+            v(1),
             Arc::new(sig(DataType::Fp32, vec![-1, 3], "x", "y")),
         )
         .unwrap();
     server
         .load_model(
-            "simple",
-            "2",
+            &n("simple"),
+            v(2),
             Arc::new(sig(DataType::Fp32, vec![-1, 3], "x", "y")),
         )
         .unwrap();
     server
         .load_model(
-            "text",
-            "1",
+            &n("text"),
+            v(1),
             Arc::new(sig(DataType::Bytes, vec![-1], "s", "t")),
         )
         .unwrap();
     server
         .load_model(
-            "ints",
-            "1",
+            &n("ints"),
+            v(1),
             Arc::new(sig(DataType::Int64, vec![-1], "i", "o")),
         )
         .unwrap();
     server
         .load_model(
-            "half",
-            "1",
+            &n("half"),
+            v(1),
             Arc::new(sig(DataType::Fp16, vec![-1], "h", "g")),
         )
         .unwrap();
@@ -392,7 +400,11 @@ print("ok")
 
 /// Sleeps on large inputs so a request outlives a short timeout.
 #[derive(Debug)]
-struct Sleepy(mlops_core::signature::Signature);
+/// Sleeps 400 ms on inputs above 0.5, saying when such a slow prediction has started.
+struct Sleepy(
+    mlops_core::signature::Signature,
+    Arc<std::sync::atomic::AtomicBool>,
+);
 
 impl mlops_core::Model for Sleepy {
     fn flavor(&self) -> &str {
@@ -406,17 +418,28 @@ impl mlops_core::Model for Sleepy {
         inputs: &[mlops_core::Tensor],
     ) -> mlops_core::Result<Vec<mlops_core::Tensor>> {
         if inputs[0].to_f64()?.first().copied().unwrap_or(0.0) > 0.5 {
+            self.1.store(true, std::sync::atomic::Ordering::SeqCst);
             std::thread::sleep(std::time::Duration::from_millis(400));
         }
         Ok(vec![inputs[0].clone().with_name("y")])
     }
     fn to_artifact(&self) -> mlops_core::Result<mlops_core::ModelArtifact> {
-        Err(mlops_core::Error::NotSupported("test".into()))
+        Err(mlops_core::Error::not_supported(
+            "operation",
+            "to_artifact",
+            "test",
+        ))
     }
 }
 
 /// A batching server with the sleepy model loaded as `sleepy`.
 fn sleepy_server(name: &str) -> ModelServer {
+    sleepy_server_watched(name).0
+}
+
+/// [`sleepy_server`], and the flag its model raises when a slow prediction starts.
+fn sleepy_server_watched(name: &str) -> (ModelServer, Arc<std::sync::atomic::AtomicBool>) {
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = ModelServer::builder(name)
         .batching(mlops_serve::BatchConfig::new(
             4,
@@ -428,9 +451,9 @@ fn sleepy_server(name: &str) -> ModelServer {
         vec![TensorSpec::new("y", DataType::Fp64, vec![-1])],
     );
     server
-        .load_model("sleepy", "1", Arc::new(Sleepy(sig)))
+        .load_model(&n("sleepy"), v(1), Arc::new(Sleepy(sig, started.clone())))
         .unwrap();
-    server
+    (server, started)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,7 +559,7 @@ async fn bearer_tokens_timeouts_and_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_requests_in_flight() {
-    let server = sleepy_server("drain");
+    let (server, started) = sleepy_server_watched("drain");
     let app = mlops_serve::model_server_router(Arc::new(server), HttpOptions::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -557,7 +580,15 @@ async fn shutdown_drains_requests_in_flight() {
                 .as_u16()
         }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Stop only once the slow request is being answered (however loaded the machine is).
+    let waiting = std::time::Instant::now();
+    while !started.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            waiting.elapsed() < std::time::Duration::from_secs(30),
+            "the request never reached the model"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     stop.send(()).unwrap();
     assert_eq!(
         slow.await.unwrap(),

@@ -11,6 +11,14 @@ use mlops_core::{DataType, Model, ModelArtifact, Tensor};
 use mlops_serve::{HttpOptions, ModelServer, ROUTING_KEY, Routing};
 use serde_json::json;
 
+fn n(name: &str) -> mlops_core::ModelName {
+    name.parse().unwrap()
+}
+
+fn v(n: u64) -> mlops_core::Version {
+    mlops_core::Version::new(n).unwrap()
+}
+
 /// `x + offset`; with `fail`, errors on negative inputs.
 #[derive(Debug)]
 struct AddOffset {
@@ -35,7 +43,11 @@ impl Model for AddOffset {
         Ok(vec![Tensor::from_f64("y", inputs[0].shape().to_vec(), &y)?])
     }
     fn to_artifact(&self) -> mlops_core::Result<ModelArtifact> {
-        Err(mlops_core::Error::NotSupported("test".into()))
+        Err(mlops_core::Error::not_supported(
+            "operation",
+            "to_artifact",
+            "test",
+        ))
     }
 }
 
@@ -51,26 +63,26 @@ fn add(offset: f64, fail_on_negative: bool) -> Arc<AddOffset> {
 }
 
 fn req(v: f64) -> InferRequest {
-    InferRequest::new("m", vec![Tensor::from_f64("x", vec![1], &[v]).unwrap()])
+    InferRequest::new(n("m"), vec![Tensor::from_f64("x", vec![1], &[v]).unwrap()])
 }
 
 fn server() -> ModelServer {
     let s = ModelServer::builder("t").build();
-    s.load_model("m", "1", add(0.0, false)).unwrap();
-    s.load_model("m", "2", add(100.0, false)).unwrap();
-    s.load_model("m", "3", add(0.5, true)).unwrap();
+    s.load_model(&n("m"), v(1), add(0.0, false)).unwrap();
+    s.load_model(&n("m"), v(2), add(100.0, false)).unwrap();
+    s.load_model(&n("m"), v(3), add(0.5, true)).unwrap();
     s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_gets_its_share_and_keys_stick() {
     let s = server();
-    s.set_routing("m", Routing::to("1").with_canary("2", 10))
+    s.set_routing(&n("m"), Routing::to(v(1)).with_canary(v(2), 10))
         .unwrap();
     let mut to_canary = 0;
     for _ in 0..1000 {
         let r = s.infer(req(1.0)).await.unwrap();
-        if r.model_version.as_deref() == Some("2") {
+        if r.model_version == Some(v(2)) {
             assert_eq!(r.outputs[0].to_f64().unwrap(), vec![101.0]);
             to_canary += 1;
         }
@@ -86,45 +98,42 @@ async fn a_canary_gets_its_share_and_keys_stick() {
         assert_eq!(versions.len(), 1, "{user} saw {versions:?}");
     }
     // An explicit version bypasses routing.
-    let r = s.infer(req(1.0).with_version("3")).await.unwrap();
-    assert_eq!(r.model_version.as_deref(), Some("3"));
+    let r = s.infer(req(1.0).with_version(v(3))).await.unwrap();
+    assert_eq!(r.model_version, Some(v(3)));
     // Routing must name loaded versions; unloading one of them drops the routing.
     assert!(
-        s.set_routing("m", Routing::to("1").with_canary("9", 5))
+        s.set_routing(&n("m"), Routing::to(v(1)).with_canary(v(9), 5))
             .unwrap_err()
             .is_not_found()
     );
-    s.unload("m", Some("2")).await.unwrap();
+    s.unload(&n("m"), Some(v(2))).await.unwrap();
     for _ in 0..50 {
-        assert_eq!(
-            s.infer(req(1.0)).await.unwrap().model_version.as_deref(),
-            Some("3")
-        );
+        assert_eq!(s.infer(req(1.0)).await.unwrap().model_version, Some(v(3)));
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shadows_see_every_request_and_never_answer() {
     let s = server();
-    s.set_routing("m", Routing::to("1").with_shadow("3"))
+    s.set_routing(&n("m"), Routing::to(v(1)).with_shadow(v(3)))
         .unwrap();
     for i in 0..20 {
-        let v = if i % 5 == 0 { -1.0 } else { f64::from(i) };
-        let r = s.infer(req(v)).await.unwrap();
-        assert_eq!(r.model_version.as_deref(), Some("1"));
+        let x = if i % 5 == 0 { -1.0 } else { f64::from(i) };
+        let r = s.infer(req(x)).await.unwrap();
+        assert_eq!(r.model_version, Some(v(1)));
         assert_eq!(
             r.outputs[0].to_f64().unwrap(),
-            vec![v],
+            vec![x],
             "the shadow's answer is never sent"
         );
     }
-    let mut stats = s.shadow_stats("m");
+    let mut stats = s.shadow_stats(&n("m"));
     for _ in 0..200 {
         if stats.requests == 20 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
-        stats = s.shadow_stats("m");
+        stats = s.shadow_stats(&n("m"));
     }
     assert_eq!(stats.requests, 20);
     assert_eq!(stats.failures, 4);
@@ -136,7 +145,7 @@ async fn shadows_see_every_request_and_never_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_routing_key_header_routes_http_requests() {
     let s = Arc::new(server());
-    s.set_routing("m", Routing::to("1").with_canary("2", 50))
+    s.set_routing(&n("m"), Routing::to(v(1)).with_canary(v(2), 50))
         .unwrap();
     let app = mlops_serve::model_server_router(s, HttpOptions::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

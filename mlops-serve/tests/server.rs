@@ -14,6 +14,14 @@ use mlops_core::{DataType, Model, ModelName, Tag, Tensor, Version};
 use mlops_serve::{IdentityModel, ModelServer};
 use mlops_storage::{Artifacts, MemoryRegistry, MemoryStore};
 
+fn n(name: &str) -> mlops_core::ModelName {
+    name.parse().unwrap()
+}
+
+fn v(n: u64) -> mlops_core::Version {
+    mlops_core::Version::new(n).unwrap()
+}
+
 fn identity_2d() -> Arc<IdentityModel> {
     Arc::new(
         IdentityModel::new(Signature::tensors(
@@ -31,14 +39,14 @@ fn x(rows: usize, v: f32) -> Tensor {
 #[tokio::test]
 async fn serves_versions_and_validates_requests() {
     let server = ModelServer::builder("test").build();
-    server.load_model("m", "1", identity_2d()).unwrap();
+    server.load_model(&n("m"), v(1), identity_2d()).unwrap();
     let out = server
-        .infer(InferRequest::new("m", vec![x(2, 1.5)]).with_id("r1"))
+        .infer(InferRequest::new(n("m"), vec![x(2, 1.5)]).with_id("r1"))
         .await
         .unwrap();
     assert_eq!(
-        (out.model_version.as_deref(), out.id.as_deref()),
-        (Some("1"), Some("r1"))
+        (out.model_version, out.id.as_deref()),
+        (Some(v(1)), Some("r1"))
     );
     assert_eq!(out.outputs[0].name(), "y");
     assert_eq!(out.outputs[0].to_f32().unwrap(), vec![1.5; 6]);
@@ -65,7 +73,7 @@ async fn serves_versions_and_validates_requests() {
     ];
     for (inputs, want) in cases {
         let err = server
-            .infer(InferRequest::new("m", inputs))
+            .infer(InferRequest::new(n("m"), inputs))
             .await
             .unwrap_err();
         assert!(
@@ -75,57 +83,63 @@ async fn serves_versions_and_validates_requests() {
     }
     assert!(
         server
-            .infer(InferRequest::new("nope", vec![x(1, 0.0)]))
+            .infer(InferRequest::new(n("nope"), vec![x(1, 0.0)]))
             .await
             .unwrap_err()
             .is_not_found()
     );
     assert!(
         server
-            .infer(InferRequest::new("m", vec![x(1, 0.0)]).with_version("9"))
+            .infer(InferRequest::new(n("m"), vec![x(1, 0.0)]).with_version(v(9)))
             .await
             .unwrap_err()
             .is_not_found()
     );
 
     // A second version becomes the default; the first stays addressable.
-    server.load_model("m", "2", identity_2d()).unwrap();
+    server.load_model(&n("m"), v(2), identity_2d()).unwrap();
     let version = |r: mlops_core::serve::InferResponse| r.model_version.unwrap();
     assert_eq!(
         version(
             server
-                .infer(InferRequest::new("m", vec![x(1, 0.0)]))
+                .infer(InferRequest::new(n("m"), vec![x(1, 0.0)]))
                 .await
                 .unwrap()
         ),
-        "2"
+        v(2)
     );
     assert_eq!(
         version(
             server
-                .infer(InferRequest::new("m", vec![x(1, 0.0)]).with_version("1"))
+                .infer(InferRequest::new(n("m"), vec![x(1, 0.0)]).with_version(v(1)))
                 .await
                 .unwrap()
         ),
-        "1"
+        v(1)
     );
-    let meta = server.model_metadata("m", None).await.unwrap();
+    let meta = server.model_metadata(&n("m"), None).await.unwrap();
     assert_eq!(meta.versions, vec!["1", "2"]);
     assert_eq!(meta.platform, "mlops-identity");
     assert_eq!(meta.inputs[0].shape, vec![-1, 3]);
-    server.unload("m", Some("2")).await.unwrap();
+    server.unload(&n("m"), Some(v(2))).await.unwrap();
     assert_eq!(
         version(
             server
-                .infer(InferRequest::new("m", vec![x(1, 0.0)]))
+                .infer(InferRequest::new(n("m"), vec![x(1, 0.0)]))
                 .await
                 .unwrap()
         ),
-        "1"
+        v(1)
     );
-    server.unload("m", None).await.unwrap();
+    server.unload(&n("m"), None).await.unwrap();
     assert!(server.list_models().await.unwrap().is_empty());
-    assert!(server.unload("m", None).await.unwrap_err().is_not_found());
+    assert!(
+        server
+            .unload(&n("m"), None)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
 }
 
 /// A model whose warm-up fails never replaces what is served.
@@ -143,14 +157,19 @@ impl Model for Broken {
         Err(mlops_core::Error::invalid("model", "cannot predict"))
     }
     fn to_artifact(&self) -> mlops_core::Result<mlops_core::ModelArtifact> {
-        Err(mlops_core::Error::NotSupported("broken".into()))
+        Err(mlops_core::Error::not_supported(
+            "operation",
+            "to_artifact",
+            "broken",
+        ))
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hot_swaps_under_load_fail_no_request() {
     let server = Arc::new(ModelServer::builder("test").build());
-    server.load_model("m", "live", identity_2d()).unwrap();
+    // Version 1 is the live one, swapped again and again.
+    server.load_model(&n("m"), v(1), identity_2d()).unwrap();
     let failures = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
@@ -158,7 +177,7 @@ async fn hot_swaps_under_load_fail_no_request() {
         let (server, failures, done) = (server.clone(), failures.clone(), done.clone());
         clients.push(tokio::spawn(async move {
             for i in 0..300 {
-                let req = InferRequest::new("m", vec![x(1 + (c + i) % 4, 1.0)]);
+                let req = InferRequest::new(n("m"), vec![x(1 + (c + i) % 4, 1.0)]);
                 match server.infer(req).await {
                     Ok(r) => assert_eq!(r.outputs[0].to_f32().unwrap()[0], 1.0),
                     Err(_) => {
@@ -170,15 +189,14 @@ async fn hot_swaps_under_load_fail_no_request() {
             }
         }));
     }
-    for v in 2..40 {
-        server.load_model("m", "live", identity_2d()).unwrap();
-        server
-            .load_model("m", &v.to_string(), identity_2d())
-            .unwrap();
+    for other in 2..40 {
+        // Version 1 is the live one, swapped again and again.
+        server.load_model(&n("m"), v(1), identity_2d()).unwrap();
+        server.load_model(&n("m"), v(other), identity_2d()).unwrap();
         let sig = identity_2d().signature().clone();
         assert!(
             server
-                .load_model("m", "live", Arc::new(Broken(sig)))
+                .load_model(&n("m"), v(1), Arc::new(Broken(sig)))
                 .is_err()
         );
         tokio::task::yield_now().await;
@@ -257,7 +275,7 @@ async fn registry_uris_pass_the_deploy_gate_and_inputs_reach_the_observer() {
         .create_registered_model(&name, Default::default())
         .await
         .unwrap();
-    let v = registry
+    let version = registry
         .create_model_version(
             &name,
             CreateVersionOptions::new(Artifacts::model_source(&tree)),
@@ -265,7 +283,7 @@ async fn registry_uris_pass_the_deploy_gate_and_inputs_reach_the_observer() {
         .await
         .unwrap();
     registry
-        .set_alias(&name, &"champion".parse().unwrap(), v.version)
+        .set_alias(&name, &"champion".parse().unwrap(), version.version)
         .await
         .unwrap();
 
@@ -277,25 +295,25 @@ async fn registry_uris_pass_the_deploy_gate_and_inputs_reach_the_observer() {
         .build();
     let uri: mlops_core::ModelUri = "models:/churn@champion".parse().unwrap();
     let err = server
-        .load("churn", LoadOptions::from_uri(uri.clone()))
+        .load(&n("churn"), LoadOptions::from_uri(uri.clone()))
         .await
         .unwrap_err();
     assert!(err.is_policy_denied(), "{err}");
     assert!(server.list_models().await.unwrap().is_empty());
     registry
         .set_tag(
-            &RegistryObject::Version(name.clone(), v.version),
+            &RegistryObject::Version(name.clone(), version.version),
             Tag::new("approved".parse().unwrap(), "true").unwrap(),
         )
         .await
         .unwrap();
     server
-        .load("churn", LoadOptions::from_uri(uri))
+        .load(&n("churn"), LoadOptions::from_uri(uri))
         .await
         .unwrap();
     let out = server
         .infer(InferRequest::new(
-            "churn",
+            n("churn"),
             vec![
                 Tensor::from_f64("age", vec![3], &[30.0, 40.0, 50.0]).unwrap(),
                 Tensor::from_f64("income", vec![3], &[1.0, 2.0, 3.0]).unwrap(),
@@ -303,7 +321,7 @@ async fn registry_uris_pass_the_deploy_gate_and_inputs_reach_the_observer() {
         ))
         .await
         .unwrap();
-    assert_eq!(out.model_version.as_deref(), Some("1"));
+    assert_eq!(out.model_version, Some(v(1)));
     assert_eq!(out.outputs[1].to_f64().unwrap(), vec![1.0, 2.0, 3.0]);
     // The observer runs off the request path: wait for it.
     for _ in 0..200 {
@@ -321,9 +339,12 @@ async fn registry_uris_pass_the_deploy_gate_and_inputs_reach_the_observer() {
         )]
     );
     // Without a URI the registry's latest version is loaded.
-    server.unload("churn", None).await.unwrap();
-    server.load("churn", LoadOptions::default()).await.unwrap();
-    assert!(server.model_ready("churn", Some("1")).await.unwrap());
+    server.unload(&n("churn"), None).await.unwrap();
+    server
+        .load(&n("churn"), LoadOptions::default())
+        .await
+        .unwrap();
+    assert!(server.model_ready(&n("churn"), Some(v(1))).await.unwrap());
     // A source this store does not hold is NotSupported, named.
     let foreign = registry
         .create_model_version(&name, CreateVersionOptions::new("s3://elsewhere/model"))
@@ -337,7 +358,7 @@ async fn registry_uris_pass_the_deploy_gate_and_inputs_reach_the_observer() {
         .await
         .unwrap();
     let err = server
-        .load("churn", LoadOptions::default())
+        .load(&n("churn"), LoadOptions::default())
         .await
         .unwrap_err();
     assert!(
@@ -389,29 +410,26 @@ async fn a_model_being_loaded_is_unavailable_not_unknown() {
     );
     let loader = {
         let server = server.clone();
-        tokio::spawn(async move { server.load("m", LoadOptions::default()).await })
+        tokio::spawn(async move { server.load(&n("m"), LoadOptions::default()).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let err = server
-        .infer(InferRequest::new("m", vec![x(1, 0.0)]))
+        .infer(InferRequest::new(n("m"), vec![x(1, 0.0)]))
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, mlops_core::Error::Unavailable { .. }),
-        "{err}"
-    );
-    assert!(!server.model_ready("m", None).await.unwrap());
+    assert!(err.is_unavailable(), "{err}");
+    assert!(!server.model_ready(&n("m"), None).await.unwrap());
     loader.await.unwrap().unwrap();
-    assert!(server.model_ready("m", None).await.unwrap());
+    assert!(server.model_ready(&n("m"), None).await.unwrap());
     assert!(
         server
-            .infer(InferRequest::new("m", vec![x(1, 0.0)]))
+            .infer(InferRequest::new(n("m"), vec![x(1, 0.0)]))
             .await
             .is_ok()
     );
     assert!(
         server
-            .infer(InferRequest::new("other", vec![x(1, 0.0)]))
+            .infer(InferRequest::new(n("other"), vec![x(1, 0.0)]))
             .await
             .unwrap_err()
             .is_not_found()
@@ -428,15 +446,15 @@ async fn model_directories_load() {
         "identity\n"
     );
     let server = ModelServer::builder("s").build();
-    server.load_dir("m", "1", &path).unwrap();
+    server.load_dir(&n("m"), v(1), &path).unwrap();
     assert!(
         server
-            .infer(InferRequest::new("m", vec![x(2, 3.0)]))
+            .infer(InferRequest::new(n("m"), vec![x(2, 3.0)]))
             .await
             .is_ok()
     );
     std::fs::remove_file(path.join("FLAVOR")).unwrap();
-    let err = server.load_dir("m", "2", &path).unwrap_err();
+    let err = server.load_dir(&n("m"), v(2), &path).unwrap_err();
     assert!(
         err.is_invalid_argument() && err.to_string().contains("FLAVOR"),
         "{err}"
@@ -457,16 +475,16 @@ async fn non_finite_values_are_refused_in_every_float_format() {
             vec![TensorSpec::new("x", dt, vec![-1])],
             vec![TensorSpec::new("y", dt, vec![-1])],
         );
-        let name = format!("m-{dt}");
+        let name = n(&format!("m-{dt}"));
         server
-            .load_model(&name, "1", Arc::new(IdentityModel::new(sig).unwrap()))
+            .load_model(&name, v(1), Arc::new(IdentityModel::new(sig).unwrap()))
             .unwrap();
         let width = bits.len();
         let mut data = vec![0u8; width];
         data.extend_from_slice(&bits);
         let t = Tensor::new("x", dt, vec![2], data).unwrap();
         let err = server
-            .infer(InferRequest::new(&name, vec![t]))
+            .infer(InferRequest::new(name.clone(), vec![t]))
             .await
             .unwrap_err();
         assert!(
@@ -476,7 +494,7 @@ async fn non_finite_values_are_refused_in_every_float_format() {
         let ok = Tensor::new("x", dt, vec![2], vec![0u8; 2 * width]).unwrap();
         assert!(
             server
-                .infer(InferRequest::new(&name, vec![ok]))
+                .infer(InferRequest::new(name.clone(), vec![ok]))
                 .await
                 .is_ok(),
             "{dt}"

@@ -70,10 +70,10 @@ impl Artifacts {
     pub async fn put_dir(&self, dir: &Path, kind: &str) -> Result<StoredTree> {
         let mut files = BTreeMap::new();
         for (rel, path) in list_files(dir)? {
-            let file = tokio::fs::File::open(&path).await.map_err(|e| {
-                Error::invalid("file", format!("cannot open {}: {e}", path.display()))
-            })?;
-            let shown = path.display().to_string();
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| Error::io("file", "open", &path, e))?;
+            let shown = path.clone();
             let chunks = stream::unfold(Some(file), move |file| {
                 let shown = shown.clone();
                 async move {
@@ -85,10 +85,7 @@ impl Artifacts {
                             buf.truncate(n);
                             Some((Ok(Bytes::from(buf)), Some(file)))
                         }
-                        Err(e) => Some((
-                            Err(Error::invalid("file", format!("cannot read {shown}: {e}"))),
-                            None,
-                        )),
+                        Err(e) => Some((Err(Error::io("file", "read", &shown, e)), None)),
                     }
                 }
             });
@@ -140,12 +137,13 @@ impl Artifacts {
     pub async fn tree(&self, digest: &Digest) -> Result<Tree> {
         let raw = self.store.get_bytes(digest).await?;
         let tree: Tree = serde_json::from_slice(&raw)
-            .map_err(|e| Error::corrupt("tree", digest, format!("unreadable manifest: {e}")))?;
+            .map_err(|e| Error::corrupt("tree", digest, "unreadable manifest").with_source(e))?;
         if tree.format != TREE_FORMAT {
-            return Err(Error::NotSupported(format!(
-                "tree format {:?} (this version reads {TREE_FORMAT})",
-                tree.format
-            )));
+            return Err(Error::not_supported(
+                "tree format",
+                format!("{:?}", tree.format),
+                format!("this version reads {TREE_FORMAT}"),
+            ));
         }
         Ok(tree)
     }
@@ -188,20 +186,15 @@ impl Artifacts {
                 .split('/')
                 .fold(out.to_path_buf(), |p, s| p.join(s));
             let parent = target.parent().unwrap_or(out);
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Error::invalid("output", format!("cannot create {}: {e}", parent.display()))
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io("output directory", "create", parent, e))?;
             let data = self.store.get_bytes(&entry.digest).await?;
-            let tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| {
-                Error::invalid(
-                    "output",
-                    format!("cannot write in {}: {e}", parent.display()),
-                )
-            })?;
-            std::fs::write(tmp.path(), &data).map_err(|e| Error::backend("io", e))?;
-            tmp.persist(&target).map_err(|e| {
-                Error::invalid("output", format!("cannot write {}: {e}", target.display()))
-            })?;
+            let tmp = tempfile::NamedTempFile::new_in(parent)
+                .map_err(|e| Error::io("output directory", "write", parent, e))?;
+            std::fs::write(tmp.path(), &data)
+                .map_err(|e| Error::io("output file", "write", tmp.path(), e))?;
+            tmp.persist(&target)
+                .map_err(|e| Error::io("output file", "write", &target, e.error))?;
         }
         Ok(tree)
     }
@@ -232,18 +225,14 @@ impl Artifacts {
 
 /// Every regular file under `dir`, by relative `/` path, sorted.
 fn list_files(dir: &Path) -> Result<Vec<(ArtifactPath, PathBuf)>> {
-    let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::not_found("directory", dir.display()),
-        _ => Error::invalid("directory", format!("{}: {e}", dir.display())),
-    })?;
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io("directory", "read", dir, e))?;
     if !meta.is_dir() {
         return Err(Error::invalid(
             "directory",
             format!("{} is not a directory", dir.display()),
         ));
     }
-    let io =
-        |p: &Path, e: std::io::Error| Error::invalid("directory", format!("{}: {e}", p.display()));
+    let io = |p: &Path, e: std::io::Error| Error::io("directory", "read", p, e);
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -294,13 +283,22 @@ impl mlops_core::model::ArtifactSource for Artifacts {
             .source
             .strip_prefix(MODEL_SOURCE_PREFIX)
             .ok_or_else(|| {
-                Error::NotSupported(format!(
-                    "model source {:?} of {} v{} is not in this store (expected {MODEL_SOURCE_PREFIX}<digest>)",
-                    version.source, version.name, version.version
-                ))
+                Error::not_supported(
+                    "model source",
+                    format!("{:?}", version.source),
+                    format!(
+                        "{} v{} is not in this store (expected {MODEL_SOURCE_PREFIX}<digest>)",
+                        version.name, version.version
+                    ),
+                )
             })?
             .parse::<Digest>()
-            .map_err(|_| Error::invalid("model source", format!("{:?} names no digest", version.source)))?;
+            .map_err(|_| {
+                Error::invalid(
+                    "model source",
+                    format!("{:?} names no digest", version.source),
+                )
+            })?;
         self.get_model(&digest).await
     }
 }

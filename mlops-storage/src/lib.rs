@@ -10,13 +10,11 @@
 //! | [`Datasets`] | versioned Parquet datasets with manifests and column statistics |
 //! | [`Artifacts`] | directory trees (model folders) as manifests of blobs |
 //! | [`StoreTracker`], [`StoreRegistry`] | a log-structured tracker and a registry on any `Store` |
-//! | `MlflowTracker`, `MlflowRegistry` | a real MLflow server behind the traits (feature `mlflow`) |
-//! | [`Replicator`] | local-first tracking copied to another tracker in the background |
-//! | [`export_mlflow`], [`import_mlflow`] | MLflow's file-store layout, both ways |
 //! | [`verify`] | an fsck for any `Store` |
 //! | [`MemoryStore`], [`MemoryTracker`], [`MemoryRegistry`] | the in-memory reference semantics every backend must match |
 //!
-//! Every implementation passes `mlops_testkit`'s suites.
+//! Every implementation passes `mlops_testkit`'s suites. MLflow's REST API, its file layout and
+//! replication into another tracker live in `mlops-mlflow`.
 //!
 //! ## Example
 //!
@@ -45,19 +43,14 @@
 //! | feature | enables |
 //! |---|---|
 //! | `s3`, `azure`, `gcp` | cloud store URLs, with object_store's credential chains |
-//! | `mlflow` | `MlflowTracker`, `MlflowRegistry`, `MlflowClient` |
 
 pub mod artifact;
 pub mod dataset;
 mod maintenance;
 pub(crate) mod memory;
-mod mlflow_files;
-#[cfg(feature = "mlflow")]
-mod mlflow_rest;
 mod object;
 mod registry;
 mod registry_state;
-mod replicate;
 mod tracker;
 mod tracker_snapshot;
 mod tracker_state;
@@ -66,10 +59,6 @@ pub use artifact::{Artifacts, MODEL_SOURCE_PREFIX, StoredTree, Tree};
 pub use dataset::{Datasets, ReadOptions, SchemaPolicy, WriteOptions};
 pub use maintenance::{VerifyReport, verify};
 pub use memory::{MemoryRegistry, MemoryStore, MemoryTracker};
-pub use mlflow_files::{IMPORTED_RUN_ID_TAG, MlflowTransfer, export_mlflow, import_mlflow};
-#[cfg(feature = "mlflow")]
-pub use mlflow_rest::{MlflowClient, MlflowRegistry, MlflowTracker};
 pub use object::{DEFAULT_STORE, GcOptions, GcReport, ObjectStoreStore, StoreUrl};
 pub use registry::StoreRegistry;
-pub use replicate::{REPLICA_OF_TAG, Replicator, SyncReport};
 pub use tracker::{CompactReport, StoreTracker, StoreTrackerOptions};

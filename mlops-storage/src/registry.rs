@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use mlops_core::page::Page;
+use mlops_core::registry::TransitionOptions;
 use mlops_core::registry::{
     CreateModelOptions, CreateVersionOptions, ModelVersion, RegisteredModel, Registry,
     RegistryObject, SearchRegistryOptions, Stage,
@@ -74,17 +75,14 @@ impl StoreRegistry {
         };
         let raw = self.store.get_bytes(&commit.target).await?;
         let doc: Doc = serde_json::from_slice(&raw).map_err(|e| {
-            Error::corrupt(
-                "registered model",
-                name,
-                format!("unreadable document: {e}"),
-            )
+            Error::corrupt("registered model", name, "unreadable document").with_source(e)
         })?;
         if doc.format != FORMAT {
-            return Err(Error::NotSupported(format!(
-                "registered model document format {:?} (this version reads {FORMAT})",
-                doc.format
-            )));
+            return Err(Error::not_supported(
+                "registered model document format",
+                format!("{:?}", doc.format),
+                format!("this version reads {FORMAT}"),
+            ));
         }
         Ok(Some((commit.version, doc.state)))
     }
@@ -263,8 +261,9 @@ impl Registry for StoreRegistry {
         name: &ModelName,
         version: Version,
         stage: Stage,
-        archive_existing: bool,
+        options: TransitionOptions,
     ) -> Result<ModelVersion> {
+        let archive_existing = options.archive_existing;
         self.update_model(name, "transition stage", |m| {
             m.transition(version, stage, archive_existing)
         })

@@ -176,8 +176,9 @@ impl StoreTracker {
                 .get_ref(&r, RefVersion::Exact(Version::FIRST))
                 .await?;
             let raw = s.store.get_bytes(&commit.target).await?;
-            let experiment: Experiment = serde_json::from_slice(&raw)
-                .map_err(|e| Error::corrupt("experiment", &r, format!("unreadable record: {e}")))?;
+            let experiment: Experiment = serde_json::from_slice(&raw).map_err(|e| {
+                Error::corrupt("experiment", &r, "unreadable record").with_source(e)
+            })?;
             let mut inner = lock(&s.inner);
             inner
                 .known_experiments
@@ -199,11 +200,8 @@ impl StoreTracker {
                 let commit = s.store.get_ref(&r, RefVersion::Exact(v)).await?;
                 let raw = s.store.get_bytes(&commit.target).await?;
                 let segment: Segment = serde_json::from_slice(&raw).map_err(|e| {
-                    Error::corrupt(
-                        "tracker segment",
-                        format!("{r}@{v}"),
-                        format!("unreadable: {e}"),
-                    )
+                    Error::corrupt("tracker segment", format!("{r}@{v}"), "unreadable")
+                        .with_source(e)
                 })?;
                 let mut inner = lock(&s.inner);
                 for event in segment.events {
@@ -235,17 +233,14 @@ impl StoreTracker {
         };
         let raw = s.store.get_bytes(&commit.target).await?;
         let manifest: SnapshotManifest = serde_json::from_slice(&raw).map_err(|e| {
-            Error::corrupt(
-                "tracker snapshot",
-                commit.target,
-                format!("unreadable manifest: {e}"),
-            )
+            Error::corrupt("tracker snapshot", commit.target, "unreadable manifest").with_source(e)
         })?;
         if manifest.format != SNAPSHOT_FORMAT {
-            return Err(Error::NotSupported(format!(
-                "tracker snapshot format {:?} (this version reads {SNAPSHOT_FORMAT})",
-                manifest.format
-            )));
+            return Err(Error::not_supported(
+                "tracker snapshot format",
+                format!("{:?}", manifest.format),
+                format!("this version reads {SNAPSHOT_FORMAT}"),
+            ));
         }
         let runs = s.store.get_bytes(&manifest.runs).await?;
         let metrics = s.store.get_bytes(&manifest.metrics).await?;

@@ -54,15 +54,18 @@ fn parquet_bytes(batch: &RecordBatch) -> Result<Bytes> {
 }
 
 fn read_batches(bytes: Bytes, what: &'static str) -> Result<Vec<RecordBatch>> {
-    let corrupt =
-        |e: parquet::errors::ParquetError| Error::corrupt("tracker snapshot", what, e.to_string());
+    let corrupt = |e: parquet::errors::ParquetError| {
+        Error::corrupt("tracker snapshot", what, "cannot decode parquet").with_source(e)
+    };
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(corrupt)?
         .build()
         .map_err(corrupt)?;
     reader
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::corrupt("tracker snapshot", what, e.to_string()))
+        .map_err(|e| {
+            Error::corrupt("tracker snapshot", what, "cannot decode parquet").with_source(e)
+        })
 }
 
 /// Encodes the runs and metrics tables.
@@ -180,8 +183,9 @@ pub(crate) fn decode(runs: Bytes, metrics: Bytes, tables: &mut Tables) -> Result
             text("rest")?,
         );
         for i in 0..b.num_rows() {
-            let rest: RunRest = serde_json::from_str(rests.value(i))
-                .map_err(|e| Error::corrupt("tracker snapshot", "runs", e.to_string()))?;
+            let rest: RunRest = serde_json::from_str(rests.value(i)).map_err(|e| {
+                Error::corrupt("tracker snapshot", "runs", "unreadable run record").with_source(e)
+            })?;
             tables.runs.push(Run {
                 info: RunInfo {
                     run_id: ids.value(i).parse()?,

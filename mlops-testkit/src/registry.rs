@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use mlops_core::registry::TransitionOptions;
 use mlops_core::registry::{
     CreateModelOptions, CreateVersionOptions, DatasetLineage, Lineage, ModelVersionStatus,
     Registry, RegistryExt, RegistryObject, SearchRegistryOptions, Stage,
@@ -219,14 +220,19 @@ pub async fn stages_archive_existing(r: &dyn Registry) {
         new_version(r, &name).await,
         new_version(r, &name).await,
     );
-    r.transition_stage(&name, v1, Stage::Production, false)
+    r.transition_stage(&name, v1, Stage::Production, TransitionOptions::default())
         .await
         .unwrap();
-    r.transition_stage(&name, v2, Stage::Production, false)
+    r.transition_stage(&name, v2, Stage::Production, TransitionOptions::default())
         .await
         .unwrap();
     let moved = r
-        .transition_stage(&name, v3, Stage::Production, true)
+        .transition_stage(
+            &name,
+            v3,
+            Stage::Production,
+            TransitionOptions::default().with_archive_existing(true),
+        )
         .await
         .unwrap();
     assert_eq!(moved.current_stage, Stage::Production);
@@ -237,7 +243,12 @@ pub async fn stages_archive_existing(r: &dyn Registry) {
         );
     }
     let err = r
-        .transition_stage(&name, v1, Stage::Archived, true)
+        .transition_stage(
+            &name,
+            v1,
+            Stage::Archived,
+            TransitionOptions::default().with_archive_existing(true),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -399,7 +410,7 @@ pub async fn uris_resolve(r: &dyn Registry) {
         new_version(r, &name).await,
     );
     r.set_alias(&name, &alias("champion"), v1).await.unwrap();
-    r.transition_stage(&name, v2, Stage::Staging, false)
+    r.transition_stage(&name, v2, Stage::Staging, TransitionOptions::default())
         .await
         .unwrap();
     let resolve = |s: String| async move { r.resolve(&s.parse::<ModelUri>().unwrap()).await };

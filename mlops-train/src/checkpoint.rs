@@ -40,13 +40,6 @@ pub(crate) struct CheckpointMeta {
     pub history: Vec<EpochReport>,
 }
 
-fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error::Unavailable {
-        message: format!("checkpoint {}: {e}", path.display()),
-        source: Some(Box::new(e)),
-    }
-}
-
 /// Writes a checkpoint into `dir` atomically (a temporary file renamed into place, so a crash
 /// leaves either the whole checkpoint or none). Returns its path.
 pub(crate) fn write(
@@ -54,14 +47,15 @@ pub(crate) fn write(
     meta: &CheckpointMeta,
     tensors: Vec<(String, Tensor)>,
 ) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io("checkpoint directory", "create", dir, e))?;
     let json = serde_json::to_string(meta).map_err(|e| Error::backend("serde_json", e))?;
     let bytes = safetensors::serialize(tensors, Some(HashMap::from([(META_KEY.to_owned(), json)])))
         .map_err(|e| Error::backend("safetensors", e))?;
     let path = dir.join(format!("epoch-{:06}.safetensors", meta.epochs_done));
     let tmp = dir.join(format!(".epoch-{:06}.safetensors.tmp", meta.epochs_done));
-    std::fs::write(&tmp, bytes).map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io("checkpoint", "write", &tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io("checkpoint", "rename", &path, e))?;
     Ok(path)
 }
 
@@ -70,19 +64,17 @@ pub(crate) fn read(
     path: &Path,
     device: &Device,
 ) -> Result<(CheckpointMeta, HashMap<String, Tensor>)> {
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::not_found("checkpoint", path.display()),
-        _ => io_err(path, e),
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io("checkpoint", "read", path, e))?;
     let corrupt = |m: String| Error::corrupt("checkpoint", path.display(), m);
-    let (_, header) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| corrupt("not a safetensors file".into()).with_source(e))?;
     let json = header
         .metadata()
         .as_ref()
         .and_then(|m| m.get(META_KEY))
         .ok_or_else(|| corrupt(format!("no {META_KEY} metadata: not an mlops checkpoint")))?;
-    let meta: CheckpointMeta = serde_json::from_str(json).map_err(|e| corrupt(e.to_string()))?;
+    let meta: CheckpointMeta = serde_json::from_str(json)
+        .map_err(|e| corrupt(format!("bad {META_KEY} metadata")).with_source(e))?;
     if meta.format != CHECKPOINT_FORMAT {
         return Err(corrupt(format!(
             "format {} (this build reads {CHECKPOINT_FORMAT})",
@@ -90,7 +82,7 @@ pub(crate) fn read(
         )));
     }
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
-        .map_err(|e| corrupt(e.to_string()))?;
+        .map_err(|e| corrupt("its tensors do not load".into()).with_source(e))?;
     Ok((meta, tensors))
 }
 
@@ -99,11 +91,13 @@ pub fn latest(dir: &Path) -> Result<Option<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(dir, e)),
+        Err(e) => return Err(Error::io("checkpoint directory", "read", dir, e)),
     };
     let mut best: Option<(usize, PathBuf)> = None;
     for entry in entries {
-        let path = entry.map_err(|e| io_err(dir, e))?.path();
+        let path = entry
+            .map_err(|e| Error::io("checkpoint directory", "read", dir, e))?
+            .path();
         let epoch = path
             .file_name()
             .and_then(|n| n.to_str())

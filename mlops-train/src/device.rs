@@ -46,14 +46,15 @@ impl DeviceSpec {
 
 fn cuda(ordinal: usize) -> Result<Device> {
     if !cfg!(feature = "cuda") {
-        return Err(Error::NotSupported(format!(
-            "device cuda:{ordinal}: mlops-train was built without its `cuda` feature \
-             (rebuild with `--features cuda`, or use --device cpu / auto)"
-        )));
+        return Err(Error::not_supported(
+            "device",
+            format!("cuda:{ordinal}"),
+            "mlops-train was built without its `cuda` feature \
+             (rebuild with `--features cuda`, or use --device cpu / auto)",
+        ));
     }
-    Device::new_cuda(ordinal).map_err(|e| Error::Unavailable {
-        message: format!("device cuda:{ordinal} cannot be opened: {e}"),
-        source: None,
+    Device::new_cuda(ordinal).map_err(|e| {
+        Error::unavailable(format!("device cuda:{ordinal} cannot be opened")).with_source(e)
     })
 }
 
@@ -139,7 +140,7 @@ mod tests {
         if !DeviceSpec::cuda_compiled() {
             assert!(DeviceSpec::Auto.resolve().unwrap().is_cpu());
             let e = DeviceSpec::Cuda(0).resolve().unwrap_err();
-            assert!(matches!(e, Error::NotSupported(_)), "{e:?}");
+            assert!(e.is_not_supported(), "{e:?}");
             assert!(e.to_string().contains("`cuda` feature"), "{e}");
         }
     }

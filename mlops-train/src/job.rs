@@ -87,15 +87,64 @@ pub struct JobOutcome {
     pub fit_cpu_seconds: Option<f64>,
 }
 
-/// A training run to track (and register).
-#[derive(Debug, Clone)]
+/// A training run to track, store and (when asked) register, with the collaborators it needs:
+/// a [`Tracker`] and a [`ModelSink`] always, a [`Registry`] only when it registers — so a job
+/// that registers without a registry cannot be built.
+///
+/// ```no_run
+/// # async fn example(
+/// #     tracker: std::sync::Arc<dyn mlops_core::Tracker>,
+/// #     sink: std::sync::Arc<dyn mlops_core::ModelSink>,
+/// #     registry: std::sync::Arc<dyn mlops_core::Registry>,
+/// #     data: mlops_train::TrainingData,
+/// # ) -> mlops_core::Result<()> {
+/// use std::sync::Arc;
+/// use mlops_core::{CancelToken, FitOptions};
+/// use mlops_train::{CandleTrainer, TrainConfig, TrainingJob};
+///
+/// let outcome = TrainingJob::new("churn", FitOptions::new("churned"), tracker, sink)
+///     .run_name("logistic")
+///     .register(registry, "churn".parse()?)
+///     .run(Arc::new(CandleTrainer::new(TrainConfig::default())), &data, &CancelToken::new())
+///     .await?;
+/// println!("{} v{:?}", outcome.run_id, outcome.version.map(|v| v.version));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
 pub struct TrainingJob {
     experiment: String,
     run_name: Option<String>,
     parent: Option<RunId>,
     options: FitOptions,
-    register: Option<ModelName>,
     tags: Vec<(String, String)>,
+    tracker: Arc<dyn Tracker>,
+    sink: Arc<dyn ModelSink>,
+    registration: Option<Registration>,
+    observer: Option<Arc<dyn FitObserver>>,
+}
+
+impl std::fmt::Debug for TrainingJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainingJob")
+            .field("experiment", &self.experiment)
+            .field("run_name", &self.run_name)
+            .field("parent", &self.parent)
+            .field("options", &self.options)
+            .field("tags", &self.tags)
+            .field("tracker", &self.tracker)
+            .field("sink", &self.sink)
+            .field("registration", &self.registration)
+            .field("observer", &self.observer.as_ref().map(|_| "FitObserver"))
+            .finish()
+    }
+}
+
+/// Where and under which name a job registers its model.
+#[derive(Debug, Clone)]
+struct Registration {
+    registry: Arc<dyn Registry>,
+    name: ModelName,
 }
 
 /// Forwards epoch reports to the async side (the tracker) and to the caller's observer.
@@ -132,15 +181,24 @@ fn epoch_metrics(report: &EpochReport) -> Result<LogBatch> {
 }
 
 impl TrainingJob {
-    /// A job in `experiment` (created when missing), predicting `options.target`.
-    pub fn new(experiment: impl Into<String>, options: FitOptions) -> Self {
+    /// A job in `experiment` (created when missing), predicting `options.target`, tracked in
+    /// `tracker`, its model stored through `sink` (e.g. `mlops_storage::Artifacts`).
+    pub fn new(
+        experiment: impl Into<String>,
+        options: FitOptions,
+        tracker: Arc<dyn Tracker>,
+        sink: Arc<dyn ModelSink>,
+    ) -> Self {
         Self {
             experiment: experiment.into(),
             run_name: None,
             parent: None,
             options,
-            register: None,
             tags: Vec::new(),
+            tracker,
+            sink,
+            registration: None,
+            observer: None,
         }
     }
 
@@ -156,10 +214,54 @@ impl TrainingJob {
         self
     }
 
-    /// Registers the model under `name` after training.
-    pub fn register(mut self, name: ModelName) -> Self {
-        self.register = Some(name);
+    /// Registers the model under `name` in `registry` after training.
+    pub fn register(mut self, registry: Arc<dyn Registry>, name: ModelName) -> Self {
+        self.registration = Some(Registration { registry, name });
         self
+    }
+
+    /// The same job without registration (the trials of a search register nothing).
+    pub fn without_registration(mut self) -> Self {
+        self.registration = None;
+        self
+    }
+
+    /// The same job without an epoch observer.
+    pub fn without_observer(mut self) -> Self {
+        self.observer = None;
+        self
+    }
+
+    /// Also tells `observer` about every epoch (a progress bar).
+    pub fn observer(mut self, observer: Arc<dyn FitObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The experiment.
+    pub fn experiment(&self) -> &str {
+        &self.experiment
+    }
+
+    /// The tracker.
+    pub fn tracker(&self) -> &Arc<dyn Tracker> {
+        &self.tracker
+    }
+
+    /// The run options a run of this job starts with (experiment aside): its name, parent and
+    /// tags.
+    pub(crate) fn run_options(&self) -> Result<CreateRunOptions> {
+        let mut create = CreateRunOptions::default();
+        if let Some(name) = &self.run_name {
+            create = create.with_name(name.clone());
+        }
+        if let Some(parent) = &self.parent {
+            create = create.with_parent(parent.clone());
+        }
+        for (k, v) in &self.tags {
+            create = create.with_tag(Tag::new(k.parse()?, v.clone())?);
+        }
+        Ok(create)
     }
 
     /// Adds a run tag.
@@ -173,46 +275,32 @@ impl TrainingJob {
         &self.options
     }
 
-    /// Runs it: trains on a blocking thread, logging as it goes. A failed or cancelled fit ends
-    /// the run `FAILED` or `KILLED` and returns the error; nothing is registered then.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs it: trains `trainer` on `data` on a blocking thread, logging as it goes; stops at
+    /// the next epoch boundary when `cancel` fires. A failed or cancelled fit ends the run
+    /// `FAILED` or `KILLED` and returns the error; nothing is registered then.
     pub async fn run(
         &self,
         trainer: Arc<dyn Trainer>,
         data: &TrainingData,
-        tracker: &dyn Tracker,
-        sink: &dyn ModelSink,
-        registry: Option<&dyn Registry>,
-        observer: Option<Arc<dyn FitObserver>>,
         cancel: &CancelToken,
     ) -> Result<JobOutcome> {
-        self.run_tracked(trainer, data, tracker, sink, registry, observer, cancel)
-            .await
-            .1
+        self.run_tracked(trainer, data, cancel).await.1
     }
 
     /// [`run`](Self::run), also answering the run's id when the run was created (so a failed
     /// trial can be reported by its run).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run_tracked(
         &self,
         trainer: Arc<dyn Trainer>,
         data: &TrainingData,
-        tracker: &dyn Tracker,
-        sink: &dyn ModelSink,
-        registry: Option<&dyn Registry>,
-        observer: Option<Arc<dyn FitObserver>>,
         cancel: &CancelToken,
     ) -> (Option<RunId>, Result<JobOutcome>) {
+        let tracker = self.tracker.as_ref();
         let run_id = match self.create_run(tracker).await {
             Ok(id) => id,
             Err(e) => return (None, Err(e)),
         };
-        let result = self
-            .train_in_run(
-                &run_id, trainer, data, tracker, sink, registry, observer, cancel,
-            )
-            .await;
+        let result = self.train_in_run(&run_id, trainer, data, cancel).await;
         if let Err(e) = &result {
             let status = if cancel.is_cancelled() {
                 RunStatus::Killed
@@ -232,31 +320,18 @@ impl TrainingJob {
         let experiment = tracker
             .get_or_create_experiment(&self.experiment.parse()?)
             .await?;
-        let mut create = CreateRunOptions::default().in_experiment(experiment);
-        if let Some(name) = &self.run_name {
-            create = create.with_name(name.clone());
-        }
-        if let Some(parent) = &self.parent {
-            create = create.with_parent(parent.clone());
-        }
-        for (k, v) in &self.tags {
-            create = create.with_tag(Tag::new(k.parse()?, v.clone())?);
-        }
+        let create = self.run_options()?.in_experiment(experiment);
         Ok(tracker.create_run(create).await?.info.run_id)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn train_in_run(
         &self,
         run_id: &RunId,
         trainer: Arc<dyn Trainer>,
         data: &TrainingData,
-        tracker: &dyn Tracker,
-        sink: &dyn ModelSink,
-        registry: Option<&dyn Registry>,
-        observer: Option<Arc<dyn FitObserver>>,
         cancel: &CancelToken,
     ) -> Result<JobOutcome> {
+        let tracker = self.tracker.as_ref();
         // Params: the trainer's hyper-parameters and the fit options.
         let mut params = trainer.params();
         params.insert("target".into(), self.options.target.clone());
@@ -295,7 +370,10 @@ impl TrainingJob {
 
         // Train on a blocking thread; log each epoch as its report arrives.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let forward = Forward { tx, user: observer };
+        let forward = Forward {
+            tx,
+            user: self.observer.clone(),
+        };
         let batches = data.batches.clone();
         let options = self.options.clone();
         let token = cancel.clone();
@@ -336,7 +414,7 @@ impl TrainingJob {
             card.lineage.git_commit = git_commit.clone();
             card.write(&mut artifact)?;
         }
-        let source = sink.store_model(&artifact).await?;
+        let source = self.sink.store_model(&artifact).await?;
         for (path, bytes) in &artifact.files {
             let path = ArtifactPath::new(format!("model/{path}"))?;
             tracker.put_artifact(run_id, &path, bytes.clone()).await?;
@@ -344,27 +422,22 @@ impl TrainingJob {
         tracker.set_tag(run_id, MODEL_SOURCE_TAG, &source).await?;
         tracker.end_run(run_id, RunStatus::Finished).await?;
 
-        let version = match (&self.register, registry) {
-            (Some(name), Some(registry)) => Some(
+        let version = match &self.registration {
+            Some(r) => Some(
                 register(
-                    registry,
-                    name,
-                    &source,
-                    run_id,
-                    outcome.model.as_ref(),
-                    &outcome.metrics,
-                    data,
-                    git_commit,
+                    r,
+                    &Trained {
+                        source: &source,
+                        run_id,
+                        model: outcome.model.as_ref(),
+                        metrics: &outcome.metrics,
+                        data,
+                        git_commit,
+                    },
                 )
                 .await?,
             ),
-            (Some(name), None) => {
-                return Err(Error::invalid(
-                    "registry",
-                    format!("the job registers {name} but no registry was given"),
-                ));
-            }
-            (None, _) => None,
+            None => None,
         };
         Ok(JobOutcome {
             fit_cpu_seconds,
@@ -379,18 +452,28 @@ impl TrainingJob {
     }
 }
 
-/// Registers a version of `name` (creating the model when new).
-#[allow(clippy::too_many_arguments)]
-async fn register(
-    registry: &dyn Registry,
-    name: &ModelName,
-    source: &str,
-    run_id: &RunId,
-    model: &dyn Model,
-    metrics: &BTreeMap<String, f64>,
-    data: &TrainingData,
+/// What a finished training run registers.
+struct Trained<'a> {
+    source: &'a str,
+    run_id: &'a RunId,
+    model: &'a dyn Model,
+    metrics: &'a BTreeMap<String, f64>,
+    data: &'a TrainingData,
     git_commit: Option<String>,
-) -> Result<ModelVersion> {
+}
+
+/// Registers a version of the registration's model (creating the model when new).
+async fn register(registration: &Registration, t: &Trained<'_>) -> Result<ModelVersion> {
+    let (registry, name) = (registration.registry.as_ref(), &registration.name);
+    let Trained {
+        source,
+        run_id,
+        model,
+        metrics,
+        data,
+        ..
+    } = *t;
+    let git_commit = t.git_commit.clone();
     match registry
         .create_registered_model(name, CreateModelOptions::default())
         .await

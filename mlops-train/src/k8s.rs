@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{
-    Container, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use mlops_core::{Error, Result};
+use mlops_k8s::{ContainerSpec, check_dns_label, parse_manifest, to_checked_yaml};
+
+/// Environment values of the Job's container (plain, or Secret-backed for credentials).
+pub use mlops_k8s::EnvValue;
+pub use mlops_k8s::MANAGED_BY;
 
 /// What to export.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +30,8 @@ pub struct JobExport {
     /// The store the pod reads data from and writes runs to (`$MLOPS_STORE`); it must be
     /// reachable from the cluster (`s3://…`, `gs://…`, `az://…`), not a local directory.
     pub store_url: Option<String>,
-    /// Extra environment variables.
-    pub env: BTreeMap<String, String>,
+    /// Extra environment variables (plain, or Kubernetes Secret references for credentials).
+    pub env: BTreeMap<String, EnvValue>,
     /// CPU request and limit (`"4"`, `"500m"`).
     pub cpu: Option<String>,
     /// Memory request and limit (`"8Gi"`).
@@ -43,9 +45,6 @@ pub struct JobExport {
     /// Delete the finished Job after this long.
     pub ttl_seconds_after_finished: Option<i32>,
 }
-
-/// The label every exported object carries.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mlops");
 
 impl JobExport {
     /// Runs `args` in `image` as the Job `name`.
@@ -74,45 +73,17 @@ impl JobExport {
         if let Some(ns) = &self.namespace {
             check_dns_label("namespace", ns)?;
         }
-        if self.image.trim().is_empty() {
-            return Err(Error::invalid("image", "empty"));
-        }
-        if let Some(url) = &self.store_url
-            && !url.contains("://")
-        {
-            return Err(Error::invalid(
-                "store",
-                format!(
-                    "{url:?} is a local path, which a pod cannot reach: use s3://, gs://, az://"
-                ),
-            ));
-        }
         if self.backoff_limit < 0 {
             return Err(Error::invalid("backoff_limit", "must not be negative"));
         }
-        let mut quantities = BTreeMap::new();
-        for (key, value) in [("cpu", &self.cpu), ("memory", &self.memory)] {
-            if let Some(v) = value {
-                check_quantity(key, v)?;
-                quantities.insert(key.to_owned(), Quantity(v.clone()));
-            }
-        }
-        if self.gpus > 0 {
-            quantities.insert("nvidia.com/gpu".to_owned(), Quantity(self.gpus.to_string()));
-        }
-        let mut env: Vec<EnvVar> = Vec::new();
-        if let Some(url) = &self.store_url {
-            env.push(EnvVar {
-                name: "MLOPS_STORE".into(),
-                value: Some(url.clone()),
-                ..EnvVar::default()
-            });
-        }
-        env.extend(self.env.iter().map(|(k, v)| EnvVar {
-            name: k.clone(),
-            value: Some(v.clone()),
-            ..EnvVar::default()
-        }));
+        let mut spec = ContainerSpec::new("train", self.image.clone()).args(self.args.clone());
+        spec.command = self.command.clone();
+        spec.store_url = self.store_url.clone();
+        spec.env = self.env.clone();
+        spec.cpu = self.cpu.clone();
+        spec.memory = self.memory.clone();
+        spec.gpus = self.gpus;
+        let container = spec.build()?;
         let labels = BTreeMap::from([
             (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
             (
@@ -120,19 +91,6 @@ impl JobExport {
                 "training".to_owned(),
             ),
         ]);
-        let container = Container {
-            name: "train".into(),
-            image: Some(self.image.clone()),
-            command: self.command.clone(),
-            args: Some(self.args.clone()),
-            env: (!env.is_empty()).then_some(env),
-            resources: (!quantities.is_empty()).then(|| ResourceRequirements {
-                requests: Some(quantities.clone()),
-                limits: Some(quantities),
-                ..ResourceRequirements::default()
-            }),
-            ..Container::default()
-        };
         Ok(Job {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
@@ -165,75 +123,19 @@ impl JobExport {
 
     /// The manifest as YAML, checked by parsing it back as a Kubernetes `Job`.
     pub fn to_yaml(&self) -> Result<String> {
-        let job = self.manifest()?;
-        let yaml = serde_yaml_ng::to_string(&job).map_err(|e| Error::backend("serde_yaml", e))?;
-        if parse_job(&yaml)? != job {
-            return Err(Error::invalid(
-                "manifest",
-                "the YAML does not read back as written",
-            ));
-        }
-        Ok(yaml)
+        to_checked_yaml(&self.manifest()?)
     }
 }
 
 /// Parses a `batch/v1` Job manifest with the Kubernetes types.
 pub fn parse_job(yaml: &str) -> Result<Job> {
-    let value: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(yaml).map_err(|e| Error::invalid("manifest", e.to_string()))?;
-    let api = value.get("apiVersion").and_then(|v| v.as_str());
-    let kind = value.get("kind").and_then(|v| v.as_str());
-    if api != Some("batch/v1") || kind != Some("Job") {
-        return Err(Error::invalid(
-            "manifest",
-            format!("{api:?}/{kind:?} is not batch/v1 Job"),
-        ));
-    }
-    serde_yaml_ng::from_value(value)
-        .map_err(|e| Error::invalid("manifest", format!("not a Job: {e}")))
-}
-
-fn check_dns_label(what: &'static str, name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            what,
-            format!("{name:?} is not a DNS label (lowercase letters, digits, '-', at most 63)"),
-        ))
-    }
-}
-
-/// A Kubernetes quantity: a decimal number with an optional SI or binary suffix.
-fn check_quantity(what: &'static str, v: &str) -> Result<()> {
-    let suffixes = [
-        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E", "",
-    ];
-    let ok = suffixes.iter().any(|s| {
-        v.strip_suffix(s).is_some_and(|n| {
-            !n.is_empty() && n.parse::<f64>().is_ok_and(|x| x.is_finite() && x >= 0.0)
-        })
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            what,
-            format!("{v:?} is not a Kubernetes quantity (e.g. 2, 500m, 8Gi)"),
-        ))
-    }
+    parse_manifest(yaml, "batch/v1", "Job")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     fn export() -> JobExport {
         let mut e = JobExport::new(
@@ -283,7 +185,7 @@ mod tests {
             ),
             (
                 Box::new(|e: &mut JobExport| e.store_url = Some("./mlops-data".into())),
-                "local path",
+                "not reachable from pods",
             ),
             (
                 Box::new(|e: &mut JobExport| e.memory = Some("lots".into())),

@@ -24,6 +24,56 @@
 //!
 //! The device is chosen at run time ([`DeviceSpec`]: `cpu`, `cuda:N`, `auto`); without the
 //! `cuda` feature, asking for CUDA is [`mlops_core::Error::NotSupported`].
+//!
+//! ## Example
+//!
+//! A logistic regression on Arrow columns (a number and a category), then a prediction from raw
+//! columns, the way a client of the served model sends them:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+//! use mlops_core::train::{EpochReport, FitOptions, Trainer};
+//! use mlops_core::{CancelToken, Tensor};
+//! use mlops_train::{CandleTrainer, ModelKind, TrainConfig};
+//!
+//! # fn main() -> mlops_core::Result<()> {
+//! let n = 400;
+//! let x: Vec<f64> = (0..n).map(|i| (i as f64 / n as f64) * 4.0 - 2.0).collect();
+//! let plan: Vec<&str> = (0..n).map(|i| if i % 3 == 0 { "pro" } else { "basic" }).collect();
+//! let churned: Vec<&str> = x
+//!     .iter()
+//!     .zip(&plan)
+//!     .map(|(x, p)| if x + if *p == "pro" { 0.5 } else { -0.5 } > 0.0 { "yes" } else { "no" })
+//!     .collect();
+//! let batch = RecordBatch::try_from_iter([
+//!     ("x", Arc::new(Float64Array::from(x)) as ArrayRef),
+//!     ("plan", Arc::new(StringArray::from(plan))),
+//!     ("churned", Arc::new(StringArray::from(churned))),
+//! ])
+//! .map_err(|e| mlops_core::Error::backend("arrow", e))?;
+//!
+//! let mut config = TrainConfig::new(ModelKind::Logistic);
+//! config.apply([("epochs", "30"), ("learning_rate", "0.1")])?;
+//! let trainer = CandleTrainer::new(config);
+//! let fit = trainer.fit(
+//!     &[batch],
+//!     &FitOptions::new("churned").with_seed(7),
+//!     &|_: &EpochReport| {},
+//!     &CancelToken::new(),
+//! )?;
+//! assert!(fit.metrics["val_accuracy"] > 0.9, "{:?}", fit.metrics);
+//!
+//! // One 1-D tensor per feature column; the answer is the label (and its probabilities).
+//! let out = fit.model.predict(&[
+//!     Tensor::from_f64("x", vec![2], &[1.5, -1.5])?,
+//!     Tensor::from_byte_strings("plan", vec![2], &["pro", "basic"])?,
+//! ])?;
+//! let labels: Vec<Vec<u8>> = out[0].to_byte_strings()?.into_iter().map(<[u8]>::to_vec).collect();
+//! assert_eq!(labels, [b"yes".to_vec(), b"no".to_vec()]);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod checkpoint;
 pub mod config;

@@ -85,8 +85,9 @@ pub struct ModelCard {
 impl ModelCard {
     /// Reads the card of a `candle` artifact.
     pub fn read(artifact: &ModelArtifact) -> Result<Self> {
-        let card: Self = serde_json::from_slice(artifact.file(CARD_FILE)?)
-            .map_err(|e| Error::corrupt("model card", CARD_FILE, e.to_string()))?;
+        let card: Self = serde_json::from_slice(artifact.file(CARD_FILE)?).map_err(|e| {
+            Error::corrupt("model card", CARD_FILE, "not a model card").with_source(e)
+        })?;
         if card.flavor != FLAVOR || card.format_version != CARD_FORMAT {
             return Err(Error::corrupt(
                 "model card",
@@ -383,8 +384,9 @@ impl CandleLoader {
         let card = ModelCard::read(artifact)?;
         let device = self.device.clone().unwrap_or(Device::Cpu);
         let mut tensors =
-            candle_core::safetensors::load_buffer(artifact.file(WEIGHTS_FILE)?, &device)
-                .map_err(|e| Error::corrupt("model", WEIGHTS_FILE, e.to_string()))?;
+            candle_core::safetensors::load_buffer(artifact.file(WEIGHTS_FILE)?, &device).map_err(
+                |e| Error::corrupt("model", WEIGHTS_FILE, "the weights do not load").with_source(e),
+            )?;
         let mut layers = Vec::new();
         for i in 0..card.network.layer_shapes().len() {
             let mut take = |bias| {
@@ -395,8 +397,14 @@ impl CandleLoader {
                         Error::corrupt("model", WEIGHTS_FILE, format!("missing tensor {name}"))
                     })
                     .and_then(|t| {
-                        t.to_dtype(candle_core::DType::F32)
-                            .map_err(|e| Error::corrupt("model", WEIGHTS_FILE, e.to_string()))
+                        t.to_dtype(candle_core::DType::F32).map_err(|e| {
+                            Error::corrupt(
+                                "model",
+                                WEIGHTS_FILE,
+                                format!("tensor {name} does not convert to f32"),
+                            )
+                            .with_source(e)
+                        })
                     })
             };
             layers.push((take(false)?, take(true)?));

@@ -139,25 +139,30 @@ impl Optimizer {
 
     /// Restores the state written by [`state`](Self::state); every slot must be present with
     /// its parameter's shape.
+    /// A damaged state is [`mlops_core::Error::Corrupt`] naming the `checkpoint` file.
     pub(crate) fn restore(
         &mut self,
         tensors: &HashMap<String, Tensor>,
         steps: u64,
-    ) -> std::result::Result<(), String> {
+        checkpoint: &std::path::Path,
+    ) -> mlops_core::Result<()> {
+        let corrupt = |m: String| mlops_core::Error::corrupt("checkpoint", checkpoint.display(), m);
         for slot in &mut self.slots {
             for (suffix, target) in [("first", &mut slot.first), ("second", &mut slot.second)] {
                 let key = format!("optim.{}.{suffix}", slot.name);
                 let t = tensors
                     .get(&key)
-                    .ok_or_else(|| format!("missing tensor {key}"))?;
+                    .ok_or_else(|| corrupt(format!("missing tensor {key}")))?;
                 if t.dims() != slot.var.dims() {
-                    return Err(format!(
+                    return Err(corrupt(format!(
                         "{key} has shape {:?}, the parameter {:?}",
                         t.dims(),
                         slot.var.dims()
-                    ));
+                    )));
                 }
-                *target = t.to_device(slot.var.device()).map_err(|e| e.to_string())?;
+                *target = t
+                    .to_device(slot.var.device())
+                    .map_err(|e| mlops_core::Error::backend("candle", e))?;
             }
         }
         self.steps = steps;

@@ -250,9 +250,7 @@ impl CandleTrainer {
                     })?;
                 var.set(t).map_err(candle_err)?;
             }
-            optimizer
-                .restore(&tensors, saved.optimizer_steps)
-                .map_err(|m| Error::corrupt("checkpoint", path.display(), m))?;
+            optimizer.restore(&tensors, saved.optimizer_steps, path)?;
             if saved.best.is_some() && config.early_stopping.is_some() {
                 best_weights = Some(
                     named
@@ -315,10 +313,9 @@ impl CandleTrainer {
             let epoch = meta.epochs_done;
             if cancel.is_cancelled() {
                 save(&meta, &optimizer, &best_weights)?;
-                return Err(Error::Unavailable {
-                    message: format!("training cancelled after {epoch} epochs"),
-                    source: None,
-                });
+                return Err(Error::unavailable(format!(
+                    "training cancelled after {epoch} epochs"
+                )));
             }
             let lr = config.learning_rate_at(epoch);
             let mut epoch_rng = rng(options.seed, STREAM_EPOCH + epoch as u64);
@@ -497,10 +494,7 @@ fn concat(data: &[RecordBatch]) -> Result<RecordBatch> {
         .first()
         .ok_or_else(|| Error::invalid("data", "no record batches"))?;
     arrow::compute::concat_batches(&first.schema(), data).map_err(|e| {
-        Error::invalid(
-            "data",
-            format!("the record batches do not share one schema: {e}"),
-        )
+        Error::invalid("data", "the record batches do not share one schema").with_source(e)
     })
 }
 

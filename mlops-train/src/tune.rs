@@ -6,11 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use mlops_core::tracker::CreateRunOptions;
-use mlops_core::train::FitOptions;
 use mlops_core::{
-    CancelToken, Error, LogBatch, Metric, ModelSink, Param, Result, RunId, RunStatus, Tracker,
-    TrackerExt,
+    CancelToken, Error, LogBatch, Metric, Param, Result, RunId, RunStatus, TrackerExt,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -345,27 +342,28 @@ impl Tuner {
             .collect()
     }
 
-    /// Runs the search in `experiment`: a parent run, one child run per trial.
+    /// Runs the search as `job` (its experiment, fit options, tracker and sink): a parent run
+    /// (the job's run name, parent and tags), one child run per trial (the job's tags). Trials
+    /// register nothing and report to no observer, whatever the job says; register the best
+    /// one from the outcome.
     pub async fn run(
         &self,
-        experiment: &str,
+        job: &TrainingJob,
         data: &TrainingData,
-        options: &FitOptions,
-        tracker: &dyn Tracker,
-        sink: &dyn ModelSink,
         cancel: &CancelToken,
     ) -> Result<TuneOutcome> {
+        let tracker = job.tracker().as_ref();
+        let experiment = job.experiment();
         let trials = self.trials()?;
         let experiment_id = tracker
             .get_or_create_experiment(&experiment.parse()?)
             .await?;
-        let parent = tracker
-            .create_run(
-                CreateRunOptions::default()
-                    .in_experiment(experiment_id)
-                    .with_name(format!("search-{}", self.metric)),
-            )
-            .await?;
+        // The search's own run: the job's name (else `search-<metric>`), parent and tags.
+        let mut create = job.run_options()?.in_experiment(experiment_id);
+        if create.run_name.is_none() {
+            create = create.with_name(format!("search-{}", self.metric));
+        }
+        let parent = tracker.create_run(create).await?;
         let parent_id = parent.info.run_id.clone();
         let strategy = match self.strategy {
             Strategy::Grid => "grid".to_owned(),
@@ -391,40 +389,49 @@ impl Tuner {
         }
         tracker.log_batch(&parent_id, batch).await?;
 
-        let mut results: Vec<(usize, Trial)> =
+        let mut results: Vec<(usize, Trial, Option<Error>)> =
             futures::stream::iter(trials.into_iter().enumerate())
                 .map(|(i, (params, config))| {
-                    let job = TrainingJob::new(experiment, options.clone())
+                    // Trials register nothing and report to no progress observer (they run
+                    // side by side); they keep the job's tags.
+                    let job = job
+                        .clone()
+                        .without_registration()
+                        .without_observer()
                         .run_name(format!("trial-{i}"))
                         .parent(parent_id.clone())
                         .tag("mlops.trial", i.to_string());
                     async move {
                         let trainer = Arc::new(CandleTrainer::new(config));
-                        let (run_id, outcome) = job
-                            .run_tracked(trainer, data, tracker, sink, None, None, cancel)
-                            .await;
-                        let trial = match outcome {
-                            Ok(o) => Trial {
-                                run_id: Some(o.run_id),
-                                params,
-                                metrics: o.metrics,
-                                error: None,
-                            },
-                            Err(e) => Trial {
-                                run_id,
-                                params,
-                                metrics: BTreeMap::new(),
-                                error: Some(e.to_string()),
-                            },
-                        };
-                        (i, trial)
+                        let (run_id, outcome) = job.run_tracked(trainer, data, cancel).await;
+                        match outcome {
+                            Ok(o) => {
+                                let trial = Trial {
+                                    run_id: Some(o.run_id),
+                                    params,
+                                    metrics: o.metrics,
+                                    error: None,
+                                };
+                                (i, trial, None)
+                            }
+                            Err(e) => {
+                                let trial = Trial {
+                                    run_id,
+                                    params,
+                                    metrics: BTreeMap::new(),
+                                    error: Some(e.to_string()),
+                                };
+                                (i, trial, Some(e))
+                            }
+                        }
                     }
                 })
                 .buffer_unordered(self.parallelism)
                 .collect()
                 .await;
-        results.sort_by_key(|(i, _)| *i);
-        let trials: Vec<Trial> = results.into_iter().map(|(_, t)| t).collect();
+        results.sort_by_key(|(i, _, _)| *i);
+        let first_error = results.iter().find_map(|(_, _, e)| e.clone());
+        let trials: Vec<Trial> = results.into_iter().map(|(_, t, _)| t).collect();
 
         let best = trials
             .iter()
@@ -439,13 +446,17 @@ impl Tuner {
                 if better { b } else { a }
             });
         let Some((best, value)) = best else {
+            // Every trial failed: the search failed as they did (an outage stays retryable).
+            let error = match first_error {
+                Some(e) if trials.iter().all(|t| t.error.is_some()) => {
+                    Some(e.context("every trial of the search failed; the first"))
+                }
+                _ => None,
+            };
             let reason = if cancel.is_cancelled() {
                 "the search was cancelled".to_owned()
-            } else if trials.iter().all(|t| t.error.is_some()) {
-                format!(
-                    "every trial failed; the first: {}",
-                    trials[0].error.clone().unwrap_or_default()
-                )
+            } else if let Some(e) = &error {
+                e.to_string()
             } else {
                 let available: Vec<&str> = trials
                     .iter()
@@ -462,7 +473,10 @@ impl Tuner {
             };
             let _ = tracker.set_tag(&parent_id, "mlops.error", &reason).await;
             let _ = tracker.end_run(&parent_id, RunStatus::Failed).await;
-            return Err(Error::invalid("search", reason));
+            return Err(match error {
+                Some(e) if !cancel.is_cancelled() => e,
+                _ => Error::invalid("search", reason),
+            });
         };
         let mut batch = LogBatch::new().metric(Metric::new(
             format!("best_{}", self.metric).parse()?,

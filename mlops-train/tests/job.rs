@@ -26,6 +26,10 @@ use mlops_train::{
     TrainConfig, TrainingData, TrainingJob, Tuner,
 };
 
+fn n(name: &str) -> mlops_core::ModelName {
+    name.parse().unwrap()
+}
+
 /// Two numeric features and a plan; `label` is "yes" when 2a - b + [plan = pro] > 0.
 fn data(n: usize, seed: u64) -> RecordBatch {
     let mut r = SplitMix64::new(seed);
@@ -51,20 +55,33 @@ fn data(n: usize, seed: u64) -> RecordBatch {
 struct Env {
     store: Arc<dyn Store>,
     datasets: Datasets,
-    tracker: StoreTracker,
-    registry: StoreRegistry,
-    artifacts: Artifacts,
+    tracker: Arc<StoreTracker>,
+    registry: Arc<StoreRegistry>,
+    artifacts: Arc<Artifacts>,
+}
+
+impl Env {
+    fn job(&self, experiment: &str, options: FitOptions) -> TrainingJob {
+        TrainingJob::new(
+            experiment,
+            options,
+            self.tracker.clone(),
+            self.artifacts.clone(),
+        )
+    }
 }
 
 async fn env() -> Env {
     let store: Arc<dyn Store> = Arc::new(ObjectStoreStore::open("memory://", &[]).unwrap());
     Env {
         datasets: Datasets::new(store.clone()),
-        tracker: StoreTracker::open(store.clone(), StoreTrackerOptions::default())
-            .await
-            .unwrap(),
-        registry: StoreRegistry::new(store.clone()),
-        artifacts: Artifacts::new(store.clone()),
+        tracker: Arc::new(
+            StoreTracker::open(store.clone(), StoreTrackerOptions::default())
+                .await
+                .unwrap(),
+        ),
+        registry: Arc::new(StoreRegistry::new(store.clone())),
+        artifacts: Arc::new(Artifacts::new(store.clone())),
         store,
     }
 }
@@ -105,18 +122,16 @@ async fn a_job_tracks_registers_and_the_server_loads_it_by_uri() {
     let model_name = "signup-model".parse().unwrap();
     let seen = Arc::new(std::sync::Mutex::new(0usize));
     let counter = seen.clone();
-    let outcome = TrainingJob::new("signups", FitOptions::new("label"))
+    let outcome = env
+        .job("signups", FitOptions::new("label"))
         .run_name("logistic")
-        .register(model_name)
+        .register(env.registry.clone(), model_name)
+        .observer(Arc::new(move |_: &mlops_core::train::EpochReport| {
+            *counter.lock().unwrap() += 1;
+        }))
         .run(
             Arc::new(CandleTrainer::new(logistic("8"))),
             &training,
-            &env.tracker,
-            &env.artifacts,
-            Some(&env.registry),
-            Some(Arc::new(move |_: &mlops_core::train::EpochReport| {
-                *counter.lock().unwrap() += 1;
-            })),
             &CancelToken::new(),
         )
         .await
@@ -193,7 +208,7 @@ async fn a_job_tracks_registers_and_the_server_loads_it_by_uri() {
         .build();
     let uri: ModelUri = "models:/signup-model/1".parse().unwrap();
     server
-        .load("signup-model", LoadOptions::from_uri(uri.clone()))
+        .load(&n("signup-model"), LoadOptions::from_uri(uri.clone()))
         .await
         .unwrap();
     let inputs = vec![
@@ -202,7 +217,7 @@ async fn a_job_tracks_registers_and_the_server_loads_it_by_uri() {
         Tensor::from_byte_strings("plan", vec![2], &["pro", "basic"]).unwrap(),
     ];
     let answer = server
-        .infer(InferRequest::new("signup-model", inputs.clone()))
+        .infer(InferRequest::new(n("signup-model"), inputs.clone()))
         .await
         .unwrap();
     let labels = answer.outputs[0].to_byte_strings().unwrap();
@@ -215,7 +230,7 @@ async fn a_job_tracks_registers_and_the_server_loads_it_by_uri() {
         Tensor::from_f64("plan", vec![1], &[1.0]).unwrap(),
     ];
     let e = server
-        .infer(InferRequest::new("signup-model", wrong))
+        .infer(InferRequest::new(n("signup-model"), wrong))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("plan"), "{e}");
@@ -239,15 +254,12 @@ async fn a_job_tracks_registers_and_the_server_loads_it_by_uri() {
 async fn a_failed_fit_fails_the_run_and_registers_nothing() {
     let env = env().await;
     let training = TrainingData::new(vec![data(100, 2)]);
-    let e = TrainingJob::new("bad", FitOptions::new("missing"))
-        .register("never".parse().unwrap())
+    let e = env
+        .job("bad", FitOptions::new("missing"))
+        .register(env.registry.clone(), "never".parse().unwrap())
         .run(
             Arc::new(CandleTrainer::new(logistic("2"))),
             &training,
-            &env.tracker,
-            &env.artifacts,
-            Some(&env.registry),
-            None,
             &CancelToken::new(),
         )
         .await
@@ -282,11 +294,8 @@ async fn grid_search_runs_trials_as_child_runs_and_picks_the_best() {
     let tuner = Tuner::new(logistic("1"), space, Strategy::Grid, "val_accuracy").parallelism(2);
     let outcome = tuner
         .run(
-            "search",
+            &env.job("search", FitOptions::new("label")),
             &training,
-            &FitOptions::new("label"),
-            &env.tracker,
-            &env.artifacts,
             &CancelToken::new(),
         )
         .await
@@ -335,11 +344,8 @@ async fn grid_search_runs_trials_as_child_runs_and_picks_the_best() {
     );
     let e = bad
         .run(
-            "search",
+            &env.job("search", FitOptions::new("label")),
             &training,
-            &FitOptions::new("label"),
-            &env.tracker,
-            &env.artifacts,
             &CancelToken::new(),
         )
         .await
@@ -371,11 +377,8 @@ async fn random_search_survives_failing_trials() {
         "val_rmse",
     )
     .run(
-        "random",
+        &env.job("random", FitOptions::new("y")),
         &TrainingData::new(vec![batch]),
-        &FitOptions::new("y"),
-        &env.tracker,
-        &env.artifacts,
         &CancelToken::new(),
     )
     .await

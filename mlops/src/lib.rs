@@ -1,25 +1,36 @@
 //! # mlops
 //!
-//! The facade of the mlops SDK: one dependency that re-exports the crates you enable.
+//! The facade of the mlops SDK: one dependency that re-exports the crates you enable, and only
+//! adds to what is there without them.
 //!
 //! Everything in [`mlops_core`] is re-exported at the root (traits, ids, entities, tensors,
-//! errors) and as [`core`]; each implementation crate is a module behind a feature of the same
-//! name (which then takes that name over from core's trait module, still at `mlops::core::…`).
+//! errors) and as [`core`]. The core modules that an implementation crate extends —
+//! [`drift`], [`policy`], [`secret`], [`serve`], [`train`] — always hold core's items (the trait, its
+//! options and results), and gain the implementation crate's items when its feature is on:
+//! `mlops::drift::DetectOptions` means the same with or without the `drift` feature, and
+//! `mlops::drift::StatDetector` appears with it. (Cargo unifies features across a build, so a
+//! path that changed meaning when some other crate turned a feature on would break user code
+//! that never asked for the feature.) The other implementation crates are modules of their own
+//! name behind their feature.
 //!
 //! | feature | module | what it holds | default |
 //! |---|---|---|---|
-//! | `storage` | [`storage`] | `Store`, `Tracker`, `Registry` implementations | yes |
-//! | `train` | `train` | candle trainers, model flavor, evaluation, tracked jobs, tuning | no |
-//! | `serve` | `serve` | Open Inference Protocol server | no |
-//! | `drift` | `drift` | drift detectors, data quality, reports | no |
-//! | `policy` | `policy` | Rego policy engine, governed registry | no |
+//! | `storage` | `storage` | `Store`, `Tracker`, `Registry` implementations | yes |
+//! | `train` | [`train`] + | candle trainers, model flavor, evaluation, tracked jobs, tuning | no |
+//! | `serve` | [`serve`] + | Open Inference Protocol server | no |
+//! | `drift` | [`drift`] + | drift detectors, data quality, reports | no |
+//! | `policy` | [`policy`] + | Rego policy engine, governed registry, decision log | no |
+//! | `secrets` | [`secret`] + | secret providers: environment, files, HashiCorp Vault KV v2 | no |
 //! | `pipeline` | `pipeline` | DAG runner, Argo/Kubernetes export | no |
-//! | `steps` | `steps` | the built-in pipeline steps (dataset, train, drift, promote) | no |
+//! | `steps` | `steps` | the built-in pipeline steps (dataset, train, drift, promote, …) | no |
+//! | `k8s` | `k8s` | the Kubernetes building blocks the exports share | no |
+//! | `mlflow` | `mlflow` | `MlflowTracker`/`MlflowRegistry` over MLflow's REST API, MLflow's file layout both ways, `Replicator` | no |
 //! | `testkit` | `testkit` | conformance suites for your own implementations | no |
 //! | `full` | all of the above but `testkit` | | no |
 //! | `s3`, `azure`, `gcp` | — | cloud URLs for `storage::ObjectStoreStore` | no |
-//! | `mlflow` | — | `storage::MlflowTracker`, `storage::MlflowRegistry` | no |
 //! | `cuda` | — | `train` on NVIDIA GPUs (candle's `cuda`; building needs `nvcc`) | no |
+//!
+//! (+: a core module that the feature extends.)
 //!
 //! ## Example
 //!
@@ -47,29 +58,71 @@
 //! # }).unwrap();
 //! ```
 
-/// mlops-core itself, for its modules that a feature module below shadows (`core::drift`, …).
+// A name an implementation crate shares with its core module would make the merged module's
+// path ambiguous: refuse it here, where it is defined, not in a user's build.
+#![deny(ambiguous_glob_reexports)]
+
+/// mlops-core itself.
 pub use mlops_core as core;
 pub use mlops_core::*;
 
-// Explicit re-exports shadow the glob's modules of the same name: with the `drift` feature,
-// `mlops::drift` is the implementation crate and the trait module stays at `mlops::core::drift`.
-#[cfg(feature = "drift")]
-pub use mlops_drift as drift;
+/// Drift detection: core's [`DriftDetector`] trait, profiles,
+/// options and reports; with the `drift` feature, also mlops-drift (`StatDetector`, data
+/// quality suites, HTML reports, the online monitor).
+pub mod drift {
+    pub use mlops_core::drift::*;
+    #[cfg(feature = "drift")]
+    pub use mlops_drift::*;
+}
+
+/// Policy: core's [`PolicyEngine`] trait, decisions and the
+/// governance input; with the `policy` feature, also mlops-policy (`RegoPolicyEngine`,
+/// `Governed`, the decision log).
+pub mod policy {
+    pub use mlops_core::policy::*;
+    #[cfg(feature = "policy")]
+    pub use mlops_policy::*;
+}
+
+/// Secrets: core's [`SecretProvider`](mlops_core::secret::SecretProvider) trait, [`SecretString`](mlops_core::secret::SecretString)
+/// and the `secret:<name>` option form; with the `secrets` feature, also mlops-secrets
+/// (`EnvSecrets`, `FileSecrets`, `VaultKv2`, `SecretChain`).
+pub mod secret {
+    pub use mlops_core::secret::*;
+    #[cfg(feature = "secrets")]
+    pub use mlops_secrets::*;
+}
+
+/// Serving: core's [`Server`] trait and the Open Inference
+/// Protocol's types; with the `serve` feature, also mlops-serve (`ModelServer`, HTTP, batching,
+/// routing, KServe export).
+pub mod serve {
+    pub use mlops_core::serve::*;
+    #[cfg(feature = "serve")]
+    pub use mlops_serve::*;
+}
+
+/// Training: core's [`Trainer`] trait and fit options; with the
+/// `train` feature, also mlops-train (`CandleTrainer`, the candle flavor, `TrainingJob`,
+/// `Tuner`, evaluation metrics, Job export).
+pub mod train {
+    pub use mlops_core::train::*;
+    #[cfg(feature = "train")]
+    pub use mlops_train::*;
+}
+
+#[cfg(feature = "k8s")]
+pub use mlops_k8s as k8s;
+#[cfg(feature = "mlflow")]
+pub use mlops_mlflow as mlflow;
 #[cfg(feature = "pipeline")]
 pub use mlops_pipeline as pipeline;
-#[cfg(feature = "policy")]
-pub use mlops_policy as policy;
-#[cfg(feature = "serve")]
-pub use mlops_serve as serve;
+#[cfg(feature = "steps")]
+pub use mlops_steps as steps;
 #[cfg(feature = "storage")]
 pub use mlops_storage as storage;
 #[cfg(feature = "testkit")]
 pub use mlops_testkit as testkit;
-#[cfg(feature = "train")]
-pub use mlops_train as train;
-
-#[cfg(feature = "steps")]
-pub mod steps;
 
 /// The README's code blocks, compiled and run as doc tests so the README stays true.
 #[cfg(doctest)]

@@ -163,7 +163,22 @@ fn ref_name(name: &DatasetName) -> Result<RefName> {
 }
 
 fn parquet_err(what: &'static str) -> impl Fn(parquet::errors::ParquetError) -> Error {
-    move |e| Error::invalid(what, e.to_string())
+    move |e| Error::invalid(what, "cannot write it as parquet").with_source(e)
+}
+
+/// A Parquet writer's failure while exporting to `path`: the disk's when it is an I/O error.
+fn export_err(path: &FsPath) -> impl Fn(parquet::errors::ParquetError) -> Error + '_ {
+    move |e| match e {
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<std::io::Error>() {
+                Ok(io) => Error::io("output file", "write", path, *io),
+                Err(other) => {
+                    Error::invalid("export", "cannot write it as parquet").with_source(other)
+                }
+            }
+        }
+        other => Error::invalid("export", "cannot write it as parquet").with_source(other),
+    }
 }
 
 /// Times a write retries its commit when another writer committed first.
@@ -312,15 +327,14 @@ impl Datasets {
             .store
             .get_ref(&ref_name(name)?, at)
             .await
-            .map_err(|e| match e {
+            .map_err(|e| match &e {
                 Error::NotFound {
-                    kind: "ref",
-                    name: n,
-                } => Error::NotFound {
-                    kind: "dataset",
-                    name: n.trim_start_matches("datasets/").to_owned(),
-                },
-                other => other,
+                    kind: "ref", name, ..
+                } => {
+                    let name = name.trim_start_matches("datasets/").to_owned();
+                    Error::not_found("dataset", name).with_source(e)
+                }
+                _ => e,
             })?;
         self.load_commit(commit).await
     }
@@ -328,17 +342,14 @@ impl Datasets {
     async fn load_commit(&self, commit: Commit) -> Result<DatasetVersion> {
         let raw = self.store.get_bytes(&commit.target).await?;
         let manifest: Manifest = serde_json::from_slice(&raw).map_err(|e| {
-            Error::corrupt(
-                "dataset manifest",
-                commit.target,
-                format!("unreadable: {e}"),
-            )
+            Error::corrupt("dataset manifest", commit.target, "unreadable").with_source(e)
         })?;
         if manifest.format != MANIFEST_FORMAT {
-            return Err(Error::NotSupported(format!(
-                "dataset manifest format {:?} (this version reads {MANIFEST_FORMAT})",
-                manifest.format
-            )));
+            return Err(Error::not_supported(
+                "dataset manifest format",
+                format!("{:?}", manifest.format),
+                format!("this version reads {MANIFEST_FORMAT}"),
+            ));
         }
         Ok(DatasetVersion {
             name: manifest.name.clone(),
@@ -354,7 +365,7 @@ impl Datasets {
     pub async fn log(&self, name: &DatasetName) -> Result<Vec<DatasetVersion>> {
         let history = self.store.history(&ref_name(name)?).await.map_err(|e| {
             if e.is_not_found() {
-                Error::not_found("dataset", name)
+                Error::not_found("dataset", name).with_source(e)
             } else {
                 e
             }
@@ -475,10 +486,7 @@ impl Datasets {
         path: &FsPath,
         options: WriteOptions,
     ) -> Result<DatasetVersion> {
-        let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::not_found("file", path.display()),
-            _ => Error::invalid("file", format!("cannot open {}: {e}", path.display())),
-        })?;
+        let file = std::fs::File::open(path).map_err(|e| Error::io("file", "open", path, e))?;
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -491,16 +499,16 @@ impl Datasets {
         ) = match ext.as_str() {
             "parquet" | "pq" => {
                 let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|e| Error::invalid("parquet file", format!("{shown}: {e}")))?;
+                    .map_err(|e| Error::invalid("parquet file", &shown).with_source(e))?;
                 let schema = builder.schema().clone();
                 let reader = builder
                     .build()
-                    .map_err(|e| Error::invalid("parquet file", format!("{shown}: {e}")))?;
+                    .map_err(|e| Error::invalid("parquet file", &shown).with_source(e))?;
                 let shown = shown.clone();
                 (
                     schema,
                     Box::new(reader.map(move |b| {
-                        b.map_err(|e| Error::invalid("parquet file", format!("{shown}: {e}")))
+                        b.map_err(|e| Error::invalid("parquet file", &shown).with_source(e))
                     })),
                 )
             }
@@ -509,20 +517,20 @@ impl Datasets {
                 let format = arrow::csv::reader::Format::default().with_header(true);
                 let (schema, _) = format
                     .infer_schema(&mut file, Some(10_000))
-                    .map_err(|e| Error::invalid("csv file", format!("{shown}: {e}")))?;
+                    .map_err(|e| Error::invalid("csv file", &shown).with_source(e))?;
                 std::io::Seek::rewind(&mut file)
-                    .map_err(|e| Error::invalid("csv file", format!("{shown}: {e}")))?;
+                    .map_err(|e| Error::io("csv file", "read", path, e))?;
                 let schema = Arc::new(schema);
                 let reader = arrow::csv::ReaderBuilder::new(schema.clone())
                     .with_format(format)
                     .with_batch_size(64 * 1024)
                     .build(file)
-                    .map_err(|e| Error::invalid("csv file", format!("{shown}: {e}")))?;
+                    .map_err(|e| Error::invalid("csv file", &shown).with_source(e))?;
                 let shown = shown.clone();
                 (
                     schema,
                     Box::new(reader.map(move |b| {
-                        b.map_err(|e| Error::invalid("csv file", format!("{shown}: {e}")))
+                        b.map_err(|e| Error::invalid("csv file", &shown).with_source(e))
                     })),
                 )
             }
@@ -558,28 +566,27 @@ impl Datasets {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(FsPath::new("."));
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
-            Error::invalid("output", format!("cannot write in {}: {e}", dir.display()))
-        })?;
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| Error::io("output directory", "write", dir, e))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
         let mut writer = ArrowWriter::try_new(
-            tmp.reopen().map_err(|e| Error::backend("io", e))?,
+            tmp.reopen()
+                .map_err(|e| Error::io("output file", "write", tmp.path(), e))?,
             schema,
             Some(props),
         )
-        .map_err(parquet_err("export"))?;
+        .map_err(export_err(path))?;
         let mut rows = 0u64;
         while let Some(batch) = batches.next().await {
             let batch = batch?;
             rows += batch.num_rows() as u64;
-            writer.write(&batch).map_err(parquet_err("export"))?;
+            writer.write(&batch).map_err(export_err(path))?;
         }
-        writer.close().map_err(parquet_err("export"))?;
-        tmp.persist(path).map_err(|e| {
-            Error::invalid("output", format!("cannot write {}: {e}", path.display()))
-        })?;
+        writer.close().map_err(export_err(path))?;
+        tmp.persist(path)
+            .map_err(|e| Error::io("output file", "write", path, e.error))?;
         Ok(rows)
     }
 }
@@ -618,8 +625,9 @@ fn decode_part(
     indices: Option<&[usize]>,
     digest: Digest,
 ) -> Result<(SchemaRef, Vec<Result<RecordBatch>>)> {
-    let corrupt =
-        |e: parquet::errors::ParquetError| Error::corrupt("dataset part", digest, e.to_string());
+    let corrupt = |e: parquet::errors::ParquetError| {
+        Error::corrupt("dataset part", digest, "cannot decode parquet").with_source(e)
+    };
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(corrupt)?;
     if let Some(idx) = indices {
         let mask = ProjectionMask::roots(builder.parquet_schema(), idx.iter().copied());
@@ -627,8 +635,11 @@ fn decode_part(
     }
     let reader = builder.build().map_err(corrupt)?;
     let schema = reader.schema();
-    let batches =
-        reader.map(|b| b.map_err(|e| Error::corrupt("dataset part", digest, e.to_string())));
+    let batches = reader.map(|b| {
+        b.map_err(|e| {
+            Error::corrupt("dataset part", digest, "cannot decode parquet").with_source(e)
+        })
+    });
     // Parquet returns projected columns in file order; callers asked for their own order.
     let Some(idx) = indices else {
         return Ok((schema, batches.collect()));

@@ -3,6 +3,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use mlops_core::page::Page;
+use mlops_core::registry::TransitionOptions;
 use mlops_core::registry::{
     CreateModelOptions, CreateVersionOptions, ModelVersion, RegisteredModel, Registry,
     RegistryObject, SearchRegistryOptions, Stage,
@@ -119,8 +120,9 @@ impl Registry for MemoryRegistry {
         name: &ModelName,
         version: Version,
         stage: Stage,
-        archive_existing: bool,
+        options: TransitionOptions,
     ) -> Result<ModelVersion> {
+        let archive_existing = options.archive_existing;
         self.with_model(name, |m| m.transition(version, stage, archive_existing))
     }
 

@@ -173,18 +173,19 @@ fn remove_local_temporaries(
     cutoff: SystemTime,
     dry_run: bool,
 ) -> Result<usize> {
-    let io = |e: std::io::Error| Error::backend("local filesystem", e);
     let mut removed = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let entries = match std::fs::read_dir(&d) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io(e)),
+            Err(e) => return Err(Error::io("store directory", "read", &d, e)),
         };
         for entry in entries {
-            let entry = entry.map_err(io)?;
-            let kind = entry.file_type().map_err(io)?;
+            let entry = entry.map_err(|e| Error::io("store directory", "read", &d, e))?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| Error::io("store file", "read", entry.path(), e))?;
             if kind.is_dir() {
                 stack.push(entry.path());
                 continue;
@@ -200,7 +201,9 @@ fn remove_local_temporaries(
                     match std::fs::remove_file(entry.path()) {
                         Ok(()) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io(e)),
+                        Err(e) => {
+                            return Err(Error::io("temporary file", "remove", entry.path(), e));
+                        }
                     }
                 }
             }

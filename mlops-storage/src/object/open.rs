@@ -67,8 +67,9 @@ impl StoreUrl {
         if !s.contains("://") {
             return Ok(Self::Local(PathBuf::from(s)));
         }
-        let url = Url::parse(s)
-            .map_err(|e| Error::invalid("store url", format!("{s:?} is not a valid URL: {e}")))?;
+        let url = Url::parse(s).map_err(|e| {
+            Error::invalid("store url", format!("{s:?} is not a valid URL")).with_source(e)
+        })?;
         match url.scheme() {
             "file" => url.to_file_path().map(Self::Local).map_err(|_| {
                 Error::invalid("store url", format!("{s:?} is not an absolute file URL"))
@@ -99,12 +100,8 @@ impl StoreUrl {
     ) -> Result<(Arc<dyn ObjectStore>, Path)> {
         match self {
             Self::Local(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    Error::invalid(
-                        "store url",
-                        format!("cannot create store directory {}: {e}", dir.display()),
-                    )
-                })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::io("store directory", "create", dir, e))?;
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
                     .map_err(|e| Error::backend("object_store", e))?;
                 Ok((Arc::new(fs), Path::default()))
@@ -115,7 +112,7 @@ impl StoreUrl {
             )),
             Self::Cloud(url) => {
                 let prefix = Path::parse(url.path().trim_matches('/')).map_err(|e| {
-                    Error::invalid("store url", format!("bad prefix in {self}: {e}"))
+                    Error::invalid("store url", format!("bad prefix in {self}")).with_source(e)
                 })?;
                 Ok((cloud(url, options)?, prefix))
             }
@@ -151,10 +148,15 @@ fn cloud(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>
 
 #[cfg(not(all(feature = "s3", feature = "gcp", feature = "azure")))]
 fn not_compiled(url: &Url, feature: &str) -> Error {
-    Error::NotSupported(format!(
-        "{}:// URLs need mlops-storage's `{feature}` feature",
-        url.scheme()
-    ))
+    // Scheme and bucket only: the URL may carry credentials.
+    Error::not_supported(
+        "store url",
+        format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()),
+        format!(
+            "{}:// URLs need mlops-storage's `{feature}` feature",
+            url.scheme()
+        ),
+    )
 }
 
 #[cfg(any(feature = "s3", feature = "azure", feature = "gcp"))]
@@ -162,7 +164,7 @@ fn config_err(e: object_store::Error) -> Error {
     match e {
         object_store::Error::Generic { .. }
         | object_store::Error::UnknownConfigurationKey { .. } => {
-            Error::invalid("store url", e.to_string())
+            Error::invalid("store url", "the backend rejects its configuration").with_source(e)
         }
         other => Error::backend("object_store", other),
     }

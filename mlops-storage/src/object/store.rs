@@ -64,14 +64,19 @@ pub(super) fn os_err(
 ) -> impl Fn(object_store::Error) -> Error {
     let name = name.to_string();
     move |e| match e {
-        object_store::Error::NotFound { .. } => Error::not_found(kind, &name),
+        object_store::Error::NotFound { .. } => Error::not_found(kind, &name).with_source(e),
         object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
-            Error::conflict(kind, &name, "written concurrently by another writer")
+            Error::conflict(kind, &name, "written concurrently by another writer").with_source(e)
         }
-        object_store::Error::NotSupported { source } => Error::NotSupported(source.to_string()),
-        object_store::Error::PermissionDenied { source, .. }
-        | object_store::Error::Unauthenticated { source, .. } => {
-            Error::PermissionDenied(format!("{kind} {name}: {source}"))
+        object_store::Error::NotSupported { .. } => Error::not_supported(
+            "operation",
+            format!("on {kind} {name}"),
+            "this object store backend does not offer it",
+        )
+        .with_source(e),
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => {
+            Error::permission_denied(kind, &name, "the object store refused access").with_source(e)
         }
         other => Error::backend("object_store", other),
     }
@@ -87,7 +92,7 @@ impl ObjectStoreStore {
     }
 
     /// Opens like [`open`](Self::open) after resolving option values written
-    /// `secret:<name>` through `secrets` (environment, files, Vault: see `mlops-policy`), so
+    /// `secret:<name>` through `secrets` (environment, files, Vault: see `mlops-secrets`), so
     /// credentials need not sit in configuration:
     /// `aws_secret_access_key=secret:storage/s3#secret_key`.
     pub async fn open_with_secrets(
@@ -186,8 +191,9 @@ impl ObjectStoreStore {
             .bytes()
             .await
             .map_err(os_err("ref", &shown))?;
-        let commit: Commit = serde_json::from_slice(&raw)
-            .map_err(|e| Error::corrupt("ref", &shown, format!("unreadable commit record: {e}")))?;
+        let commit: Commit = serde_json::from_slice(&raw).map_err(|e| {
+            Error::corrupt("ref", &shown, "unreadable commit record").with_source(e)
+        })?;
         if commit.name != *name || commit.version != version {
             return Err(Error::corrupt(
                 "ref",
@@ -229,10 +235,11 @@ impl ObjectStoreStore {
     /// An upload failure; a "not found" on a write means the bucket or container is missing.
     fn upload_err(&self, e: object_store::Error) -> Error {
         match e {
-            object_store::Error::NotFound { .. } => Error::not_found(
+            e @ object_store::Error::NotFound { .. } => Error::not_found(
                 "bucket",
                 format!("{} (create the bucket or container first)", self.url),
-            ),
+            )
+            .with_source(e),
             other => os_err("blob", "upload")(other),
         }
     }
@@ -382,12 +389,11 @@ impl Store for ObjectStoreStore {
         }
         let raw = match self.inner.get(&self.cvs_path(digest)).await {
             Ok(r) => r.bytes().await.map_err(os_err("blob", digest))?,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::corrupt(
-                    "blob",
-                    digest,
-                    "its chaining values are missing",
-                ));
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                return Err(
+                    Error::corrupt("blob", digest, "its chaining values are missing")
+                        .with_source(e),
+                );
             }
             Err(e) => return Err(os_err("blob", digest)(e)),
         };
@@ -501,8 +507,8 @@ impl Store for ObjectStoreStore {
         match put {
             Ok(_) => Ok(commit),
             Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
+                e @ (object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. }),
             ) => {
                 let expected = options
                     .parent
@@ -511,7 +517,8 @@ impl Store for ObjectStoreStore {
                     "ref",
                     name,
                     format!("expected {expected} to be the latest, but version {version} exists"),
-                ))
+                )
+                .with_source(e))
             }
             Err(e) => Err(os_err("ref", name)(e)),
         }

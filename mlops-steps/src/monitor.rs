@@ -1,0 +1,238 @@
+//! `monitor`: production data against the stored reference profile of the version an alias
+//! points at, plus accuracy on labelled feedback, decided by the retraining rule.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use mlops_core::drift::{DetectOptions, DriftDetector};
+use mlops_core::store::RefVersion;
+use mlops_core::{Alias, Error, ModelName, Result, Version};
+use mlops_pipeline::{Output, Outputs, Step, StepContext, parse_params};
+use mlops_storage::{Artifacts, Datasets};
+use serde::{Deserialize, Serialize};
+
+use crate::{DatasetRef, StepEnv, alias_or_champion, alias_target, share};
+
+/// `monitor`'s parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorParams {
+    /// The registered model.
+    pub model: ModelName,
+    /// The alias of the version in production (`champion` by default).
+    #[serde(default)]
+    pub alias: Option<Alias>,
+    /// The label column of the feedback, when the data carries one.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Retrain when more than this share of columns drifted (0.3).
+    #[serde(default = "default_drift_share")]
+    pub max_drift_share: f64,
+    /// Retrain when accuracy fell by more than this (0.05).
+    #[serde(default = "default_accuracy_drop")]
+    pub max_accuracy_drop: f64,
+}
+
+fn default_drift_share() -> f64 {
+    0.3
+}
+
+fn default_accuracy_drop() -> f64 {
+    0.05
+}
+
+impl MonitorParams {
+    fn parse(params: &serde_json::Value) -> Result<Self> {
+        let p: Self = parse_params("monitor", params)?;
+        share("monitor", "max_drift_share", Some(p.max_drift_share))?;
+        share("monitor", "max_accuracy_drop", Some(p.max_accuracy_drop))?;
+        Ok(p)
+    }
+}
+
+/// `monitor`'s output: whether to retrain, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorDecision {
+    /// The retraining rule fired.
+    pub retrain: bool,
+    /// Every reason it fired.
+    pub reasons: Vec<String>,
+    /// The model judged.
+    pub model: ModelName,
+    /// The version judged (the alias's target).
+    pub version: Version,
+    /// The share of drifted columns.
+    #[serde(deserialize_with = "crate::refs::f64_or_nan")]
+    pub drift_score: f64,
+    /// Evidently's dataset drift verdict.
+    pub dataset_drift: bool,
+    /// The drifted columns.
+    pub drifted_columns: Vec<String>,
+    /// Accuracy on the labelled feedback, when there was some.
+    pub accuracy: Option<f64>,
+    /// How far it fell below the version's `metrics.val_accuracy`.
+    pub accuracy_drop: Option<f64>,
+}
+
+/// `monitor`: tests production data against the stored reference profile of the model
+/// version an alias points at, measures accuracy when the data carries the target, and decides
+/// by the retraining rule (`drift_score > 0.3 or accuracy_drop > 0.05` by default) — the rule
+/// the online `DriftMonitor` uses too.
+#[derive(Debug)]
+pub struct MonitorStep(pub(crate) Arc<StepEnv>);
+
+#[async_trait::async_trait]
+impl Step for MonitorStep {
+    async fn run(&self, ctx: Arc<StepContext>) -> Result<Outputs> {
+        let env = &self.0;
+        let params = MonitorParams::parse(&ctx.params)?;
+        let alias = alias_or_champion(&params.alias)?;
+        let version = alias_target(env.registry.as_ref(), &params.model, &alias)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found("model version", format!("models:/{}@{alias}", params.model))
+            })?;
+        let profile = mlops_drift::profiles::for_version(
+            env.store.as_ref(),
+            env.registry.as_ref(),
+            &params.model,
+            version.version,
+        )
+        .await?;
+        let current: DatasetRef = ctx.input("current")?.get()?;
+        let (_, rows) = Datasets::new(env.store.clone())
+            .read_all(&current.name, RefVersion::Exact(current.version))
+            .await?;
+        // Accuracy on labelled feedback: the model's predictions against the target column.
+        let accuracy = match &params.target {
+            Some(t) if rows.first().is_some_and(|b| b.column_by_name(t).is_some()) => {
+                let artifact = mlops_core::model::ArtifactSource::fetch(
+                    &Artifacts::new(env.store.clone()),
+                    &version,
+                )
+                .await?;
+                let model = mlops_train::CandleLoader::new().load_model(&artifact)?;
+                let (rows, t) = (rows.clone(), t.clone());
+                Some(
+                    ctx.blocking(move |_| accuracy_of(&model, &rows, &t))
+                        .await?,
+                )
+            }
+            _ => None,
+        };
+        let baseline = version
+            .tags
+            .get("metrics.val_accuracy")
+            .and_then(|v| v.parse::<f64>().ok());
+        let rule = mlops_drift::RetrainRule {
+            max_drift_share: params.max_drift_share,
+            max_accuracy_drop: params.max_accuracy_drop,
+            baseline_accuracy: baseline,
+            consecutive_windows: 1,
+        };
+        // The profile holds the model's inputs; the label column of the feedback is not tested.
+        let report = ctx
+            .blocking(move |_| {
+                mlops_drift::StatDetector::new().detect(&profile, &rows, &DetectOptions::default())
+            })
+            .await?;
+        let reasons = rule.reasons(&report, accuracy);
+        let decision = MonitorDecision {
+            retrain: !reasons.is_empty(),
+            reasons,
+            model: params.model,
+            version: version.version,
+            drift_score: report.share_drifted,
+            dataset_drift: report.dataset_drift,
+            drifted_columns: report
+                .columns
+                .iter()
+                .filter(|c| c.drifted)
+                .map(|c| c.column.clone())
+                .collect(),
+            accuracy,
+            accuracy_drop: rule.accuracy_drop(accuracy),
+        };
+        Ok(Outputs::from([(
+            "decision".to_owned(),
+            Output::of(&decision)?,
+        )]))
+    }
+
+    async fn outputs_exist(&self, ctx: &StepContext, outputs: &Outputs) -> Result<bool> {
+        // Valid while the alias still points at the version it judged.
+        let Some(d) = outputs.get("decision") else {
+            return Ok(false);
+        };
+        let Ok(d) = d.get::<MonitorDecision>() else {
+            return Ok(false);
+        };
+        let params = MonitorParams::parse(&ctx.params)?;
+        let alias = alias_or_champion(&params.alias)?;
+        let now = alias_target(self.0.registry.as_ref(), &d.model, &alias).await?;
+        Ok(now.map(|v| v.version) == Some(d.version))
+    }
+
+    fn check(&self, params: &serde_json::Value) -> Result<()> {
+        MonitorParams::parse(params).map(|_| ())
+    }
+}
+
+/// Share of rows whose predicted label equals the target column.
+fn accuracy_of(
+    model: &mlops_train::CandleModel,
+    rows: &[RecordBatch],
+    target: &str,
+) -> Result<f64> {
+    use mlops_core::Model;
+    let batch = arrow::compute::concat_batches(
+        &rows
+            .first()
+            .ok_or_else(|| Error::invalid("data", "no rows"))?
+            .schema(),
+        rows,
+    )
+    .map_err(|e| Error::backend("arrow", e))?;
+    let mut inputs = Vec::new();
+    for spec in model.card().preprocessing.input_specs() {
+        let name = spec.name.clone().unwrap_or_default();
+        let column = batch
+            .column_by_name(&name)
+            .ok_or_else(|| Error::invalid("data", format!("the model needs column {name:?}")))?;
+        inputs.push(mlops_core::arrow::tensor_from_array(
+            &name,
+            column.as_ref(),
+        )?);
+    }
+    let out = model.predict(&inputs)?;
+    let labels = arrow::compute::cast(
+        batch
+            .column_by_name(target)
+            .ok_or_else(|| Error::invalid("data", format!("no column {target:?}")))?,
+        &arrow::datatypes::DataType::Utf8,
+    )
+    .map_err(|e| Error::backend("arrow", e))?;
+    let truth: Vec<String> = arrow::array::AsArray::as_string::<i32>(&labels)
+        .iter()
+        .map(|v| v.unwrap_or_default().to_owned())
+        .collect();
+    let predicted: Vec<String> = match out[0].datatype() {
+        mlops_core::DataType::Bool => out[0]
+            .to_bool()?
+            .into_iter()
+            .map(|b| b.to_string())
+            .collect(),
+        mlops_core::DataType::Int64 => out[0]
+            .to_i64()?
+            .into_iter()
+            .map(|i| i.to_string())
+            .collect(),
+        _ => out[0]
+            .to_byte_strings()?
+            .into_iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect(),
+    };
+    let hits = truth.iter().zip(&predicted).filter(|(a, b)| a == b).count();
+    Ok(hits as f64 / truth.len().max(1) as f64)
+}
