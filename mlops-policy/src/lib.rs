@@ -39,6 +39,6 @@ mod governed;
 pub mod library;
 pub mod log;
 
-pub use engine::{RegoPolicyBuilder, RegoPolicyEngine, TestResult};
+pub use engine::{DEFAULT_TIME_LIMIT, RegoPolicyBuilder, RegoPolicyEngine, TestResult};
 pub use governed::{Facts, Governed, RunMetrics, SharedFacts};
 pub use log::{DecisionLog, LogEntry, LogHead, LogOptions, Logged, VerifyLogReport};

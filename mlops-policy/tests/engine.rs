@@ -295,3 +295,131 @@ test_this_one_fails if {
     );
     assert_eq!(results[2].failure.as_deref(), Some("undefined"));
 }
+
+/// A recursive function would overflow the evaluating thread's stack and abort the process
+/// (`policy eval`, `policy test`, a server's deploy gate): it is refused when the engine is
+/// built, naming the function and where it is. So are rules that depend on each other.
+#[test]
+fn recursion_is_refused_at_load() {
+    for (label, text, needle) in [
+        (
+            "f.rego",
+            "package rec\n\nf(x) := y if {\n\ty := f(x)\n}\n\nallow if { f(1) == 1 }\n",
+            "f.rego:3:1: recursion: data.rec.f calls itself",
+        ),
+        (
+            "g.rego",
+            "package rec\n\neven(n) if { n == 0 }\neven(n) if { odd(n - 1) }\nodd(n) if { even(n - 1) }\n",
+            "data.rec.even depends on itself through data.rec.even -> data.rec.odd -> data.rec.even",
+        ),
+        (
+            "m.rego",
+            "package mut\n\na if { b }\nb if { a }\nallow if { a }\n",
+            "recursion: data.mut.a depends on itself",
+        ),
+    ] {
+        let err = RegoPolicyEngine::builder()
+            .policy(label, text)
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(err.is_invalid_argument(), "{label}: {err}");
+        assert!(err.to_string().contains(needle), "{label}: {err}");
+    }
+    // Across packages, through an import alias.
+    let err = RegoPolicyEngine::builder()
+        .policy("a.rego", "package a\nimport data.b\nf(x) := b.g(x)\n")
+        .unwrap()
+        .policy("b.rego", "package b\nimport data.a\ng(x) := a.f(x)\n")
+        .unwrap()
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("recursion: data.a.f"), "{err}");
+
+    // Names that only look like rules are not references to them: a local variable, a
+    // function argument, an `every` variable, another package's rule of the same name.
+    let fine = r#"package ok
+
+x := 1
+
+double(x) := y if { y := x * 2 }
+
+allow if {
+    x := 3
+    double(x) == 6
+    every x in [1, 2] { x > 0 }
+}
+
+allow if { data.other.allow }
+"#;
+    let engine = RegoPolicyEngine::builder()
+        .policy("ok.rego", fine)
+        .unwrap()
+        .policy("other.rego", "package other\nallow := true\n")
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(
+        engine
+            .evaluate(&PolicyQuery::new("data.ok", json!({})))
+            .unwrap()
+            .allowed
+    );
+    // The shipped library, which references rules across packages, loads.
+    RegoPolicyEngine::builder()
+        .library()
+        .unwrap()
+        .build()
+        .unwrap();
+}
+
+/// An evaluation that would run (and grow) without end stops at the time limit with a typed
+/// error, on the bytecode VM and on the interpreter alike.
+#[test]
+fn runaway_evaluation_stops_at_the_time_limit() {
+    let runaway = r#"package heavy
+
+ping := true
+
+big := [x | some x in numbers.range(1, 100000)]
+
+allow if {
+    pairs := [[a, b] | some a in big; some b in big]
+    count(pairs) > 0
+}
+"#;
+    for interpreter_only in [false, true] {
+        let mut builder = RegoPolicyEngine::builder()
+            .time_limit(std::time::Duration::from_millis(300))
+            .policy("heavy.rego", runaway)
+            .unwrap();
+        if interpreter_only {
+            builder = builder.interpreter_only();
+        }
+        let engine = builder.build().unwrap();
+        let started = std::time::Instant::now();
+        let err = engine
+            .evaluate(&PolicyQuery::new("data.heavy", json!({})))
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert!(
+            err.to_string()
+                .contains("policy evaluation of data.heavy.allow"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "stopped after {:?}",
+            started.elapsed()
+        );
+        // The engine keeps answering other questions.
+        assert_eq!(
+            engine.eval_value("data.heavy.ping", &json!({})).unwrap(),
+            json!(true)
+        );
+    }
+    assert_eq!(
+        mlops_policy::DEFAULT_TIME_LIMIT,
+        std::time::Duration::from_secs(1)
+    );
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use mlops_core::{Error, Result};
 use regorus::Value;
@@ -43,7 +44,12 @@ pub struct RegoPolicyBuilder {
     revision: Option<String>,
     v0: bool,
     compiled: bool,
+    time_limit: Duration,
 }
+
+/// How long one evaluation may run by default: a decision of the shipped library takes tens of
+/// microseconds, so a second means a runaway policy (an enormous comprehension), not a slow one.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(1);
 
 impl fmt::Debug for RegoPolicyBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -69,6 +75,7 @@ impl RegoPolicyBuilder {
             revision: None,
             v0: false,
             compiled: true,
+            time_limit: DEFAULT_TIME_LIMIT,
         }
     }
 
@@ -205,6 +212,16 @@ impl RegoPolicyBuilder {
         self
     }
 
+    /// Bounds every evaluation (a decision, a rule's value, a Rego test) to `limit` of work, on
+    /// the interpreter and the bytecode VM alike: a policy that runs longer answers
+    /// [`Error::Unavailable`] with [`Error::is_timeout`] true instead of holding its caller — a
+    /// server's deploy gate, a registry write — or growing without end. The default is
+    /// [`DEFAULT_TIME_LIMIT`].
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = limit;
+        self
+    }
+
     /// Evaluates every decision with regorus's tree-walking interpreter only. By default the
     /// `allow`/`deny` rules of each package are also compiled to regorus's bytecode VM (RVM),
     /// 2–3× faster, and the interpreter serves what the VM cannot compile or run.
@@ -216,6 +233,13 @@ impl RegoPolicyBuilder {
     /// Compiles the policies. Errors that only show when rules are analysed together (a
     /// conflicting rule, an unsafe variable) are [`Error::InvalidArgument`] here.
     pub fn build(mut self) -> Result<RegoPolicyEngine> {
+        // A recursive function would overflow the evaluating thread's stack: refuse it now.
+        super::recursion::check(self.engine.get_modules())?;
+        let timer = regorus::utils::limits::ExecutionTimerConfig {
+            limit: self.time_limit,
+            check_interval: std::num::NonZeroU32::MIN.saturating_add(63),
+        };
+        self.engine.set_execution_timer_config(timer);
         // Preparing analyses every module once; clones share the result.
         self.engine.set_input(Value::new_object());
         if let Some(first) = self.modules.first() {
@@ -244,7 +268,7 @@ impl RegoPolicyBuilder {
                         continue;
                     }
                     let path = format!("{package}.{rule}");
-                    match compile_rvm(&mut self.engine, &path, &data) {
+                    match compile_rvm(&mut self.engine, &path, &data, timer) {
                         Ok(vm) => {
                             compiled.insert(path, vm);
                         }
@@ -267,6 +291,7 @@ impl RegoPolicyBuilder {
             packages,
             modules: self.modules,
             revision,
+            time_limit: self.time_limit,
         })
     }
 }

@@ -57,6 +57,12 @@ impl RegoError {
         }
     }
 
+    /// Whether regorus stopped the evaluation at its execution time limit.
+    pub(super) fn is_time_limit(&self) -> bool {
+        self.message.contains("exceeded time limit")
+            || self.source.to_string().contains("exceeded time limit")
+    }
+
     /// `file:line:col: message`, or the message where regorus gave no location.
     pub(super) fn line(&self) -> String {
         match &self.at {

@@ -5,6 +5,7 @@
 mod builder;
 mod decision;
 mod error;
+mod recursion;
 mod rvm;
 mod testing;
 
@@ -17,7 +18,7 @@ use mlops_core::policy::{Decision, PolicyEngine, PolicyQuery};
 use mlops_core::{Error, Result};
 use regorus::Value;
 
-pub use builder::RegoPolicyBuilder;
+pub use builder::{DEFAULT_TIME_LIMIT, RegoPolicyBuilder};
 pub use testing::TestResult;
 
 use builder::{Module, PackageRules};
@@ -52,6 +53,7 @@ pub struct RegoPolicyEngine {
     packages: BTreeMap<String, PackageRules>,
     modules: Vec<Module>,
     revision: String,
+    time_limit: std::time::Duration,
 }
 
 impl fmt::Debug for RegoPolicyEngine {
@@ -88,6 +90,16 @@ impl RegoPolicyEngine {
         &self.revision
     }
 
+    /// An evaluation that failed: out of time is [`Error::timed_out`] (naming the path and the
+    /// limit), anything else [`Error::InvalidArgument`] at the policy's `file:line:col`.
+    fn eval_error(&self, e: RegoError, path: &str) -> Error {
+        if e.is_time_limit() {
+            Error::timed_out(format!("policy evaluation of {path}"), self.time_limit)
+        } else {
+            e.into_error("policy path", path)
+        }
+    }
+
     /// Evaluates any rule or query path and returns its value as JSON (`null` when undefined):
     /// what `opa eval` prints for a single expression.
     pub fn eval_value(&self, path: &str, input: &serde_json::Value) -> Result<serde_json::Value> {
@@ -95,7 +107,7 @@ impl RegoPolicyEngine {
         let value = self.with_engine(input, |engine| {
             engine
                 .eval_rule(path.clone())
-                .map_err(|e| RegoError::new(e).into_error("policy path", &path))
+                .map_err(|e| self.eval_error(RegoError::new(e), &path))
         })?;
         to_json(&value)
     }
@@ -143,6 +155,10 @@ impl RegoPolicyEngine {
                     .map(|c| c.eval(&value))
                 {
                     Some(Ok(v)) => *slot = Some(v),
+                    // Out of time on the VM is out of time: the interpreter would only run it again.
+                    Some(Err(e)) if e.is_time_limit() => {
+                        return Err(self.eval_error(e, &format!("{path}.{rule}")));
+                    }
                     Some(Err(e)) => {
                         tracing::debug!(path, rule, error = %e.line(), "RVM failed; using the interpreter");
                         all = false;
@@ -160,7 +176,7 @@ impl RegoPolicyEngine {
                 let p = format!("{path}.{rule}");
                 engine
                     .eval_rule(p.clone())
-                    .map_err(|e| RegoError::new(e).into_error("policy path", &p))
+                    .map_err(|e| self.eval_error(RegoError::new(e), &p))
             };
             let allow = if rules.allow {
                 Some(eval("allow")?)
@@ -219,7 +235,7 @@ impl RegoPolicyEngine {
         let value = self.with_engine(input, |engine| {
             engine
                 .eval_rule(path.to_string())
-                .map_err(|e| RegoError::new(e).into_error("policy path", path))
+                .map_err(|e| self.eval_error(RegoError::new(e), path))
         })?;
         let reasons = match &value {
             Value::Undefined if rule.starts_with("deny") || rule.starts_with("violation") => {

@@ -14,6 +14,7 @@ pub(super) struct Compiled {
     path: String,
     program: std::sync::Arc<regorus::rvm::program::Program>,
     data: Value,
+    timer: regorus::utils::limits::ExecutionTimerConfig,
     idle: Mutex<Vec<regorus::rvm::RegoVM>>,
 }
 
@@ -21,6 +22,7 @@ pub(super) fn compile_rvm(
     engine: &mut regorus::Engine,
     path: &str,
     data: &Value,
+    timer: regorus::utils::limits::ExecutionTimerConfig,
 ) -> Result<Compiled, RegoError> {
     let policy = engine
         .compile_with_entrypoint(&path.into())
@@ -32,6 +34,7 @@ pub(super) fn compile_rvm(
         path: path.to_string(),
         program,
         data: data.clone(),
+        timer,
         idle: Mutex::new(Vec::new()),
     })
 }
@@ -48,6 +51,7 @@ impl Compiled {
             None => {
                 let mut vm = regorus::rvm::RegoVM::new();
                 vm.load_program(std::sync::Arc::clone(&self.program));
+                vm.set_execution_timer_config(Some(self.timer));
                 vm.set_data(self.data.clone()).map_err(RegoError::new)?;
                 vm
             }
