@@ -132,10 +132,10 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::backend("listen", e))?;
-    println!("listening on http://{addr} (Open Inference Protocol v2; Ctrl-C stops)");
+    println!("listening on http://{addr} (Open Inference Protocol v2; Ctrl-C or SIGTERM stops)");
     mlops::serve::http::serve(listener, app, async {
-        let _ = tokio::signal::ctrl_c().await;
-        println!("shutting down: draining requests in flight");
+        let why = crate::stop_signal().await;
+        println!("{why}: shutting down, draining requests in flight");
     })
     .await?;
     Ok(true)

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! `mlops serve`: models from the store's registry by URI, bearer token, canary, the deploy
-//! gate, graceful shutdown on SIGINT.
+//! gate, graceful shutdown on SIGINT and SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -286,9 +286,15 @@ fn model_directories_serve_without_a_registry() {
         listening.starts_with("listening on http://127.0.0.1:"),
         "{listening}"
     );
+    // Kubernetes stops pods with SIGTERM: the server drains and exits cleanly on it too.
     Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("SIGTERM: shutting down")),
+        "{rest:?}"
+    );
 }

@@ -157,7 +157,61 @@ pub fn router(server: Arc<dyn Server>, options: HttpOptions) -> Router {
             authorize,
         ))
         .with_state(state);
-    open.merge(guarded).layer(DefaultBodyLimit::max(max_body))
+    open.merge(guarded)
+        .fallback(unmatched)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(DefaultBodyLimit::max(max_body))
+}
+
+/// No route: the protocol's 404, as JSON like every other error.
+async fn unmatched(uri: axum::http::Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"error": format!("no route {}", uri.path())})),
+    )
+        .into_response()
+}
+
+/// A route that exists, asked with the wrong method (axum adds the `Allow` header).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(json!({"error": format!("{method} is not allowed on {}", uri.path())})),
+    )
+        .into_response()
+}
+
+/// Every error answer is JSON: the ones axum and its extractors write as plain text (a body
+/// over the limit: 413; a malformed path or header) become `{"error": <their text>}` with the
+/// same status and headers.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // The texts are short; a larger body is cut, never buffered whole.
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::to_vec(&json!({ "error": message })).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// Checks `Authorization: Bearer <token>` when a token is configured (constant-time compare).
@@ -174,13 +228,7 @@ async fn authorize(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        let want = token.expose_secret().as_bytes();
-        let ok = given.len() == want.len()
-            && given
-                .bytes()
-                .zip(want)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
+        let ok = tokens_match(given, token.expose_secret());
         if !ok {
             return (
                 StatusCode::UNAUTHORIZED,
@@ -191,6 +239,20 @@ async fn authorize(
         }
     }
     next.run(request).await
+}
+
+/// Compares a presented token with the configured one in time that depends on neither: both are
+/// hashed to 32 bytes first, so not even their lengths leak through early exits.
+fn tokens_match(given: &str, want: &str) -> bool {
+    let (a, b) = (
+        mlops_core::Digest::of(given.as_bytes()),
+        mlops_core::Digest::of(want.as_bytes()),
+    );
+    a.as_bytes()
+        .iter()
+        .zip(b.as_bytes())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
@@ -413,4 +475,24 @@ pub fn model_server_router(server: Arc<crate::ModelServer>, options: HttpOptions
     let metrics_server = Arc::clone(&server);
     let options = options.with_metrics(Arc::new(move || metrics_server.render_metrics()));
     router(server, options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tokens_match;
+
+    #[test]
+    fn tokens_compare_by_digest() {
+        assert!(tokens_match("s3cr3t", "s3cr3t"));
+        for other in [
+            "",
+            "s",
+            "s3cr3",
+            "s3cr3t ",
+            "S3CR3T",
+            "another secret entirely",
+        ] {
+            assert!(!tokens_match(other, "s3cr3t"), "{other:?}");
+        }
+    }
 }

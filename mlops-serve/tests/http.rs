@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use mlops_core::DataType;
 use mlops_core::signature::{Signature, TensorSpec};
+use mlops_core::{DataType, Server};
 use mlops_serve::{HttpOptions, IdentityModel, ModelServer};
 use serde_json::{Value, json};
 
@@ -382,7 +382,8 @@ assert fams["mlops_inference_request_duration_seconds"].type == "histogram"
 assert fams["mlops_inference_batch_size"].type == "histogram"
 assert fams["mlops_inference_queue_depth"].type == "gauge"
 notfound = [s for s in fams["mlops_inference_requests"].samples if s.labels.get("outcome") == "not_found"]
-assert notfound and notfound[0].labels["model"] == "nope", notfound
+# A name the server does not serve is not a label of its own (bounded cardinality).
+assert notfound and notfound[0].labels["model"] == "unknown", notfound
 print("ok")
 "#;
     let out = tokio::process::Command::new(python)
@@ -602,4 +603,92 @@ async fn shutdown_drains_requests_in_flight() {
             .is_err(),
         "no longer listening"
     );
+}
+
+/// Every error the HTTP API answers is JSON: a body over the limit (413), a wrong method (405),
+/// an unmatched path (404) — not axum's plain text or an empty body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_json() {
+    let base = start(1 << 10).await;
+    let client = reqwest::Client::new();
+    let big = json!({"inputs": [{"name": "x", "shape": [1000], "datatype": "FP64", "data": vec![1.5; 1000]}]});
+    let cases = [
+        (
+            client
+                .post(format!("{base}/v2/models/half/infer"))
+                .json(&big),
+            413,
+        ),
+        (client.delete(format!("{base}/v2/models/half/infer")), 405),
+        (client.get(format!("{base}/v2/models/half/infer")), 405),
+        (client.get(format!("{base}/no/such/path")), 404),
+        (
+            client
+                .post(format!("{base}/v2/models/half/infer"))
+                .body("{not json"),
+            400,
+        ),
+    ];
+    for (request, want) in cases {
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        let kind = r.headers()["content-type"].to_str().unwrap().to_owned();
+        let body: Value = r
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{want}: not JSON: {e}"));
+        assert_eq!(status, want, "{body}");
+        assert!(kind.starts_with("application/json"), "{want}: {kind}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{want}: {body}"
+        );
+    }
+}
+
+/// Requests for names the server does not serve are counted under one `unknown` series, so a
+/// stream of made-up names cannot grow `/metrics` without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_label_only_served_models() {
+    let server = Arc::new(sleepy_server("labels"));
+    for i in 0..500 {
+        let req = mlops_core::serve::InferRequest::new(
+            n(&format!("made-up-{i}")),
+            vec![mlops_core::Tensor::from_f64("x", vec![1], &[0.0]).unwrap()],
+        );
+        assert!(server.infer(req).await.unwrap_err().is_not_found());
+    }
+    let unknown_version = mlops_core::serve::InferRequest::new(
+        n("sleepy"),
+        vec![mlops_core::Tensor::from_f64("x", vec![1], &[0.0]).unwrap()],
+    )
+    .with_version(v(99));
+    assert!(server.infer(unknown_version).await.is_err());
+    let text = server.render_metrics().unwrap();
+    assert!(!text.contains("made-up"), "{text}");
+    assert!(
+        text.contains(
+            "mlops_inference_requests_total{model=\"unknown\",outcome=\"not_found\",version=\"\"} 500"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("model=\"sleepy\",outcome=\"not_found\",version=\"unknown\""),
+        "{text}"
+    );
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("mlops_inference_requests_total{"))
+        .count();
+    assert!(series <= 3, "{series} series\n{text}");
+}
+
+/// A server whose only model was unloaded is not ready (its load balancer should stop sending).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unloading_the_only_model_makes_the_server_unready() {
+    use mlops_core::serve::Server;
+    let server = sleepy_server("ready");
+    assert!(server.ready().await.unwrap());
+    server.unload(&n("sleepy"), None).await.unwrap();
+    assert!(!server.ready().await.unwrap());
 }

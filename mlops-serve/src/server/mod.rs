@@ -325,6 +325,31 @@ impl ModelServer {
             .ok_or_else(|| Error::not_found("model version", format!("{name} v{v}")))
     }
 
+    /// The metric labels of a request that did not reach a version: only names and versions the
+    /// server serves (or is loading) become labels; anything else is counted under `unknown`,
+    /// so requests for made-up names cannot create series without end.
+    fn labels(&self, name: &ModelName, version: Option<Version>) -> (String, String) {
+        const UNKNOWN: &str = "unknown";
+        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
+        let loading = self
+            .loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(name);
+        match models.get(name) {
+            Some(slot) => {
+                let version = match version {
+                    None => String::new(),
+                    Some(v) if slot.versions.contains_key(&v) => v.to_string(),
+                    Some(_) => UNKNOWN.to_owned(),
+                };
+                (name.to_string(), version)
+            }
+            None if loading => (name.to_string(), String::new()),
+            None => (UNKNOWN.to_owned(), String::new()),
+        }
+    }
+
     /// Why `name` cannot answer: still loading (503) or unknown (404).
     fn absent(&self, name: &ModelName) -> Error {
         if self
@@ -397,8 +422,20 @@ impl Server for ModelServer {
         Ok(true)
     }
 
+    /// Ready while it serves at least one model and none is still loading: a server whose only
+    /// model was unloaded has nothing to answer with, and says so to its load balancer.
     async fn ready(&self) -> Result<bool> {
-        Ok(true)
+        let serving = !self
+            .models
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty();
+        let loading = !self
+            .loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty();
+        Ok(serving && !loading)
     }
 
     async fn metadata(&self) -> Result<ServerMetadata> {
@@ -522,7 +559,6 @@ impl Server for ModelServer {
 
     async fn infer(&self, request: InferRequest) -> Result<InferResponse> {
         let started = std::time::Instant::now();
-        let model = request.model_name.clone();
         let key = request
             .parameters
             .get(ROUTING_KEY)
@@ -532,13 +568,10 @@ impl Server for ModelServer {
         let (loaded, shadow) = match routed {
             Ok(l) => l,
             Err(e) => {
-                let version = request
-                    .model_version
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
+                let (name, version) = self.labels(&request.model_name, request.model_version);
                 self.metrics
                     .requests
-                    .with_label_values(&[model.as_str(), &version, error_outcome(&e)])
+                    .with_label_values(&[&name, &version, error_outcome(&e)])
                     .inc();
                 return Err(e);
             }
@@ -554,7 +587,7 @@ impl Server for ModelServer {
                 .metrics
                 .requests
                 .with_label_values(&[
-                    model.as_str(),
+                    loaded.name().as_str(),
                     &loaded.version().to_string(),
                     error_outcome(e),
                 ])
