@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
 use clap::Args;
-use futures::TryStreamExt;
 use mlops::drift::quality::Suite;
 use mlops::drift::{
     ColumnOverride, DetectOptions, DriftDetector, ProfileOptions, ReferenceProfile,
 };
 use mlops::drift::{Report, StatDetector};
-use mlops::storage::{Datasets, ReadOptions};
+use mlops::storage::Datasets;
 use mlops::{Error, Result};
 
 use crate::output::print_json;
@@ -70,18 +69,14 @@ pub struct QualityArgs {
     json: bool,
 }
 
-/// Batches from a Parquet file or a stored dataset version.
+/// Batches from a Parquet file or a stored dataset version: at least one, so a source without
+/// rows is still checked (its columns, its zero rows).
 async fn load(spec: &str, datasets: &Datasets) -> Result<Vec<RecordBatch>> {
     if crate::datasets::is_local_file(spec) {
         return crate::datasets::read_parquet(Path::new(spec));
     }
     let (name, at) = crate::datasets::parse_ref(spec)?;
-    datasets
-        .read(&name, at, ReadOptions::default())
-        .await?
-        .batches
-        .try_collect()
-        .await
+    Ok(datasets.read_all(&name, at).await?.1)
 }
 
 fn overrides(args: &DriftArgs) -> Result<BTreeMap<String, ColumnOverride>> {
@@ -159,8 +154,11 @@ pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
                 if c.approximate { " (approximate)" } else { "" }
             );
         }
+        for u in &drift.untested {
+            println!("{:<24} not tested: {}", u.column, u.reason);
+        }
         println!(
-            "{}: {} of {} columns drifted ({:.1}%, dataset drift at >= {:.1}%)",
+            "{}: {} of {} tested columns drifted ({:.1}%, dataset drift at >= {:.1}%)",
             if drift.dataset_drift {
                 "DATASET DRIFT"
             } else {

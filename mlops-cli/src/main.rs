@@ -1,7 +1,8 @@
 //! `mlops`: the command-line face of the mlops SDK.
 //!
 //! Exit codes: 0 success; 1 failure (including `store verify` finding corruption); 2 bad input (a
-//! malformed filter, URI or name, a missing file or dataset).
+//! malformed filter, URI or name, a missing file or dataset, something this build does not
+//! support); 141 when the reader of its output went away (`| head`).
 
 mod check;
 mod datasets;
@@ -154,17 +155,83 @@ pub(crate) fn key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-async fn open(cli: &Cli) -> mlops::Result<ObjectStoreStore> {
-    if cli.store_options.is_empty() {
-        return ObjectStoreStore::open(&cli.store, &[]);
+impl Command {
+    /// Whether the command writes into the store, so that a local store directory may be
+    /// created for it. Every other command reads, and a mistyped path is an error, not a new
+    /// empty store that "verifies".
+    fn writes(&self) -> bool {
+        matches!(
+            self,
+            Self::Datasets(datasets::DatasetsCommand::Put { .. })
+                | Self::Train(_)
+                | Self::Pipeline(_)
+                | Self::Import(_)
+                | Self::Models(tracking::ModelsCommand::Alias { .. })
+                | Self::Runs(tracking::RunsCommand::End { .. })
+                | Self::Policy(_)
+        )
     }
-    let secrets = mlops::secret::from_spec(&cli.secrets)?;
-    ObjectStoreStore::open_with_secrets(&cli.store, &cli.store_options, secrets.as_ref()).await
+}
+
+async fn open(cli: &Cli) -> mlops::Result<ObjectStoreStore> {
+    let options = if cli.store_options.is_empty() {
+        Vec::new()
+    } else {
+        let secrets = mlops::secret::from_spec(&cli.secrets)?;
+        mlops::secret::resolve_options(&cli.store_options, secrets.as_ref()).await?
+    };
+    if cli.command.writes() {
+        return ObjectStoreStore::open(&cli.store, &options);
+    }
+    match ObjectStoreStore::open_existing(&cli.store, &options) {
+        // Drift, quality and serving read local files and model directories as well as stored
+        // datasets and models: with no store there, there are simply none of the latter.
+        Err(e)
+            if e.is_not_found()
+                && matches!(
+                    cli.command,
+                    Command::Drift(_) | Command::Quality(_) | Command::Serve(_)
+                ) =>
+        {
+            ObjectStoreStore::open("memory://", &[])
+        }
+        other => other,
+    }
 }
 
 /// Tracker options for a short-lived command: no background flushing (commands flush themselves).
 pub(crate) fn quiet() -> StoreTrackerOptions {
     StoreTrackerOptions::default().with_flush_interval(None)
+}
+
+/// Tracker options for a command whose runs last (training, pipelines): what they log becomes
+/// durable every second, so a process killed outright (SIGKILL, the OOM killer) leaves its run
+/// RUNNING with what it had logged, not nothing.
+pub(crate) fn durable() -> StoreTrackerOptions {
+    StoreTrackerOptions::default().with_flush_interval(Some(std::time::Duration::from_secs(1)))
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM — how Kubernetes stops a pod — naming which.
+pub(crate) async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupt",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "interrupt"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupt"
+    }
 }
 
 async fn open_tracker(cli: &Cli) -> mlops::Result<StoreTracker> {
@@ -179,7 +246,7 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
             let datasets = Datasets::new(Arc::new(open(cli).await?));
             datasets::run(&datasets, cmd).await.map(|()| true)
         }
-        Command::Store(cmd) => store::run(&open(cli).await?, cmd).await,
+        Command::Store(cmd) => store::run(open(cli).await?, cmd).await,
         Command::Experiments(cmd) => {
             let tracker = open_tracker(cli).await?;
             tracking::experiments(&tracker, cmd).await.map(|()| true)
@@ -210,7 +277,9 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
             let datasets = Datasets::new(Arc::new(open(cli).await?));
             drift::quality(args, &datasets).await
         }
-        Command::Train(args) if args.emits_job() => train::emit_job(args, &cli.store),
+        Command::Train(args) if args.emits_job() => {
+            train::emit_job(args, &cli.store, &cli.store_options)
+        }
         Command::Train(args) => {
             let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
             train::train(args, store).await
@@ -251,8 +320,31 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The exit code of a process that the shell saw killed by SIGPIPE (128 + 13).
+const BROKEN_PIPE_EXIT: i32 = 141;
+
+/// `mlops … | head` closes our stdout early; printing then fails with a broken pipe, which
+/// `println!` reports by panicking (exit 101 and a backtrace). Stop quietly instead, with the
+/// status a Unix tool killed by SIGPIPE has.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE_EXIT);
+        }
+        default(info);
+    }));
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     match run(&cli).await {
         Ok(true) => ExitCode::SUCCESS,
@@ -260,9 +352,11 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             match e {
-                mlops::Error::InvalidArgument { .. } | mlops::Error::NotFound { .. } => {
-                    ExitCode::from(2)
-                }
+                // Bad input: what was asked cannot be done as asked (a malformed value, a
+                // missing file or dataset, something this build does not support).
+                mlops::Error::InvalidArgument { .. }
+                | mlops::Error::NotFound { .. }
+                | mlops::Error::NotSupported { .. } => ExitCode::from(2),
                 _ => ExitCode::FAILURE,
             }
         }

@@ -231,7 +231,7 @@ where
         PipelineCommand::Run(args) => {
             let store = store().await?;
             let tracker: Arc<dyn Tracker> =
-                Arc::new(StoreTracker::open(store.clone(), crate::quiet()).await?);
+                Arc::new(StoreTracker::open(store.clone(), crate::durable()).await?);
             let pipeline = build(
                 &args.file,
                 store.clone(),
@@ -241,12 +241,11 @@ where
             )
             .await?;
             let cancel = CancelToken::new();
-            let on_ctrl_c = cancel.clone();
+            let on_stop = cancel.clone();
             tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("cancelling: running steps are asked to stop…");
-                    on_ctrl_c.cancel();
-                }
+                let why = crate::stop_signal().await;
+                eprintln!("{why}: cancelling, running steps are asked to stop…");
+                on_stop.cancel();
             });
             let mut runner = Runner::new(store)
                 .tracker(tracker.clone(), args.experiment.clone())

@@ -1,20 +1,34 @@
 //! `mlops store …`: checking and cleaning a store.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Subcommand;
-use mlops::Result;
-use mlops::storage::{GcOptions, ObjectStoreStore, verify};
+use mlops::storage::{GcOptions, ObjectStoreStore, VerifyReport, repair, verify};
+use mlops::{Result, Store};
 
 use crate::output::print_json;
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
-    /// Check every ref and blob: commit records read, versions have no gaps, referenced blobs
-    /// exist, and every blob matches its digest. Exits 1 when something is wrong
+    /// Check every ref and blob (commit records read, versions have no gaps or lost tails,
+    /// referenced blobs exist and match their digests) and what refers to what (runs and their
+    /// experiments, aliases and versions, model lineage and dataset versions). Exits 1 when
+    /// something is wrong
     ///
     /// Example: mlops --store ./mlops-data store verify
     Verify {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Repair what can be repaired without losing anything still readable: recreate lost
+    /// experiment records so their runs are visible again, and quarantine damaged tracker
+    /// segments so tracking replays without them (damaged objects stay for inspection). Then
+    /// verify; exits 1 when problems remain
+    ///
+    /// Example: mlops --store ./mlops-data store repair
+    Repair {
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
@@ -54,30 +68,60 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// Runs the command; `Ok(false)` when `verify` found problems.
-pub async fn run(store: &ObjectStoreStore, cmd: &StoreCommand) -> Result<bool> {
+fn print_verify(url: &str, report: &VerifyReport) {
+    println!(
+        "{url}: {} refs, {} commits, {} blobs ({} bytes) checked; {} experiments, {} runs, {} dataset versions, {} models",
+        report.refs,
+        report.commits,
+        report.blobs,
+        report.bytes,
+        report.experiments,
+        report.runs,
+        report.dataset_versions,
+        report.models
+    );
+    for q in &report.quarantined {
+        println!("quarantined: {q}");
+    }
+    for p in &report.problems {
+        println!("problem: {p}");
+    }
+    if report.is_ok() {
+        println!("ok: no corruption found");
+    }
+}
+
+/// Runs the command; `Ok(false)` when `verify` found problems (or `repair` left some).
+pub async fn run(store: ObjectStoreStore, cmd: &StoreCommand) -> Result<bool> {
+    let url = store.url().to_string();
     match cmd {
         StoreCommand::Verify { json } => {
-            let report = verify(store).await?;
+            let report = verify(Arc::new(store)).await?;
             if *json {
                 print_json(&report)?;
             } else {
-                println!(
-                    "{}: {} refs, {} commits, {} blobs ({} bytes) checked",
-                    store.url(),
-                    report.refs,
-                    report.commits,
-                    report.blobs,
-                    report.bytes
-                );
-                for p in &report.problems {
-                    println!("problem: {p}");
-                }
-                if report.is_ok() {
-                    println!("ok: no corruption found");
-                }
+                print_verify(&url, &report);
             }
             Ok(report.is_ok())
+        }
+        StoreCommand::Repair { json } => {
+            let store: Arc<dyn Store> = Arc::new(store);
+            let report = repair(store).await?;
+            if *json {
+                print_json(&report)?;
+            } else {
+                for e in &report.recovered {
+                    println!("recovered: experiment {e} recreated for its runs");
+                }
+                for q in &report.quarantined {
+                    println!("newly quarantined: {q}");
+                }
+                if report.recovered.is_empty() && report.quarantined.is_empty() {
+                    println!("nothing to repair");
+                }
+                print_verify(&url, &report.after);
+            }
+            Ok(report.after.is_ok())
         }
         StoreCommand::Gc {
             grace,

@@ -9,7 +9,9 @@ use mlops::storage::{StoreRegistry, StoreTracker};
 
 use crate::output::{print_json, when};
 use mlops::tracker::{SearchExperimentsOptions, SearchRunsOptions};
-use mlops::{ExperimentId, Registry, RegistryExt, Result, Run, RunId, Tracker, ViewType};
+use mlops::{
+    ExperimentId, Registry, RegistryExt, Result, Run, RunId, Tracker, TrackerExt, ViewType,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum ExperimentsCommand {
@@ -71,6 +73,17 @@ pub enum RunsCommand {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+    /// End a run left RUNNING by a process that was killed (SIGKILL, the OOM killer, a lost
+    /// node): it keeps what it logged and gets a final status
+    ///
+    /// Example: mlops runs end 0123456789abcdef0123456789abcdef --status killed
+    End {
+        /// Run id
+        run_id: String,
+        /// The final status: killed, failed or finished
+        #[arg(long, default_value = "killed")]
+        status: String,
     },
 }
 
@@ -316,6 +329,32 @@ pub async fn runs(tracker: &StoreTracker, cmd: &RunsCommand) -> Result<()> {
                     println!("  {} ({} bytes)", a.path, a.size);
                 }
             }
+        }
+        RunsCommand::End { run_id, status } => {
+            let status = match status.to_ascii_lowercase().as_str() {
+                "killed" => mlops::RunStatus::Killed,
+                "failed" => mlops::RunStatus::Failed,
+                "finished" => mlops::RunStatus::Finished,
+                other => {
+                    return Err(mlops::Error::invalid(
+                        "--status",
+                        format!("{other:?}: use killed, failed or finished"),
+                    ));
+                }
+            };
+            let id: RunId = run_id.parse()?;
+            let run = tracker.get_run(&id).await?;
+            if run.info.status != mlops::RunStatus::Running {
+                return Err(mlops::Error::invalid(
+                    "run",
+                    format!(
+                        "{id} already ended ({}); only a RUNNING run can be ended",
+                        run.info.status
+                    ),
+                ));
+            }
+            tracker.end_run(&id, status).await?;
+            println!("run {id} ended {status}");
         }
         RunsCommand::Compare { run_ids, json } => {
             let mut runs: Vec<Run> = Vec::new();

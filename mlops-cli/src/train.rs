@@ -103,6 +103,11 @@ pub struct TrainArgs {
     /// The Job's name (default: train-<target>)
     #[arg(long)]
     job_name: Option<String>,
+    /// The Kubernetes Secret the Job's pod reads store credentials from: each
+    /// --store-option KEY=secret:NAME becomes the variable NAME, from key NAME of this Secret
+    /// (a plaintext credential is refused: it would be written into the manifest)
+    #[arg(long, value_name = "NAME", default_value = "mlops-store")]
+    job_secret: String,
     /// The Job's CPU request (e.g. 4)
     #[arg(long)]
     cpu: Option<String>,
@@ -184,14 +189,19 @@ fn progress(epochs: usize, quiet: bool) -> Option<Arc<Progress>> {
 }
 
 /// The arguments of this invocation minus the Job-export flags (what the Job's pod runs).
+/// The pod's arguments: this command's, without the export's own flags and without the store
+/// options and secrets source, which the Job gets from [`mlops_k8s::pod_store_options`].
 fn job_args(args: &[String]) -> Vec<String> {
-    const DROP_WITH_VALUE: [&str; 6] = [
+    const DROP_WITH_VALUE: [&str; 9] = [
         "--emit-job",
         "--image",
         "--job-name",
+        "--job-secret",
         "--cpu",
         "--memory",
         "--gpus",
+        "--store-option",
+        "--secrets",
     ];
     let mut out = Vec::new();
     let mut skip = false;
@@ -216,7 +226,11 @@ fn job_args(args: &[String]) -> Vec<String> {
 }
 
 /// Writes the Job manifest for `mlops train … --emit-job FILE` (without opening the store).
-pub fn emit_job(args: &TrainArgs, store_url: &str) -> Result<bool> {
+pub fn emit_job(
+    args: &TrainArgs,
+    store_url: &str,
+    store_options: &[(String, String)],
+) -> Result<bool> {
     if crate::datasets::is_local_file(&args.data) {
         return Err(Error::invalid(
             "--data",
@@ -230,16 +244,17 @@ pub fn emit_job(args: &TrainArgs, store_url: &str) -> Result<bool> {
     // A Job needs a store the cluster reaches (the same rule every export applies).
     mlops::k8s::check_store_url(store_url)?;
     args.config()?; // the pod would fail on the same bad hyper-parameters
+    // Credentials travel as Secret references, never as text in the manifest.
+    let pod_options = mlops::k8s::pod_store_options(store_options, &args.job_secret)?;
     let argv: Vec<String> = std::env::args().collect();
     let name = args
         .job_name
         .clone()
         .unwrap_or_else(|| mlops::k8s::dns_label(&format!("train-{}", args.target)));
-    let mut job = JobExport::new(
-        name,
-        args.image.clone().unwrap_or_default(),
-        job_args(&argv),
-    );
+    let mut pod_args = pod_options.args;
+    pod_args.extend(job_args(&argv));
+    let mut job = JobExport::new(name, args.image.clone().unwrap_or_default(), pod_args);
+    job.env = pod_options.env;
     job.command = Some(vec!["mlops".to_owned()]);
     job.store_url = Some(store_url.to_owned());
     job.cpu = args.cpu.clone();
@@ -281,7 +296,7 @@ pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
         }
         data
     };
-    let tracker = Arc::new(StoreTracker::open(store.clone(), crate::quiet()).await?);
+    let tracker = Arc::new(StoreTracker::open(store.clone(), crate::durable()).await?);
     let job = TrainingJob::new(
         args.experiment.clone(),
         args.options(),
@@ -289,12 +304,11 @@ pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
         Arc::new(Artifacts::new(store.clone())),
     );
     let cancel = CancelToken::new();
-    let on_ctrl_c = cancel.clone();
+    let on_stop = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping after this epoch…");
-            on_ctrl_c.cancel();
-        }
+        let why = crate::stop_signal().await;
+        eprintln!("{why}: stopping after this epoch…");
+        on_stop.cancel();
     });
 
     if !args.search.is_empty() {

@@ -160,3 +160,22 @@ fn uri_parse_names_the_parts() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown scheme"), "{}", stderr(&o));
 }
+
+/// Output piped into a reader that has gone (`mlops … | head`) ends the command quietly with
+/// SIGPIPE's status, not a panic.
+#[test]
+fn a_closed_stdout_exits_quietly() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .args(["pipeline", "steps"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the mlops binary runs");
+    // Close the reading end before the command prints: its first write fails with EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("it ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}

@@ -167,3 +167,105 @@ fn quality_suites_pass_and_fail() {
     let bad = mlops(d, &["quality", "--suite", "nope.yaml", "train"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// Data without rows is still checked: the row-count expectation fails, column expectations hold
+/// vacuously (as in Great Expectations), and the report says so, for a stored version and for a
+/// Parquet file alike.
+#[test]
+fn quality_on_data_without_rows_still_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("empty.csv"), "age,income,plan\n").unwrap();
+    let o = mlops(d, &["datasets", "put", "empty", "empty.csv"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = mlops(d, &["datasets", "get", "empty", "-o", "empty.parquet"]);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::write(
+        d.join("suite.yaml"),
+        "name: s\nexpectations:\n  - expectation_type: expect_table_row_count_to_be_between\n    min_value: 1\n  - expectation_type: expect_column_values_to_not_be_null\n    column: plan\n  - expectation_type: expect_table_columns_to_match_set\n    column_set: [age, income, plan]\n",
+    )
+    .unwrap();
+    for data in ["empty", "empty.parquet"] {
+        let o = mlops(d, &["quality", "--suite", "suite.yaml", data, "--json"]);
+        assert_eq!(o.status.code(), Some(1), "{data}: {}", text(&o));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(r["evaluated_expectations"], 3, "{data}: {r}");
+        assert_eq!(r["results"][0]["success"], false, "{data}: {r}");
+        assert_eq!(
+            r["results"][0]["result"]["observed_value"], 0,
+            "{data}: {r}"
+        );
+        assert_eq!(r["results"][1]["success"], true, "{data}: {r}");
+        assert_eq!(r["results"][2]["success"], true, "{data}: {r}");
+    }
+}
+
+/// A column without values is reported as not tested, with the reason, while the others are
+/// tested; with no testable column at all, drift says why (exit 2) instead of "no drift".
+#[test]
+fn drift_reports_columns_it_cannot_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    csv(&d.join("train.csv"), 0.0, 400);
+    let mut s = String::from("age,income,plan\n");
+    for i in 0..300 {
+        writeln!(
+            s,
+            "{},,{}",
+            20 + (i * 37) % 50,
+            ["free", "pro", "team"][i % 3]
+        )
+        .unwrap();
+    }
+    std::fs::write(d.join("gaps.csv"), s).unwrap();
+    for (name, file) in [("train", "train.csv"), ("gaps", "gaps.csv")] {
+        let o = mlops(d, &["datasets", "put", name, file]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let o = mlops(
+        d,
+        &[
+            "drift",
+            "--reference",
+            "train",
+            "--current",
+            "gaps",
+            "--json",
+            "report.json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("income") && out.contains("not tested: no values in the current data"),
+        "{out}"
+    );
+    assert!(out.contains("0 of 2 tested columns drifted"), "{out}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["columns_tested"], 2, "{r}");
+    assert_eq!(r["untested"][0]["column"], "income", "{r}");
+
+    std::fs::write(d.join("blank.csv"), "income,note\n,a\n,b\n").unwrap();
+    let o = mlops(d, &["datasets", "put", "blank", "blank.csv"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = mlops(
+        d,
+        &[
+            "drift",
+            "--reference",
+            "train",
+            "--current",
+            "blank",
+            "--columns",
+            "income",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("no column of the current data can be tested for drift")
+            && text(&o).contains("\"income\""),
+        "{}",
+        text(&o)
+    );
+}

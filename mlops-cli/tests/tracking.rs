@@ -167,3 +167,76 @@ async fn runs_experiments_and_models_from_the_command_line() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// The version records of every ref under `refs/<prefix>`, newest last per ref.
+fn records_under(store: &Path, prefix: &str) -> Vec<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for r in std::fs::read_dir(store.join("refs").join(prefix)).unwrap() {
+        let v = r.unwrap().path().join(".v");
+        let mut records: Vec<_> = std::fs::read_dir(&v)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        records.sort();
+        out.push(records);
+    }
+    out
+}
+
+/// A damaged tracker log costs only its own records: the tracker commands keep working,
+/// `store verify` exits 1 (corruption, not bad input), `store repair` quarantines the damage and
+/// verify is clean again; a lost registry record is an error with exit 1, not a silent rollback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_is_reported_with_exit_1_and_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let ids = populate(&store).await;
+    let logs = records_under(&store, "tracker/segments");
+    assert_eq!(logs.len(), 1);
+    assert!(logs[0].len() >= 2, "{logs:?}");
+    // The newest segment (the second run's end) is lost.
+    std::fs::remove_file(logs[0].last().unwrap()).unwrap();
+
+    let out = ok(&mlops(&store, &["runs", "list", "--experiment", "churn"]));
+    assert!(out.contains(&ids[0]), "what is left still lists: {out}");
+    let o = mlops(&store, &["store", "verify"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("problem:") && stdout.contains("tracker/segments/"),
+        "{stdout}"
+    );
+    let out = ok(&mlops(&store, &["store", "repair"]));
+    assert!(
+        out.contains("newly quarantined: tracker/segments/")
+            && out.contains("ok: no corruption found"),
+        "{out}"
+    );
+    let out = ok(&mlops(&store, &["store", "verify"]));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("quarantined: ") && l.contains("tracker/segments/")),
+        "{out}"
+    );
+    let out = ok(&mlops(&store, &["store", "repair", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["quarantined"], serde_json::json!([]), "{out}");
+    assert_eq!(json["after"]["problems"], serde_json::json!([]), "{out}");
+
+    // The model document loses its newest record.
+    let models = records_under(&store, "registry/models");
+    assert_eq!(models.len(), 1, "{models:?}");
+    std::fs::remove_file(models[0].last().unwrap()).unwrap();
+    let o = mlops(&store, &["models", "show", "churn"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("records were lost"), "{stderr}");
+    let o = mlops(&store, &["store", "repair"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "repair cannot bring a lost model record back: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

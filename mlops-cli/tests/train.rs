@@ -232,6 +232,73 @@ fn emits_a_kubernetes_job_and_refuses_bad_input() {
         ]
     );
 
+    // Credentials: a plaintext one is refused (and never echoed); one given as secret:NAME
+    // becomes a Kubernetes Secret reference.
+    let emit = |option: &str| {
+        mlops(
+            dir.path(),
+            &[
+                "--store",
+                "s3://bucket/ml",
+                "--store-option",
+                "aws_endpoint=http://minio:9000",
+                "--store-option",
+                option,
+                "train",
+                "--data",
+                "churn",
+                "--target",
+                "churned",
+                "--emit-job",
+                "-",
+                "--image",
+                "ghcr.io/acme/mlops:1",
+                "--job-secret",
+                "ml-store",
+            ],
+        )
+    };
+    let refused = emit("aws_secret_access_key=hunter2");
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("plaintext credential"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!text(&refused).contains("hunter2"), "{}", text(&refused));
+    let ok = emit("aws_secret_access_key=secret:AWS_SECRET_ACCESS_KEY");
+    assert!(ok.status.success(), "{}", text(&ok));
+    let manifest = String::from_utf8_lossy(&ok.stdout).to_string();
+    let job = mlops::train::k8s::parse_job(&manifest).unwrap();
+    let container = &job.spec.unwrap().template.spec.unwrap().containers[0];
+    let args = container.args.clone().unwrap();
+    assert_eq!(
+        args[..6],
+        [
+            "--store-option",
+            "aws_endpoint=http://minio:9000",
+            "--store-option",
+            "aws_secret_access_key=secret:AWS_SECRET_ACCESS_KEY",
+            "--secrets",
+            "env"
+        ]
+    );
+    assert!(
+        !args.iter().any(|a| a == "--job-secret" || a == "ml-store"),
+        "{args:?}"
+    );
+    let env = container.env.clone().unwrap();
+    let secret = env
+        .iter()
+        .find(|e| e.name == "AWS_SECRET_ACCESS_KEY")
+        .and_then(|e| e.value_from.as_ref())
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .unwrap();
+    assert_eq!(
+        (secret.name.as_str(), secret.key.as_str()),
+        ("ml-store", "AWS_SECRET_ACCESS_KEY")
+    );
+
     for (args, code, want) in [
         (
             vec!["train", "--data", "churn.parquet", "--target", "nope"],
@@ -294,7 +361,8 @@ fn emits_a_kubernetes_job_and_refuses_bad_input() {
                 "--device",
                 "cuda:0",
             ],
-            1,
+            // Not built in: bad input for this binary, like any request it cannot serve.
+            2,
             "`cuda` feature",
         ),
     ] {
@@ -302,4 +370,100 @@ fn emits_a_kubernetes_job_and_refuses_bad_input() {
         assert_eq!(o.status.code(), Some(code), "{args:?}: {}", text(&o));
         assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
     }
+}
+
+/// Stopped by SIGTERM (how Kubernetes stops a pod), training ends its run KILLED after the
+/// epoch; killed outright (SIGKILL, the OOM killer), it leaves its run RUNNING with its params
+/// and the metrics of the epochs logged until the last flush, and `mlops runs end` closes it.
+#[test]
+fn terminated_and_killed_training_leave_their_runs() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    write_parquet(dir.path());
+    let train = |experiment: &str| {
+        Command::new(env!("CARGO_BIN_EXE_mlops"))
+            .current_dir(dir.path())
+            .env_remove("MLOPS_STORE")
+            .args([
+                "train",
+                "--data",
+                "churn.parquet",
+                "--target",
+                "churned",
+                "--model",
+                "mlp",
+                "--hidden",
+                "16",
+                "--epochs",
+                "1000000",
+                "--experiment",
+                experiment,
+                "--quiet",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Until the child has created its experiment, there is nothing to list.
+    let runs = |experiment: &str| -> Vec<serde_json::Value> {
+        let o = mlops(
+            dir.path(),
+            &["runs", "list", "--experiment", experiment, "--json"],
+        );
+        if !o.status.success() && text(&o).contains("experiment not found") {
+            return Vec::new();
+        }
+        json(&o).as_array().cloned().unwrap_or_default()
+    };
+    // Wait until the run and a first epoch's metrics are durable.
+    let wait_for_metrics = |experiment: &str| {
+        let started = std::time::Instant::now();
+        loop {
+            let r = runs(experiment);
+            if r.first().is_some_and(|r| {
+                r["data"]["metrics"]
+                    .as_object()
+                    .is_some_and(|m| m.contains_key("train_loss"))
+            }) {
+                return r[0].clone();
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(120),
+                "no durable run with metrics: {r:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let signal = |pid: u32, sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+
+    let child = train("terminated");
+    let running = wait_for_metrics("terminated");
+    assert_eq!(running["info"]["status"], "RUNNING", "{running}");
+    signal(child.id(), "-TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SIGTERM: stopping after this epoch"), "{err}");
+    let ended = runs("terminated");
+    assert_eq!(ended[0]["info"]["status"], "KILLED", "{ended:?}");
+
+    let child = train("killed");
+    let running = wait_for_metrics("killed");
+    signal(child.id(), "-KILL");
+    let _ = child.wait_with_output();
+    let left = runs("killed");
+    assert_eq!(left[0]["info"]["status"], "RUNNING", "{left:?}");
+    assert!(left[0]["data"]["params"]["model"].is_string(), "{left:?}");
+    let id = running["info"]["run_id"].as_str().unwrap().to_owned();
+    let o = mlops(dir.path(), &["runs", "end", &id, "--status", "killed"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(runs("killed")[0]["info"]["status"], "KILLED");
+    let again = mlops(dir.path(), &["runs", "end", &id]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
 }

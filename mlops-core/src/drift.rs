@@ -63,6 +63,16 @@ impl ColumnProfile {
     }
 }
 
+/// A column that could not be tested, and why (no values left after dropping missing ones, or
+/// a type no test handles): reported, never silently dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UntestedColumn {
+    /// Column name.
+    pub column: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
 /// A serialisable summary of reference data, computed once (e.g. from training data) and stored
 /// beside a model version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +83,9 @@ pub struct ReferenceProfile {
     pub columns: Vec<ColumnProfile>,
     /// When it was computed, ms.
     pub created_ms: i64,
+    /// Columns of the reference that could not be profiled, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untested: Vec<UntestedColumn>,
 }
 
 /// Options for [`DriftDetector::profile`].
@@ -152,6 +165,10 @@ pub struct DriftReport {
     pub drift_share: f64,
     /// Whether the dataset drifted.
     pub dataset_drift: bool,
+    /// Columns that could not be tested, and why: the reference's (from the profile) and those
+    /// with no values in the current data. The share counts only tested columns.
+    #[serde(default)]
+    pub untested: Vec<UntestedColumn>,
 }
 
 /// Builds reference profiles and tests current data against them. Synchronous compute.
@@ -160,8 +177,12 @@ pub struct DriftReport {
 ///
 /// - `profile` then `detect` gives the same decisions as testing against the raw reference,
 ///   exactly when the profile is not sampled.
-/// - A column in the profile but missing from the current data, or empty after dropping missing
-///   values, is [`crate::Error::InvalidArgument`] naming it — never a NaN score.
+/// - A column in the profile but missing from the current data is
+///   [`crate::Error::InvalidArgument`] naming it — never a NaN score.
+/// - A column with no values after dropping missing ones (on either side), or of a type no test
+///   handles, is reported in `untested` with the reason; the others are still tested. When no
+///   column at all can be tested the answer is [`crate::Error::InvalidArgument`] listing why,
+///   never "no drift".
 pub trait DriftDetector: Debug + Send + Sync + 'static {
     /// Summarises reference data.
     fn profile(

@@ -18,21 +18,61 @@ pub const MAX_KEY_LEN: usize = 250;
 pub const MAX_PARAM_VALUE_LEN: usize = 6000;
 /// Longest tag value (MLflow's `MAX_TAG_VAL_LENGTH`).
 pub const MAX_TAG_VALUE_LEN: usize = 8000;
-/// Longest name that becomes a storage path segment (datasets, models, experiments).
-pub const MAX_NAME_LEN: usize = 256;
+/// Longest name that becomes a storage path segment (datasets, models, experiments), in bytes
+/// of its stored form (see [`stored_len`]): 255 is the file-name limit of ext4, XFS, APFS and
+/// NTFS, and what a local store writes is that stored form.
+pub const MAX_NAME_LEN: usize = 255;
 /// Longest alias (MLflow's registry limit).
 pub const MAX_ALIAS_LEN: usize = 255;
 
-/// Rejects what would escape or confuse a storage path when used as one path segment.
+/// The length in bytes of `s` as a stored path segment: object stores (and a local store's file
+/// names) hold a segment percent-encoded as `object_store`'s `PathPart` encodes it, so each byte
+/// of a non-ASCII character, of a control character and of
+/// `` \ / { } ^ % ` ] [ " < > ~ # | * ? `` takes three bytes (`ü` is `%C3%BC`); every other character one.
+pub fn stored_len(s: &str) -> usize {
+    s.bytes()
+        .map(|b| {
+            let encoded = !b.is_ascii()
+                || b.is_ascii_control()
+                || matches!(
+                    b,
+                    b'/' | b'\\'
+                        | b'{'
+                        | b'^'
+                        | b'}'
+                        | b'%'
+                        | b'`'
+                        | b']'
+                        | b'"'
+                        | b'>'
+                        | b'['
+                        | b'~'
+                        | b'<'
+                        | b'#'
+                        | b'|'
+                        | b'*'
+                        | b'?'
+                );
+            if encoded { 3 } else { 1 }
+        })
+        .sum()
+}
+
+/// Rejects what would escape or confuse a storage path when used as one path segment, or what
+/// would be longer than `max` bytes as stored.
 fn check_segment(what: &'static str, s: &str, max: usize) -> Result<()> {
     if s.is_empty() {
         return Err(Error::invalid(what, "must not be empty"));
     }
-    let len = s.chars().count();
-    if len > max {
+    let stored = stored_len(s);
+    if stored > max {
+        let chars = s.chars().count();
         return Err(Error::invalid(
             what,
-            format!("{s:?} is {len} characters long, the limit is {max}"),
+            format!(
+                "{s:?} ({chars} characters) is {stored} bytes as a storage path segment, the limit is {max} \
+                 (non-ASCII characters and \\ {{ }} ^ % ` [ ] \" < > ~ # | * ? take 3 bytes per byte)"
+            ),
         ));
     }
     if s == "." || s.contains("..") {
@@ -249,8 +289,8 @@ string_id!(
 );
 
 string_id!(
-    /// An experiment name: any non-empty string up to 256 characters without path separators,
-    /// `..` or control characters.
+    /// An experiment name: any non-empty string up to 255 bytes as stored ([`stored_len`])
+    /// without path separators, `..` or control characters.
     ExperimentName,
     |s| check_segment("experiment name", s, MAX_NAME_LEN)
 );
@@ -581,8 +621,17 @@ mod tests {
         assert!(ModelName::new("a%b").is_err());
         assert!(ModelName::new("a@b").is_err());
         assert!(DatasetName::new("churn@3").is_err());
-        assert!(DatasetName::new("x".repeat(256)).is_ok());
-        assert!(DatasetName::new("x".repeat(257)).is_err());
+        assert!(DatasetName::new("x".repeat(255)).is_ok());
+        assert!(DatasetName::new("x".repeat(256)).is_err());
+        // Measured as stored: 'ü' is "%C3%BC", six bytes.
+        assert!(DatasetName::new("ü".repeat(42)).is_ok());
+        let err = DatasetName::new("ü".repeat(43)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("258 bytes as a storage path segment, the limit is 255"),
+            "{err}"
+        );
+        assert_eq!(stored_len("a~b"), 5);
     }
 
     #[test]

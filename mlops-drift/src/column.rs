@@ -57,6 +57,11 @@ pub(crate) fn numbers(arrays: &[&ArrayRef], name: &str) -> Result<(Vec<f64>, u64
     let mut out = Vec::with_capacity(arrays.iter().map(|a| a.len()).sum());
     let mut missing = 0u64;
     for a in arrays {
+        if a.logical_null_count() == a.len() {
+            // All missing: its type (null, or a reader's guess for an empty column) says nothing.
+            missing += a.len() as u64;
+            continue;
+        }
         let before = out.len();
         macro_rules! push {
             ($t:ty) => {{
@@ -111,6 +116,11 @@ pub(crate) fn labels(arrays: &[&ArrayRef], name: &str) -> Result<(Vec<String>, u
     let mut out = Vec::new();
     let mut missing = 0u64;
     for a in arrays {
+        if a.logical_null_count() == a.len() {
+            // All missing: its type (null, or a reader's guess for an empty column) says nothing.
+            missing += a.len() as u64;
+            continue;
+        }
         let before = out.len();
         match physical(a.data_type()) {
             Some(Physical::Text) => {

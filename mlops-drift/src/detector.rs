@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use arrow_array::RecordBatch;
 use mlops_core::drift::{
     ColumnDrift, ColumnKind, ColumnProfile, ColumnSummary, DetectOptions, DriftDetector,
-    DriftReport, ProfileOptions, ReferenceProfile,
+    DriftReport, ProfileOptions, ReferenceProfile, UntestedColumn,
 };
 use mlops_core::{Error, Result};
 use rayon::prelude::*;
@@ -173,18 +173,31 @@ impl StatDetector {
     }
 }
 
-fn column_names(batches: &[RecordBatch], wanted: &[String]) -> Result<Vec<String>> {
+/// The columns to profile: the wanted ones (each must exist), or every column, with a reason for
+/// each of a type no test handles (a wanted column of such a type is an error: it was asked for).
+fn column_names(
+    batches: &[RecordBatch],
+    wanted: &[String],
+) -> Result<(Vec<String>, Vec<UntestedColumn>)> {
     let Some(first) = batches.first() else {
         return Err(Error::invalid("reference", "no batches given"));
     };
     let schema = first.schema();
     if wanted.is_empty() {
-        return Ok(schema
+        let (testable, other): (Vec<_>, Vec<_>) = schema
             .fields()
             .iter()
-            .filter(|f| column::physical(f.data_type()).is_some())
-            .map(|f| f.name().clone())
-            .collect());
+            .partition(|f| column::physical(f.data_type()).is_some());
+        return Ok((
+            testable.into_iter().map(|f| f.name().clone()).collect(),
+            other
+                .into_iter()
+                .map(|f| UntestedColumn {
+                    column: f.name().clone(),
+                    reason: untestable_type(f.data_type()),
+                })
+                .collect(),
+        ));
     }
     for w in wanted {
         if schema.field_with_name(w).is_err() {
@@ -194,20 +207,40 @@ fn column_names(batches: &[RecordBatch], wanted: &[String]) -> Result<Vec<String
             ));
         }
     }
-    Ok(wanted.to_vec())
+    Ok((wanted.to_vec(), Vec::new()))
 }
+
+fn untestable_type(dt: &arrow_schema::DataType) -> String {
+    if dt == &arrow_schema::DataType::Null {
+        "no values in the reference (every value is null)".to_owned()
+    } else {
+        format!("type {dt} is not tested (numbers, booleans and strings are)")
+    }
+}
+
+/// One column's profile, or why it has none.
+type Profiled = std::result::Result<ColumnProfile, UntestedColumn>;
 
 fn profile_column(
     batches: &[RecordBatch],
     name: &str,
     options: &ProfileOptions,
-) -> Result<ColumnProfile> {
+) -> Result<Profiled> {
+    let untested = |reason: &str| {
+        Ok(Err(UntestedColumn {
+            column: name.to_owned(),
+            reason: reason.to_owned(),
+        }))
+    };
     let arrays = column::arrays(batches, name, "reference")?;
     let count: u64 = arrays.iter().map(|a| a.len() as u64).sum();
     let dt = arrays
         .first()
         .map(|a| a.data_type().clone())
         .ok_or_else(|| Error::invalid("reference", "no batches given"))?;
+    if dt == arrow_schema::DataType::Null {
+        return untested("no values in the reference (every value is null)");
+    }
     let physical = column::physical(&dt).ok_or_else(|| {
         Error::invalid(
             "column",
@@ -219,21 +252,20 @@ fn profile_column(
     if numeric {
         let (mut values, missing) = column::numbers(&arrays, name)?;
         if values.is_empty() {
-            return Err(Error::invalid(
-                "column",
-                format!("reference column {name:?} has no finite values"),
-            ));
+            return untested(
+                "no values in the reference after dropping missing ones (null, NaN, infinite)",
+            );
         }
         voracious_radix_sort::RadixSort::voracious_sort(&mut values);
         let integer = physical == Physical::Integer;
         if integer && stats::unique_sorted(&values) <= NUMBER_UNIQUE_AS_CATEGORICAL {
             let counts = count_labels(values.iter().map(|v| column::number_label(*v, true)));
-            return Ok(ColumnProfile {
+            return Ok(Ok(ColumnProfile {
                 name: name.to_string(),
                 count,
                 missing,
                 summary: ColumnSummary::Categorical { counts },
-            });
+            }));
         }
         let population = values.len() as u64;
         let sampled = match options.max_values {
@@ -243,7 +275,7 @@ fn profile_column(
             }
             _ => false,
         };
-        Ok(ColumnProfile {
+        Ok(Ok(ColumnProfile {
             name: name.to_string(),
             count,
             missing,
@@ -252,23 +284,20 @@ fn profile_column(
                 population,
                 sampled,
             },
-        })
+        }))
     } else {
         let (labels, missing) = column::labels(&arrays, name)?;
         if labels.is_empty() {
-            return Err(Error::invalid(
-                "column",
-                format!("reference column {name:?} has no values"),
-            ));
+            return untested("no values in the reference after dropping missing ones (null)");
         }
-        Ok(ColumnProfile {
+        Ok(Ok(ColumnProfile {
             name: name.to_string(),
             count,
             missing,
             summary: ColumnSummary::Categorical {
                 counts: count_labels(labels.into_iter()),
             },
-        })
+        }))
     }
 }
 
@@ -298,15 +327,26 @@ impl DriftDetector for StatDetector {
         reference: &[RecordBatch],
         options: &ProfileOptions,
     ) -> Result<ReferenceProfile> {
-        let names = column_names(reference, &options.columns)?;
-        let columns = names
+        let (names, mut untested) = column_names(reference, &options.columns)?;
+        let profiled = names
             .par_iter()
             .map(|name| profile_column(reference, name, options))
             .collect::<Result<Vec<_>>>()?;
+        let mut columns = Vec::with_capacity(profiled.len());
+        for p in profiled {
+            match p {
+                Ok(c) => columns.push(c),
+                Err(u) => untested.push(u),
+            }
+        }
+        if columns.is_empty() {
+            return Err(nothing_testable("the reference", &untested));
+        }
         Ok(ReferenceProfile {
             rows: reference.iter().map(|b| b.num_rows() as u64).sum(),
             columns,
             created_ms: mlops_core::time::now_ms(),
+            untested,
         })
     }
 
@@ -333,11 +373,22 @@ impl DriftDetector for StatDetector {
         if current.is_empty() {
             return Err(Error::invalid("current", "no batches given"));
         }
-        let columns = reference
+        let tested = reference
             .columns
             .par_iter()
             .map(|col| test_column(col, current, options))
             .collect::<Result<Vec<_>>>()?;
+        let mut untested = reference.untested.clone();
+        let mut columns = Vec::with_capacity(tested.len());
+        for t in tested {
+            match t {
+                Ok(c) => columns.push(c),
+                Err(u) => untested.push(u),
+            }
+        }
+        if columns.is_empty() {
+            return Err(nothing_testable("the current data", &untested));
+        }
         let drifted_columns = columns.iter().filter(|c| c.drifted).count();
         let share_drifted = if columns.is_empty() {
             0.0
@@ -350,8 +401,26 @@ impl DriftDetector for StatDetector {
             drift_share: options.drift_share,
             dataset_drift: !columns.is_empty() && share_drifted >= options.drift_share,
             columns,
+            untested,
         })
     }
+}
+
+/// No column could be tested: say which, and why, rather than "no drift".
+fn nothing_testable(side: &str, untested: &[UntestedColumn]) -> Error {
+    let why = if untested.is_empty() {
+        "it has no columns".to_owned()
+    } else {
+        untested
+            .iter()
+            .map(|u| format!("{:?}: {}", u.column, u.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Error::invalid(
+        "drift",
+        format!("no column of {side} can be tested for drift ({why})"),
+    )
 }
 
 /// The current side of one column, in the profile's terms.
@@ -364,7 +433,7 @@ fn test_column(
     col: &ColumnProfile,
     current: &[RecordBatch],
     options: &DetectOptions,
-) -> Result<ColumnDrift> {
+) -> Result<std::result::Result<ColumnDrift, UntestedColumn>> {
     let arrays = column::arrays(current, &col.name, "current")?;
     let kind = col.kind();
     let cur = match &col.summary {
@@ -380,13 +449,10 @@ fn test_column(
         Current::Labels(v) => v.len(),
     };
     if n_cur == 0 {
-        return Err(Error::invalid(
-            "column",
-            format!(
-                "current column {:?} has no values after dropping missing ones",
-                col.name
-            ),
-        ));
+        return Ok(Err(UntestedColumn {
+            column: col.name.clone(),
+            reason: "no values in the current data after dropping missing ones".to_owned(),
+        }));
     }
     let over = options.overrides.get(&col.name);
     let (n_ref, n_unique, approximate) = match (&col.summary, &cur) {
@@ -446,7 +512,7 @@ fn test_column(
             format!("{} on {:?} gave no score", test.name(), col.name),
         ));
     }
-    Ok(ColumnDrift {
+    Ok(Ok(ColumnDrift {
         column: col.name.clone(),
         kind,
         test: test.name().to_string(),
@@ -455,7 +521,7 @@ fn test_column(
         drifted: test.drifted(score, threshold),
         counts: [n_ref, n_cur as u64],
         approximate,
-    })
+    }))
 }
 
 fn numeric_score(test: StatTest, reference: &[f64], current: &[f64]) -> f64 {

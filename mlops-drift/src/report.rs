@@ -20,7 +20,8 @@
 //!       "labels": ["[0, 10)", ...],             the most frequent categories (categorical)
 //!       "reference": [0.1, ...], "current": [0.05, ...]   shares of each side
 //!     }
-//!   }]
+//!   }],
+//!   "untested": [{"column": "notes", "reason": "no values in the current data ..."}]
 //! }
 //! ```
 //!
@@ -30,7 +31,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use arrow_array::RecordBatch;
-use mlops_core::drift::{ColumnDrift, ColumnSummary, DriftReport, ReferenceProfile};
+use mlops_core::drift::{
+    ColumnDrift, ColumnSummary, DriftReport, ReferenceProfile, UntestedColumn,
+};
 use mlops_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +100,9 @@ pub struct Report {
     pub columns_tested: usize,
     /// Per column.
     pub columns: Vec<ColumnReport>,
+    /// Columns that could not be tested, and why.
+    #[serde(default)]
+    pub untested: Vec<UntestedColumn>,
 }
 
 impl Report {
@@ -149,6 +155,7 @@ impl Report {
             drifted_columns: drift.drifted_columns,
             columns_tested: drift.columns.len(),
             columns,
+            untested: drift.untested.clone(),
         })
     }
 
@@ -172,12 +179,16 @@ impl Report {
              <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
              <title>Drift report: {cur} vs {refn}</title><style>{CSS}</style></head><body>\
              <header><h1>Data drift report</h1><p class=\"verdict\">{verdict}</p>\
-             <p>{drifted} of {tested} columns drifted ({share:.1}%; dataset drift at ≥ {ds:.0}%). \
+             <p>{drifted} of {tested} columns drifted ({share:.1}%; dataset drift at ≥ {ds:.0}%){untested}. \
              Reference <b>{refn}</b> ({rrows} rows) · current <b>{cur}</b> ({crows} rows) · {created}</p></header>",
             cur = esc(&self.current.name),
             refn = esc(&self.reference.name),
             drifted = self.drifted_columns,
             tested = self.columns_tested,
+            untested = match self.untested.len() {
+                0 => String::new(),
+                n => format!("; {n} not tested (see the table)"),
+            },
             share = self.share_drifted * 100.0,
             ds = self.drift_share * 100.0,
             rrows = self.reference.rows,
@@ -207,6 +218,15 @@ impl Report {
                 } else {
                     "Not detected"
                 },
+            );
+        }
+        for u in &self.untested {
+            let _ = write!(
+                h,
+                "<tr class=\"untested\"><td>{name}</td><td colspan=\"4\">{reason}</td>\
+                 <td>Not tested</td></tr>",
+                name = esc(&u.column),
+                reason = esc(&u.reason),
             );
         }
         h.push_str("</tbody></table>");
@@ -239,7 +259,7 @@ max-width:960px;color:#1d2330;padding:0 1rem}h1{margin:0 0 .3rem}header p{margin
 .verdict{font-size:1.3rem;font-weight:600}.ok{color:#1a7f37}.bad{color:#c62828}\
 table{border-collapse:collapse;width:100%;margin:1.5rem 0}th,td{text-align:left;padding:.4rem .6rem;\
 border-bottom:1px solid #e3e6ee;font-variant-numeric:tabular-nums}th{background:#f4f6fa}\
-tr.drift td{background:#fdecea}section{margin:2rem 0;border-top:1px solid #e3e6ee}\
+tr.drift td{background:#fdecea}tr.untested td{color:#6b7280;font-style:italic}section{margin:2rem 0;border-top:1px solid #e3e6ee}\
 h2{font-size:1.1rem}h2 small{font-weight:400;color:#4a5163}svg text{font-size:11px;fill:#4a5163}\
 .legend rect{stroke:none}footer{color:#8a90a0;font-size:.85rem;margin-top:3rem}";
 

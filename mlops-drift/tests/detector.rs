@@ -153,7 +153,7 @@ fn overrides_pick_tests_and_thresholds() {
 }
 
 #[test]
-fn missing_values_are_dropped_and_empty_columns_are_errors() {
+fn missing_values_are_dropped_and_empty_columns_are_reported() {
     let d = StatDetector::new();
     let with_gaps = batch(vec![(
         "x",
@@ -196,6 +196,71 @@ fn missing_values_are_dropped_and_empty_columns_are_errors() {
             .unwrap_err()
             .to_string()
             .contains("no column \"x\"")
+    );
+
+    // Beside testable columns, an all-null column is reported as not tested, with the reason;
+    // the others are still tested, and the share counts only them.
+    let n = 200;
+    let wide = |nulls_current: bool| {
+        let base = data(0.0, n);
+        let gone: ArrayRef = if nulls_current {
+            Arc::new(Float64Array::from(vec![None::<f64>; n]))
+        } else {
+            floats((0..n).map(|i| i as f64))
+        };
+        let schema = base.schema();
+        let mut cols: Vec<(&str, ArrayRef)> = schema
+            .fields()
+            .iter()
+            .zip(base.columns())
+            .map(|(f, a)| (f.name().as_str(), a.clone()))
+            .collect();
+        cols.push(("gone", gone));
+        cols.push(("nothing", Arc::new(arrow_array::NullArray::new(n))));
+        batch(cols)
+    };
+    let p = d
+        .profile(&[wide(false)], &ProfileOptions::default())
+        .unwrap();
+    assert_eq!(p.columns.len(), 5, "{:?}", p.untested);
+    assert_eq!(p.untested.len(), 1);
+    assert_eq!(p.untested[0].column, "nothing");
+    assert!(p.untested[0].reason.contains("null"), "{:?}", p.untested);
+    let r = d
+        .detect(&p, &[wide(true)], &DetectOptions::default())
+        .unwrap();
+    assert_eq!(r.columns.len(), 4);
+    let untested: Vec<&str> = r.untested.iter().map(|u| u.column.as_str()).collect();
+    assert_eq!(untested, ["nothing", "gone"]);
+    assert!(
+        r.untested[1].reason.contains("current data"),
+        "{:?}",
+        r.untested
+    );
+    let report = Report::new(&r, &p, &[wide(true)], "ref", "cur").unwrap();
+    assert_eq!(report.columns_tested, 4);
+    let html = report.to_html();
+    assert!(
+        html.contains("2 not tested") && html.contains("Not tested"),
+        "{html}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+    assert_eq!(doc["untested"][1]["column"], "gone");
+
+    // With nothing testable the answer says why, not "no drift".
+    let only_nulls = batch(vec![(
+        "nothing",
+        Arc::new(arrow_array::NullArray::new(3)) as ArrayRef,
+    )]);
+    let err = d
+        .profile(&[only_nulls], &ProfileOptions::default())
+        .unwrap_err();
+    assert!(
+        err.is_invalid_argument()
+            && err
+                .to_string()
+                .contains("no column of the reference can be tested"),
+        "{err}"
     );
 }
 

@@ -108,17 +108,125 @@ pub fn check_quantity(what: &'static str, value: &str) -> Result<()> {
     }
 }
 
-/// Checks that pods can reach the store at `url`: an object store (`s3://`, `gs://`, `az://`,
-/// …), not a local directory or `memory://`.
+/// Checks that pods can reach the store at `url` — an object store (`s3://`, `gs://`, `az://`,
+/// …), not a local directory or `memory://` — and that it carries no credentials
+/// (`s3://key:secret@bucket` would put them in the manifest).
 pub fn check_store_url(url: &str) -> Result<()> {
     let local = !url.contains("://") || url.starts_with("file://") || url.starts_with("memory://");
     if local {
-        Err(Error::invalid(
+        return Err(Error::invalid(
             "store",
             format!("{url:?} is not reachable from pods: use s3://, gs:// or az://"),
-        ))
-    } else {
+        ));
+    }
+    let authority = url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+    if authority.contains('@') {
+        return Err(Error::invalid(
+            "store",
+            "the URL carries credentials, which would be written into the manifest: give the \
+             pods credentials through a Kubernetes Secret (store options `KEY=secret:NAME`) \
+             or their service account",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a store option's key names a credential (object_store's `aws_secret_access_key`,
+/// `aws_session_token`, `azure_storage_account_key`, `google_service_account_key`, SAS tokens,
+/// passwords, …), whose value must never be written into a manifest.
+pub fn is_credential_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "secret",
+        "token",
+        "password",
+        "credential",
+        "_key",
+        "sas",
+        "access_key",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+}
+
+/// Store options as a pod receives them: its arguments and the environment they read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodStoreOptions {
+    /// `--store-option KEY=VALUE` pairs to pass (credentials as `KEY=secret:NAME`), followed by
+    /// `--secrets env` when any is a secret.
+    pub args: Vec<String>,
+    /// The variables those secrets are read from: `NAME` from key `NAME` of the Kubernetes
+    /// Secret.
+    pub env: BTreeMap<String, EnvValue>,
+}
+
+/// Store options (`KEY=VALUE`, as the CLI's `--store-option` takes them) for pods, keeping
+/// every credential out of the manifest: a credential must be given as `KEY=secret:NAME`, and
+/// the pod then reads `NAME` from its environment, filled from key `NAME` of the Kubernetes
+/// Secret `k8s_secret`. A plaintext credential is [`Error::InvalidArgument`] saying how to
+/// write it; other options (an endpoint, a region) pass as they are.
+pub fn pod_store_options(
+    options: &[(String, String)],
+    k8s_secret: &str,
+) -> Result<PodStoreOptions> {
+    check_dns_label("kubernetes secret", k8s_secret)
+        .or_else(|_| check_dns_subdomain(k8s_secret))?;
+    let mut out = PodStoreOptions::default();
+    for (key, value) in options {
+        match value.strip_prefix("secret:") {
+            Some(name) => {
+                let env_name = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && name.chars().next().is_some_and(|c| !c.is_ascii_digit())
+                    && !name.is_empty();
+                if !env_name {
+                    return Err(Error::invalid(
+                        "store option",
+                        format!(
+                            "{key}=secret:{name}: in a pod, secrets are environment variables \
+                             filled from the Kubernetes Secret {k8s_secret}; name it with \
+                             letters, digits and '_' (e.g. {key}=secret:{})",
+                            key.to_ascii_uppercase()
+                        ),
+                    ));
+                }
+                out.env
+                    .insert(name.to_owned(), EnvValue::secret(k8s_secret, name));
+            }
+            None if is_credential_key(key) => {
+                return Err(Error::invalid(
+                    "store option",
+                    format!(
+                        "{key}: a plaintext credential would be written into the manifest; give \
+                         it as {key}=secret:{} and put it in key {} of the Kubernetes Secret \
+                         {k8s_secret}",
+                        key.to_ascii_uppercase(),
+                        key.to_ascii_uppercase()
+                    ),
+                ));
+            }
+            None => {}
+        }
+        out.args.push("--store-option".into());
+        out.args.push(format!("{key}={value}"));
+    }
+    if !out.env.is_empty() {
+        out.args.push("--secrets".into());
+        out.args.push("env".into());
+    }
+    Ok(out)
+}
+
+/// A DNS subdomain (the form Secret names take): dot-separated labels, at most 253.
+fn check_dns_subdomain(name: &str) -> Result<()> {
+    if name.len() <= 253 && name.split('.').all(|l| check_dns_label("n", l).is_ok()) {
         Ok(())
+    } else {
+        Err(Error::invalid(
+            "kubernetes secret",
+            format!("{name:?} is not a Kubernetes object name"),
+        ))
     }
 }
 
@@ -377,6 +485,55 @@ mod tests {
         for local in ["./data", "file:///x", "memory://"] {
             assert!(check_store_url(local).is_err(), "{local}");
         }
+    }
+
+    #[test]
+    fn credentials_never_reach_a_manifest() {
+        let opts = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+            kv.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        };
+        let e =
+            pod_store_options(&opts(&[("aws_secret_access_key", "hunter2")]), "store").unwrap_err();
+        assert!(e.is_invalid_argument(), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("aws_secret_access_key=secret:AWS_SECRET_ACCESS_KEY"),
+            "{e}"
+        );
+        let p = pod_store_options(
+            &opts(&[
+                ("aws_endpoint", "http://minio:9000"),
+                ("aws_secret_access_key", "secret:AWS_SECRET"),
+            ]),
+            "ml-store",
+        )
+        .unwrap();
+        assert_eq!(
+            p.args,
+            [
+                "--store-option",
+                "aws_endpoint=http://minio:9000",
+                "--store-option",
+                "aws_secret_access_key=secret:AWS_SECRET",
+                "--secrets",
+                "env"
+            ]
+        );
+        assert_eq!(
+            p.env["AWS_SECRET"],
+            EnvValue::secret("ml-store", "AWS_SECRET")
+        );
+        assert!(pod_store_options(&opts(&[("k", "secret:vault/path#f")]), "s").is_err());
+        assert!(pod_store_options(&[], "Not A Name").is_err());
+        assert!(
+            check_store_url("s3://AKIA:hunter2@bucket/p")
+                .unwrap_err()
+                .to_string()
+                .contains("credentials")
+        );
+        assert!(is_credential_key("AWS_SESSION_TOKEN") && !is_credential_key("aws_endpoint"));
+        assert!(!is_credential_key("aws_region") && !is_credential_key("allow_http"));
     }
 
     #[test]

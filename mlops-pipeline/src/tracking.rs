@@ -70,6 +70,8 @@ pub(crate) async fn open_parent(
     }
     batch = batch.param(Param::new("force".parse()?, force.to_string())?);
     tracker.log_batch(&run.info.run_id, batch).await?;
+    // Durable from the start: a runner killed midway leaves a RUNNING run, not nothing.
+    tracker.flush().await?;
     Ok((run.info.run_id, experiment))
 }
 

@@ -120,6 +120,8 @@ impl SecretProvider for FileSecrets {
 /// (and `X-Vault-Namespace` when set), as Vault documents.
 pub struct VaultKv2 {
     addr: String,
+    /// `addr` without any `user:password@`, for messages, logs and `Debug`.
+    shown: String,
     mount: String,
     token: SecretString,
     namespace: Option<String>,
@@ -129,7 +131,7 @@ pub struct VaultKv2 {
 impl fmt::Debug for VaultKv2 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultKv2")
-            .field("addr", &self.addr)
+            .field("addr", &self.shown)
             .field("mount", &self.mount)
             .field("token", &self.token)
             .field("namespace", &self.namespace)
@@ -142,12 +144,13 @@ impl VaultKv2 {
     /// mounted at `secret`, authenticating with `token`.
     pub fn new(addr: impl Into<String>, token: SecretString) -> Result<Self> {
         let addr = addr.into().trim_end_matches('/').to_string();
+        let shown = without_userinfo(&addr);
         let parsed = url::Url::parse(&addr)
-            .map_err(|e| Error::invalid("vault address", format!("{addr:?}")).with_source(e))?;
+            .map_err(|e| Error::invalid("vault address", format!("{shown:?}")).with_source(e))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Error::invalid(
                 "vault address",
-                format!("{addr:?} must be an http:// or https:// URL"),
+                format!("{shown:?} must be an http:// or https:// URL"),
             ));
         }
         let http = reqwest::Client::builder()
@@ -156,6 +159,7 @@ impl VaultKv2 {
             .map_err(|e| Error::backend("reqwest", e))?;
         Ok(Self {
             addr,
+            shown,
             mount: "secret".into(),
             token,
             namespace: None,
@@ -232,6 +236,8 @@ impl SecretProvider for VaultKv2 {
             ));
         }
         let url = format!("{}/v1/{}/data/{path}", self.addr, self.mount);
+        // What messages and logs show: never the address's credentials.
+        let shown = format!("{}/v1/{}/data/{path}", self.shown, self.mount);
         let mut request = self
             .http
             .get(&url)
@@ -242,14 +248,14 @@ impl SecretProvider for VaultKv2 {
         if let Some(ns) = &self.namespace {
             request = request.header("X-Vault-Namespace", ns);
         }
-        tracing::debug!(%url, ?version, "reading a Vault KV v2 secret");
+        tracing::debug!(url = %shown, ?version, "reading a Vault KV v2 secret");
         let response = request.send().await.map_err(|e| {
-            Error::unavailable(format!("vault: GET {url}")).with_source(e.without_url())
+            Error::unavailable(format!("vault: GET {shown}")).with_source(e.without_url())
         })?;
         let status = response.status();
-        tracing::debug!(%url, status = status.as_u16(), "Vault answered");
+        tracing::debug!(url = %shown, status = status.as_u16(), "Vault answered");
         let body = response.bytes().await.map_err(|e| {
-            Error::unavailable(format!("vault: GET {url}")).with_source(e.without_url())
+            Error::unavailable(format!("vault: GET {shown}")).with_source(e.without_url())
         })?;
         if !status.is_success() {
             let errors = serde_json::from_slice::<VaultErrors>(&body)
@@ -270,13 +276,13 @@ impl SecretProvider for VaultKv2 {
                         }
                     ),
                 ),
-                _ => Error::unavailable(format!("vault: GET {url}: {status} {errors}")),
+                _ => Error::unavailable(format!("vault: GET {shown}: {status} {errors}")),
             });
         }
         let parsed: KvResponse = serde_json::from_slice(&body).map_err(|e| {
             Error::invalid(
                 "vault response",
-                format!("{url}: not a KV v2 read response"),
+                format!("{shown}: not a KV v2 read response"),
             )
             .with_source(e)
         })?;
@@ -359,5 +365,17 @@ pub fn from_spec(spec: &str) -> Result<Arc<dyn SecretProvider>> {
             "secrets",
             format!("{spec:?}: use env, env:PREFIX, file:DIR, vault or vault:MOUNT"),
         )),
+    }
+}
+
+/// `addr` without the `user:password@` part of its authority.
+fn without_userinfo(addr: &str) -> String {
+    match addr.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => addr.to_owned(),
     }
 }

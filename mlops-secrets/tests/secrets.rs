@@ -190,3 +190,31 @@ async fn env_file_and_chain_providers() {
             .is_not_found()
     );
 }
+
+/// Credentials in `VAULT_ADDR` (`http://user:pass@host`) never reach an error, a log or `Debug`.
+#[tokio::test]
+async fn vault_address_credentials_are_never_shown() {
+    let vault = VaultKv2::new(
+        "http://admin:hunter2@127.0.0.1:9",
+        SecretString::from("token".to_owned()),
+    )
+    .unwrap();
+    assert!(!format!("{vault:?}").contains("hunter2"));
+    let err = vault.secret("db/password").await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("admin"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("http://127.0.0.1:9/v1/secret/data/db/password"),
+        "{shown}"
+    );
+    let err = VaultKv2::new(
+        "ftp://admin:hunter2@host",
+        SecretString::from("t".to_owned()),
+    )
+    .unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}

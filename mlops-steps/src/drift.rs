@@ -40,6 +40,9 @@ pub struct DriftSummary {
     pub share_drifted: f64,
     /// The drifted columns.
     pub drifted_columns: Vec<String>,
+    /// Columns that could not be tested, and why.
+    #[serde(default)]
+    pub untested: Vec<mlops_core::drift::UntestedColumn>,
 }
 
 /// `drift`: tests `current` against `reference` with Evidently's rules.
@@ -79,6 +82,7 @@ impl Step for DriftStep {
                 .filter(|c| c.drifted)
                 .map(|c| c.column.clone())
                 .collect(),
+            untested: report.untested.clone(),
         };
         if params.fail_on_drift && report.dataset_drift {
             return Err(Error::invalid(

@@ -13,7 +13,7 @@
 //! | `drift` | `reference`, `current` (datasets) | `fail_on_drift` (default false), `drift_share` | `report` ([`DriftSummary`]) |
 //! | `promote` | `model` (registered) | `alias` (default `champion`) | `promoted` ([`Promoted`]) |
 //! | `monitor` | `current` (a dataset: production data, with labels if known) | `model`, `alias` (default `champion`), `target`, `max_drift_share` (0.3), `max_accuracy_drop` (0.05) | `decision` ([`MonitorDecision`]) |
-//! | `validate` | `candidate` (a `train` output) | `model`, `alias` (default `champion`), `metric` (default `val_accuracy`), `min_delta` (0) | `verdict` ([`Verdict`]) |
+//! | `validate` | `candidate` (a `train` output); `holdout` (a labelled dataset), optional | `model`, `alias` (default `champion`), `metric` (default `val_accuracy`), `target` (with `holdout`), `min_delta` (0) | `verdict` ([`Verdict`]) |
 //!
 //! Each step reads its parameters into one struct (unknown keys are errors naming them) that
 //! both its parameter check, before anything runs, and its run use; outputs are typed values
@@ -60,6 +60,7 @@ mod drift;
 mod monitor;
 mod promote;
 mod refs;
+mod scoring;
 mod train;
 mod validate;
 
@@ -124,7 +125,7 @@ pub fn describe() -> BTreeMap<&'static str, &'static str> {
         ),
         (
             "validate",
-            "needs {candidate}; with {model?, alias?, metric?, min_delta?}; outputs verdict",
+            "needs {candidate, holdout?}; with {model?, alias?, metric?, target?, min_delta?}; outputs verdict",
         ),
     ])
 }

@@ -221,7 +221,10 @@ steps:
     needs: {data: data.dataset}
     when: monitor.decision.retrain
     with: {target: churned, model: logistic, epochs: 5, learning_rate: 0.05, register: churn}
-  - {name: validate, uses: validate, needs: {candidate: retrain.model}, with: {min_delta: -1}}
+  - name: validate
+    uses: validate
+    needs: {candidate: retrain.model, holdout: production.dataset}
+    with: {target: churned, min_delta: -0.05}
   - name: canary
     uses: promote
     needs: {model: retrain.model}
@@ -300,10 +303,29 @@ async fn the_retraining_loop_retrains_only_on_drift() {
         shifted.step("retrain").unwrap().outputs["model"].value["version"],
         2
     );
+    // Challenger and champion were scored on the same production rows, and the verdict is
+    // the documented rule on those two numbers.
+    let verdict: mlops_steps::Verdict = shifted.step("validate").unwrap().outputs["verdict"]
+        .get()
+        .unwrap();
+    assert_eq!(verdict.metric, "accuracy");
+    let holdout = verdict.holdout.clone().unwrap();
     assert_eq!(
-        shifted.step("validate").unwrap().outputs["verdict"].value["passed"],
-        true
+        (holdout.name.as_str(), holdout.version.get()),
+        ("churn-production", 2)
     );
+    let champion_accuracy = verdict.champion.unwrap();
+    assert!(
+        verdict.candidate > 0.7 && champion_accuracy > 0.5,
+        "{verdict:?}"
+    );
+    assert_eq!(
+        verdict.passed,
+        verdict.candidate >= champion_accuracy - 0.05,
+        "{verdict:?}"
+    );
+    assert!(verdict.reason.contains("churn-production@2"), "{verdict:?}");
+    assert!(verdict.passed, "{verdict:?}");
     let canary = registry
         .resolve(&"models:/churn@canary".parse().unwrap())
         .await

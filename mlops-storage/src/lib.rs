@@ -57,8 +57,11 @@ mod tracker_state;
 
 pub use artifact::{Artifacts, MODEL_SOURCE_PREFIX, StoredTree, Tree};
 pub use dataset::{Datasets, ReadOptions, SchemaPolicy, WriteOptions};
-pub use maintenance::{VerifyReport, verify};
+pub use maintenance::{RepairReport, VerifyReport, repair, verify, verify_objects};
 pub use memory::{MemoryRegistry, MemoryStore, MemoryTracker};
 pub use object::{DEFAULT_STORE, GcOptions, GcReport, ObjectStoreStore, StoreUrl};
 pub use registry::StoreRegistry;
-pub use tracker::{CompactReport, StoreTracker, StoreTrackerOptions};
+pub use tracker::{
+    CompactReport, QuarantineEntry, StoreTracker, StoreTrackerOptions, TrackerDamage,
+    read_quarantine,
+};

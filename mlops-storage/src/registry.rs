@@ -145,6 +145,29 @@ impl StoreRegistry {
         .await
     }
 
+    /// For `verify`: every model ref's name and its state, or the error reading it, so one
+    /// damaged model does not hide the others.
+    pub(crate) async fn each_model(&self) -> Result<Vec<(String, Result<Option<ModelState>>)>> {
+        let prefix = RefName::new(PREFIX)?;
+        let mut out = Vec::new();
+        for r in self.store.list_refs(Some(&prefix)).await? {
+            let shown = r.as_str().to_owned();
+            let Some(name) = r
+                .as_str()
+                .strip_prefix(PREFIX)
+                .map(|n| n.trim_start_matches('/'))
+            else {
+                continue;
+            };
+            let state = match ModelName::new(name) {
+                Ok(name) => self.load(&name).await.map(|l| l.and_then(|(_, s)| s)),
+                Err(e) => Err(e),
+            };
+            out.push((shown, state));
+        }
+        Ok(out)
+    }
+
     /// Every live model's state.
     async fn all(&self) -> Result<Vec<ModelState>> {
         let prefix = RefName::new(PREFIX)?;

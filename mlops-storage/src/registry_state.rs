@@ -110,6 +110,33 @@ impl ModelState {
         model
     }
 
+    /// What in this document contradicts itself: an alias pointing at a version that does not
+    /// exist or was deleted, a version numbered above the highest ever issued.
+    pub(crate) fn inconsistencies(&self) -> Vec<String> {
+        let name = &self.model.name;
+        let mut out = Vec::new();
+        for (alias, v) in &self.aliases {
+            match self.versions.get(v) {
+                None => out.push(format!(
+                    "alias {name}@{alias} points at version {v}, which does not exist"
+                )),
+                Some(s) if s.deleted => out.push(format!(
+                    "alias {name}@{alias} points at version {v}, which was deleted"
+                )),
+                Some(_) => {}
+            }
+        }
+        if let Some(top) = self.versions.keys().next_back()
+            && self.last_version.is_none_or(|l| l < *top)
+        {
+            out.push(format!(
+                "{name}: version {top} exists but the highest number issued is {}",
+                self.last_version.map_or(0, |l| l.get())
+            ));
+        }
+        out
+    }
+
     /// Every live version as readers see it.
     pub(crate) fn live_versions(&self) -> impl Iterator<Item = ModelVersion> + '_ {
         self.versions

@@ -1,6 +1,6 @@
 //! [`StoreTracker`]: a durable, log-structured [`Tracker`] on any [`Store`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use crate::tracker_state::{Event, Tables, TrackerState, default_experiment, log_
 const SEGMENTS: &str = "tracker/segments";
 const SNAPSHOTS: &str = "tracker/snapshots";
 const EXPERIMENTS: &str = "tracker/experiments";
+const QUARANTINE: &str = "tracker/quarantine";
 const SEGMENT_FORMAT: &str = "mlops.tracker-segment/1";
 const ARTIFACT_ROOT: &str = "mlops-store:/tracker";
 
@@ -65,6 +66,91 @@ pub struct CompactReport {
     pub segments: u64,
 }
 
+/// Part of the tracker's log that could not be replayed, and what it cost
+/// ([`StoreTracker::damage`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackerDamage {
+    /// Where: a segment (`tracker/segments/<writer>@<version>`), a whole log
+    /// (`tracker/segments/<writer>`, when its newest segments were lost), an experiment record's
+    /// ref, or `experiment <id>` for runs whose experiment has no record.
+    pub at: String,
+    /// What is wrong, and what it cost.
+    pub problem: String,
+    /// The experiment without a record, for the last kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentId>,
+}
+
+/// Damage found and acknowledged by a repair: replay skips it without a warning, and `verify`
+/// reports it as quarantined rather than as a problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    /// Where, as in [`TrackerDamage::at`].
+    pub at: String,
+    /// What was wrong.
+    pub problem: String,
+    /// When it was quarantined.
+    pub quarantined_ms: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Quarantine {
+    format: String,
+    entries: Vec<QuarantineEntry>,
+}
+
+const QUARANTINE_FORMAT: &str = "mlops.tracker-quarantine/1";
+
+/// The tracker's quarantine list (empty when there is none).
+pub async fn read_quarantine(store: &dyn Store) -> Result<Vec<QuarantineEntry>> {
+    let commit = match store
+        .get_ref(&RefName::new(QUARANTINE)?, RefVersion::Latest)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let raw = store.get_bytes(&commit.target).await?;
+    let q: Quarantine = serde_json::from_slice(&raw).map_err(|e| {
+        Error::corrupt("tracker quarantine", QUARANTINE, "unreadable list").with_source(e)
+    })?;
+    Ok(q.entries)
+}
+
+async fn add_to_quarantine(store: &dyn Store, add: Vec<QuarantineEntry>) -> Result<()> {
+    let name = RefName::new(QUARANTINE)?;
+    for _ in 0..16 {
+        let mut entries = read_quarantine(store).await?;
+        for a in &add {
+            if !entries.iter().any(|e| e.at == a.at) {
+                entries.push(a.clone());
+            }
+        }
+        let json = serde_json::to_vec(&Quarantine {
+            format: QUARANTINE_FORMAT.to_owned(),
+            entries,
+        })
+        .map_err(|e| Error::backend("serde_json", e))?;
+        let digest = store.put_bytes(Bytes::from(json)).await?.digest;
+        match store.commit_next(&name, digest, "quarantine").await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::conflict(
+        "tracker quarantine",
+        QUARANTINE,
+        "too many concurrent repairs",
+    ))
+}
+
+/// Damage that costs only the records it holds: a missing record, an unreadable or corrupt one.
+fn is_damage(e: &Error) -> bool {
+    e.is_not_found() || e.is_corrupt()
+}
+
 /// A segment: the events one tracker instance flushed at once.
 #[derive(Debug, Serialize, Deserialize)]
 struct Segment {
@@ -84,6 +170,13 @@ struct Inner {
     seen: BTreeMap<RefName, Version>,
     /// Experiments already loaded from their name refs.
     known_experiments: BTreeMap<RefName, ExperimentId>,
+    /// What could not be replayed, by where it is (see [`TrackerDamage::at`]).
+    damage: BTreeMap<String, String>,
+    /// Runs whose experiment has no record, by experiment: hidden, and their later events
+    /// skipped, until the experiment is back.
+    orphans: BTreeMap<ExperimentId, BTreeSet<RunId>>,
+    /// The quarantine list, once damage made it worth reading.
+    quarantine: Option<BTreeSet<String>>,
 }
 
 #[derive(Debug)]
@@ -150,6 +243,9 @@ impl StoreTracker {
                     own: None,
                     seen: BTreeMap::new(),
                     known_experiments: BTreeMap::new(),
+                    damage: BTreeMap::new(),
+                    orphans: BTreeMap::new(),
+                    quarantine: None,
                 }),
                 flushing: tokio::sync::Mutex::new(()),
             }),
@@ -164,59 +260,243 @@ impl StoreTracker {
     }
 
     /// Replays experiments and other writers' segments committed since the last refresh.
+    ///
+    /// Damage costs only what it holds: an unreadable experiment record, a segment whose commit
+    /// record or blob is missing or corrupt, or a log whose newest records were lost is skipped
+    /// and reported by [`damage`](StoreTracker::damage) (and logged once as a warning), unless
+    /// `mlops store repair` quarantined it; everything else is replayed. Only a store that cannot
+    /// be listed at all is an error.
     pub async fn refresh(&self) -> Result<()> {
         let s = &self.shared;
         let experiments = RefName::new(EXPERIMENTS)?;
         for r in s.store.list_refs(Some(&experiments)).await? {
-            if lock(&s.inner).known_experiments.contains_key(&r) {
-                continue;
+            {
+                let inner = lock(&s.inner);
+                if inner.known_experiments.contains_key(&r)
+                    || inner.damage.contains_key(&format!("{r}@1"))
+                {
+                    continue;
+                }
             }
-            let commit = s
-                .store
-                .get_ref(&r, RefVersion::Exact(Version::FIRST))
-                .await?;
-            let raw = s.store.get_bytes(&commit.target).await?;
-            let experiment: Experiment = serde_json::from_slice(&raw).map_err(|e| {
-                Error::corrupt("experiment", &r, "unreadable record").with_source(e)
-            })?;
-            let mut inner = lock(&s.inner);
-            inner
-                .known_experiments
-                .insert(r, experiment.experiment_id.clone());
-            inner.state.insert_experiment(experiment);
+            let read = async {
+                let commit = s
+                    .store
+                    .get_ref(&r, RefVersion::Exact(Version::FIRST))
+                    .await?;
+                let raw = s.store.get_bytes(&commit.target).await?;
+                serde_json::from_slice::<Experiment>(&raw).map_err(|e| {
+                    Error::corrupt("experiment", &r, "unreadable record").with_source(e)
+                })
+            };
+            match read.await {
+                Ok(experiment) => {
+                    let mut inner = lock(&s.inner);
+                    inner
+                        .known_experiments
+                        .insert(r, experiment.experiment_id.clone());
+                    inner.state.insert_experiment(experiment);
+                }
+                Err(e) if is_damage(&e) => {
+                    self.damaged(
+                        &format!("{r}@1"),
+                        format!("experiment record unreadable: {e}"),
+                    )
+                    .await;
+                }
+                Err(e) => return Err(e),
+            }
         }
         let segments = RefName::new(SEGMENTS)?;
         for r in s.store.list_refs(Some(&segments)).await? {
             if r == s.log {
                 continue;
             }
-            let latest = s.store.get_ref(&r, RefVersion::Latest).await?.version;
+            // With its newest records lost, a log is replayed up to the last one left.
+            let latest = match s.store.get_ref(&r, RefVersion::Latest).await {
+                Ok(c) => Some(c.version),
+                Err(e) if is_damage(&e) => {
+                    self.damaged(r.as_str(), format!("newest segments lost: {e}"))
+                        .await;
+                    None
+                }
+                Err(e) => return Err(e),
+            };
             let from = lock(&s.inner)
                 .seen
                 .get(&r)
                 .map_or(Ok(Version::FIRST), |v| v.next())?;
             let mut v = from;
-            while v <= latest {
-                let commit = s.store.get_ref(&r, RefVersion::Exact(v)).await?;
-                let raw = s.store.get_bytes(&commit.target).await?;
-                let segment: Segment = serde_json::from_slice(&raw).map_err(|e| {
-                    Error::corrupt("tracker segment", format!("{r}@{v}"), "unreadable")
-                        .with_source(e)
-                })?;
-                let mut inner = lock(&s.inner);
-                for event in segment.events {
-                    if let Err(e) = inner.state.apply(&event) {
-                        // A change that was valid for its writer but conflicts here (two values
-                        // for one param): the first replayed wins.
-                        tracing::warn!(log = %r, version = %v, error = %e, "skipped a conflicting tracker event");
+            while latest.is_none_or(|l| v <= l) {
+                let at = format!("{r}@{v}");
+                let read = async {
+                    let commit = s.store.get_ref(&r, RefVersion::Exact(v)).await?;
+                    let raw = s.store.get_bytes(&commit.target).await?;
+                    serde_json::from_slice::<Segment>(&raw).map_err(|e| {
+                        Error::corrupt("tracker segment", &at, "unreadable").with_source(e)
+                    })
+                };
+                match read.await {
+                    Ok(segment) => self.replay(&r, v, segment),
+                    // Past the last readable record of a log whose tail was lost: done.
+                    Err(e) if latest.is_none() && e.is_not_found() => break,
+                    Err(e) if is_damage(&e) => {
+                        self.damaged(&at, format!("segment unreadable, its events are lost: {e}"))
+                            .await;
                     }
+                    Err(e) => return Err(e),
                 }
-                inner.seen.insert(r.clone(), v);
-                drop(inner);
+                lock(&s.inner).seen.insert(r.clone(), v);
                 v = v.next()?;
             }
         }
         Ok(())
+    }
+
+    /// Applies one segment of another writer's log.
+    fn replay(&self, log: &RefName, version: Version, segment: Segment) {
+        let mut inner = lock(&self.shared.inner);
+        let inner = &mut *inner;
+        for event in segment.events {
+            if let Event::CreateRun { run } = &event
+                && !inner.state.has_experiment(&run.info.experiment_id)
+            {
+                inner
+                    .orphans
+                    .entry(run.info.experiment_id.clone())
+                    .or_default()
+                    .insert(run.info.run_id.clone());
+                continue;
+            }
+            if event
+                .run_id()
+                .is_some_and(|id| inner.orphans.values().any(|runs| runs.contains(id)))
+            {
+                continue;
+            }
+            if let Err(e) = inner.state.apply(&event) {
+                // A change that was valid for its writer but conflicts here (two values for one
+                // param): the first replayed wins.
+                tracing::warn!(%log, %version, error = %e, "skipped a conflicting tracker event");
+            }
+        }
+    }
+
+    /// Records damage at `at` (once), unless it is quarantined.
+    async fn damaged(&self, at: &str, problem: String) {
+        let s = &self.shared;
+        if lock(&s.inner).quarantine.is_none() {
+            let q = match read_quarantine(&*s.store).await {
+                Ok(q) => q.into_iter().map(|e| e.at).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the tracker's quarantine list is unreadable");
+                    BTreeSet::new()
+                }
+            };
+            lock(&s.inner).quarantine = Some(q);
+        }
+        let mut inner = lock(&s.inner);
+        if inner.quarantine.as_ref().is_some_and(|q| q.contains(at)) {
+            return;
+        }
+        if !inner.damage.contains_key(at) {
+            tracing::warn!(%at, %problem, "tracker damage skipped; `mlops store verify` reports it, `mlops store repair` quarantines it");
+            inner.damage.insert(at.to_owned(), problem);
+        }
+    }
+
+    /// How many experiments and runs the replayed state holds (whatever their lifecycle).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let inner = lock(&self.shared.inner);
+        (inner.state.experiment_count(), inner.state.run_count())
+    }
+
+    /// What could not be replayed (and is not quarantined): unreadable segments and experiment
+    /// records, logs that lost their newest segments, and runs hidden because their experiment
+    /// has no record. Empty for a sound store.
+    pub fn damage(&self) -> Vec<TrackerDamage> {
+        let inner = lock(&self.shared.inner);
+        let mut out: Vec<TrackerDamage> = inner
+            .damage
+            .iter()
+            .map(|(at, problem)| TrackerDamage {
+                at: at.clone(),
+                problem: problem.clone(),
+                experiment: None,
+            })
+            .collect();
+        for (id, runs) in &inner.orphans {
+            if inner.state.has_experiment(id) {
+                continue;
+            }
+            let shown: Vec<&str> = runs.iter().take(5).map(RunId::as_str).collect();
+            out.push(TrackerDamage {
+                at: format!("experiment {id}"),
+                problem: format!(
+                    "has no record (its ref under {EXPERIMENTS} is gone), so its {} run(s) are hidden: {}{}",
+                    runs.len(),
+                    shown.join(", "),
+                    if runs.len() > shown.len() { ", …" } else { "" }
+                ),
+                experiment: Some(id.clone()),
+            });
+        }
+        out
+    }
+
+    /// Repairs what [`damage`](StoreTracker::damage) reports, without losing anything still
+    /// readable: an experiment without a record gets a new one (named
+    /// `recovered-experiment-<id>`, so its runs are visible again and can be moved or renamed),
+    /// and every unreadable segment, experiment record or lost log tail is added to the
+    /// quarantine list (`tracker/quarantine`), which replay, `verify` and later repairs honour.
+    /// Returns what it did; the damaged objects themselves are left in place for forensics.
+    pub async fn repair(&self) -> Result<Vec<TrackerDamage>> {
+        self.refresh().await?;
+        let damage = self.damage();
+        let s = &self.shared;
+        let mut quarantined = Vec::new();
+        for d in &damage {
+            if let Some(id) = &d.experiment {
+                let mut name = ExperimentName::new(format!("recovered-experiment-{id}"))?;
+                let mut n = 1;
+                while lock(&s.inner).state.get_experiment_by_name(&name).is_ok() {
+                    n += 1;
+                    name = ExperimentName::new(format!("recovered-experiment-{id}-{n}"))?;
+                }
+                let now = mlops_core::time::now_ms();
+                let experiment = Experiment {
+                    experiment_id: id.clone(),
+                    name: name.clone(),
+                    artifact_location: format!("{ARTIFACT_ROOT}/{id}"),
+                    lifecycle_stage: LifecycleStage::Active,
+                    creation_time: now,
+                    last_update_time: now,
+                    tags: BTreeMap::from([(
+                        TagKey::new("mlops.recovered")?,
+                        "its record was lost; recreated by `mlops store repair`".to_owned(),
+                    )]),
+                };
+                let json =
+                    serde_json::to_vec(&experiment).map_err(|e| Error::backend("serde_json", e))?;
+                let digest = s.store.put_bytes(Bytes::from(json)).await?.digest;
+                s.store
+                    .commit(
+                        &name_ref(&name)?,
+                        digest,
+                        CommitOptions::default().with_message("recover experiment"),
+                    )
+                    .await?;
+            } else {
+                quarantined.push(QuarantineEntry {
+                    at: d.at.clone(),
+                    problem: d.problem.clone(),
+                    quarantined_ms: mlops_core::time::now_ms(),
+                });
+            }
+        }
+        if !quarantined.is_empty() {
+            add_to_quarantine(&*s.store, quarantined).await?;
+        }
+        Ok(damage)
     }
 
     /// Loads the newest snapshot, if any, and marks the segments it folds in as seen.

@@ -72,6 +72,22 @@ pub(crate) enum Event {
     },
 }
 
+impl Event {
+    /// The run an event changes, if it changes one.
+    pub(crate) fn run_id(&self) -> Option<&RunId> {
+        match self {
+            Self::SetExperimentLifecycle { .. } | Self::SetExperimentTag { .. } => None,
+            Self::CreateRun { run } => Some(&run.info.run_id),
+            Self::UpdateRun { run_id, .. }
+            | Self::SetRunLifecycle { run_id, .. }
+            | Self::LogBatch { run_id, .. }
+            | Self::DeleteRunTag { run_id, .. }
+            | Self::LogInputs { run_id, .. }
+            | Self::PutArtifact { run_id, .. } => Some(run_id),
+        }
+    }
+}
+
 /// One logged value; the key is the history map's key.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Point {
@@ -194,7 +210,6 @@ impl TrackerState {
         })
     }
 
-    /// Adds an experiment (an existing id is left as it is).
     /// The whole state as tables.
     pub(crate) fn to_tables(&self) -> Tables {
         let mut t = Tables {
@@ -248,8 +263,17 @@ impl TrackerState {
         }
     }
 
+    /// Adds an experiment (an existing id is left as it is).
     pub(crate) fn insert_experiment(&mut self, e: Experiment) {
         self.experiments.entry(e.experiment_id.clone()).or_insert(e);
+    }
+
+    pub(crate) fn experiment_count(&self) -> usize {
+        self.experiments.len()
+    }
+
+    pub(crate) fn run_count(&self) -> usize {
+        self.runs.len()
     }
 
     pub(crate) fn has_experiment(&self, id: &ExperimentId) -> bool {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mlops_core::store::RefVersion;
 use mlops_core::{ModelArtifact, RefName};
-use mlops_storage::{Artifacts, GcOptions, ObjectStoreStore, verify};
+use mlops_storage::{Artifacts, GcOptions, ObjectStoreStore, verify_objects};
 
 fn setup() -> (tempfile::TempDir, Arc<ObjectStoreStore>, Artifacts) {
     let dir = tempfile::tempdir().unwrap();
@@ -75,7 +75,7 @@ async fn a_model_folder_round_trips_through_a_ref() {
             .unwrap_err()
             .is_not_found()
     );
-    assert!(verify(store.as_ref()).await.unwrap().is_ok());
+    assert!(verify_objects(store.as_ref()).await.unwrap().is_ok());
 }
 
 #[tokio::test]

@@ -104,8 +104,10 @@ async fn store_registry_on_a_local_directory_passes_the_registry_suite() {
         .await
         .unwrap();
     assert!(!page.items.is_empty());
-    let fresh = ObjectStoreStore::open(dir.path().to_str().unwrap(), &[]).unwrap();
-    assert!(mlops_storage::verify(&fresh).await.unwrap().is_ok());
+    let fresh = Arc::new(ObjectStoreStore::open(dir.path().to_str().unwrap(), &[]).unwrap());
+    let report = mlops_storage::verify(fresh).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert!(report.models >= 1, "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -147,7 +149,8 @@ async fn store_tracker_on_a_local_directory_passes_the_tracker_suite() {
         all, mine,
         "a fresh tracker sees exactly what the writer sees"
     );
-    assert!(mlops_storage::verify(store.as_ref()).await.unwrap().is_ok());
+    let report = mlops_storage::verify(store.clone()).await.unwrap();
+    assert!(report.is_ok() && report.runs == all.len(), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::{TryStreamExt, stream};
-use mlops_core::store::{RefVersion, Store};
+use mlops_core::store::RefVersion;
 use mlops_core::{DatasetName, Version};
 use mlops_storage::dataset::BatchStream;
 use mlops_storage::{
@@ -330,6 +330,133 @@ async fn csv_and_parquet_import_and_parquet_export_round_trip() {
     assert!(ds.log(&name("ragged")).await.unwrap_err().is_not_found());
 }
 
+/// The name limit is measured the way the store writes the name: percent-encoded, as one file
+/// name on a local filesystem (255 bytes). A name at the limit round-trips; one byte more is
+/// refused by the name itself, before any I/O.
+#[tokio::test]
+async fn names_are_limited_in_bytes_as_stored() {
+    // (A lone "." is encoded as "%2E", but no name may be ".".)
+    for b in (0u8..=127).filter(|b| *b != b'.') {
+        let c = (b as char).to_string();
+        assert_eq!(
+            mlops_core::id::stored_len(&c),
+            object_store::path::PathPart::from(c.as_str())
+                .as_ref()
+                .len(),
+            "{c:?}"
+        );
+    }
+    for s in ["ü", "数据", "🦀", "a b~c", "plain-name_1.2"] {
+        assert_eq!(
+            mlops_core::id::stored_len(s),
+            object_store::path::PathPart::from(s).as_ref().len(),
+            "{s:?}"
+        );
+    }
+    let (_dir, ds) = local();
+    let longest = format!("{}xyz", "ü".repeat(42));
+    assert_eq!(mlops_core::id::stored_len(&longest), 255);
+    ds.write(
+        &name(&longest),
+        schema(),
+        batches(1, 3),
+        WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ds.log(&name(&longest)).await.unwrap().len(), 1);
+    let err = DatasetName::new(format!("{longest}z")).unwrap_err();
+    assert!(
+        err.is_invalid_argument() && err.to_string().contains("256 bytes"),
+        "{err}"
+    );
+}
+
+/// A CSV file that would import as something other than what it says is refused, naming why,
+/// and writes nothing.
+#[tokio::test]
+async fn malformed_csv_and_metadata_are_refused_before_anything_is_written() {
+    let (dir, ds) = local();
+    let cases: [(&str, &str, &str); 4] = [
+        ("empty", "", "is empty"),
+        ("dup", "a,b,a\n1,2,3\n", "column \"a\" appears twice"),
+        ("unnamed", "a,,c\n1,2,3\n", "empty name"),
+        (
+            "quote",
+            "id,note\n1,\"fine\"\n2,\"runs on\n3,x\n",
+            "quote opened on line 3 is never closed",
+        ),
+    ];
+    for (stem, text, says) in cases {
+        let file = dir.path().join(format!("{stem}.csv"));
+        std::fs::write(&file, text).unwrap();
+        let err = ds
+            .import_file(&name(stem), &file, WriteOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            err.is_invalid_argument() && err.to_string().contains(says),
+            "{stem}: {err}"
+        );
+        assert!(
+            ds.log(&name(stem)).await.unwrap_err().is_not_found(),
+            "{stem}"
+        );
+    }
+    // Doubled quotes inside a quoted field are data, not an open quote.
+    let ok = dir.path().join("ok.csv");
+    std::fs::write(&ok, "id,note\n1,\"say \"\"hi\"\"\"\n").unwrap();
+    let v = ds
+        .import_file(&name("ok"), &ok, WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(v.manifest.rows, 1);
+
+    // The provenance is recorded by the import, never taken from the caller.
+    let mut forged = WriteOptions::default();
+    forged
+        .metadata
+        .insert("source".to_owned(), "s3://trusted/elsewhere.csv".to_owned());
+    let err = ds
+        .import_file(&name("forged"), &ok, forged)
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_invalid_argument() && err.to_string().contains("source"),
+        "{err}"
+    );
+    assert!(ds.log(&name("forged")).await.unwrap_err().is_not_found());
+
+    // Keys are names, for writes as for imports.
+    let mut odd = WriteOptions::default();
+    odd.metadata.insert("bad\nkey".to_owned(), "v".to_owned());
+    let err = ds
+        .write(&name("odd"), schema(), batches(1, 3), odd)
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_invalid_argument() && err.to_string().contains("keys"),
+        "{err}"
+    );
+
+    // A schema with a repeated column is refused on write too.
+    let twice = Arc::new(Schema::new(vec![
+        Field::new("x", DataType::Int64, false),
+        Field::new("x", DataType::Int64, false),
+    ]));
+    let err = ds
+        .write(
+            &name("twice"),
+            twice,
+            stream::empty(),
+            WriteOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("appears twice"), "{err}");
+    assert!(ds.log(&name("twice")).await.unwrap_err().is_not_found());
+}
+
 #[tokio::test]
 async fn an_empty_dataset_keeps_its_schema() {
     let (_dir, ds) = local();
@@ -356,6 +483,14 @@ async fn an_empty_dataset_keeps_its_schema() {
             .sum::<usize>(),
         0
     );
+    // Read whole, it is one empty batch that still carries the columns.
+    let (_, all) = ds
+        .read_all(&name("empty"), RefVersion::Latest)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].num_rows(), 0);
+    assert_eq!(all[0].schema(), schema());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -428,7 +563,7 @@ async fn gc_keeps_every_part_a_version_retains() {
             v.manifest.rows
         );
     }
-    assert!(verify(store.as_ref() as &dyn Store).await.unwrap().is_ok());
+    assert!(verify(store.clone()).await.unwrap().is_ok());
     let listed = ds.list().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].version.get(), 2);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mlops_core::store::{CommitOptions, Store, StoreExt};
-use mlops_storage::{GcOptions, MemoryStore, ObjectStoreStore, verify};
+use mlops_storage::{GcOptions, MemoryStore, ObjectStoreStore, verify_objects as verify};
 
 #[tokio::test]
 async fn gc_removes_only_unreachable_old_blobs_and_abandoned_uploads() {
@@ -118,7 +118,68 @@ async fn verify_reports_blobs_missing_under_a_ref() {
     store.delete_blob(&target).await.unwrap();
     let report = verify(&store).await.unwrap();
     assert!(
-        report.problems[0].contains("referenced by a commit but missing"),
+        report.problems[0].contains("is missing (referenced by r@1)"),
+        "{report:?}"
+    );
+}
+
+/// Losing a ref's newest record (a deleted file, a partial restore) is corruption, not a silent
+/// rollback: reads of the latest version, history, verify and the next commit all say so, and
+/// the lost version number is never reused for other content.
+#[tokio::test]
+async fn a_lost_newest_record_is_loud_and_its_version_is_not_reused() {
+    use mlops_core::store::RefVersion;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreStore::open(dir.path().to_str().unwrap(), &[]).unwrap();
+    let name: mlops_core::RefName = "datasets/churn".parse().unwrap();
+    for i in 0..3u8 {
+        let d = store
+            .put_bytes(Bytes::from(vec![i; 10]))
+            .await
+            .unwrap()
+            .digest;
+        store.commit_next(&name, d, "put").await.unwrap();
+    }
+    let versions = dir.path().join("refs/datasets/churn/.v");
+    // One marker: the newest version's.
+    let markers: Vec<String> = std::fs::read_dir(&versions)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f.starts_with("head-"))
+        .collect();
+    assert_eq!(markers, [format!("head-{:020}", 3)]);
+    assert!(verify(&store).await.unwrap().is_ok());
+
+    std::fs::remove_file(versions.join(format!("{:020}.json", 3))).unwrap();
+    let err = store.get_ref(&name, RefVersion::Latest).await.unwrap_err();
+    assert!(
+        err.is_corrupt() && err.to_string().contains("version 3 was committed"),
+        "{err}"
+    );
+    assert!(store.history(&name).await.unwrap_err().is_corrupt());
+    let other = store
+        .put_bytes(Bytes::from_static(b"other"))
+        .await
+        .unwrap()
+        .digest;
+    let err = store.commit_next(&name, other, "put").await.unwrap_err();
+    assert!(err.is_corrupt(), "{err}");
+    // An explicit parent does not get around it either.
+    let err = store
+        .commit(
+            &name,
+            other,
+            CommitOptions::default().with_parent(Some(mlops_core::Version::new(2).unwrap())),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_corrupt(), "{err}");
+    let report = verify(&store).await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("datasets/churn") && p.contains("records were lost")),
         "{report:?}"
     );
 }

@@ -139,5 +139,5 @@ async fn trackers_opened_after_compaction_see_everything() {
             .len(),
         7
     );
-    assert!(verify(store.as_ref()).await.unwrap().is_ok());
+    assert!(verify(store.clone()).await.unwrap().is_ok());
 }

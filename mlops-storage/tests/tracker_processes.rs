@@ -162,8 +162,9 @@ async fn four_processes_logging_at_once_lose_nothing() {
             .unwrap();
         assert_eq!(mine.len(), RUNS_PER_WORKER);
     }
-    let store = ObjectStoreStore::open(&path, &[]).unwrap();
-    assert!(verify(&store).await.unwrap().is_ok());
+    let store = Arc::new(ObjectStoreStore::open(&path, &[]).unwrap());
+    let report = verify(store).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,7 +208,7 @@ async fn killed_processes_keep_everything_up_to_their_last_durability_point() {
         let params = tracker.get_run(&run).await.unwrap().data.params.len() as i64;
         assert!(params >= *n, "run {run}: {params} params, {n} were durable");
     }
-    let store = ObjectStoreStore::open(&path, &[]).unwrap();
-    let report = verify(&store).await.unwrap();
+    let store = Arc::new(ObjectStoreStore::open(&path, &[]).unwrap());
+    let report = verify(store).await.unwrap();
     assert!(report.is_ok(), "{report:?}");
 }

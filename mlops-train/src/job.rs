@@ -368,6 +368,10 @@ impl TrainingJob {
                 .await?;
         }
 
+        // The run, its params and its input are durable before training starts: a process
+        // killed during the fit leaves a RUNNING run that says what it was doing.
+        tracker.flush().await?;
+
         // Train on a blocking thread; log each epoch as its report arrives.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let forward = Forward {

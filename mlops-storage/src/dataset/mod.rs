@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, Stream, StreamExt, TryStreamExt};
@@ -206,6 +206,8 @@ impl Datasets {
     where
         S: Stream<Item = Result<RecordBatch>> + Send,
     {
+        check_columns(name, &schema)?;
+        check_metadata(&options.metadata)?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_max_row_group_row_count(Some(options.row_group_rows))
@@ -396,7 +398,9 @@ impl Datasets {
     }
 
     /// Reads a whole version into memory, with the version it read (so `RefVersion::Latest`
-    /// says which one it was): what training and lineage need together.
+    /// says which one it was): what training and lineage need together. There is always at
+    /// least one batch: a version without rows reads as one empty batch carrying its schema, so
+    /// checks on its columns (and on its zero rows) can still run.
     pub async fn read_all(
         &self,
         name: &DatasetName,
@@ -410,7 +414,12 @@ impl Datasets {
                 ReadOptions::default(),
             )
             .await?;
-        let batches = futures::TryStreamExt::try_collect(stream.batches).await?;
+        let schema = stream.schema.clone();
+        let mut batches: Vec<RecordBatch> =
+            futures::TryStreamExt::try_collect(stream.batches).await?;
+        if batches.is_empty() {
+            batches.push(RecordBatch::new_empty(schema));
+        }
         Ok((version, batches))
     }
 
@@ -478,7 +487,9 @@ impl Datasets {
         Ok(BatchStream { schema, batches })
     }
 
-    /// Imports a `.parquet` or `.csv` file as a new version (CSV types are inferred from the first
+    /// Imports a `.parquet` or `.csv` file as a new version, recording the file as the version's
+    /// `source` metadata (which the caller may not set). A CSV file must have a header, its
+    /// quotes must close, and column names must be unique (CSV types are inferred from the first
     /// 10 000 rows).
     pub async fn import_file(
         &self,
@@ -514,10 +525,19 @@ impl Datasets {
             }
             "csv" => {
                 let mut file = file;
+                check_quotes(&mut file, path)?;
                 let format = arrow::csv::reader::Format::default().with_header(true);
                 let (schema, _) = format
                     .infer_schema(&mut file, Some(10_000))
                     .map_err(|e| Error::invalid("csv file", &shown).with_source(e))?;
+                if schema.fields().is_empty() {
+                    return Err(Error::invalid(
+                        "csv file",
+                        format!(
+                            "{shown} is empty: a CSV file starts with a header of column names"
+                        ),
+                    ));
+                }
                 std::io::Seek::rewind(&mut file)
                     .map_err(|e| Error::io("csv file", "read", path, e))?;
                 let schema = Arc::new(schema);
@@ -541,11 +561,19 @@ impl Datasets {
                 ));
             }
         };
+        // The provenance is the import's to record, not the caller's to override.
+        if options.metadata.contains_key(SOURCE_KEY) {
+            return Err(Error::invalid(
+                "metadata",
+                format!(
+                    "{SOURCE_KEY:?} is recorded by the import (the file it read); keep your own under another key, e.g. origin"
+                ),
+            ));
+        }
         let mut options = options;
         options
             .metadata
-            .entry("source".to_owned())
-            .or_insert_with(|| shown.clone());
+            .insert(SOURCE_KEY.to_owned(), shown.clone());
         self.write(name, schema, stream::iter(batches), options)
             .await
     }
@@ -659,4 +687,83 @@ fn decode_part(
         .map(|b| b.and_then(|b| b.project(&order).map_err(|e| Error::backend("arrow", e))))
         .collect();
     Ok((schema, batches))
+}
+
+/// The metadata key under which an import records the file it read.
+pub const SOURCE_KEY: &str = "source";
+
+/// Column names of a version are unique and not empty: a reader picks columns by name.
+fn check_columns(name: &DatasetName, schema: &Schema) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for f in schema.fields() {
+        if f.name().trim().is_empty() {
+            return Err(Error::invalid(
+                "dataset schema",
+                format!("{name}: a column has an empty name"),
+            ));
+        }
+        if !seen.insert(f.name().as_str()) {
+            return Err(Error::invalid(
+                "dataset schema",
+                format!("{name}: column {:?} appears twice", f.name()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Metadata keys are names: not empty, no control characters.
+fn check_metadata(metadata: &std::collections::BTreeMap<String, String>) -> Result<()> {
+    for key in metadata.keys() {
+        if key.trim().is_empty() || key.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "metadata",
+                format!("{key:?}: keys must be non-empty names without control characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A CSV file's quotes must close: an odd count of `"` means a quoted field runs to the end of
+/// the file, which a reader would take as data (doubled quotes inside quoted fields keep the
+/// count even). Reads the file once, in 1 MiB chunks, and rewinds it.
+fn check_quotes(file: &mut std::fs::File, path: &FsPath) -> Result<()> {
+    use std::io::{Read, Seek};
+    let mut buf = vec![0u8; 1 << 20];
+    let mut quotes = 0u64;
+    let mut line = 1u64;
+    let mut open_at = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io("csv file", "read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        for b in &buf[..n] {
+            match b {
+                b'"' => {
+                    quotes += 1;
+                    if quotes % 2 == 1 {
+                        open_at = line;
+                    }
+                }
+                b'\n' => line += 1,
+                _ => {}
+            }
+        }
+    }
+    file.rewind()
+        .map_err(|e| Error::io("csv file", "read", path, e))?;
+    if quotes % 2 == 1 {
+        return Err(Error::invalid(
+            "csv file",
+            format!(
+                "{}: the quote opened on line {open_at} is never closed",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -93,13 +93,39 @@ impl StoreUrl {
         }
     }
 
-    /// Builds the backend and the prefix inside it under which the store lives.
+    /// Builds the backend and the prefix inside it under which the store lives, creating a
+    /// local directory that does not exist yet.
     pub(crate) fn connect(
         &self,
         options: &[(String, String)],
     ) -> Result<(Arc<dyn ObjectStore>, Path)> {
+        self.connect_with(options, true)
+    }
+
+    /// [`connect`](Self::connect); with `create` false, a local directory that does not exist
+    /// is [`Error::NotFound`] (a mistyped path must not become an empty store). Options are
+    /// backend configuration: a local directory or `memory://` takes none, and giving some is
+    /// [`Error::InvalidArgument`] rather than silently ignored.
+    pub(crate) fn connect_with(
+        &self,
+        options: &[(String, String)],
+        create: bool,
+    ) -> Result<(Arc<dyn ObjectStore>, Path)> {
+        if !matches!(self, Self::Cloud(_))
+            && let Some((key, _)) = options.first()
+        {
+            return Err(Error::invalid(
+                "store option",
+                format!(
+                    "{key}: {self} is not a cloud store; store options configure s3://, az:// and gs:// backends"
+                ),
+            ));
+        }
         match self {
             Self::Local(dir) => {
+                if !create && !dir.is_dir() {
+                    return Err(Error::not_found("store", dir.display()));
+                }
                 std::fs::create_dir_all(dir)
                     .map_err(|e| Error::io("store directory", "create", dir, e))?;
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
@@ -250,6 +276,32 @@ mod tests {
     fn urls_display_without_credentials() {
         let u = StoreUrl::parse("s3://key:secret@bucket/p").unwrap();
         assert!(!u.to_string().contains("secret"), "{u}");
+    }
+
+    #[test]
+    fn local_stores_take_no_options_and_reads_do_not_create_them() {
+        let dir = std::env::temp_dir().join(format!("mlops-open-{}", std::process::id()));
+        let url = StoreUrl::Local(dir.clone());
+        let e = url
+            .connect(&[("aws_endpoint".into(), "http://x".into())])
+            .err()
+            .unwrap();
+        assert!(
+            e.is_invalid_argument() && e.to_string().contains("not a cloud store"),
+            "{e}"
+        );
+        let e = StoreUrl::Memory
+            .connect(&[("k".into(), "v".into())])
+            .err()
+            .unwrap();
+        assert!(e.is_invalid_argument(), "{e}");
+        let e = url.connect_with(&[], false).err().unwrap();
+        assert!(e.is_not_found(), "{e}");
+        assert!(!dir.exists(), "a read must not create the store");
+        assert!(url.connect_with(&[], true).is_ok());
+        assert!(dir.is_dir());
+        assert!(url.connect_with(&[], false).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[cfg(not(feature = "s3"))]

@@ -20,6 +20,8 @@ use super::tree::{self, CV_LEN, LEAF, TreeHasher};
 /// Where a ref's versions live under its name: a segment no ref name can have (ref name segments
 /// may not start with '.', see [`RefName`]).
 const VERSIONS_DIR: &str = ".v";
+/// The name prefix of the marker of a ref's newest committed version, beside the records.
+const HEAD_MARKER: &str = "head-";
 
 /// A durable [`Store`] over any `object_store` backend: a local directory (the default), memory,
 /// S3 and S3-compatible servers, Azure Blob Storage or Google Cloud Storage, chosen by URL.
@@ -30,6 +32,7 @@ const VERSIONS_DIR: &str = ".v";
 /// blobs/<first 2 hex>/<64 hex>          blob content, written once, never changed
 /// blobs/<first 2 hex>/<64 hex>.cvs      leaf chaining values of blobs over 1 MiB (ranged verification)
 /// refs/<ref name>/.v/<20-digit version>.json   one commit record per version, created with PutMode::Create
+/// refs/<ref name>/.v/head-<20-digit version>   empty marker of the newest version committed
 /// staging/<uuid>                        uploads in progress (garbage if a writer died)
 /// ```
 ///
@@ -44,6 +47,13 @@ const VERSIONS_DIR: &str = ".v";
 /// - Commits are compare-and-swap by construction: version N+1 is created with
 ///   [`PutMode::Create`] after checking that version N exists, so of two racing writers exactly
 ///   one creates it; the other gets [`Error::Conflict`].
+/// - A lost record is loud, not a silent rollback. After creating version N a commit leaves an
+///   empty marker `head-N` (and removes `head-N-1`), which the listing every read of the latest
+///   version already makes shows for free: a marker above the newest record means records were
+///   lost (a partial restore, a deleted file), and reads and commits of that ref answer
+///   [`Error::Corrupt`] instead of serving the older version or reusing the lost version's number
+///   for other content. A crash between the record and its marker leaves the marker behind,
+///   which is harmless.
 pub struct ObjectStoreStore {
     pub(super) inner: Arc<dyn ObjectStore>,
     pub(super) prefix: Path,
@@ -88,6 +98,15 @@ impl ObjectStoreStore {
     pub fn open(url: &str, options: &[(String, String)]) -> Result<Self> {
         let url = StoreUrl::parse(url)?;
         let (inner, prefix) = url.connect(options)?;
+        Ok(Self { inner, prefix, url })
+    }
+
+    /// Opens a store that must exist already: like [`open`](Self::open), except that a local
+    /// directory that is not there is [`Error::NotFound`] instead of a new, empty store (what
+    /// commands that only read want: `--store ./typo store verify` must not say "ok").
+    pub fn open_existing(url: &str, options: &[(String, String)]) -> Result<Self> {
+        let url = StoreUrl::parse(url)?;
+        let (inner, prefix) = url.connect_with(options, false)?;
         Ok(Self { inner, prefix, url })
     }
 
@@ -159,6 +178,11 @@ impl ObjectStoreStore {
             .join(format!("{:020}.json", version.get()))
     }
 
+    fn head_path(&self, name: &RefName, version: Version) -> Path {
+        self.ref_dir(name)
+            .join(format!("{HEAD_MARKER}{:020}", version.get()))
+    }
+
     /// Fault injection for tests: overwrites a stored blob's bytes with different ones of the
     /// same length, so the next read must report [`Error::Corrupt`]. Returns false when absent.
     pub async fn tamper_with(&self, digest: &Digest) -> bool {
@@ -204,7 +228,8 @@ impl ObjectStoreStore {
         Ok(commit)
     }
 
-    /// The versions of a ref that exist, ascending.
+    /// The versions of a ref that exist, ascending; [`Error::Corrupt`] when a marker says a newer
+    /// version was committed than any record left.
     async fn versions(&self, name: &RefName) -> Result<Vec<Version>> {
         let dir = self.ref_dir(name);
         let metas: Vec<object_store::ObjectMeta> = self
@@ -213,15 +238,60 @@ impl ObjectStoreStore {
             .try_collect()
             .await
             .map_err(os_err("ref", name))?;
+        let number = |n: &str| n.parse::<u64>().ok().and_then(|n| Version::new(n).ok());
         let mut out: Vec<Version> = metas
             .iter()
             .filter_map(|m| m.location.filename())
             .filter_map(|f| f.strip_suffix(".json"))
-            .filter_map(|n| n.parse::<u64>().ok())
-            .filter_map(|n| Version::new(n).ok())
+            .filter_map(number)
             .collect();
         out.sort();
+        let head = metas
+            .iter()
+            .filter_map(|m| m.location.filename())
+            .filter_map(|f| f.strip_prefix(HEAD_MARKER))
+            .filter_map(number)
+            .max();
+        if let Some(head) = head
+            && out.last().is_none_or(|newest| *newest < head)
+        {
+            // A listing is no snapshot: it can miss a record a racing writer created just
+            // before its marker. Only a record that is really absent is a loss.
+            if self.exists(&self.ref_path(name, head)).await? {
+                out.push(head);
+                return Ok(out);
+            }
+            let newest = out.last().map_or(0, |v| v.get());
+            return Err(Error::corrupt(
+                "ref",
+                name,
+                format!(
+                    "version {head} was committed but the newest record left is {newest}: \
+                     records were lost; `mlops store verify` lists the damage"
+                ),
+            ));
+        }
         Ok(out)
+    }
+
+    /// Leaves the marker of `version` and removes its parent's. Best effort: the commit is
+    /// already durable, and a missing or stale marker only weakens loss detection for this ref
+    /// until its next commit (a stale lower marker is ignored: the highest one counts).
+    async fn mark_head(&self, name: &RefName, version: Version, parent: Option<Version>) {
+        let put = self
+            .inner
+            .put(&self.head_path(name, version), PutPayload::new())
+            .await;
+        if let Err(e) = put {
+            tracing::warn!(%name, %version, error = %e, "could not write the ref's head marker");
+            return;
+        }
+        if let Some(p) = parent {
+            match self.inner.delete(&self.head_path(name, p)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => tracing::debug!(%name, error = %e, "could not remove an old head marker"),
+            }
+        }
     }
 
     async fn exists(&self, path: &Path) -> Result<bool> {
@@ -486,6 +556,28 @@ impl Store for ObjectStoreStore {
                 (parent.next()?, prev.timestamp_ms.max(now))
             }
         };
+        // The marker of this version exists when it was committed before: by a writer that won
+        // the race (its record exists: a conflict), or before a loss (it does not: corruption).
+        if self.exists(&self.head_path(name, version)).await? {
+            if self.exists(&self.ref_path(name, version)).await? {
+                let expected = options
+                    .parent
+                    .map_or("no version".to_owned(), |p| format!("version {p}"));
+                return Err(Error::conflict(
+                    "ref",
+                    name,
+                    format!("expected {expected} to be the latest, but version {version} exists"),
+                ));
+            }
+            return Err(Error::corrupt(
+                "ref",
+                name,
+                format!(
+                    "version {version} was committed before but its record is missing: \
+                     records were lost; `mlops store verify` lists the damage"
+                ),
+            ));
+        }
         let commit = Commit {
             name: name.clone(),
             version,
@@ -505,7 +597,10 @@ impl Store for ObjectStoreStore {
             )
             .await;
         match put {
-            Ok(_) => Ok(commit),
+            Ok(_) => {
+                self.mark_head(name, version, options.parent).await;
+                Ok(commit)
+            }
             Err(
                 e @ (object_store::Error::AlreadyExists { .. }
                 | object_store::Error::Precondition { .. }),
@@ -526,7 +621,24 @@ impl Store for ObjectStoreStore {
 
     async fn get_ref(&self, name: &RefName, version: RefVersion) -> Result<Commit> {
         match version {
-            RefVersion::Exact(v) => self.read_commit(name, v).await,
+            RefVersion::Exact(v) => match self.read_commit(name, v).await {
+                // A version below one that exists was committed once: its record is lost
+                // (corruption), not a version that was never made (a caller's mistake).
+                Err(e) if e.is_not_found() => match self.versions(name).await {
+                    Ok(versions) if versions.last().is_some_and(|newest| *newest > v) => {
+                        Err(Error::corrupt(
+                            "ref",
+                            format!("{name}@{v}"),
+                            format!(
+                                "the commit record is missing but version {} exists: records were lost; `mlops store verify` lists the damage",
+                                versions.last().map_or(v, |n| *n)
+                            ),
+                        ))
+                    }
+                    _ => Err(e),
+                },
+                other => other,
+            },
             RefVersion::Latest => {
                 let latest = self
                     .versions(name)
