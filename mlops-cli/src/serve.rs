@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use mlops::policy::GOVERNANCE_PATH;
-use mlops::serve::{BatchConfig, HttpOptions, ModelServer, Routing};
+use mlops::serve::{BatchConfig, ConnectionOptions, HttpOptions, ModelServer, Routing};
 use mlops::storage::{Artifacts, StoreRegistry};
 use mlops::{Error, ModelName, ModelUri, RegistryExt, Result, Store, Version};
 
@@ -51,6 +51,17 @@ pub struct ServeArgs {
     /// Largest request body in bytes
     #[arg(long, default_value_t = 64 << 20)]
     max_body_bytes: usize,
+    /// Inference and repository requests worked on at once; more get 503 with Retry-After
+    #[arg(long, default_value_t = 512)]
+    max_in_flight: usize,
+    /// Bytes of request bodies held in memory at once, over all requests; a body the budget
+    /// cannot cover now gets 503 with Retry-After
+    #[arg(long, default_value_t = 512 << 20)]
+    max_body_memory: usize,
+    /// Seconds a connection may take to send a request's headers, and may idle between
+    /// requests, before it is closed; also how long a request body may send nothing (408)
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    client_timeout_s: u64,
 }
 
 fn model_name(uri: &ModelUri) -> Result<ModelName> {
@@ -106,7 +117,12 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
             percent
         );
     }
-    let mut options = HttpOptions::default().with_max_body_bytes(args.max_body_bytes);
+    let client_timeout = Duration::from_secs(args.client_timeout_s);
+    let mut options = HttpOptions::default()
+        .with_max_body_bytes(args.max_body_bytes)
+        .with_max_in_flight(args.max_in_flight)
+        .with_max_body_memory(args.max_body_memory)
+        .with_body_read_timeout(Some(client_timeout));
     if let Some(file) = &args.token_file {
         let token =
             std::fs::read_to_string(file).map_err(|e| Error::io("token file", "read", file, e))?;
@@ -133,7 +149,8 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
         .local_addr()
         .map_err(|e| Error::backend("listen", e))?;
     println!("listening on http://{addr} (Open Inference Protocol v2; Ctrl-C or SIGTERM stops)");
-    mlops::serve::http::serve(listener, app, async {
+    let connections = ConnectionOptions::default().with_header_read_timeout(client_timeout);
+    mlops::serve::http::serve_with(listener, app, connections, async {
         let why = crate::stop_signal().await;
         println!("{why}: shutting down, draining requests in flight");
     })

@@ -4,22 +4,26 @@
 use bytes::{Bytes, BytesMut};
 use mlops_core::serve::{InferRequest, InferResponse, Parameters, RequestedOutput};
 use mlops_core::{DataType, Error, ModelName, Result, Tensor, Version};
+use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The header naming the JSON part's length when a body carries binary tensors.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RequestInput {
+struct RequestInput<'a> {
     name: String,
     shape: Vec<i64>,
     datatype: String,
     #[serde(default)]
     parameters: Parameters,
-    #[serde(default)]
-    data: Option<Value>,
+    /// Kept as the body's own text: decoded straight into the tensor's bytes once the
+    /// datatype is known, never as a generic JSON tree (which costs ~10x the payload).
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,12 +36,13 @@ struct RequestOutput {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RequestBody {
+struct RequestBody<'a> {
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
     parameters: Parameters,
-    inputs: Vec<RequestInput>,
+    #[serde(borrow)]
+    inputs: Vec<RequestInput<'a>>,
     #[serde(default)]
     outputs: Vec<RequestOutput>,
 }
@@ -64,7 +69,7 @@ pub fn decode_request(
         Some(n) => (body.slice(..n), body.slice(n..)),
         None => (body.clone(), Bytes::new()),
     };
-    let parsed: RequestBody =
+    let parsed: RequestBody<'_> =
         serde_json::from_slice(&json).map_err(|e| bad("malformed JSON").with_source(e))?;
     let mut inputs = Vec::with_capacity(parsed.inputs.len());
     for input in parsed.inputs {
@@ -117,7 +122,7 @@ pub fn decode_request(
                 Tensor::new(&input.name, datatype, shape, raw)
                     .map_err(|e| bad(format!("input {:?}", input.name)).with_source(e))?
             }
-            (None, Some(data)) => json_tensor(&input.name, datatype, shape, &data)?,
+            (None, Some(data)) => json_tensor(&input.name, datatype, shape, data)?,
             (None, None) => {
                 return Err(bad(format!(
                     "input {:?} has neither data nor binary_data_size",
@@ -148,97 +153,219 @@ pub fn decode_request(
     Ok(request)
 }
 
-fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
-    match v {
-        Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
-        other => out.push(other),
+/// A tensor from JSON `data`, nested or flat (row-major), checked element by element as it is
+/// parsed: the text goes straight into the tensor's little-endian bytes.
+fn json_tensor(
+    name: &str,
+    datatype: DataType,
+    shape: Vec<usize>,
+    data: &RawValue,
+) -> Result<Tensor> {
+    let count: usize = mlops_core::tensor::element_count(&shape)
+        .map_err(|e| bad(format!("input {name:?}")).with_source(e))?;
+    if matches!(datatype, DataType::Fp16 | DataType::Bf16) {
+        return Err(bad(format!(
+            "input {name:?}: {datatype} has no JSON form; send it as binary data"
+        )));
+    }
+    let text = data.get();
+    // Every element takes at least one character and a separator: a shape that claims more
+    // than the text can hold does not get to reserve memory for it.
+    let width = datatype.size().unwrap_or(4);
+    let capacity = count.min(text.len() / 2 + 1).saturating_mul(width);
+    let mut sink = Elements {
+        name,
+        datatype,
+        limit: count,
+        seen: 0,
+        bytes: Vec::with_capacity(capacity),
+        error: None,
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = ElementSeed(&mut sink)
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    if let Err(e) = parsed {
+        return Err(sink
+            .error
+            .take()
+            .unwrap_or_else(|| bad(format!("input {name:?}: malformed data")).with_source(e)));
+    }
+    if sink.seen != count {
+        return Err(bad(format!(
+            "input {name:?}: shape {shape:?} needs {count} elements, data has {}",
+            sink.seen
+        )));
+    }
+    Tensor::new(name, datatype, shape, sink.bytes)
+        .map_err(|e| bad(format!("input {name:?}")).with_source(e))
+}
+
+/// Where [`ElementSeed`] writes: the tensor's bytes, up to the element count the shape names
+/// (elements past it are counted, for the error, but not stored).
+struct Elements<'n> {
+    name: &'n str,
+    datatype: DataType,
+    limit: usize,
+    seen: usize,
+    bytes: Vec<u8>,
+    /// The typed error behind a failed parse (serde's own error only carries text).
+    error: Option<Error>,
+}
+
+impl Elements<'_> {
+    fn push(&mut self, raw: &[u8]) {
+        if self.seen < self.limit {
+            self.bytes.extend_from_slice(raw);
+        }
+        self.seen += 1;
+    }
+
+    /// Records why element `seen` does not fit and stops the parse.
+    fn reject<E: serde::de::Error>(&mut self, what: &str) -> E {
+        self.error = Some(bad(format!(
+            "input {:?} element {} is not {what}",
+            self.name, self.seen
+        )));
+        E::custom("rejected element")
+    }
+
+    /// What an element of this datatype must be, for errors about a value of another kind.
+    fn expected(&self) -> &'static str {
+        match self.datatype {
+            DataType::Bool => "a boolean",
+            DataType::Bytes => "a string",
+            _ => "a number",
+        }
+    }
+
+    fn integer<E: serde::de::Error>(&mut self, v: i128) -> std::result::Result<(), E> {
+        macro_rules! int {
+            ($t:ty) => {
+                match <$t>::try_from(v) {
+                    Ok(x) => self.push(&x.to_le_bytes()),
+                    Err(_) => {
+                        return Err(self.reject(concat!("an integer in range of ", stringify!($t))))
+                    }
+                }
+            };
+        }
+        match self.datatype {
+            DataType::Uint8 => int!(u8),
+            DataType::Uint16 => int!(u16),
+            DataType::Uint32 => int!(u32),
+            DataType::Uint64 => int!(u64),
+            DataType::Int8 => int!(i8),
+            DataType::Int16 => int!(i16),
+            DataType::Int32 => int!(i32),
+            DataType::Int64 => int!(i64),
+            // JSON numbers are f64 to the protocol, whatever their spelling.
+            #[allow(clippy::cast_precision_loss)]
+            DataType::Fp32 => self.push(&((v as f64) as f32).to_le_bytes()),
+            #[allow(clippy::cast_precision_loss)]
+            DataType::Fp64 => self.push(&(v as f64).to_le_bytes()),
+            _ => return Err(self.reject(self.expected())),
+        }
+        Ok(())
     }
 }
 
-/// A tensor from JSON `data`, nested or flat, checked element by element.
-fn json_tensor(name: &str, datatype: DataType, shape: Vec<usize>, data: &Value) -> Result<Tensor> {
-    let mut flat = Vec::new();
-    flatten(data, &mut flat);
-    let count: usize = mlops_core::tensor::element_count(&shape)
-        .map_err(|e| bad(format!("input {name:?}")).with_source(e))?;
-    if flat.len() != count {
-        return Err(bad(format!(
-            "input {name:?}: shape {shape:?} needs {count} elements, data has {}",
-            flat.len()
-        )));
+/// Parses one `data` value — an element, or an array of elements or arrays — into [`Elements`].
+struct ElementSeed<'s, 'n>(&'s mut Elements<'n>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ElementSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_any(self)
     }
-    let elem = |i: usize, what: &str| bad(format!("input {name:?} element {i} is not {what}"));
-    macro_rules! ints {
-        ($t:ty) => {{
-            let mut bytes = Vec::with_capacity(count * std::mem::size_of::<$t>());
-            for (i, v) in flat.iter().enumerate() {
-                let x: $t = match v {
-                    Value::Number(n) => n
-                        .as_i64()
-                        .and_then(|x| <$t>::try_from(x).ok())
-                        .or_else(|| n.as_u64().and_then(|x| <$t>::try_from(x).ok()))
-                        .ok_or_else(|| {
-                            elem(i, concat!("an integer in range of ", stringify!($t)))
-                        })?,
-                    _ => return Err(elem(i, "a number")),
-                };
-                bytes.extend_from_slice(&x.to_le_bytes());
-            }
-            bytes
-        }};
+}
+
+impl<'de> serde::de::Visitor<'de> for ElementSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a tensor element or an array of them")
     }
-    let bytes: Vec<u8> = match datatype {
-        DataType::Bool => flat
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.as_bool()
-                    .map(u8::from)
-                    .ok_or_else(|| elem(i, "a boolean"))
-            })
-            .collect::<Result<_>>()?,
-        DataType::Uint8 => ints!(u8),
-        DataType::Uint16 => ints!(u16),
-        DataType::Uint32 => ints!(u32),
-        DataType::Uint64 => ints!(u64),
-        DataType::Int8 => ints!(i8),
-        DataType::Int16 => ints!(i16),
-        DataType::Int32 => ints!(i32),
-        DataType::Int64 => ints!(i64),
-        DataType::Fp32 => {
-            let mut b = Vec::with_capacity(count * 4);
-            for (i, v) in flat.iter().enumerate() {
-                let x = v.as_f64().ok_or_else(|| elem(i, "a number"))? as f32;
-                b.extend_from_slice(&x.to_le_bytes());
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        while seq.next_element_seed(ElementSeed(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> std::result::Result<(), E> {
+        if self.0.datatype != DataType::Bool {
+            return Err(self.0.reject(self.0.expected()));
+        }
+        self.0.push(&[u8::from(v)]);
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<(), E> {
+        self.0.integer(i128::from(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<(), E> {
+        self.0.integer(i128::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<(), E> {
+        match self.0.datatype {
+            #[allow(clippy::cast_possible_truncation)]
+            DataType::Fp32 => self.0.push(&(v as f32).to_le_bytes()),
+            DataType::Fp64 => self.0.push(&v.to_le_bytes()),
+            DataType::Bool | DataType::Bytes => return Err(self.0.reject(self.0.expected())),
+            // An integer tensor given 1.5 (or 1.0: JSON's spelling decides, as before).
+            dt => {
+                let what = format!("an integer in range of {}", int_name(dt));
+                return Err(self.0.reject(&what));
             }
-            b
         }
-        DataType::Fp64 => {
-            let mut b = Vec::with_capacity(count * 8);
-            for (i, v) in flat.iter().enumerate() {
-                let x = v.as_f64().ok_or_else(|| elem(i, "a number"))?;
-                b.extend_from_slice(&x.to_le_bytes());
-            }
-            b
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<(), E> {
+        if self.0.datatype != DataType::Bytes {
+            return Err(self.0.reject(self.0.expected()));
         }
-        DataType::Fp16 | DataType::Bf16 => {
-            return Err(bad(format!(
-                "input {name:?}: {datatype} has no JSON form; send it as binary data"
-            )));
+        let Ok(len) = u32::try_from(v.len()) else {
+            return Err(self.0.reject("shorter than 4 GiB"));
+        };
+        if self.0.seen < self.0.limit {
+            self.0.bytes.extend_from_slice(&len.to_le_bytes());
+            self.0.bytes.extend_from_slice(v.as_bytes());
         }
-        DataType::Bytes => {
-            let mut b = Vec::new();
-            for (i, v) in flat.iter().enumerate() {
-                let s = v.as_str().ok_or_else(|| elem(i, "a string"))?;
-                let len = u32::try_from(s.len()).map_err(|_| elem(i, "shorter than 4 GiB"))?;
-                b.extend_from_slice(&len.to_le_bytes());
-                b.extend_from_slice(s.as_bytes());
-            }
-            b
-        }
-    };
-    Tensor::new(name, datatype, shape, bytes)
-        .map_err(|e| bad(format!("input {name:?}")).with_source(e))
+        self.0.seen += 1;
+        Ok(())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<(), E> {
+        Err(self.0.reject(self.0.expected()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> std::result::Result<(), A::Error> {
+        Err(self.0.reject(self.0.expected()))
+    }
+}
+
+/// The Rust name of an integer datatype, as errors about its range spell it.
+fn int_name(dt: DataType) -> &'static str {
+    match dt {
+        DataType::Uint8 => "u8",
+        DataType::Uint16 => "u16",
+        DataType::Uint32 => "u32",
+        DataType::Uint64 => "u64",
+        DataType::Int8 => "i8",
+        DataType::Int16 => "i16",
+        DataType::Int32 => "i32",
+        _ => "i64",
+    }
 }
 
 /// JSON `data` of a tensor (flat, row-major), typed so it serialises without an intermediate

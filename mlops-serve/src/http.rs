@@ -30,6 +30,14 @@ pub struct HttpOptions {
     pub request_timeout: Option<std::time::Duration>,
     /// What `/metrics` serves; absent, the route answers 404.
     pub metrics: Option<MetricsSource>,
+    /// Inference and repository requests worked on at once (default 512); more get 503 with
+    /// `Retry-After` at once instead of queueing.
+    pub max_in_flight: usize,
+    /// Bytes of request bodies held in memory at once, over all requests (default 512 MiB);
+    /// a body the budget cannot cover now gets 503 with `Retry-After`.
+    pub max_body_memory: usize,
+    /// A request body that sends nothing for this long is answered 408 (default 30 s).
+    pub body_read_timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -39,6 +47,9 @@ impl std::fmt::Debug for HttpOptions {
             .field("bearer_token", &self.bearer_token)
             .field("request_timeout", &self.request_timeout)
             .field("metrics", &self.metrics.is_some())
+            .field("max_in_flight", &self.max_in_flight)
+            .field("max_body_memory", &self.max_body_memory)
+            .field("body_read_timeout", &self.body_read_timeout)
             .finish()
     }
 }
@@ -50,6 +61,9 @@ impl Default for HttpOptions {
             bearer_token: None,
             request_timeout: Some(std::time::Duration::from_secs(30)),
             metrics: None,
+            max_in_flight: 512,
+            max_body_memory: 512 << 20,
+            body_read_timeout: Some(std::time::Duration::from_secs(30)),
         }
     }
 }
@@ -70,6 +84,24 @@ impl HttpOptions {
     /// Sets the inference timeout.
     pub fn with_request_timeout(mut self, t: Option<std::time::Duration>) -> Self {
         self.request_timeout = t;
+        self
+    }
+
+    /// Sets how many inference and repository requests are worked on at once.
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Sets the budget of request-body bytes held in memory at once.
+    pub fn with_max_body_memory(mut self, bytes: usize) -> Self {
+        self.max_body_memory = bytes;
+        self
+    }
+
+    /// Sets how long a request body may send nothing.
+    pub fn with_body_read_timeout(mut self, t: Option<std::time::Duration>) -> Self {
+        self.body_read_timeout = t;
         self
     }
 
@@ -121,8 +153,18 @@ type ApiResult<T> = std::result::Result<T, ApiError>;
 
 /// The router: every endpoint of the protocol's REST API plus KServe's model list and
 /// repository load/unload.
+///
+/// Inference and repository requests pass admission control first ([`HttpOptions`]'s
+/// `max_in_flight`, `max_body_memory`, `body_read_timeout`); health, metadata and `/metrics`
+/// stay answerable under load.
 pub fn router(server: Arc<dyn Server>, options: HttpOptions) -> Router {
     let max_body = options.max_body_bytes;
+    let admission = Arc::new(crate::admission::Admission::new(
+        options.max_in_flight,
+        options.max_body_memory,
+        max_body,
+        options.body_read_timeout,
+    ));
     let state = AppState {
         server,
         options: Arc::new(options),
@@ -131,6 +173,18 @@ pub fn router(server: Arc<dyn Server>, options: HttpOptions) -> Router {
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
         .with_state(state.clone());
+    let admitted = Router::new()
+        .route("/v2/models/{model}/infer", post(infer))
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(infer_version),
+        )
+        .route("/v2/repository/models/{model}/load", post(load))
+        .route("/v2/repository/models/{model}/unload", post(unload))
+        .layer(axum::middleware::from_fn_with_state(
+            admission,
+            crate::admission::admit,
+        ));
     let guarded = Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/models", get(list_models))
@@ -144,13 +198,7 @@ pub fn router(server: Arc<dyn Server>, options: HttpOptions) -> Router {
             "/v2/models/{model}/versions/{version}/ready",
             get(model_version_ready),
         )
-        .route("/v2/models/{model}/infer", post(infer))
-        .route(
-            "/v2/models/{model}/versions/{version}/infer",
-            post(infer_version),
-        )
-        .route("/v2/repository/models/{model}/load", post(load))
-        .route("/v2/repository/models/{model}/unload", post(unload))
+        .merge(admitted)
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -458,16 +506,115 @@ async fn unload(
     Ok(axum::Json(json!({"name": model, "unload": true})))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Options of the connections [`serve_with`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionOptions {
+    /// A connection must deliver a request's complete headers within this time of starting to
+    /// wait for them (default 30 s), else it is closed. That wait starts when a connection is
+    /// accepted and again after every response, so it also closes idle keep-alive connections
+    /// — no client can hold a connection open by sending nothing or sending slowly.
+    pub header_read_timeout: std::time::Duration,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+impl ConnectionOptions {
+    /// Sets the header-read (and idle) timeout.
+    pub fn with_header_read_timeout(mut self, t: std::time::Duration) -> Self {
+        self.header_read_timeout = t;
+        self
+    }
+}
+
+/// Serves `router` on `listener` with the default [`ConnectionOptions`] until `shutdown`
+/// resolves, then drains in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> mlops_core::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::backend("axum", e))
+    serve_with(listener, router, ConnectionOptions::default(), shutdown).await
+}
+
+/// Serves `router` on `listener` over HTTP/1.1 until `shutdown` resolves: then it stops
+/// accepting, lets every connection finish the request it is on (idle ones close at once),
+/// and returns when all have.
+///
+/// axum's own `serve` gives hyper no timer, so a connection that never completes its headers,
+/// or idles between requests, is never closed; this loop gives hyper tokio's timer and the
+/// header-read timeout of `options`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    options: ConnectionOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> mlops_core::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .keep_alive(true);
+    // Connections watch `stop` (its receivers all dropped = shut down) and hold `done` until
+    // they finish, so the loop knows when the last one has.
+    let (stop, stopping) = tokio::sync::watch::channel(());
+    let (done_tx, done) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted:
+                    // back off briefly rather than spin, and keep serving.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let stop = stop.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let mut asked_to_stop = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = stop.closed(), if !asked_to_stop => {
+                        asked_to_stop = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(done);
+        });
+    }
+    drop(stopping);
+    drop(done);
+    drop(listener);
+    done_tx.closed().await;
+    Ok(())
 }
 
 /// The router for a [`ModelServer`](crate::ModelServer), with its `/metrics`.

@@ -49,6 +49,7 @@
 //! # }
 //! ```
 
+mod admission;
 pub mod batch;
 pub mod codec;
 pub mod http;
@@ -61,7 +62,7 @@ pub mod routing;
 mod server;
 
 pub use batch::BatchConfig;
-pub use http::{HttpOptions, model_server_router, router};
+pub use http::{ConnectionOptions, HttpOptions, model_server_router, router};
 pub use identity::{IdentityLoader, IdentityModel};
 pub use linear::{LinearLoader, LinearModel, LinearParams};
 pub use metrics::ServeMetrics;

@@ -1,0 +1,166 @@
+//! Admission control for the HTTP API: how many requests are worked on at once, how many bytes
+//! of request bodies are held at once, and how long a body may stall. Over a limit the answer
+//! is immediate — 503 with `Retry-After` when the server is full, 413 for a body over the size
+//! limit, 408 for a body that stops arriving — so load sheds before memory runs out instead of
+//! queueing without bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use futures::StreamExt;
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The shared budgets (one per router).
+#[derive(Debug)]
+pub(crate) struct Admission {
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+    /// Body bytes, counted in KiB so that a budget of terabytes still fits a permit count.
+    memory_kib: Arc<Semaphore>,
+    max_body_memory: usize,
+    max_body: usize,
+    body_timeout: Option<Duration>,
+}
+
+const KIB: usize = 1024;
+
+impl Admission {
+    pub(crate) fn new(
+        max_in_flight: usize,
+        max_body_memory: usize,
+        max_body: usize,
+        body_timeout: Option<Duration>,
+    ) -> Self {
+        let max_in_flight = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
+        let kib = max_body_memory
+            .div_ceil(KIB)
+            .clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            memory_kib: Arc::new(Semaphore::new(kib)),
+            max_body_memory,
+            max_body,
+            body_timeout,
+        }
+    }
+
+    /// Reserves `bytes` more of the body budget, or `None` when the budget cannot cover them now.
+    fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(KIB)).ok()?;
+        Arc::clone(&self.memory_kib)
+            .try_acquire_many_owned(kib)
+            .ok()
+    }
+}
+
+fn answer(status: StatusCode, message: String) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+/// 503 with `Retry-After`: the server is full now, not broken.
+fn busy(message: String) -> Response {
+    let mut response = answer(StatusCode::SERVICE_UNAVAILABLE, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+fn too_large(limit: usize) -> Response {
+    answer(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is over the limit of {limit} bytes"),
+    )
+}
+
+/// Admits a request: takes a slot of the in-flight limit, then reads the body into memory the
+/// budget covers (all of a declared `Content-Length` up front, chunked bodies as they arrive),
+/// within the body timeout. The slot and the bytes are held until the response is ready.
+pub(crate) async fn admit(
+    State(admission): State<Arc<Admission>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_slot) = Arc::clone(&admission.in_flight).try_acquire_owned() else {
+        return busy(format!(
+            "server busy: {} requests in flight, the limit",
+            admission.max_in_flight
+        ));
+    };
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > admission.max_body) {
+        return too_large(admission.max_body);
+    }
+    let over_budget = || {
+        busy(format!(
+            "server busy: request bodies in memory would exceed the limit of {} bytes",
+            admission.max_body_memory
+        ))
+    };
+    let mut reserved = declared.unwrap_or(0);
+    let Some(mut held) = admission.reserve(reserved) else {
+        return over_budget();
+    };
+    let mut buffer = BytesMut::with_capacity(reserved);
+    let mut stream = body.into_data_stream();
+    loop {
+        let next_chunk = match admission.body_timeout {
+            Some(limit) => match tokio::time::timeout(limit, stream.next()).await {
+                Ok(chunk) => chunk,
+                Err(_) => {
+                    let mut response = answer(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!("the request body sent nothing for {} ms", limit.as_millis()),
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    return response;
+                }
+            },
+            None => stream.next().await,
+        };
+        let chunk = match next_chunk {
+            None => break,
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => {
+                return answer(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the request body: {e}"),
+                );
+            }
+        };
+        let total = buffer.len() + chunk.len();
+        if total > admission.max_body {
+            return too_large(admission.max_body);
+        }
+        if total > reserved {
+            // A chunked body (or one longer than declared): reserve what arrived, and a
+            // little ahead so a body of many small chunks does not reserve for each one.
+            let more = (total - reserved).max(64 * KIB);
+            let Some(extra) = admission.reserve(more) else {
+                return over_budget();
+            };
+            held.merge(extra);
+            reserved += more;
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    let request = Request::from_parts(parts, Body::from(buffer.freeze()));
+    let response = next.run(request).await;
+    drop(held);
+    response
+}
