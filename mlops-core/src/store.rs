@@ -180,6 +180,55 @@ pub trait Store: Debug + Send + Sync + 'static {
 
     /// Names of refs equal to or under `prefix` (whole `/` segments), sorted; all when `None`.
     async fn list_refs(&self, prefix: Option<&RefName>) -> Result<Vec<RefName>>;
+
+    /// Which versions of `name` have a commit record, and the newest version the store knows
+    /// was committed — without judging gaps or losses, so that verification and repair can walk
+    /// a damaged ref record by record (where [`history`](Store::history) and reads of the latest
+    /// version answer [`Error::Corrupt`]). Empty for a ref that does not exist.
+    ///
+    /// The default reads [`history`](Store::history); a store that can lose records (files on
+    /// disk, objects in a bucket) overrides it with what it lists.
+    async fn ref_versions(&self, name: &RefName) -> Result<RefVersions> {
+        match self.history(name).await {
+            Ok(history) => {
+                let present: Vec<Version> = history.iter().map(|c| c.version).collect();
+                Ok(RefVersions {
+                    committed: present.last().copied(),
+                    present,
+                })
+            }
+            Err(e) if e.is_not_found() => Ok(RefVersions::default()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What [`Store::ref_versions`] lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefVersions {
+    /// Versions whose commit records exist, ascending (a gap is a lost record).
+    pub present: Vec<Version>,
+    /// The newest version committed, as far as the store knows: above the last present one
+    /// when the newest records were lost.
+    pub committed: Option<Version>,
+}
+
+impl RefVersions {
+    /// Versions and what is known about them.
+    pub fn new(present: Vec<Version>, committed: Option<Version>) -> Self {
+        Self { present, committed }
+    }
+
+    /// The newest version with a record.
+    pub fn newest_present(&self) -> Option<Version> {
+        self.present.last().copied()
+    }
+
+    /// Whether the newest committed versions have no record left.
+    pub fn lost_tail(&self) -> bool {
+        self.committed > self.newest_present()
+    }
 }
 
 /// Conveniences over [`Store`], for every implementation.
@@ -288,6 +337,9 @@ macro_rules! forward_store {
             }
             async fn list_refs(&self, prefix: Option<&RefName>) -> Result<Vec<RefName>> {
                 (**self).list_refs(prefix).await
+            }
+            async fn ref_versions(&self, name: &RefName) -> Result<RefVersions> {
+                (**self).ref_versions(name).await
             }
         }
     };

@@ -311,45 +311,47 @@ async fn check_objects(
 }
 
 /// A ref's readable commits, reporting each unreadable or missing version (and a lost tail) on
-/// its own, so one bad record does not hide the rest.
+/// its own, so one bad record does not hide the rest. Only what the store lists is walked.
 async fn ref_commits(store: &dyn Store, name: &RefName, f: &mut Findings) -> Vec<Commit> {
-    if let Ok(history) = store.history(name).await {
-        let mut expected = 1u64;
-        for commit in &history {
-            while expected < commit.version.get() {
-                f.problem(
-                    Some(format!("{name}@{expected}")),
-                    format!("ref {name}@{expected}: the commit record is missing (a gap)"),
-                );
-                expected += 1;
-            }
-            expected = commit.version.get() + 1;
-        }
-        return history;
-    }
-    // One version at a time: up to the latest readable, or until versions run out when the
-    // latest itself is what is damaged.
-    let latest = match store.get_ref(name, RefVersion::Latest).await {
-        Ok(c) => Some(c.version.get()),
+    let listed = match store.ref_versions(name).await {
+        Ok(l) => l,
         Err(e) => {
-            f.problem(Some(name.to_string()), format!("ref {name}: {e}"));
-            None
+            f.problem(
+                Some(name.to_string()),
+                format!("ref {name}: cannot be listed: {e}"),
+            );
+            return Vec::new();
         }
     };
+    let present: BTreeSet<Version> = listed.present.iter().copied().collect();
     let mut out = Vec::new();
-    let mut v = 1u64;
-    while latest.is_none_or(|l| v <= l) {
-        let Ok(version) = Version::new(v) else { break };
-        match store.get_ref(name, RefVersion::Exact(version)).await {
-            Ok(c) => out.push(c),
-            Err(e) if latest.is_none() && e.is_not_found() => break,
-            Err(e) if e.is_not_found() => f.problem(
-                Some(format!("{name}@{v}")),
-                format!("ref {name}@{v}: the commit record is missing (a gap)"),
-            ),
-            Err(e) => f.problem(Some(format!("{name}@{v}")), format!("ref {name}@{v}: {e}")),
+    if let Some(newest) = listed.newest_present() {
+        for v in 1..=newest.get() {
+            let Ok(version) = Version::new(v) else {
+                continue;
+            };
+            if !present.contains(&version) {
+                f.problem(
+                    Some(format!("{name}@{v}")),
+                    format!("ref {name}@{v}: the commit record is missing (a gap)"),
+                );
+                continue;
+            }
+            match store.get_ref(name, RefVersion::Exact(version)).await {
+                Ok(c) => out.push(c),
+                Err(e) => f.problem(Some(format!("{name}@{v}")), format!("ref {name}@{v}: {e}")),
+            }
         }
-        v += 1;
+    }
+    if listed.lost_tail() {
+        let committed = listed.committed.map_or(0, Version::get);
+        let newest = listed.newest_present().map_or(0, Version::get);
+        f.problem(
+            Some(name.to_string()),
+            format!(
+                "ref {name}: version {committed} was committed but the newest record left is {newest}: records were lost"
+            ),
+        );
     }
     out
 }

@@ -172,8 +172,9 @@ struct Inner {
     known_experiments: BTreeMap<RefName, ExperimentId>,
     /// What could not be replayed, by where it is (see [`TrackerDamage::at`]).
     damage: BTreeMap<String, String>,
-    /// Runs whose experiment has no record, by experiment: hidden, and their later events
-    /// skipped, until the experiment is back.
+    /// Runs whose experiment had no record when they were replayed, by experiment: hidden, and
+    /// their later events skipped, in this instance; a tracker opened once the experiment is
+    /// back (`repair`) replays them whole.
     orphans: BTreeMap<ExperimentId, BTreeSet<RunId>>,
     /// The quarantine list, once damage made it worth reading.
     quarantine: Option<BTreeSet<String>>,
@@ -311,39 +312,57 @@ impl StoreTracker {
             if r == s.log {
                 continue;
             }
-            // With its newest records lost, a log is replayed up to the last one left.
-            let latest = match s.store.get_ref(&r, RefVersion::Latest).await {
-                Ok(c) => Some(c.version),
-                Err(e) if is_damage(&e) => {
-                    self.damaged(r.as_str(), format!("newest segments lost: {e}"))
+            // Walk what is listed, so that a gap or a lost tail costs only its own versions.
+            let listed = s.store.ref_versions(&r).await?;
+            let Some(newest) = listed.newest_present() else {
+                if listed.committed.is_some() {
+                    self.damaged(r.as_str(), "every segment record was lost".to_owned())
                         .await;
-                    None
                 }
-                Err(e) => return Err(e),
+                continue;
             };
+            if let Some(committed) = listed.committed.filter(|_| listed.lost_tail()) {
+                self.damaged(
+                    r.as_str(),
+                    format!(
+                        "newest segments lost: version {committed} was committed but the newest record left is {newest}"
+                    ),
+                )
+                .await;
+            }
+            let present: BTreeSet<Version> = listed.present.iter().copied().collect();
             let from = lock(&s.inner)
                 .seen
                 .get(&r)
                 .map_or(Ok(Version::FIRST), |v| v.next())?;
             let mut v = from;
-            while latest.is_none_or(|l| v <= l) {
+            while v <= newest {
                 let at = format!("{r}@{v}");
-                let read = async {
-                    let commit = s.store.get_ref(&r, RefVersion::Exact(v)).await?;
-                    let raw = s.store.get_bytes(&commit.target).await?;
-                    serde_json::from_slice::<Segment>(&raw).map_err(|e| {
-                        Error::corrupt("tracker segment", &at, "unreadable").with_source(e)
-                    })
-                };
-                match read.await {
-                    Ok(segment) => self.replay(&r, v, segment),
-                    // Past the last readable record of a log whose tail was lost: done.
-                    Err(e) if latest.is_none() && e.is_not_found() => break,
-                    Err(e) if is_damage(&e) => {
-                        self.damaged(&at, format!("segment unreadable, its events are lost: {e}"))
+                if present.contains(&v) {
+                    let read = async {
+                        let commit = s.store.get_ref(&r, RefVersion::Exact(v)).await?;
+                        let raw = s.store.get_bytes(&commit.target).await?;
+                        serde_json::from_slice::<Segment>(&raw).map_err(|e| {
+                            Error::corrupt("tracker segment", &at, "unreadable").with_source(e)
+                        })
+                    };
+                    match read.await {
+                        Ok(segment) => self.replay(&r, v, segment),
+                        Err(e) if is_damage(&e) => {
+                            self.damaged(
+                                &at,
+                                format!("segment unreadable, its events are lost: {e}"),
+                            )
                             .await;
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Err(e) => return Err(e),
+                } else {
+                    self.damaged(
+                        &at,
+                        "segment record missing (a gap), its events are lost".to_owned(),
+                    )
+                    .await;
                 }
                 lock(&s.inner).seen.insert(r.clone(), v);
                 v = v.next()?;
@@ -425,17 +444,23 @@ impl StoreTracker {
             })
             .collect();
         for (id, runs) in &inner.orphans {
-            if inner.state.has_experiment(id) {
-                continue;
-            }
             let shown: Vec<&str> = runs.iter().take(5).map(RunId::as_str).collect();
+            let why = if inner.state.has_experiment(id) {
+                "had no record when this tracker replayed its runs (it is back now: a tracker opened again shows them)"
+            } else {
+                "has no record (its ref under tracker/experiments is gone)"
+            };
             out.push(TrackerDamage {
                 at: format!("experiment {id}"),
                 problem: format!(
-                    "has no record (its ref under {EXPERIMENTS} is gone), so its {} run(s) are hidden: {}{}",
+                    "{why}, so its {} run(s) are hidden: {}{}",
                     runs.len(),
                     shown.join(", "),
-                    if runs.len() > shown.len() { ", …" } else { "" }
+                    if runs.len() > shown.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
                 ),
                 experiment: Some(id.clone()),
             });
@@ -454,8 +479,12 @@ impl StoreTracker {
         let damage = self.damage();
         let s = &self.shared;
         let mut quarantined = Vec::new();
-        for d in &damage {
+        let mut done = Vec::new();
+        for d in damage {
             if let Some(id) = &d.experiment {
+                if lock(&s.inner).state.has_experiment(id) {
+                    continue; // back already (a repair raced us, or a restore)
+                }
                 let mut name = ExperimentName::new(format!("recovered-experiment-{id}"))?;
                 let mut n = 1;
                 while lock(&s.inner).state.get_experiment_by_name(&name).is_ok() {
@@ -492,14 +521,17 @@ impl StoreTracker {
                     quarantined_ms: mlops_core::time::now_ms(),
                 });
             }
+            done.push(d);
         }
         if !quarantined.is_empty() {
             add_to_quarantine(&*s.store, quarantined).await?;
         }
-        Ok(damage)
+        Ok(done)
     }
 
-    /// Loads the newest snapshot, if any, and marks the segments it folds in as seen.
+    /// Loads the newest snapshot, if any, and marks the segments it folds in as seen. A damaged
+    /// snapshot costs nothing but time: it is reported, and every segment is replayed instead
+    /// (compaction leaves them in place).
     async fn load_snapshot(&self) -> Result<()> {
         let s = &self.shared;
         let commit = match s
@@ -509,8 +541,31 @@ impl StoreTracker {
         {
             Ok(c) => c,
             Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) if is_damage(&e) => {
+                self.damaged(
+                    SNAPSHOTS,
+                    format!("snapshot unreadable, every segment is replayed instead: {e}"),
+                )
+                .await;
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
+        match self.read_snapshot(&commit).await {
+            Err(e) if is_damage(&e) => {
+                self.damaged(
+                    &format!("{SNAPSHOTS}@{}", commit.version),
+                    format!("snapshot unreadable, every segment is replayed instead: {e}"),
+                )
+                .await;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn read_snapshot(&self, commit: &mlops_core::store::Commit) -> Result<()> {
+        let s = &self.shared;
         let raw = s.store.get_bytes(&commit.target).await?;
         let manifest: SnapshotManifest = serde_json::from_slice(&raw).map_err(|e| {
             Error::corrupt("tracker snapshot", commit.target, "unreadable manifest").with_source(e)
@@ -545,6 +600,18 @@ impl StoreTracker {
     /// Segments committed after the snapshot are still replayed on top.
     pub async fn compact(&self) -> Result<CompactReport> {
         let s = &self.shared;
+        {
+            // Folding a replay that skipped damage into a snapshot would make the loss
+            // permanent (later trackers skip the segments it covers): repair first.
+            let inner = lock(&s.inner);
+            if !inner.damage.is_empty() || !inner.orphans.is_empty() {
+                return Err(Error::corrupt(
+                    "tracker",
+                    SEGMENTS,
+                    "has damage that is not repaired (see `mlops store verify`); compacting now would make the loss permanent: run `mlops store repair`, then compact from a tracker opened after it",
+                ));
+            }
+        }
         let _one_at_a_time = s.flushing.lock().await;
         self.refresh().await?;
         // The snapshot must hold exactly the segments it says it covers: flush until nothing

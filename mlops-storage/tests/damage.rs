@@ -110,6 +110,12 @@ async fn a_lost_experiment_record_hides_runs_until_repair_recreates_it() {
     assert_eq!(damage.len(), 1, "{damage:?}");
     assert_eq!(damage[0].experiment.as_ref(), Some(&lost));
     assert!(damage[0].problem.contains("15 run(s)"), "{damage:?}");
+    // Compacting now would fold the hidden runs out of every later replay: refused.
+    let err = t.compact().await.unwrap_err();
+    assert!(
+        err.is_corrupt() && err.to_string().contains("repair"),
+        "{err}"
+    );
     drop(t);
     let report = verify(store.clone()).await.unwrap();
     assert!(!report.is_ok());
@@ -431,4 +437,131 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+fn blob_of(root: &Path, record: &Path) -> PathBuf {
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+    let target = record["target"].as_str().unwrap().to_owned();
+    root.join("blobs").join(&target[..2]).join(&target)
+}
+
+/// Several kinds of damage in one log — a missing record (a gap), a missing blob and a lost
+/// tail — each cost only their own segment: everything between them still replays.
+#[tokio::test]
+async fn a_gap_a_missing_blob_and_a_lost_tail_cost_only_their_own_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(dir.path());
+    let t = tracker(&store).await;
+    let exp = t
+        .get_or_create_experiment(&"e".parse().unwrap())
+        .await
+        .unwrap();
+    for i in 0..5 {
+        run_in(&t, &exp, &format!("r{i}")).await;
+        t.flush().await.unwrap();
+    }
+    drop(t);
+    let (writer, records) = segment_records(dir.path());
+    assert_eq!(records.len(), 5);
+    std::fs::remove_file(&records[1]).unwrap();
+    std::fs::remove_file(blob_of(dir.path(), &records[2])).unwrap();
+    std::fs::remove_file(&records[4]).unwrap();
+
+    let t = tracker(&store).await;
+    let mut visible: Vec<String> = all_runs(&t)
+        .await
+        .into_iter()
+        .map(|r| r.info.run_name)
+        .collect();
+    visible.sort();
+    assert_eq!(visible, ["r0", "r3"]);
+    let mut at: Vec<String> = t.damage().into_iter().map(|d| d.at).collect();
+    at.sort();
+    let log = format!("tracker/segments/{writer}");
+    assert_eq!(at, [log.clone(), format!("{log}@2"), format!("{log}@3")]);
+    drop(t);
+    let report = verify(store.clone()).await.unwrap();
+    for needle in [
+        format!("{log}@2"),
+        format!("{log}@3"),
+        "records were lost".to_owned(),
+    ] {
+        assert!(
+            report.problems.iter().any(|p| p.contains(&needle)),
+            "{needle}: {report:?}"
+        );
+    }
+    let repaired = repair(store.clone()).await.unwrap();
+    assert!(repaired.after.is_ok(), "{:?}", repaired.after);
+    assert_eq!(repaired.quarantined.len(), 3, "{repaired:?}");
+}
+
+/// A damaged snapshot costs time, not data: every segment is replayed instead, the damage is
+/// reported and repaired like any other, and compaction is refused while a replay skipped
+/// something (it would make the loss permanent).
+#[tokio::test]
+async fn a_damaged_snapshot_falls_back_to_the_segments_and_damage_blocks_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(dir.path());
+    let t = tracker(&store).await;
+    let exp = t
+        .get_or_create_experiment(&"snap".parse().unwrap())
+        .await
+        .unwrap();
+    for i in 0..3 {
+        run_in(&t, &exp, &format!("s{i}")).await;
+    }
+    t.flush().await.unwrap();
+    t.compact().await.unwrap();
+    drop(t);
+    // Every blob the snapshot's manifest names goes.
+    let snap = store
+        .get_ref(&"tracker/snapshots".parse().unwrap(), RefVersion::Latest)
+        .await
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &mlops_core::store::StoreExt::get_bytes(&*store, &snap.target)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let runs_blob = manifest["runs"].as_str().unwrap().to_owned();
+    std::fs::remove_file(
+        dir.path()
+            .join("blobs")
+            .join(&runs_blob[..2])
+            .join(&runs_blob),
+    )
+    .unwrap();
+
+    let t = tracker(&store).await;
+    assert_eq!(all_runs(&t).await.len(), 3, "replayed from the segments");
+    let damage = t.damage();
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    assert_eq!(damage[0].at, "tracker/snapshots@1");
+    let err = t.compact().await.unwrap_err();
+    assert!(
+        err.is_corrupt() && err.to_string().contains("repair"),
+        "{err}"
+    );
+    drop(t);
+    assert!(!verify(store.clone()).await.unwrap().is_ok());
+    let repaired = repair(store.clone()).await.unwrap();
+    assert!(repaired.after.is_ok(), "{:?}", repaired.after);
+    let t = tracker(&store).await;
+    assert!(t.damage().is_empty());
+    assert_eq!(all_runs(&t).await.len(), 3);
+    t.compact().await.unwrap();
+    drop(t);
+    let t = tracker(&store).await;
+    assert_eq!(all_runs(&t).await.len(), 3, "from the new snapshot");
+
+    // The snapshot holds the experiments too: losing an experiment's ref now hides nothing.
+    let hex = Digest::of(b"snap").to_hex();
+    std::fs::remove_dir_all(dir.path().join("refs/tracker/experiments").join(&hex[..32])).unwrap();
+    drop(t);
+    let t = tracker(&store).await;
+    assert_eq!(all_runs(&t).await.len(), 3);
+    assert!(t.damage().is_empty(), "{:?}", t.damage());
 }

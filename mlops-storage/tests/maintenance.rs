@@ -182,4 +182,23 @@ async fn a_lost_newest_record_is_loud_and_its_version_is_not_reused() {
             .any(|p| p.contains("datasets/churn") && p.contains("records were lost")),
         "{report:?}"
     );
+    // With every record gone, only the marker says the ref existed: it is still listed, and
+    // verify still reports it.
+    for v in 1..=2u64 {
+        std::fs::remove_file(versions.join(format!("{v:020}.json"))).unwrap();
+    }
+    assert_eq!(store.list_refs(None).await.unwrap(), std::slice::from_ref(&name));
+    let report = verify(&store).await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("datasets/churn") && p.contains("records were lost")),
+        "{report:?}"
+    );
+    let err = store
+        .get_ref(&name, RefVersion::Exact(mlops_core::Version::FIRST))
+        .await
+        .unwrap_err();
+    assert!(err.is_corrupt(), "{err}");
 }

@@ -246,6 +246,13 @@ pub async fn refs_round_trip(store: &dyn Store) {
             .is_not_found()
     );
     assert!(store.history(&missing).await.unwrap_err().is_not_found());
+    // What verification walks: every version present, the newest committed, nothing judged.
+    let listed = store.ref_versions(&name).await.unwrap();
+    assert_eq!(listed.present, [v(1), v(2)]);
+    assert_eq!(listed.committed, Some(v(2)));
+    assert!(!listed.lost_tail());
+    let none = store.ref_versions(&missing).await.unwrap();
+    assert!(none.present.is_empty() && none.committed.is_none());
 }
 
 /// A commit against a stale parent is `Conflict` and changes nothing.

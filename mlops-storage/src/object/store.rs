@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use mlops_core::store::{
-    BlobInfo, ByteStream, Commit, CommitOptions, GetOptions, RefVersion, Store, check_range,
+    BlobInfo, ByteStream, Commit, CommitOptions, GetOptions, RefVersion, RefVersions, Store,
+    check_range,
 };
 use mlops_core::{Digest, Error, RefName, Result, Version};
 use object_store::buffered::BufWriter;
@@ -52,8 +53,11 @@ const HEAD_MARKER: &str = "head-";
 ///   version already makes shows for free: a marker above the newest record means records were
 ///   lost (a partial restore, a deleted file), and reads and commits of that ref answer
 ///   [`Error::Corrupt`] instead of serving the older version or reusing the lost version's number
-///   for other content. A crash between the record and its marker leaves the marker behind,
-///   which is harmless.
+///   for other content. A crash between the record and its marker leaves version N without a
+///   marker of its own (`head-N-1` still stands), so until the ref's next commit the loss of
+///   record N alone would go unseen. The marker guards the newest version only: a writer
+///   committing on a stale parent whose successor's record was lost could refill that number
+///   (verify's lineage check still sees the different content).
 pub struct ObjectStoreStore {
     pub(super) inner: Arc<dyn ObjectStore>,
     pub(super) prefix: Path,
@@ -231,37 +235,10 @@ impl ObjectStoreStore {
     /// The versions of a ref that exist, ascending; [`Error::Corrupt`] when a marker says a newer
     /// version was committed than any record left.
     async fn versions(&self, name: &RefName) -> Result<Vec<Version>> {
-        let dir = self.ref_dir(name);
-        let metas: Vec<object_store::ObjectMeta> = self
-            .inner
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(os_err("ref", name))?;
-        let number = |n: &str| n.parse::<u64>().ok().and_then(|n| Version::new(n).ok());
-        let mut out: Vec<Version> = metas
-            .iter()
-            .filter_map(|m| m.location.filename())
-            .filter_map(|f| f.strip_suffix(".json"))
-            .filter_map(number)
-            .collect();
-        out.sort();
-        let head = metas
-            .iter()
-            .filter_map(|m| m.location.filename())
-            .filter_map(|f| f.strip_prefix(HEAD_MARKER))
-            .filter_map(number)
-            .max();
-        if let Some(head) = head
-            && out.last().is_none_or(|newest| *newest < head)
-        {
-            // A listing is no snapshot: it can miss a record a racing writer created just
-            // before its marker. Only a record that is really absent is a loss.
-            if self.exists(&self.ref_path(name, head)).await? {
-                out.push(head);
-                return Ok(out);
-            }
-            let newest = out.last().map_or(0, |v| v.get());
+        let listed = self.listed(name).await?;
+        if listed.lost_tail() {
+            let newest = listed.newest_present().map_or(0, Version::get);
+            let head = listed.committed.map_or(0, Version::get);
             return Err(Error::corrupt(
                 "ref",
                 name,
@@ -271,7 +248,42 @@ impl ObjectStoreStore {
                 ),
             ));
         }
-        Ok(out)
+        Ok(listed.present)
+    }
+
+    /// The records and the head marker a listing of the ref shows, unjudged.
+    async fn listed(&self, name: &RefName) -> Result<RefVersions> {
+        let dir = self.ref_dir(name);
+        let metas: Vec<object_store::ObjectMeta> = self
+            .inner
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(os_err("ref", name))?;
+        let number = |n: &str| n.parse::<u64>().ok().and_then(|n| Version::new(n).ok());
+        let mut present: Vec<Version> = metas
+            .iter()
+            .filter_map(|m| m.location.filename())
+            .filter_map(|f| f.strip_suffix(".json"))
+            .filter_map(number)
+            .collect();
+        present.sort();
+        let head = metas
+            .iter()
+            .filter_map(|m| m.location.filename())
+            .filter_map(|f| f.strip_prefix(HEAD_MARKER))
+            .filter_map(number)
+            .max();
+        if let Some(head) = head
+            && present.last().is_none_or(|newest| *newest < head)
+            // A listing is no snapshot: it can miss a record a racing writer created just
+            // before its marker. Only a record that is really absent is a loss.
+            && self.exists(&self.ref_path(name, head)).await?
+        {
+            present.push(head);
+        }
+        let committed = present.last().copied().max(head);
+        Ok(RefVersions::new(present, committed))
     }
 
     /// Leaves the marker of `version` and removes its parent's. Best effort: the commit is
@@ -622,19 +634,17 @@ impl Store for ObjectStoreStore {
     async fn get_ref(&self, name: &RefName, version: RefVersion) -> Result<Commit> {
         match version {
             RefVersion::Exact(v) => match self.read_commit(name, v).await {
-                // A version below one that exists was committed once: its record is lost
+                // A version at or below one committed since was made once: its record is lost
                 // (corruption), not a version that was never made (a caller's mistake).
-                Err(e) if e.is_not_found() => match self.versions(name).await {
-                    Ok(versions) if versions.last().is_some_and(|newest| *newest > v) => {
-                        Err(Error::corrupt(
-                            "ref",
-                            format!("{name}@{v}"),
-                            format!(
-                                "the commit record is missing but version {} exists: records were lost; `mlops store verify` lists the damage",
-                                versions.last().map_or(v, |n| *n)
-                            ),
-                        ))
-                    }
+                Err(e) if e.is_not_found() => match self.listed(name).await {
+                    Ok(listed) if listed.committed.is_some_and(|c| c >= v) => Err(Error::corrupt(
+                        "ref",
+                        format!("{name}@{v}"),
+                        format!(
+                            "the commit record is missing but version {} was committed: records were lost; `mlops store verify` lists the damage",
+                            listed.committed.map_or(v, |c| c)
+                        ),
+                    )),
                     _ => Err(e),
                 },
                 other => other,
@@ -671,6 +681,10 @@ impl Store for ObjectStoreStore {
         Ok(out)
     }
 
+    async fn ref_versions(&self, name: &RefName) -> Result<RefVersions> {
+        self.listed(name).await
+    }
+
     async fn list_refs(&self, prefix: Option<&RefName>) -> Result<Vec<RefName>> {
         let mut parts = vec![PathPart::from("refs")];
         if let Some(p) = prefix {
@@ -692,10 +706,11 @@ impl Store for ObjectStoreStore {
                 .skip(skip)
                 .map(|p| decode(p.as_ref()))
                 .collect();
-            // <name segments…>/.v/<version>.json
+            // <name segments…>/.v/<version>.json, or only a head marker when every record of
+            // the ref was lost (still a ref: reads of it answer Corrupt, verify reports it).
             if let [name @ .., dir, file] = parts.as_slice()
                 && dir == VERSIONS_DIR
-                && file.ends_with(".json")
+                && (file.ends_with(".json") || file.starts_with(HEAD_MARKER))
                 && let Ok(name) = RefName::new(name.join("/"))
             {
                 names.insert(name);
