@@ -158,14 +158,14 @@ pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
             println!("{:<24} not tested: {}", u.column, u.reason);
         }
         println!(
-            "{}: {} of {} tested columns drifted ({:.1}%, dataset drift at >= {:.1}%)",
+            "{}: {} of {} judged columns drifted ({:.1}%, dataset drift at >= {:.1}%)",
             if drift.dataset_drift {
                 "DATASET DRIFT"
             } else {
                 "no dataset drift"
             },
             drift.drifted_columns,
-            drift.columns.len(),
+            drift.columns.len() + drift.untested.iter().filter(|u| u.emptied).count(),
             drift.share_drifted * 100.0,
             drift.drift_share * 100.0
         );

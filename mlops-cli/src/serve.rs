@@ -59,7 +59,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512 << 20)]
     max_body_memory: usize,
     /// Seconds a connection may take to send a request's headers, and may idle between
-    /// requests, before it is closed; also how long a request body may send nothing (408)
+    /// requests, before it is closed; also how long a request body may take to arrive (408)
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     client_timeout_s: u64,
 }

@@ -201,7 +201,8 @@ fn quality_on_data_without_rows_still_reports() {
 }
 
 /// A column without values is reported as not tested, with the reason, while the others are
-/// tested; with no testable column at all, drift says why (exit 2) instead of "no drift".
+/// tested — and counted as drifted, since its values stopped arriving; with no testable column at
+/// all, drift says why (exit 2) instead of "no drift".
 #[test]
 fn drift_reports_columns_it_cannot_test() {
     let dir = tempfile::tempdir().unwrap();
@@ -240,11 +241,13 @@ fn drift_reports_columns_it_cannot_test() {
         out.contains("income") && out.contains("not tested: no values in the current data"),
         "{out}"
     );
-    assert!(out.contains("0 of 2 tested columns drifted"), "{out}");
+    assert!(out.contains("1 of 3 judged columns drifted"), "{out}");
     let r: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
-    assert_eq!(r["columns_tested"], 2, "{r}");
+    assert_eq!(r["columns_tested"], 3, "{r}");
+    assert_eq!(r["drifted_columns"], 1, "{r}");
     assert_eq!(r["untested"][0]["column"], "income", "{r}");
+    assert_eq!(r["untested"][0]["emptied"], true, "{r}");
 
     std::fs::write(d.join("blank.csv"), "income,note\n,a\n,b\n").unwrap();
     let o = mlops(d, &["datasets", "put", "blank", "blank.csv"]);

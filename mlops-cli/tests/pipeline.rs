@@ -215,3 +215,80 @@ fn failures_and_bad_files_exit_nonzero_naming_the_step() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&mlops(d, &["pipeline", "steps"])).contains("train"));
 }
+
+/// Stopped by SIGTERM (how Kubernetes stops a pod), a pipeline run asks its running step to
+/// stop and ends KILLED — the pipeline's run and the interrupted step's run — with what they
+/// logged kept; it was durable as RUNNING from the start.
+#[test]
+fn a_terminated_pipeline_run_ends_killed() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_parquet(d, "v1.parquet", 0.0);
+    assert!(
+        mlops(d, &["datasets", "put", "churn", "v1.parquet"])
+            .status
+            .success()
+    );
+    std::fs::write(
+        d.join("long.yaml"),
+        "pipeline: long
+steps:
+  - {name: data, uses: dataset, with: {name: churn}}
+  - name: train
+    uses: train
+    needs: {data: data.dataset}
+    with: {target: churned, model: mlp, hidden: '16', epochs: 1000000}
+",
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(d)
+        .env_remove("MLOPS_STORE")
+        .args(["pipeline", "run", "long.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runs = || -> Vec<serde_json::Value> {
+        let o = mlops(d, &["runs", "list", "--experiment", "pipelines", "--json"]);
+        if !o.status.success() {
+            return Vec::new(); // the experiment is not there yet
+        }
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let named = |runs: &[serde_json::Value], name: &str| {
+        runs.iter().find(|r| r["info"]["run_name"] == name).cloned()
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let now = runs();
+        if let (Some(parent), Some(step)) = (named(&now, "long"), named(&now, "train")) {
+            assert_eq!(parent["info"]["status"], "RUNNING", "{parent}");
+            assert_eq!(step["info"]["status"], "RUNNING", "{step}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no durable RUNNING pipeline and step runs: {now:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SIGTERM: cancelling"), "{err}");
+    let ended = runs();
+    for name in ["long", "train"] {
+        let run = named(&ended, name).unwrap();
+        assert_eq!(run["info"]["status"], "KILLED", "{name}: {run}");
+    }
+}

@@ -71,6 +71,11 @@ pub struct UntestedColumn {
     pub column: String,
     /// Why, in words.
     pub reason: String,
+    /// The reference had values and the current data has none (a feature that stopped
+    /// arriving): no test applies, but the column counts as drifted in
+    /// [`DriftReport::drifted_columns`] and the share.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emptied: bool,
 }
 
 /// A serialisable summary of reference data, computed once (e.g. from training data) and stored

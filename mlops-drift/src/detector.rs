@@ -195,6 +195,7 @@ fn column_names(
                 .map(|f| UntestedColumn {
                     column: f.name().clone(),
                     reason: untestable_type(f.data_type()),
+                    emptied: false,
                 })
                 .collect(),
         ));
@@ -230,6 +231,7 @@ fn profile_column(
         Ok(Err(UntestedColumn {
             column: name.to_owned(),
             reason: reason.to_owned(),
+            emptied: false,
         }))
     };
     let arrays = column::arrays(batches, name, "reference")?;
@@ -389,17 +391,16 @@ impl DriftDetector for StatDetector {
         if columns.is_empty() {
             return Err(nothing_testable("the current data", &untested));
         }
-        let drifted_columns = columns.iter().filter(|c| c.drifted).count();
-        let share_drifted = if columns.is_empty() {
-            0.0
-        } else {
-            drifted_columns as f64 / columns.len() as f64
-        };
+        // A column whose values stopped arriving is the strongest drift there is: no test
+        // applies, but it counts as drifted.
+        let emptied = untested.iter().filter(|u| u.emptied).count();
+        let drifted_columns = columns.iter().filter(|c| c.drifted).count() + emptied;
+        let share_drifted = drifted_columns as f64 / (columns.len() + emptied) as f64;
         Ok(DriftReport {
             drifted_columns,
             share_drifted,
             drift_share: options.drift_share,
-            dataset_drift: !columns.is_empty() && share_drifted >= options.drift_share,
+            dataset_drift: share_drifted >= options.drift_share,
             columns,
             untested,
         })
@@ -451,7 +452,8 @@ fn test_column(
     if n_cur == 0 {
         return Ok(Err(UntestedColumn {
             column: col.name.clone(),
-            reason: "no values in the current data after dropping missing ones".to_owned(),
+            reason: "no values in the current data after dropping missing ones, while the reference has values: counted as drifted".to_owned(),
+            emptied: true,
         }));
     }
     let over = options.overrides.get(&col.name);

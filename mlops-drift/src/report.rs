@@ -96,7 +96,8 @@ pub struct Report {
     pub share_drifted: f64,
     /// How many drifted.
     pub drifted_columns: usize,
-    /// How many were tested.
+    /// How many were judged: the tested ones, and those whose values stopped arriving (counted
+    /// as drifted, listed in `untested`).
     pub columns_tested: usize,
     /// Per column.
     pub columns: Vec<ColumnReport>,
@@ -153,7 +154,8 @@ impl Report {
             drift_share: drift.drift_share,
             share_drifted: drift.share_drifted,
             drifted_columns: drift.drifted_columns,
-            columns_tested: drift.columns.len(),
+            columns_tested: drift.columns.len()
+                + drift.untested.iter().filter(|u| u.emptied).count(),
             columns,
             untested: drift.untested.clone(),
         })

@@ -199,7 +199,8 @@ fn missing_values_are_dropped_and_empty_columns_are_reported() {
     );
 
     // Beside testable columns, an all-null column is reported as not tested, with the reason;
-    // the others are still tested, and the share counts only them.
+    // the others are still tested. A column that had values in the reference and has none now
+    // (a feature that stopped arriving) counts as drifted.
     let n = 200;
     let wide = |nulls_current: bool| {
         let base = data(0.0, n);
@@ -237,8 +238,18 @@ fn missing_values_are_dropped_and_empty_columns_are_reported() {
         "{:?}",
         r.untested
     );
+    assert!(!r.untested[0].emptied && r.untested[1].emptied);
+    let same = r.columns.iter().filter(|c| c.drifted).count();
+    assert_eq!(r.drifted_columns, same + 1, "{r:?}");
+    assert!(
+        (r.share_drifted - (same + 1) as f64 / 5.0).abs() < 1e-12,
+        "{r:?}"
+    );
     let report = Report::new(&r, &p, &[wide(true)], "ref", "cur").unwrap();
-    assert_eq!(report.columns_tested, 4);
+    assert_eq!(
+        report.columns_tested, 5,
+        "4 tested and one that stopped arriving"
+    );
     let html = report.to_html();
     assert!(
         html.contains("2 not tested") && html.contains("Not tested"),

@@ -1,8 +1,9 @@
 //! Admission control for the HTTP API: how many requests are worked on at once, how many bytes
-//! of request bodies are held at once, and how long a body may stall. Over a limit the answer
-//! is immediate — 503 with `Retry-After` when the server is full, 413 for a body over the size
-//! limit, 408 for a body that stops arriving — so load sheds before memory runs out instead of
-//! queueing without bound.
+//! of request bodies are held at once, and how long a body may take to arrive. Over a limit the
+//! answer is immediate — 503 with `Retry-After` when the server is full, 413 for a body over the
+//! size limit (or larger than the whole memory budget: it could never be admitted), 408 for a
+//! body not complete in time — so load sheds before memory runs out instead of queueing without
+//! bound, and a client sending a byte now and then cannot hold a slot.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,8 +102,10 @@ pub(crate) async fn admit(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > admission.max_body) {
-        return too_large(admission.max_body);
+    // Over the size limit, or more than the whole budget could ever hold.
+    let admissible = admission.max_body.min(admission.max_body_memory);
+    if declared.is_some_and(|n| n > admissible) {
+        return too_large(admissible);
     }
     let over_budget = || {
         busy(format!(
@@ -116,14 +119,21 @@ pub(crate) async fn admit(
     };
     let mut buffer = BytesMut::with_capacity(reserved);
     let mut stream = body.into_data_stream();
+    // One deadline for the whole body, not per chunk: a trickle cannot hold a slot for long.
+    let deadline = admission
+        .body_timeout
+        .map(|limit| (limit, tokio::time::Instant::now() + limit));
     loop {
-        let next_chunk = match admission.body_timeout {
-            Some(limit) => match tokio::time::timeout(limit, stream.next()).await {
+        let next_chunk = match deadline {
+            Some((limit, at)) => match tokio::time::timeout_at(at, stream.next()).await {
                 Ok(chunk) => chunk,
                 Err(_) => {
                     let mut response = answer(
                         StatusCode::REQUEST_TIMEOUT,
-                        format!("the request body sent nothing for {} ms", limit.as_millis()),
+                        format!(
+                            "the request body did not arrive within {} ms",
+                            limit.as_millis()
+                        ),
                     );
                     response
                         .headers_mut()
@@ -144,13 +154,14 @@ pub(crate) async fn admit(
             }
         };
         let total = buffer.len() + chunk.len();
-        if total > admission.max_body {
-            return too_large(admission.max_body);
+        if total > admissible {
+            return too_large(admissible);
         }
         if total > reserved {
             // A chunked body (or one longer than declared): reserve what arrived, and a
-            // little ahead so a body of many small chunks does not reserve for each one.
-            let more = (total - reserved).max(64 * KIB);
+            // little ahead (never past what a body may be) so a body of many small chunks
+            // does not reserve for each one.
+            let more = (total - reserved).max((64 * KIB).min(admissible - reserved));
             let Some(extra) = admission.reserve(more) else {
                 return over_budget();
             };

@@ -36,7 +36,8 @@ pub struct HttpOptions {
     /// Bytes of request bodies held in memory at once, over all requests (default 512 MiB);
     /// a body the budget cannot cover now gets 503 with `Retry-After`.
     pub max_body_memory: usize,
-    /// A request body that sends nothing for this long is answered 408 (default 30 s).
+    /// A request body not complete this long after its request was admitted is answered 408
+    /// (default 30 s).
     pub body_read_timeout: Option<std::time::Duration>,
 }
 
@@ -99,7 +100,7 @@ impl HttpOptions {
         self
     }
 
-    /// Sets how long a request body may send nothing.
+    /// Sets how long a request body may take to arrive.
     pub fn with_body_read_timeout(mut self, t: Option<std::time::Duration>) -> Self {
         self.body_read_timeout = t;
         self
@@ -243,7 +244,7 @@ async fn json_errors(response: Response) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    // The texts are short; a larger body is cut, never buffered whole.
+    // The texts are short; a longer one is not buffered: the status's reason phrase stands in.
     let text = axum::body::to_bytes(body, 16 * 1024)
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
@@ -513,7 +514,8 @@ pub struct ConnectionOptions {
     /// A connection must deliver a request's complete headers within this time of starting to
     /// wait for them (default 30 s), else it is closed. That wait starts when a connection is
     /// accepted and again after every response, so it also closes idle keep-alive connections
-    /// — no client can hold a connection open by sending nothing or sending slowly.
+    /// — no client can hold a connection open by sending nothing or trickling headers (a slow
+    /// body is bounded by [`HttpOptions::body_read_timeout`]).
     pub header_read_timeout: std::time::Duration,
 }
 

@@ -187,8 +187,40 @@ async fn a_stalled_body_is_answered_408() {
     let answer = read_until_closed(&mut s, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(
-        answer.contains(r#"{"error":"the request body sent nothing for 300 ms"}"#),
+        answer.contains(r#"{"error":"the request body did not arrive within 300 ms"}"#),
         "{answer}"
+    );
+
+    // A trickle (a byte every 50 ms, never a pause as long as the timeout) is cut off too:
+    // the deadline is for the whole body.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(
+        b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let began = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while began.elapsed() < Duration::from_secs(10) {
+        if s.write_all(b" ").await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        if answer.windows(4).any(|w| w == b"}\r\n\r" || w == b"ms\"}") {
+            break;
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
     );
 }
 

@@ -391,18 +391,20 @@ async fn a_model_being_loaded_is_unavailable_not_unknown() {
         .put_model(&identity_2d().to_artifact().unwrap())
         .await
         .unwrap();
-    let name = ModelName::new("m").unwrap();
-    registry
-        .create_registered_model(&name, Default::default())
-        .await
-        .unwrap();
-    registry
-        .create_model_version(
-            &name,
-            CreateVersionOptions::new(Artifacts::model_source(&tree)),
-        )
-        .await
-        .unwrap();
+    for name in ["m", "m2"] {
+        let name = ModelName::new(name).unwrap();
+        registry
+            .create_registered_model(&name, Default::default())
+            .await
+            .unwrap();
+        registry
+            .create_model_version(
+                &name,
+                CreateVersionOptions::new(Artifacts::model_source(&tree)),
+            )
+            .await
+            .unwrap();
+    }
     let server = Arc::new(
         ModelServer::builder("s")
             .registry(registry, Arc::new(SlowSource(artifacts)))
@@ -419,8 +421,40 @@ async fn a_model_being_loaded_is_unavailable_not_unknown() {
         .unwrap_err();
     assert!(err.is_unavailable(), "{err}");
     assert!(!server.model_ready(&n("m"), None).await.unwrap());
+    assert!(
+        !server.ready().await.unwrap(),
+        "not ready before its first model"
+    );
     loader.await.unwrap().unwrap();
     assert!(server.model_ready(&n("m"), None).await.unwrap());
+    assert!(server.ready().await.unwrap());
+
+    // Reloading a served model keeps the server in rotation.
+    let reload = {
+        let server = server.clone();
+        tokio::spawn(async move { server.load(&n("m"), LoadOptions::default()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        server.ready().await.unwrap(),
+        "ready while a served model reloads"
+    );
+    reload.await.unwrap().unwrap();
+
+    // A load of a new model that is abandoned midway (its client went away) does not leave the
+    // server "loading" for ever.
+    let abandoned = {
+        let server = server.clone();
+        tokio::spawn(async move { server.load(&n("m2"), LoadOptions::default()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!server.ready().await.unwrap(), "a new model is loading");
+    abandoned.abort();
+    let _ = abandoned.await;
+    assert!(
+        server.ready().await.unwrap(),
+        "the abandoned load is forgotten"
+    );
     assert!(
         server
             .infer(InferRequest::new(n("m"), vec![x(1, 0.0)]))

@@ -403,14 +403,15 @@ async fn malformed_csv_and_metadata_are_refused_before_anything_is_written() {
             "{stem}"
         );
     }
-    // Doubled quotes inside a quoted field are data, not an open quote.
+    // Doubled quotes inside a quoted field are data, not an open quote; so is a quote inside an
+    // unquoted field, as the CSV reader reads it.
     let ok = dir.path().join("ok.csv");
-    std::fs::write(&ok, "id,note\n1,\"say \"\"hi\"\"\"\n").unwrap();
+    std::fs::write(&ok, "id,note\n1,\"say \"\"hi\"\"\"\n2,12\" pipe\n").unwrap();
     let v = ds
         .import_file(&name("ok"), &ok, WriteOptions::default())
         .await
         .unwrap();
-    assert_eq!(v.manifest.rows, 1);
+    assert_eq!(v.manifest.rows, 2);
 
     // The provenance is recorded by the import, never taken from the caller.
     let mut forged = WriteOptions::default();

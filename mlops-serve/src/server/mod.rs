@@ -416,26 +416,56 @@ impl ModelServer {
     }
 }
 
+/// A name in the loading set for as long as the load runs — also when its future is dropped
+/// (a client that disconnects, a shutdown), so readiness cannot stick at "loading".
+struct Loading<'a> {
+    set: &'a std::sync::Mutex<std::collections::BTreeSet<ModelName>>,
+    name: ModelName,
+}
+
+impl<'a> Loading<'a> {
+    fn start(
+        set: &'a std::sync::Mutex<std::collections::BTreeSet<ModelName>>,
+        name: &ModelName,
+    ) -> Self {
+        set.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.clone());
+        Self {
+            set,
+            name: name.clone(),
+        }
+    }
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.name);
+    }
+}
+
 #[async_trait]
 impl Server for ModelServer {
     async fn live(&self) -> Result<bool> {
         Ok(true)
     }
 
-    /// Ready while it serves at least one model and none is still loading: a server whose only
-    /// model was unloaded has nothing to answer with, and says so to its load balancer.
+    /// Ready while it serves at least one model and no model it does not serve yet is still
+    /// loading: a server whose only model was unloaded has nothing to answer with, and says so
+    /// to its load balancer; a new version of a served model loads behind the old one without
+    /// taking the server out of rotation.
     async fn ready(&self) -> Result<bool> {
-        let serving = !self
-            .models
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty();
-        let loading = !self
+        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
+        let first_load = self
             .loading
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .is_empty();
-        Ok(serving && !loading)
+            .iter()
+            .any(|name| !models.contains_key(name));
+        Ok(!models.is_empty() && !first_load)
     }
 
     async fn metadata(&self) -> Result<ServerMetadata> {
@@ -497,11 +527,8 @@ impl Server for ModelServer {
             Some(uri) => uri,
             None => format!("models:/{name}/latest").parse::<ModelUri>()?,
         };
-        self.loading
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.clone());
-        let loaded = async {
+        let _loading = Loading::start(&self.loading, name);
+        async {
             let version = registry.resolve(&uri).await?;
             if let Some((engine, path)) = &self.gate {
                 mlops_core::policy::check_deploy(
@@ -514,12 +541,7 @@ impl Server for ModelServer {
             let artifact = source.fetch(&version).await?;
             self.load_artifact(name, version.version, &artifact)
         }
-        .await;
-        self.loading
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(name);
-        loaded
+        .await
     }
 
     async fn unload(&self, name: &ModelName, version: Option<Version>) -> Result<()> {

@@ -725,13 +725,22 @@ fn check_metadata(metadata: &std::collections::BTreeMap<String, String>) -> Resu
     Ok(())
 }
 
-/// A CSV file's quotes must close: an odd count of `"` means a quoted field runs to the end of
-/// the file, which a reader would take as data (doubled quotes inside quoted fields keep the
-/// count even). Reads the file once, in 1 MiB chunks, and rewinds it.
+/// A CSV file's quoted fields must close: one that does not runs to the end of the file, which a
+/// reader would take as data. Quotes are read as the CSV reader reads them — a field is quoted
+/// only when it starts with `"`, `""` inside it is a quote, and a `"` inside an unquoted field
+/// (`12" pipe`) is just a character. Reads the file once, in 1 MiB chunks, and rewinds it.
 fn check_quotes(file: &mut std::fs::File, path: &FsPath) -> Result<()> {
     use std::io::{Read, Seek};
+    #[derive(Clone, Copy, PartialEq)]
+    enum At {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        /// A `"` inside a quoted field: the end of it, or the first half of `""`.
+        QuoteInQuoted,
+    }
     let mut buf = vec![0u8; 1 << 20];
-    let mut quotes = 0u64;
+    let mut at = At::FieldStart;
     let mut line = 1u64;
     let mut open_at = 0u64;
     loop {
@@ -741,22 +750,26 @@ fn check_quotes(file: &mut std::fs::File, path: &FsPath) -> Result<()> {
         if n == 0 {
             break;
         }
-        for b in &buf[..n] {
-            match b {
-                b'"' => {
-                    quotes += 1;
-                    if quotes % 2 == 1 {
-                        open_at = line;
-                    }
-                }
-                b'\n' => line += 1,
-                _ => {}
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                line += 1;
             }
+            at = match (at, b) {
+                (At::Quoted, b'"') => At::QuoteInQuoted,
+                (At::Quoted, _) => At::Quoted,
+                (At::QuoteInQuoted, b'"') => At::Quoted,
+                (At::FieldStart, b'"') => {
+                    open_at = line;
+                    At::Quoted
+                }
+                (_, b',' | b'\n') => At::FieldStart,
+                _ => At::Unquoted,
+            };
         }
     }
     file.rewind()
         .map_err(|e| Error::io("csv file", "read", path, e))?;
-    if quotes % 2 == 1 {
+    if at == At::Quoted {
         return Err(Error::invalid(
             "csv file",
             format!(
