@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         "dataset drift: {} ({} of {} columns)",
         drift.dataset_drift,
         drift.drifted_columns,
-        drift.columns.len()
+        drift.columns_judged()
     );
     let report = Report::new(&drift, &profile, &[today], "training", "today")?;
     std::fs::write(out.join("drift.html"), report.to_html())?;

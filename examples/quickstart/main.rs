@@ -442,7 +442,7 @@ async fn main() -> anyhow::Result<()> {
     summary.push(format!(
         "drift        production: {} of {} columns drifted (share {:.2}); live accuracy {shifted_accuracy:.3}; report {}",
         drift.drifted_columns,
-        drift.columns.len(),
+        drift.columns_judged(),
         drift.share_drifted,
         html.display()
     ));

@@ -165,7 +165,7 @@ pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
                 "no dataset drift"
             },
             drift.drifted_columns,
-            drift.columns.len() + drift.untested.iter().filter(|u| u.emptied).count(),
+            drift.columns_judged(),
             drift.share_drifted * 100.0,
             drift.drift_share * 100.0
         );

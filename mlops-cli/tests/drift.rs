@@ -252,6 +252,7 @@ fn drift_reports_columns_it_cannot_test() {
     std::fs::write(d.join("blank.csv"), "income,note\n,a\n,b\n").unwrap();
     let o = mlops(d, &["datasets", "put", "blank", "blank.csv"]);
     assert!(o.status.success(), "{}", text(&o));
+    // Every value of the only column stopped arriving: dataset drift (exit 1), not an error.
     let o = mlops(
         d,
         &[
@@ -264,9 +265,28 @@ fn drift_reports_columns_it_cannot_test() {
             "income",
         ],
     );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("DATASET DRIFT: 1 of 1 judged columns drifted"),
+        "{}",
+        text(&o)
+    );
+    // A reference with nothing to test against is bad input, and says why.
+    let o = mlops(
+        d,
+        &[
+            "drift",
+            "--reference",
+            "blank",
+            "--current",
+            "train",
+            "--columns",
+            "income",
+        ],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        text(&o).contains("no column of the current data can be tested for drift")
+        text(&o).contains("no column of the reference can be tested for drift")
             && text(&o).contains("\"income\""),
         "{}",
         text(&o)

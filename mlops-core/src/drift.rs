@@ -162,18 +162,26 @@ pub struct ColumnDrift {
 pub struct DriftReport {
     /// Per-column results, in profile order.
     pub columns: Vec<ColumnDrift>,
-    /// How many drifted.
+    /// How many drifted: tested columns whose test says so, plus columns whose values stopped
+    /// arriving ([`UntestedColumn::emptied`]).
     pub drifted_columns: usize,
-    /// `drifted_columns / columns`.
+    /// `drifted_columns / columns_judged()`.
     pub share_drifted: f64,
     /// The threshold on the share.
     pub drift_share: f64,
     /// Whether the dataset drifted.
     pub dataset_drift: bool,
     /// Columns that could not be tested, and why: the reference's (from the profile) and those
-    /// with no values in the current data. The share counts only tested columns.
+    /// with no values in the current data. The share counts tested columns and emptied ones.
     #[serde(default)]
     pub untested: Vec<UntestedColumn>,
+}
+
+impl DriftReport {
+    /// The columns the share is over: those tested, and those whose values stopped arriving.
+    pub fn columns_judged(&self) -> usize {
+        self.columns.len() + self.untested.iter().filter(|u| u.emptied).count()
+    }
 }
 
 /// Builds reference profiles and tests current data against them. Synchronous compute.

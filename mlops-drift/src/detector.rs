@@ -388,12 +388,13 @@ impl DriftDetector for StatDetector {
                 Err(u) => untested.push(u),
             }
         }
-        if columns.is_empty() {
+        // A column whose values stopped arriving is the strongest drift there is: no test
+        // applies, but it counts as drifted (so data whose every column stopped arriving is
+        // drift, not an error).
+        let emptied = untested.iter().filter(|u| u.emptied).count();
+        if columns.is_empty() && emptied == 0 {
             return Err(nothing_testable("the current data", &untested));
         }
-        // A column whose values stopped arriving is the strongest drift there is: no test
-        // applies, but it counts as drifted.
-        let emptied = untested.iter().filter(|u| u.emptied).count();
         let drifted_columns = columns.iter().filter(|c| c.drifted).count() + emptied;
         let share_drifted = drifted_columns as f64 / (columns.len() + emptied) as f64;
         Ok(DriftReport {

@@ -47,7 +47,7 @@ impl RetrainRule {
                 report.share_drifted,
                 self.max_drift_share,
                 report.drifted_columns,
-                report.columns.len()
+                report.columns_judged()
             ));
         }
         if let Some(drop) = self.accuracy_drop(accuracy)

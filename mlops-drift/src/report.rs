@@ -154,8 +154,7 @@ impl Report {
             drift_share: drift.drift_share,
             share_drifted: drift.share_drifted,
             drifted_columns: drift.drifted_columns,
-            columns_tested: drift.columns.len()
-                + drift.untested.iter().filter(|u| u.emptied).count(),
+            columns_tested: drift.columns_judged(),
             columns,
             untested: drift.untested.clone(),
         })

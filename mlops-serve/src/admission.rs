@@ -53,9 +53,12 @@ impl Admission {
         }
     }
 
-    /// Reserves `bytes` more of the body budget, or `None` when the budget cannot cover them now.
-    fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        let kib = u32::try_from(bytes.div_ceil(KIB)).ok()?;
+    /// Grows a reservation from `held` to `total` bytes of the body budget, or `None` when the
+    /// budget cannot cover them now. Counted in whole KiB of the total, so growing in steps
+    /// costs what one reservation of the total would.
+    fn reserve(&self, held: usize, total: usize) -> Option<OwnedSemaphorePermit> {
+        let more = total.div_ceil(KIB).saturating_sub(held.div_ceil(KIB));
+        let kib = u32::try_from(more).ok()?;
         Arc::clone(&self.memory_kib)
             .try_acquire_many_owned(kib)
             .ok()
@@ -114,7 +117,7 @@ pub(crate) async fn admit(
         ))
     };
     let mut reserved = declared.unwrap_or(0);
-    let Some(mut held) = admission.reserve(reserved) else {
+    let Some(mut held) = admission.reserve(0, reserved) else {
         return over_budget();
     };
     let mut buffer = BytesMut::with_capacity(reserved);
@@ -162,7 +165,7 @@ pub(crate) async fn admit(
             // little ahead (never past what a body may be) so a body of many small chunks
             // does not reserve for each one.
             let more = (total - reserved).max((64 * KIB).min(admissible - reserved));
-            let Some(extra) = admission.reserve(more) else {
+            let Some(extra) = admission.reserve(reserved, reserved + more) else {
                 return over_budget();
             };
             held.merge(extra);

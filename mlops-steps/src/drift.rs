@@ -81,6 +81,13 @@ impl Step for DriftStep {
                 .iter()
                 .filter(|c| c.drifted)
                 .map(|c| c.column.clone())
+                .chain(
+                    report
+                        .untested
+                        .iter()
+                        .filter(|u| u.emptied)
+                        .map(|u| u.column.clone()),
+                )
                 .collect(),
             untested: report.untested.clone(),
         };
@@ -90,7 +97,7 @@ impl Step for DriftStep {
                 format!(
                     "dataset drift: {} of {} columns drifted ({})",
                     report.drifted_columns,
-                    report.columns.len(),
+                    report.columns_judged(),
                     summary.drifted_columns.join(", ")
                 ),
             ));

@@ -183,8 +183,14 @@ impl StoreRegistry {
             let Ok(name) = ModelName::new(name) else {
                 continue;
             };
-            if let Some((_, Some(state))) = self.load(&name).await? {
-                out.push(state);
+            match self.load(&name).await {
+                Ok(Some((_, Some(state)))) => out.push(state),
+                Ok(_) => {}
+                // One damaged model does not hide the others; verify reports it.
+                Err(e) if e.is_corrupt() => {
+                    tracing::warn!(model = %name, error = %e, "skipped a damaged model; `mlops store verify` reports it");
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(out)

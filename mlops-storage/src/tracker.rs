@@ -28,6 +28,8 @@ const SNAPSHOTS: &str = "tracker/snapshots";
 const EXPERIMENTS: &str = "tracker/experiments";
 const QUARANTINE: &str = "tracker/quarantine";
 const SEGMENT_FORMAT: &str = "mlops.tracker-segment/1";
+/// Gaps up to this many versions are read version by version before they count as lost.
+const MAX_PROBED_GAP: u64 = 64;
 const ARTIFACT_ROOT: &str = "mlops-store:/tracker";
 
 /// Options for [`StoreTracker::open`].
@@ -330,43 +332,53 @@ impl StoreTracker {
                 )
                 .await;
             }
-            let present: BTreeSet<Version> = listed.present.iter().copied().collect();
             let from = lock(&s.inner)
                 .seen
                 .get(&r)
                 .map_or(Ok(Version::FIRST), |v| v.next())?;
-            let mut v = from;
-            while v <= newest {
-                let at = format!("{r}@{v}");
-                if present.contains(&v) {
-                    let read = async {
-                        let commit = s.store.get_ref(&r, RefVersion::Exact(v)).await?;
-                        let raw = s.store.get_bytes(&commit.target).await?;
-                        serde_json::from_slice::<Segment>(&raw).map_err(|e| {
-                            Error::corrupt("tracker segment", &at, "unreadable").with_source(e)
-                        })
-                    };
-                    match read.await {
-                        Ok(segment) => self.replay(&r, v, segment),
-                        Err(e) if is_damage(&e) => {
-                            self.damaged(
-                                &at,
-                                format!("segment unreadable, its events are lost: {e}"),
-                            )
-                            .await;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                } else {
+            // Walk the listed records; a gap between two is read version by version when it is
+            // small (a listing is no snapshot: it can miss a record created while it ran), and
+            // reported as one range when it is not (a stray huge version number).
+            let mut expected = from;
+            for &v in listed.present.iter().filter(|v| **v >= from) {
+                if v.get() - expected.get() > MAX_PROBED_GAP {
                     self.damaged(
-                        &at,
-                        "segment record missing (a gap), its events are lost".to_owned(),
+                        &format!("{r}@{expected}..{}", v.get() - 1),
+                        "segment records missing (a gap), their events are lost".to_owned(),
                     )
                     .await;
+                } else {
+                    let mut g = expected;
+                    while g < v {
+                        self.replay_version(&r, g).await?;
+                        g = g.next()?;
+                    }
                 }
+                self.replay_version(&r, v).await?;
                 lock(&s.inner).seen.insert(r.clone(), v);
-                v = v.next()?;
+                expected = v.next()?;
             }
+        }
+        Ok(())
+    }
+
+    /// Reads and applies version `v` of another writer's log, or records it as damage.
+    async fn replay_version(&self, r: &RefName, v: Version) -> Result<()> {
+        let s = &self.shared;
+        let at = format!("{r}@{v}");
+        let read = async {
+            let commit = s.store.get_ref(r, RefVersion::Exact(v)).await?;
+            let raw = s.store.get_bytes(&commit.target).await?;
+            serde_json::from_slice::<Segment>(&raw)
+                .map_err(|e| Error::corrupt("tracker segment", &at, "unreadable").with_source(e))
+        };
+        match read.await {
+            Ok(segment) => self.replay(r, v, segment),
+            Err(e) if is_damage(&e) => {
+                self.damaged(&at, format!("segment unreadable, its events are lost: {e}"))
+                    .await;
+            }
+            Err(e) => return Err(e),
         }
         Ok(())
     }
@@ -600,18 +612,6 @@ impl StoreTracker {
     /// Segments committed after the snapshot are still replayed on top.
     pub async fn compact(&self) -> Result<CompactReport> {
         let s = &self.shared;
-        {
-            // Folding a replay that skipped damage into a snapshot would make the loss
-            // permanent (later trackers skip the segments it covers): repair first.
-            let inner = lock(&s.inner);
-            if !inner.damage.is_empty() || !inner.orphans.is_empty() {
-                return Err(Error::corrupt(
-                    "tracker",
-                    SEGMENTS,
-                    "has damage that is not repaired (see `mlops store verify`); compacting now would make the loss permanent: run `mlops store repair`, then compact from a tracker opened after it",
-                ));
-            }
-        }
         let _one_at_a_time = s.flushing.lock().await;
         self.refresh().await?;
         // The snapshot must hold exactly the segments it says it covers: flush until nothing
@@ -619,6 +619,16 @@ impl StoreTracker {
         let (tables, covered) = loop {
             flush_locked(s).await?;
             let inner = lock(&s.inner);
+            // Folding a replay that skipped damage into a snapshot would make the loss
+            // permanent (later trackers skip the segments it covers): repair first. Checked
+            // here, on exactly the state the snapshot would hold.
+            if !inner.damage.is_empty() || !inner.orphans.is_empty() {
+                return Err(Error::corrupt(
+                    "tracker",
+                    SEGMENTS,
+                    "has damage that is not repaired (see `mlops store verify`); compacting now would make the loss permanent: run `mlops store repair`, then compact from a tracker opened after it",
+                ));
+            }
             if inner.pending.is_empty() {
                 let mut covered = inner.seen.clone();
                 if let Some(v) = inner.own {

@@ -187,7 +187,10 @@ async fn a_lost_newest_record_is_loud_and_its_version_is_not_reused() {
     for v in 1..=2u64 {
         std::fs::remove_file(versions.join(format!("{v:020}.json"))).unwrap();
     }
-    assert_eq!(store.list_refs(None).await.unwrap(), std::slice::from_ref(&name));
+    assert_eq!(
+        store.list_refs(None).await.unwrap(),
+        std::slice::from_ref(&name)
+    );
     let report = verify(&store).await.unwrap();
     assert!(
         report
@@ -201,4 +204,46 @@ async fn a_lost_newest_record_is_loud_and_its_version_is_not_reused() {
         .await
         .unwrap_err();
     assert!(err.is_corrupt(), "{err}");
+}
+
+/// A stray record with a huge version number costs one report of the gap before it, not one per
+/// missing number (which would never end).
+#[tokio::test]
+async fn a_huge_gap_is_reported_as_one_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreStore::open(dir.path().to_str().unwrap(), &[]).unwrap();
+    let name: mlops_core::RefName = "datasets/stray".parse().unwrap();
+    for i in 0..2u8 {
+        let d = store
+            .put_bytes(Bytes::from(vec![i; 4]))
+            .await
+            .unwrap()
+            .digest;
+        store.commit_next(&name, d, "put").await.unwrap();
+    }
+    let versions = dir.path().join("refs/datasets/stray/.v");
+    std::fs::copy(
+        versions.join(format!("{:020}.json", 2)),
+        versions.join(format!("{:020}.json", 99_999_999_999u64)),
+    )
+    .unwrap();
+    let report = verify(&store).await.unwrap();
+    let gaps: Vec<&String> = report
+        .problems
+        .iter()
+        .filter(|p| p.contains("a gap"))
+        .collect();
+    assert_eq!(gaps.len(), 1, "{report:?}");
+    assert!(
+        gaps[0].contains("datasets/stray@3..99999999998"),
+        "{gaps:?}"
+    );
+    // The stray record itself names the version it really is.
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("@99999999999") && p.contains("record says")),
+        "{report:?}"
+    );
 }

@@ -66,7 +66,7 @@ pub struct ModelServer {
     tickets: std::sync::atomic::AtomicU64,
     shadows: Shadows,
     /// Models being loaded that serve no version yet: requests get 503, not 404.
-    loading: std::sync::Mutex<std::collections::BTreeSet<ModelName>>,
+    loading: LoadingSet,
 }
 
 impl std::fmt::Debug for ModelServer {
@@ -159,7 +159,7 @@ impl ModelServer {
                 models: RwLock::new(BTreeMap::new()),
                 tickets: std::sync::atomic::AtomicU64::new(0),
                 shadows: Arc::new(std::sync::Mutex::new(BTreeMap::new())),
-                loading: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+                loading: LoadingSet::default(),
             },
         }
     }
@@ -335,7 +335,7 @@ impl ModelServer {
             .loading
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(name);
+            .contains_key(name);
         match models.get(name) {
             Some(slot) => {
                 let version = match version {
@@ -356,7 +356,7 @@ impl ModelServer {
             .loading
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(name)
+            .contains_key(name)
         {
             Error::unavailable(format!("model {name} is loading"))
         } else {
@@ -416,21 +416,23 @@ impl ModelServer {
     }
 }
 
-/// A name in the loading set for as long as the load runs — also when its future is dropped
-/// (a client that disconnects, a shutdown), so readiness cannot stick at "loading".
+/// Names being loaded, with how many loads of each are running.
+type LoadingSet = std::sync::Mutex<BTreeMap<ModelName, usize>>;
+
+/// One load of a name, counted in the loading set for as long as it runs — also when its future
+/// is dropped (a client that disconnects, a shutdown), so readiness cannot stick at "loading";
+/// counted, so the first of two overlapping loads to end does not end the other's.
 struct Loading<'a> {
-    set: &'a std::sync::Mutex<std::collections::BTreeSet<ModelName>>,
+    set: &'a LoadingSet,
     name: ModelName,
 }
 
 impl<'a> Loading<'a> {
-    fn start(
-        set: &'a std::sync::Mutex<std::collections::BTreeSet<ModelName>>,
-        name: &ModelName,
-    ) -> Self {
-        set.lock()
+    fn start(set: &'a LoadingSet, name: &ModelName) -> Self {
+        *set.lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.clone());
+            .entry(name.clone())
+            .or_insert(0) += 1;
         Self {
             set,
             name: name.clone(),
@@ -440,10 +442,13 @@ impl<'a> Loading<'a> {
 
 impl Drop for Loading<'_> {
     fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.name);
+        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = set.get_mut(&self.name) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                set.remove(&self.name);
+            }
+        }
     }
 }
 
@@ -463,7 +468,7 @@ impl Server for ModelServer {
             .loading
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
+            .keys()
             .any(|name| !models.contains_key(name));
         Ok(!models.is_empty() && !first_load)
     }

@@ -384,8 +384,18 @@ impl Datasets {
         let prefix = RefName::new("datasets")?;
         let mut out = Vec::new();
         for r in self.store.list_refs(Some(&prefix)).await? {
-            let commit = self.store.get_ref(&r, RefVersion::Latest).await?;
-            out.push(self.load_commit(commit).await?);
+            let loaded = match self.store.get_ref(&r, RefVersion::Latest).await {
+                Ok(commit) => self.load_commit(commit).await,
+                Err(e) => Err(e),
+            };
+            match loaded {
+                Ok(v) => out.push(v),
+                // One damaged dataset does not hide the others; verify reports it.
+                Err(e) if e.is_corrupt() => {
+                    tracing::warn!(dataset = %r, error = %e, "skipped a damaged dataset; `mlops store verify` reports it");
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }
@@ -762,7 +772,8 @@ fn check_quotes(file: &mut std::fs::File, path: &FsPath) -> Result<()> {
                     open_at = line;
                     At::Quoted
                 }
-                (_, b',' | b'\n') => At::FieldStart,
+                // The reader ends a record at `\n`, `\r` or both.
+                (_, b',' | b'\n' | b'\r') => At::FieldStart,
                 _ => At::Unquoted,
             };
         }

@@ -637,6 +637,8 @@ impl Store for ObjectStoreStore {
                 // A version at or below one committed since was made once: its record is lost
                 // (corruption), not a version that was never made (a caller's mistake).
                 Err(e) if e.is_not_found() => match self.listed(name).await {
+                    // Created between the read and the listing: read it again.
+                    Ok(listed) if listed.present.contains(&v) => self.read_commit(name, v).await,
                     Ok(listed) if listed.committed.is_some_and(|c| c >= v) => Err(Error::corrupt(
                         "ref",
                         format!("{name}@{v}"),
