@@ -49,6 +49,7 @@ pub mod dataset;
 mod maintenance;
 pub(crate) mod memory;
 mod object;
+mod ref_walk;
 mod registry;
 mod registry_state;
 mod tracker;

@@ -9,6 +9,7 @@ use mlops_core::{DatasetName, Digest, RefName, Result, Version};
 use serde::Serialize;
 
 use crate::dataset::Datasets;
+use crate::ref_walk::{self, Step};
 use crate::registry::StoreRegistry;
 use crate::tracker::{StoreTracker, StoreTrackerOptions, TrackerDamage, read_quarantine};
 
@@ -195,9 +196,6 @@ pub async fn verify(store: Arc<dyn Store>) -> Result<VerifyReport> {
     Ok(f.report)
 }
 
-/// Gaps up to this many versions are read version by version before they count as lost.
-const MAX_PROBED_GAP: u64 = 64;
-
 /// What [`repair`] did, and what is still wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -327,35 +325,30 @@ async fn ref_commits(store: &dyn Store, name: &RefName, f: &mut Findings) -> Vec
         }
     };
     let mut out = Vec::new();
-    let mut expected = 1u64;
-    for &v in &listed.present {
-        if v.get() - expected > MAX_PROBED_GAP {
-            let at = format!("{name}@{expected}..{}", v.get() - 1);
-            f.problem(
-                Some(at.clone()),
-                format!("ref {at}: the commit records are missing (a gap)"),
-            );
-        } else {
-            // Small gaps are read one by one: a listing can miss a record created as it ran.
-            for g in expected..v.get() {
-                let Ok(g) = Version::new(g) else { continue };
-                match store.get_ref(name, RefVersion::Exact(g)).await {
-                    Ok(c) => out.push(c),
-                    Err(e) if e.is_not_found() || e.is_corrupt() => f.problem(
-                        Some(format!("{name}@{g}")),
-                        format!("ref {name}@{g}: the commit record is missing (a gap)"),
-                    ),
-                    Err(e) => {
-                        f.problem(Some(format!("{name}@{g}")), format!("ref {name}@{g}: {e}"))
-                    }
-                }
+    for step in ref_walk::walk(&listed, Version::FIRST) {
+        match step {
+            Step::Gap { first, last } => {
+                let at = format!("{name}@{first}..{last}");
+                f.problem(
+                    Some(at.clone()),
+                    format!("ref {at}: the commit records are missing (a gap)"),
+                );
             }
+            Step::Read(v) | Step::Probe(v) => match store.get_ref(name, RefVersion::Exact(v)).await
+            {
+                Ok(c) => out.push(c),
+                // Not listed, and still not readable: lost.
+                Err(e)
+                    if matches!(step, Step::Probe(_)) && (e.is_not_found() || e.is_corrupt()) =>
+                {
+                    f.problem(
+                        Some(format!("{name}@{v}")),
+                        format!("ref {name}@{v}: the commit record is missing (a gap)"),
+                    )
+                }
+                Err(e) => f.problem(Some(format!("{name}@{v}")), format!("ref {name}@{v}: {e}")),
+            },
         }
-        match store.get_ref(name, RefVersion::Exact(v)).await {
-            Ok(c) => out.push(c),
-            Err(e) => f.problem(Some(format!("{name}@{v}")), format!("ref {name}@{v}: {e}")),
-        }
-        expected = v.get() + 1;
     }
     if listed.lost_tail() {
         let committed = listed.committed.map_or(0, Version::get);

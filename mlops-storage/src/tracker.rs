@@ -20,6 +20,7 @@ use mlops_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::memory::lock;
+use crate::ref_walk::{self, Step};
 use crate::tracker_snapshot::{self, SNAPSHOT_FORMAT, SnapshotManifest};
 use crate::tracker_state::{Event, Tables, TrackerState, default_experiment, log_batch_event};
 
@@ -28,8 +29,6 @@ const SNAPSHOTS: &str = "tracker/snapshots";
 const EXPERIMENTS: &str = "tracker/experiments";
 const QUARANTINE: &str = "tracker/quarantine";
 const SEGMENT_FORMAT: &str = "mlops.tracker-segment/1";
-/// Gaps up to this many versions are read version by version before they count as lost.
-const MAX_PROBED_GAP: u64 = 64;
 const ARTIFACT_ROOT: &str = "mlops-store:/tracker";
 
 /// Options for [`StoreTracker::open`].
@@ -336,27 +335,20 @@ impl StoreTracker {
                 .seen
                 .get(&r)
                 .map_or(Ok(Version::FIRST), |v| v.next())?;
-            // Walk the listed records; a gap between two is read version by version when it is
-            // small (a listing is no snapshot: it can miss a record created while it ran), and
-            // reported as one range when it is not (a stray huge version number).
-            let mut expected = from;
-            for &v in listed.present.iter().filter(|v| **v >= from) {
-                if v.get() - expected.get() > MAX_PROBED_GAP {
-                    self.damaged(
-                        &format!("{r}@{expected}..{}", v.get() - 1),
-                        "segment records missing (a gap), their events are lost".to_owned(),
-                    )
-                    .await;
-                } else {
-                    let mut g = expected;
-                    while g < v {
-                        self.replay_version(&r, g).await?;
-                        g = g.next()?;
+            for step in ref_walk::walk(&listed, from) {
+                match step {
+                    Step::Read(v) | Step::Probe(v) => {
+                        self.replay_version(&r, v).await?;
+                        lock(&s.inner).seen.insert(r.clone(), v);
+                    }
+                    Step::Gap { first, last } => {
+                        self.damaged(
+                            &format!("{r}@{first}..{last}"),
+                            "segment records missing (a gap), their events are lost".to_owned(),
+                        )
+                        .await;
                     }
                 }
-                self.replay_version(&r, v).await?;
-                lock(&s.inner).seen.insert(r.clone(), v);
-                expected = v.next()?;
             }
         }
         Ok(())

@@ -57,6 +57,21 @@ async fn run_in(t: &StoreTracker, experiment: &ExperimentId, name: &str) -> RunI
     run
 }
 
+/// A store whose one tracker log holds a segment per run: runs `r0`, `r1`, … in experiment `e`.
+async fn one_segment_per_run(root: &Path, runs: usize) -> (Arc<dyn Store>, ExperimentId) {
+    let store = store_at(root);
+    let t = tracker(&store).await;
+    let exp = t
+        .get_or_create_experiment(&"e".parse().unwrap())
+        .await
+        .unwrap();
+    for i in 0..runs {
+        run_in(&t, &exp, &format!("r{i}")).await;
+        t.flush().await.unwrap();
+    }
+    (store, exp)
+}
+
 /// The one writer log under `refs/tracker/segments`, and its version records in order.
 fn segment_records(root: &Path) -> (String, Vec<PathBuf>) {
     let logs: Vec<_> = std::fs::read_dir(root.join("refs/tracker/segments"))
@@ -164,17 +179,7 @@ async fn a_lost_experiment_record_hides_runs_until_repair_recreates_it() {
 /// What each kind of segment damage looks like, and that repair quarantines it for good.
 async fn damaged_segment_case(damage: impl FnOnce(&Path, &str, &[PathBuf])) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_at(dir.path());
-    let t = tracker(&store).await;
-    let exp = t
-        .get_or_create_experiment(&"e".parse().unwrap())
-        .await
-        .unwrap();
-    for i in 0..3 {
-        run_in(&t, &exp, &format!("r{i}")).await;
-        t.flush().await.unwrap();
-    }
-    drop(t);
+    let (store, exp) = one_segment_per_run(dir.path(), 3).await;
     let (writer, records) = segment_records(dir.path());
     assert_eq!(records.len(), 3, "one segment per run's flush: {records:?}");
     damage(dir.path(), &writer, &records);
@@ -451,17 +456,7 @@ fn blob_of(root: &Path, record: &Path) -> PathBuf {
 #[tokio::test]
 async fn a_gap_a_missing_blob_and_a_lost_tail_cost_only_their_own_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_at(dir.path());
-    let t = tracker(&store).await;
-    let exp = t
-        .get_or_create_experiment(&"e".parse().unwrap())
-        .await
-        .unwrap();
-    for i in 0..5 {
-        run_in(&t, &exp, &format!("r{i}")).await;
-        t.flush().await.unwrap();
-    }
-    drop(t);
+    let (store, _) = one_segment_per_run(dir.path(), 5).await;
     let (writer, records) = segment_records(dir.path());
     assert_eq!(records.len(), 5);
     std::fs::remove_file(&records[1]).unwrap();
