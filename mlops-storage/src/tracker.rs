@@ -177,6 +177,9 @@ struct Inner {
     /// their later events skipped, in this instance; a tracker opened once the experiment is
     /// back (`repair`) replays them whole.
     orphans: BTreeMap<ExperimentId, BTreeSet<RunId>>,
+    /// Events of runs another log creates and that log is not replayed yet (logs replay in
+    /// name order, not time order): applied right after the run's creation.
+    deferred: BTreeMap<RunId, Vec<Event>>,
     /// The quarantine list, once damage made it worth reading.
     quarantine: Option<BTreeSet<String>>,
 }
@@ -247,6 +250,7 @@ impl StoreTracker {
                     known_experiments: BTreeMap::new(),
                     damage: BTreeMap::new(),
                     orphans: BTreeMap::new(),
+                    deferred: BTreeMap::new(),
                     quarantine: None,
                 }),
                 flushing: tokio::sync::Mutex::new(()),
@@ -396,10 +400,28 @@ impl StoreTracker {
             {
                 continue;
             }
-            if let Err(e) = inner.state.apply(&event) {
-                // A change that was valid for its writer but conflicts here (two values for one
-                // param): the first replayed wins.
-                tracing::warn!(%log, %version, error = %e, "skipped a conflicting tracker event");
+            // A run created in a log replayed later (`mlops runs end` on another process's run):
+            // its change waits for the creation instead of being lost.
+            if !matches!(event, Event::CreateRun { .. })
+                && let Some(id) = event.run_id()
+                && !inner.state.has_run(id)
+            {
+                inner.deferred.entry(id.clone()).or_default().push(event);
+                continue;
+            }
+            let created = match &event {
+                Event::CreateRun { run } => Some(run.info.run_id.clone()),
+                _ => None,
+            };
+            let waiting = created
+                .and_then(|id| inner.deferred.remove(&id))
+                .unwrap_or_default();
+            for event in std::iter::once(event).chain(waiting) {
+                if let Err(e) = inner.state.apply(&event) {
+                    // A change that was valid for its writer but conflicts here (two values for
+                    // one param): the first replayed wins.
+                    tracing::warn!(%log, %version, error = %e, "skipped a conflicting tracker event");
+                }
             }
         }
     }

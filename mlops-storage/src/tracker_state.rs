@@ -276,6 +276,10 @@ impl TrackerState {
         self.runs.len()
     }
 
+    pub(crate) fn has_run(&self, id: &RunId) -> bool {
+        self.runs.contains_key(id)
+    }
+
     pub(crate) fn has_experiment(&self, id: &ExperimentId) -> bool {
         self.experiments.contains_key(id)
     }

@@ -560,3 +560,32 @@ async fn a_damaged_snapshot_falls_back_to_the_segments_and_damage_blocks_compact
     assert_eq!(all_runs(&t).await.len(), 3);
     assert!(t.damage().is_empty(), "{:?}", t.damage());
 }
+
+/// A change one process makes to a run another process created (`mlops runs end` on a killed
+/// training's run) survives replay whatever order the two logs are replayed in: logs replay by
+/// writer id, which is random, so the change may come before the run's creation.
+#[tokio::test]
+async fn a_change_to_another_writers_run_survives_any_replay_order() {
+    for _ in 0..12 {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_at(dir.path());
+        let creator = tracker(&store).await;
+        let exp = creator
+            .get_or_create_experiment(&"e".parse().unwrap())
+            .await
+            .unwrap();
+        let run = run_in(&creator, &exp, "r").await;
+        creator.flush().await.unwrap();
+        drop(creator);
+        let ender = tracker(&store).await;
+        ender
+            .end_run(&run, mlops_core::RunStatus::Killed)
+            .await
+            .unwrap();
+        drop(ender);
+        let reader = tracker(&store).await;
+        let r = reader.get_run(&run).await.unwrap();
+        assert_eq!(r.info.status, mlops_core::RunStatus::Killed);
+        assert!(r.data.metrics.keys().any(|k| k.as_str() == "loss"));
+    }
+}
