@@ -70,11 +70,14 @@ impl Model for Slow {
 }
 
 /// Serves the slow model as `slow` with these options; returns the address and the model's
-/// [`Gate`]. The server runs on a runtime of its own: the slow
-/// model blocks its worker, which must not hold up the test's clients.
+/// [`Gate`]. The server runs on a runtime of its own, apart from the test's clients.
 async fn start(http: HttpOptions, connections: ConnectionOptions) -> (String, Gate) {
     let gate = Gate::default();
-    let server = ModelServer::builder("limits").build();
+    // Batched, so the model runs on its batch worker's thread: a prediction held by the gate
+    // must not block a runtime worker (and the requests queued behind it).
+    let server = ModelServer::builder("limits")
+        .batching(mlops_serve::BatchConfig::new(4, Duration::from_millis(1)))
+        .build();
     let sig = Signature::tensors(
         vec![TensorSpec::new("x", DataType::Fp64, vec![-1])],
         vec![TensorSpec::new("y", DataType::Fp64, vec![-1])],
