@@ -212,25 +212,35 @@ pub(crate) fn durable() -> StoreTrackerOptions {
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM — how Kubernetes stops a pod — naming which.
-pub(crate) async fn stop_signal() -> &'static str {
+///
+/// The handlers are installed when this is called, not when the future is first polled: a
+/// caller that announces readiness ("listening on …") after calling it cannot be killed by a
+/// signal that arrives in between, as the default disposition would.
+pub(crate) fn stop_signal() -> impl std::future::Future<Output = &'static str> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "interrupt",
-                _ = term.recv() => "SIGTERM",
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                "interrupt"
+        let handlers = signal(SignalKind::terminate())
+            .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
+        async move {
+            match handlers {
+                Ok((mut term, mut interrupt)) => tokio::select! {
+                    _ = interrupt.recv() => "interrupt",
+                    _ = term.recv() => "SIGTERM",
+                },
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    "interrupt"
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
-        "interrupt"
+        async move {
+            let _ = tokio::signal::ctrl_c().await;
+            "interrupt"
+        }
     }
 }
 

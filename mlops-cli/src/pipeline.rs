@@ -242,8 +242,9 @@ where
             .await?;
             let cancel = CancelToken::new();
             let on_stop = cancel.clone();
+            let stop = crate::stop_signal();
             tokio::spawn(async move {
-                let why = crate::stop_signal().await;
+                let why = stop.await;
                 eprintln!("{why}: cancelling, running steps are asked to stop…");
                 on_stop.cancel();
             });

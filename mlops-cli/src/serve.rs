@@ -148,10 +148,11 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::backend("listen", e))?;
+    let stop = crate::stop_signal();
     println!("listening on http://{addr} (Open Inference Protocol v2; Ctrl-C or SIGTERM stops)");
     let connections = ConnectionOptions::default().with_header_read_timeout(client_timeout);
     mlops::serve::http::serve_with(listener, app, connections, async {
-        let why = crate::stop_signal().await;
+        let why = stop.await;
         println!("{why}: shutting down, draining requests in flight");
     })
     .await?;

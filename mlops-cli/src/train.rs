@@ -305,8 +305,9 @@ pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
     );
     let cancel = CancelToken::new();
     let on_stop = cancel.clone();
+    let stop = crate::stop_signal();
     tokio::spawn(async move {
-        let why = crate::stop_signal().await;
+        let why = stop.await;
         eprintln!("{why}: stopping after this epoch…");
         on_stop.cancel();
     });
