@@ -405,13 +405,15 @@ fn terminated_and_killed_training_leave_their_runs() {
             .spawn()
             .unwrap()
     };
-    // Until the child has created its experiment, there is nothing to list.
+    // Until the child has created its store and experiment, there is nothing to list.
     let runs = |experiment: &str| -> Vec<serde_json::Value> {
         let o = mlops(
             dir.path(),
             &["runs", "list", "--experiment", experiment, "--json"],
         );
-        if !o.status.success() && text(&o).contains("experiment not found") {
+        if !o.status.success()
+            && (text(&o).contains("experiment not found") || text(&o).contains("store not found"))
+        {
             return Vec::new();
         }
         json(&o).as_array().cloned().unwrap_or_default()
