@@ -7,6 +7,7 @@
 mod check;
 mod datasets;
 mod drift;
+mod fairness;
 mod output;
 mod pipeline;
 mod policy;
@@ -119,6 +120,12 @@ enum Command {
     ///
     /// Example: mlops quality --suite suite.yaml churn@7
     Quality(drift::QualityArgs),
+    /// Group fairness of predictions: fairlearn's metrics by group and, with --privileged,
+    /// AIF360's signed two-group metrics, with bootstrap intervals
+    ///
+    /// Example: mlops fairness scored.parquet --target churned --prediction predicted
+    /// --sensitive sex,region --privileged sex=m --bootstrap 1000
+    Fairness(fairness::FairnessArgs),
     /// Train a model (linear, logistic, softmax, MLP) on a dataset as a tracked run; register
     /// it, search hyper-parameters, or write a Kubernetes Job that runs the same command
     ///
@@ -190,7 +197,10 @@ async fn open(cli: &Cli) -> mlops::Result<ObjectStoreStore> {
             if e.is_not_found()
                 && matches!(
                     cli.command,
-                    Command::Drift(_) | Command::Quality(_) | Command::Serve(_)
+                    Command::Drift(_)
+                        | Command::Quality(_)
+                        | Command::Fairness(_)
+                        | Command::Serve(_)
                 ) =>
         {
             ObjectStoreStore::open("memory://", &[])
@@ -282,6 +292,10 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
         Command::Drift(args) => {
             let datasets = Datasets::new(Arc::new(open(cli).await?));
             drift::drift(args, &datasets).await
+        }
+        Command::Fairness(args) => {
+            let datasets = Datasets::new(Arc::new(open(cli).await?));
+            fairness::fairness(args, &datasets).await
         }
         Command::Quality(args) => {
             let datasets = Datasets::new(Arc::new(open(cli).await?));

@@ -78,7 +78,7 @@ pub struct EvalArgs {
     /// Policy files or folders (folders are read recursively, with data.json files)
     #[arg(long = "policy", value_name = "PATH")]
     policies: Vec<PathBuf>,
-    /// Load the shipped library under data.mlops (approval, metrics, drift, lineage, datasets)
+    /// Load the shipped library under data.mlops (approval, metrics, fairness, drift, lineage, datasets)
     #[arg(long)]
     library: bool,
     /// JSON data documents merged into data

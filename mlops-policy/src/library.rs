@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `data.mlops.approval` | a version is promoted (a protected alias — `champion`, `production` by default —, the `Production` stage, or a deploy) without the tag `approved=true` |
 //! | `data.mlops.metrics` | a promoted version misses a threshold of `data.mlops.thresholds` (`{"f1": {"min": 0.8}}`), or does not report a thresholded metric |
+//! | `data.mlops.fairness` | a promoted version misses a `fairness.*` threshold of `data.mlops.thresholds` (`{"fairness.aif360.disparate_impact": {"min": 0.8, "max": 1.25}}`) on its `fairness.*` tags (mlops-fairness's `FairnessReport::tags`), or does not carry a thresholded measure |
 //! | `data.mlops.drift` | a version is promoted while `input.drift.flagged` is true |
 //! | `data.mlops.lineage` | a version is registered or promoted without a training dataset version or a git commit in its lineage |
 //! | `data.mlops.datasets` | a version is registered or promoted from a dataset tagged `pii=true` or under a restricted licence (`data.mlops.restricted_licenses`), with no matching entry in `data.mlops.exceptions` |
@@ -27,6 +28,10 @@ pub const MODULES: &[(&str, &str)] = &[
     (
         "mlops/metrics.rego",
         include_str!("../policies/mlops/metrics.rego"),
+    ),
+    (
+        "mlops/fairness.rego",
+        include_str!("../policies/mlops/fairness.rego"),
     ),
     (
         "mlops/drift.rego",

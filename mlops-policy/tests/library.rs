@@ -47,6 +47,7 @@ fn run_cases(cases: &[Case], compiled: bool) {
                 "approval",
                 "datasets",
                 "drift",
+                "fairness",
                 "governance",
                 "lineage",
                 "metrics"
@@ -102,5 +103,5 @@ fn the_library_is_also_loadable_from_its_folder() {
             .packages()
             .contains(&"data.mlops.governance".to_string())
     );
-    assert_eq!(engine.packages().len(), 8);
+    assert_eq!(engine.packages().len(), 9);
 }

@@ -25,6 +25,8 @@
 //! | `steps` | `steps` | the built-in pipeline steps (dataset, train, drift, promote, …) | no |
 //! | `k8s` | `k8s` | the Kubernetes building blocks the exports share | no |
 //! | `mlflow` | `mlflow` | `MlflowTracker`/`MlflowRegistry` over MLflow's REST API, MLflow's file layout both ways, `Replicator` | no |
+//! | `explain` | `explain` | permutation importance, exact linear SHAP, KernelSHAP over any model | no |
+//! | `fairness` | `fairness` | fairlearn's and AIF360's group-fairness metrics, bootstrap intervals | no |
 //! | `testkit` | `testkit` | conformance suites for your own implementations | no |
 //! | `full` | all of the above but `testkit` | | no |
 //! | `s3`, `azure`, `gcp` | — | cloud URLs for `storage::ObjectStoreStore` | no |
@@ -111,6 +113,10 @@ pub mod train {
     pub use mlops_train::*;
 }
 
+#[cfg(feature = "explain")]
+pub use mlops_explain as explain;
+#[cfg(feature = "fairness")]
+pub use mlops_fairness as fairness;
 #[cfg(feature = "k8s")]
 pub use mlops_k8s as k8s;
 #[cfg(feature = "mlflow")]

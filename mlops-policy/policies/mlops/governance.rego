@@ -7,6 +7,7 @@ import data.mlops.metrics
 import data.mlops.drift
 import data.mlops.lineage
 import data.mlops.datasets
+import data.mlops.fairness
 
 default disabled := []
 
@@ -35,4 +36,9 @@ deny contains msg if {
 deny contains msg if {
 	not "datasets" in disabled
 	some msg in datasets.deny
+}
+
+deny contains msg if {
+	not "fairness" in disabled
+	some msg in fairness.deny
 }

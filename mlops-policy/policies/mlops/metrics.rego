@@ -1,5 +1,6 @@
 # Metric thresholds from the model card: data.mlops.thresholds = {"f1": {"min": 0.8}, "rmse": {"max": 2.5}}.
 # Checked when a version is promoted; a thresholded metric that the model does not report denies.
+# Thresholds named fairness.* are the fairness rule's (mlops.fairness).
 package mlops.metrics
 
 import data.mlops.describe
@@ -7,7 +8,10 @@ import data.mlops.lib
 
 default thresholds := {}
 
-thresholds := data.mlops.thresholds
+thresholds := {name: bound |
+	some name, bound in data.mlops.thresholds
+	not startswith(name, "fairness.")
+}
 
 deny contains msg if {
 	lib.promotion
