@@ -69,8 +69,7 @@ pub async fn fairness(args: &FairnessArgs, datasets: &Datasets) -> Result<bool> 
     let mut outcomes =
         BinaryOutcomes::from_batch(&batch, &args.target, &args.prediction, args.pos_label)?;
     if let Some(column) = &args.weights {
-        let w = mlops::explain::Features::from_batch(&batch, &[column.as_str()])?;
-        outcomes = outcomes.with_weights(w.values().to_vec())?;
+        outcomes = outcomes.with_weights(mlops::fairness::weight_column(&batch, column)?)?;
     }
     let sensitive: Vec<&str> = args.sensitive.iter().map(String::as_str).collect();
     let groups = Groups::from_batch(&batch, &sensitive)?;

@@ -180,6 +180,15 @@ pub(crate) fn predict_checked(p: &dyn Predict, x: &Features) -> Result<Vec<f64>>
             format!("{} predictions for {} rows", out.len(), x.rows()),
         ));
     }
+    if let Some(row) = out.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            "predictions",
+            format!(
+                "the model answered {} for row {row}: explainers need finite outputs",
+                out[row]
+            ),
+        ));
+    }
     Ok(out)
 }
 
@@ -334,7 +343,17 @@ impl Predict for ModelFunction {
                 )
             })?;
         let values = out.to_f64_lossy()?;
-        let width = out.shape().get(1).copied().unwrap_or(1).max(1);
+        let shape = out.shape();
+        let width: usize = shape.iter().skip(1).product();
+        if shape.first() != Some(&rows) || values.len() != rows * width || width == 0 {
+            return Err(Error::invalid(
+                "model output",
+                format!(
+                    "{:?} has shape {shape:?} for {rows} rows: one row of values per input row is needed",
+                    self.output
+                ),
+            ));
+        }
         if self.column >= width {
             return Err(Error::invalid(
                 "model output",

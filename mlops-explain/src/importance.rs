@@ -29,8 +29,10 @@ pub enum Shuffles {
     /// columns see the same row subsample and the same sequence of shuffles.
     Seeded(u64),
     /// Given: the rows each repeat scores (none: all, in order) and, per repeat, the order in
-    /// which the permuted column's values are taken from those rows. Feeding the permutations
-    /// scikit-learn draws reproduces its numbers exactly.
+    /// which the permuted column's values are taken from those (unpermuted) rows. scikit-learn
+    /// shuffles cumulatively (each repeat permutes the already permuted column), so its
+    /// repeat-`k` order is the composition of its first `k` shuffles; fed those, this
+    /// reproduces its numbers exactly (`tests/references.py` shows how).
     Explicit {
         /// Row subsample, `max_samples` rows (none: every row).
         rows: Option<Vec<usize>>,

@@ -37,7 +37,14 @@ impl Explanation {
             .iter()
             .zip(&outputs)
             .map(|(v, o)| (o - base_value - v.iter().sum::<f64>()).abs())
-            .fold(0.0, f64::max);
+            // NaN propagates: a NaN attribution is not "adds up".
+            .fold(0.0, |a: f64, e| {
+                if a.is_nan() || e.is_nan() {
+                    f64::NAN
+                } else {
+                    a.max(e)
+                }
+            });
         Self {
             features,
             base_value,
@@ -164,7 +171,27 @@ impl Link {
             Self::Logit => (v / (1.0 - v)).ln(),
         }
     }
+
+    /// Outputs the link cannot take (a logit of 0, 1 or beyond) are `InvalidArgument`.
+    fn check(self, outputs: &[f64]) -> Result<()> {
+        if self == Self::Logit
+            && let Some(row) = outputs.iter().position(|p| !(*p > 0.0 && *p < 1.0))
+        {
+            return Err(Error::invalid(
+                "predictions",
+                format!(
+                    "the logit link needs probabilities in (0, 1); row {row} is {}",
+                    outputs[row]
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// The most coalitions one row may be given (shap's own cap is 2^30; each costs a model call
+/// per background row).
+pub const MAX_NSAMPLES: usize = 1 << 24;
 
 /// Options of [`KernelExplainer`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -193,15 +220,28 @@ impl Default for KernelOptions {
 /// efficiency constraint eliminated exactly. Features equal to every background value get 0
 /// (shap's "varying" features). Rows are explained in parallel.
 ///
-/// Unlike shap's default `l1_reg="num_features(10)"`, no feature selection is applied: the
-/// values equal shap's with `l1_reg=False` (and its default for 10 features or fewer).
-#[derive(Debug)]
+/// No L1 feature selection is applied: the values equal shap's with `l1_reg=False` (shap's
+/// default, `num_features(10)`, runs LARS first and may zero some features). Where shap falls
+/// back to least squares on a singular system, this answers `InvalidArgument` asking for more
+/// `nsamples`.
 pub struct KernelExplainer<P> {
     model: P,
     background: Features,
     weights: Vec<f64>,
     options: KernelOptions,
     fnull: f64,
+}
+
+// By hand: closures are predictors and have no `Debug`.
+impl<P> std::fmt::Debug for KernelExplainer<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelExplainer")
+            .field("features", &self.background.names())
+            .field("background_rows", &self.background.rows())
+            .field("options", &self.options)
+            .field("base_value", &self.fnull)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<P: Predict> KernelExplainer<P> {
@@ -232,7 +272,16 @@ impl<P: Predict> KernelExplainer<P> {
                 "one finite, non-negative weight per background row, not all zero",
             ));
         }
+        if let Some(n) = options.nsamples
+            && (n == 0 || n > MAX_NSAMPLES)
+        {
+            return Err(Error::invalid(
+                "nsamples",
+                format!("{n} coalitions: between 1 and {MAX_NSAMPLES}"),
+            ));
+        }
         let f = predict_checked(&model, &background)?;
+        options.link.check(&f)?;
         let total: f64 = weights.iter().sum();
         let fnull = f.iter().zip(&weights).map(|(f, w)| f * w).sum::<f64>() / total;
         Ok(Self {
@@ -254,6 +303,7 @@ impl<P: Predict> KernelExplainer<P> {
         self.background.check_same_features(x, "explained rows")?;
         let fx = predict_checked(&self.model, x)?;
         let link = self.options.link;
+        link.check(&fx)?;
         let values = (0..x.rows())
             .into_par_iter()
             .map(|i| self.explain_row(x.row(i), fx[i], i as u64))
@@ -302,8 +352,8 @@ impl<P: Predict> KernelExplainer<P> {
         let bg = &self.background;
         let (n, width) = (bg.rows(), bg.width());
         let total_w: f64 = self.weights.iter().sum();
-        // Bounded batches: at most ~256k synthetic rows per model call.
-        let per_call = (262_144 / n).max(1);
+        // Bounded batches: at most ~4M synthetic values (32 MB) per model call.
+        let per_call = ((1usize << 22) / (n * width).max(1)).max(1);
         let mut ey = Vec::with_capacity(masks.len());
         for chunk in masks.chunks(per_call) {
             let mut values = Vec::with_capacity(chunk.len() * n * width);
@@ -320,6 +370,7 @@ impl<P: Predict> KernelExplainer<P> {
             }
             let synth = Features::from_parts(bg.names().to_vec(), chunk.len() * n, values);
             let f = predict_checked(&self.model, &synth)?;
+            self.options.link.check(&f)?;
             for c in 0..chunk.len() {
                 let s: f64 = f[c * n..(c + 1) * n]
                     .iter()
@@ -362,7 +413,7 @@ type Coalitions = (Vec<Vec<bool>>, Vec<f64>);
 /// shap's coalition plan: whole subset sizes enumerated while the budget covers them (paired
 /// with their complements), the rest drawn by size in proportion to the Shapley kernel.
 fn coalitions(m: usize, nsamples: Option<usize>, rng: &mut ChaCha8Rng) -> Result<Coalitions> {
-    let mut n = nsamples.unwrap_or(2 * m + 2048);
+    let mut n = nsamples.unwrap_or(2 * m + 2048).min(MAX_NSAMPLES);
     if n == 0 {
         return Err(Error::invalid("nsamples", "at least one coalition"));
     }
@@ -426,7 +477,7 @@ fn coalitions(m: usize, nsamples: Option<usize>, rng: &mut ChaCha8Rng) -> Result
         let rem_sum: f64 = rem.iter().sum();
         let mut used: std::collections::HashMap<Vec<bool>, usize> =
             std::collections::HashMap::new();
-        let mut draws = 4 * samples_left;
+        let mut draws = samples_left.saturating_mul(4);
         while samples_left > 0 && draws > 0 {
             draws -= 1;
             let mut u = rng.random::<f64>() * rem_sum;
@@ -602,6 +653,35 @@ mod tests {
                 vec![2, 3]
             ]
         );
+    }
+
+    #[test]
+    fn a_sampled_plan_keeps_shaps_weights_and_pairs() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let m = 12;
+        let (masks, kernel) = coalitions(m, Some(500), &mut rng).unwrap();
+        assert_eq!(masks.len(), 500);
+        assert!((kernel.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let distinct: std::collections::HashSet<_> = masks.iter().collect();
+        assert_eq!(distinct.len(), masks.len(), "no coalition twice");
+        // Sizes 1 and 11 (24 coalitions) and 2 and 10 (132) fit the budget and are enumerated
+        // first, each subset followed by its complement; the rest are drawn.
+        let sizes: Vec<usize> = masks
+            .iter()
+            .map(|m| m.iter().filter(|b| **b).count())
+            .collect();
+        assert!(sizes[..24].iter().all(|s| *s == 1 || *s == 11));
+        assert!(sizes[24..156].iter().all(|s| *s == 2 || *s == 10));
+        for pair in masks[..156].chunks(2) {
+            assert!(
+                pair[0].iter().zip(&pair[1]).all(|(a, b)| a != b),
+                "complements adjacent"
+            );
+        }
+        assert!(sizes[156..].iter().all(|s| (3..=9).contains(s)));
+        // Drawn coalitions share the weight the enumerated sizes left.
+        let fixed: f64 = kernel[..156].iter().sum();
+        assert!(fixed > 0.0 && fixed < 1.0);
     }
 
     #[test]

@@ -4,13 +4,41 @@
 
 use std::sync::Arc;
 
-use mlops_core::ErrorKind;
+use mlops_core::model::Model;
+use mlops_core::signature::{Signature, TensorSpec};
+use mlops_core::{DataType, ErrorKind, Tensor};
 use mlops_explain::{
     Features, KernelExplainer, KernelOptions, LinearExplainer, MaxSamples, ModelFunction,
     PermutationOptions, Shuffles, permutation_importance, sample_background,
 };
 use mlops_serve::linear::{LinearModel, LinearParams, Link};
 use mlops_testkit::rng::SplitMix64;
+
+/// A broken model: one value whatever the batch.
+#[derive(Debug)]
+struct ShortModel(Signature);
+
+impl Model for ShortModel {
+    fn flavor(&self) -> &str {
+        "short"
+    }
+    fn signature(&self) -> &Signature {
+        &self.0
+    }
+    fn predict(&self, _: &[Tensor]) -> mlops_core::Result<Vec<Tensor>> {
+        Ok(vec![Tensor::from_f64("y", vec![1], &[0.0])?])
+    }
+    fn to_artifact(&self) -> mlops_core::Result<mlops_core::model::ModelArtifact> {
+        Err(mlops_core::Error::invalid("short", "not saved"))
+    }
+}
+
+fn model_signature() -> Signature {
+    Signature::tensors(
+        vec![TensorSpec::new("x", DataType::Fp64, vec![-1, 4])],
+        vec![TensorSpec::new("y", DataType::Fp64, vec![-1])],
+    )
+}
 
 fn features(rows: usize, width: usize, seed: u64) -> Features {
     let mut rng = SplitMix64::new(seed);
@@ -63,6 +91,9 @@ fn a_served_linear_model_is_explained_exactly() {
         0,
     )
     .unwrap();
+    let short = ModelFunction::new(Arc::new(ShortModel(model_signature())), "y", 0).unwrap();
+    let e = KernelExplainer::new(short, bg.clone(), KernelOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("has shape [1] for 30 rows"), "{e}");
     let err = KernelExplainer::new(wrong, bg, KernelOptions::default()).unwrap_err();
     assert!(
         err.to_string().contains("\"nope\" is not an output"),
@@ -176,6 +207,33 @@ fn bad_input_is_named() {
         .explain(&other)
         .unwrap_err();
     assert!(e.to_string().contains("explained rows"), "{e}");
+    let nan = |x: &Features| -> mlops_core::Result<Vec<f64>> { Ok(vec![f64::NAN; x.rows()]) };
+    let e = KernelExplainer::new(nan, x.clone(), KernelOptions::default()).unwrap_err();
+    assert!(
+        e.to_string().contains("the model answered NaN for row 0"),
+        "{e}"
+    );
+    // The logit link takes probabilities only.
+    let e = KernelExplainer::new(
+        f,
+        x.clone(),
+        KernelOptions {
+            link: mlops_explain::Link::Logit,
+            ..KernelOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("probabilities in (0, 1)"), "{e}");
+    let e = KernelExplainer::new(
+        f,
+        x.clone(),
+        KernelOptions {
+            nsamples: Some(usize::MAX),
+            ..KernelOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("coalitions: between 1 and"), "{e}");
     assert_eq!(sample_background(&x, 5, 0).unwrap().rows(), 5);
     assert_eq!(sample_background(&x, 50, 0).unwrap().rows(), 20);
 }

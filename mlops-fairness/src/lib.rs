@@ -54,7 +54,7 @@ mod report;
 pub use aif360::{Privileged, SideRates, TwoGroupMetrics};
 pub use frame::{Aggregate, GroupMetric, GroupRates, Method, MetricFrame, Rates};
 pub use groups::{GroupKey, Groups};
-pub use outcomes::BinaryOutcomes;
+pub use outcomes::{BinaryOutcomes, weight_column};
 pub use report::{
     AssessOptions, Bootstrap, Convention, Disparity, FairnessReport, Interval, assess,
 };

@@ -34,9 +34,9 @@ impl BinaryOutcomes {
 
     /// Outcomes from integer labels, `pos_label` being the positive one.
     ///
-    /// Each of `y_true` and `y_pred` may hold `pos_label` and at most one other value, as
-    /// fairlearn and AIF360 accept; a third value is [`Error::InvalidArgument`] naming the
-    /// array and the values found.
+    /// Together, `y_true` and `y_pred` may hold `pos_label` and at most one other value (as
+    /// fairlearn checks the union of both); a third value is [`Error::InvalidArgument`] naming
+    /// the array and the values found.
     pub fn from_labels(y_true: &[i64], y_pred: &[i64], pos_label: i64) -> Result<Self> {
         let mut distinct: Vec<i64> = y_true.iter().chain(y_pred).copied().collect();
         distinct.sort_unstable();
@@ -134,10 +134,57 @@ fn binary(values: &[i64], pos_label: i64) -> bool {
     true
 }
 
+/// The instance weights in column `name` of `batch` (any numeric type), for
+/// [`BinaryOutcomes::with_weights`].
+pub fn weight_column(batch: &RecordBatch, name: &str) -> Result<Vec<f64>> {
+    let column = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::invalid("weight column", format!("{name:?} is not in the data")))?;
+    if !column.data_type().is_numeric() {
+        return Err(Error::invalid(
+            "weight column",
+            format!("{name:?} is {}, not numbers", column.data_type()),
+        ));
+    }
+    if let Some(row) = (0..column.len()).find(|&i| column.is_null(i)) {
+        return Err(Error::invalid(
+            "weight column",
+            format!("{name:?} is null at row {row}"),
+        ));
+    }
+    let floats = arrow::compute::cast(column, &DataType::Float64)
+        .map_err(|e| Error::invalid("weight column", format!("{name:?}")).with_source(e))?;
+    let floats = floats
+        .as_any()
+        .downcast_ref::<arrow_array::Float64Array>()
+        .ok_or_else(|| Error::invalid("weight column", format!("{name:?}: not numbers")))?;
+    Ok(floats.values().to_vec())
+}
+
 fn label_column(batch: &RecordBatch, name: &str) -> Result<Vec<i64>> {
     let column = batch
         .column_by_name(name)
         .ok_or_else(|| Error::invalid("label column", format!("{name:?} is not in the data")))?;
+    if column.data_type().is_floating() {
+        // Casting would truncate a score column (0.7 → 0) into labels without a word.
+        let floats = arrow::compute::cast(column, &DataType::Float64)
+            .map_err(|e| Error::invalid("label column", format!("{name:?}")).with_source(e))?;
+        let floats = floats
+            .as_any()
+            .downcast_ref::<arrow_array::Float64Array>()
+            .ok_or_else(|| Error::invalid("label column", format!("{name:?}: not numbers")))?;
+        if let Some((row, v)) = floats.iter().enumerate().find_map(|(i, v)| {
+            v.filter(|v| v.fract() != 0.0 || !v.is_finite())
+                .map(|v| (i, v))
+        }) {
+            return Err(Error::invalid(
+                "label column",
+                format!(
+                    "{name:?} holds {v} at row {row}: binary metrics take labels, not scores (threshold them first)"
+                ),
+            ));
+        }
+    }
     if let Some(row) = (0..column.len()).find(|&i| column.is_null(i)) {
         return Err(Error::invalid(
             "label column",

@@ -14,7 +14,8 @@ use crate::groups::Groups;
 use crate::outcomes::BinaryOutcomes;
 use mlops_core::{Error, Result};
 
-/// Percentile-bootstrap settings: rows are resampled with replacement `resamples` times and
+/// Percentile-bootstrap settings: rows are resampled with replacement within each group
+/// (stratified, so every group keeps its size and none is drawn empty), `resamples` times, and
 /// every disparity recomputed on each resample.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Bootstrap {
@@ -66,7 +67,8 @@ pub struct Interval {
     pub confidence: f64,
     /// Resamples on which the disparity was defined (not `NaN`), which the bounds come from.
     pub resamples: usize,
-    /// Resamples on which it was undefined (a group drawn empty, say).
+    /// Resamples on which it was undefined (`NaN`: a group whose drawn weights are all zero,
+    /// a ratio of two zero rates).
     pub undefined: usize,
 }
 
@@ -114,7 +116,7 @@ impl FairnessReport {
 
     /// Tags for a model version: each disparity as `fairness.<name>` (AIF360's as
     /// `fairness.aif360.<name>`), its interval as `<key>.low` / `<key>.high`, and
-    /// `fairness.sensitive_columns`. Undefined values are left out.
+    /// `fairness.sensitive_columns`. Undefined (or infinite) values are left out.
     pub fn tags(&self) -> BTreeMap<String, String> {
         let mut tags = BTreeMap::new();
         tags.insert(
@@ -128,7 +130,7 @@ impl FairnessReport {
             );
         }
         for d in &self.disparities {
-            if d.value.is_nan() {
+            if !d.value.is_finite() {
                 continue;
             }
             let key = d.tag_key();
@@ -141,6 +143,9 @@ impl FairnessReport {
         tags
     }
 }
+
+/// The most bootstrap resamples [`assess`] takes (each is a pass over the rows).
+pub const MAX_RESAMPLES: usize = 100_000;
 
 type Definition = (&'static str, Convention);
 
@@ -217,10 +222,10 @@ pub fn assess(
     let intervals = match options.bootstrap {
         None => vec![None; point.len()],
         Some(b) => {
-            if b.resamples < 2 {
+            if !(2..=MAX_RESAMPLES).contains(&b.resamples) {
                 return Err(Error::invalid(
                     "bootstrap",
-                    format!("{} resamples: at least 2 are needed", b.resamples),
+                    format!("{} resamples: between 2 and {MAX_RESAMPLES}", b.resamples),
                 ));
             }
             if !(b.confidence > 0.0 && b.confidence < 1.0) {
@@ -229,13 +234,20 @@ pub fn assess(
                     format!("confidence {} is not in (0, 1)", b.confidence),
                 ));
             }
-            let n = outcomes.len();
+            let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups.keys().len()];
+            for (row, g) in groups.row_groups().iter().enumerate() {
+                members[*g as usize].push(row);
+            }
             let samples: Vec<Vec<f64>> = (0..b.resamples)
                 .into_par_iter()
                 .map(|i| {
                     let mut rng = ChaCha8Rng::seed_from_u64(b.seed);
                     rng.set_stream(i as u64);
-                    let draws = (0..n).map(|_| rng.random_range(0..n)).collect::<Vec<_>>();
+                    let mut draws = Vec::with_capacity(outcomes.len());
+                    for rows in &members {
+                        draws
+                            .extend((0..rows.len()).map(|_| rows[rng.random_range(0..rows.len())]));
+                    }
                     let (f, t) = evaluate(&count(outcomes, groups, draws.into_iter()));
                     values(&f, t.as_ref())
                 })

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use mlops_core::ErrorKind;
 use mlops_fairness::{
     AssessOptions, BinaryOutcomes, Bootstrap, Convention, Groups, Privileged, assess,
@@ -32,6 +32,14 @@ fn batch() -> RecordBatch {
         ("age", Arc::new(Int64Array::from(vec![30, 40, 30, 50]))),
         ("label", Arc::new(Int64Array::from(vec![0, 1, 1, 0]))),
         ("three", Arc::new(Int64Array::from(vec![0, 1, 2, 0]))),
+        (
+            "score",
+            Arc::new(Float64Array::from(vec![0.0, 0.7, 1.0, 0.2])),
+        ),
+        (
+            "floats",
+            Arc::new(Float64Array::from(vec![0.0, 1.0, 1.0, 0.0])),
+        ),
     ])
     .unwrap()
 }
@@ -86,6 +94,21 @@ fn labels_that_are_not_binary_are_named() {
     );
     invalid_naming(BinaryOutcomes::from_batch(&b, "sex", "label", 1), "\"sex\"");
     invalid_naming(BinaryOutcomes::from_labels(&[0, 1], &[1], 1), "y_pred");
+    // A score column is not labels: no silent truncation of 0.7 to 0.
+    invalid_naming(
+        BinaryOutcomes::from_batch(&b, "label", "score", 1),
+        "\"score\" holds 0.7 at row 1: binary metrics take labels, not scores",
+    );
+    let whole = BinaryOutcomes::from_batch(&b, "label", "floats", 1).unwrap();
+    assert_eq!(
+        whole,
+        BinaryOutcomes::from_batch(&b, "label", "label", 1).unwrap()
+    );
+    assert_eq!(mlops_fairness::weight_column(&b, "score").unwrap()[1], 0.7);
+    invalid_naming(
+        mlops_fairness::weight_column(&b, "sex"),
+        "\"sex\" is Utf8, not numbers",
+    );
     let o = BinaryOutcomes::from_labels(&[0, 1], &[1, 1], 1).unwrap();
     invalid_naming(o.clone().with_weights(vec![1.0]), "1 weights for 2 rows");
     invalid_naming(o.clone().with_weights(vec![1.0, -1.0]), "row 1");

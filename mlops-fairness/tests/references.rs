@@ -143,6 +143,10 @@ fn references(cases: &[Case]) -> Vec<Value> {
 }
 
 fn close(what: &str, ours: f64, theirs: &Value) {
+    assert!(
+        !theirs.is_null() || ours.is_nan(),
+        "{what}: ours {ours}, the reference's null"
+    );
     match theirs.as_f64() {
         None => assert!(ours.is_nan(), "{what}: ours {ours}, the reference's NaN"),
         Some(t) => assert!(
@@ -164,6 +168,14 @@ fn fairlearn_and_aif360_agree_to_1e_12() {
         }
         let groups = Groups::from_values(&c.sensitive).unwrap();
         let frame = MetricFrame::new(&outcomes, &groups).unwrap();
+        // Every reference key the checks below read is there (a mistyped key reads as null).
+        let keys = r.as_object().unwrap();
+        // 8 fairlearn metrics × 2 methods, by_group, 5 AIF360 metrics.
+        assert_eq!(keys.len(), 22, "case {i}: {keys:?}");
+        assert!(
+            keys.values().filter(|v| v.is_number()).count() >= 18,
+            "case {i}"
+        );
         for (name, method) in [
             ("between_groups", Method::BetweenGroups),
             ("to_overall", Method::ToOverall),

@@ -17,7 +17,10 @@ thresholds := {name: bound |
 	startswith(name, "fairness.")
 }
 
-measured(name) := to_number(input.model.tags[name])
+# A decimal number as FairnessReport::tags writes it ("0.93", "-0.04", "1e-3").
+numeric := `^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$`
+
+measured(name) := to_number(input.model.tags[name]) if regex.match(numeric, input.model.tags[name])
 
 # " (interval 0.71 to 0.83)" when the version carries the bootstrap bounds, else "". (Written
 # without else, default functions or partial objects, which regorus's bytecode VM evaluates as
@@ -39,6 +42,7 @@ deny contains msg if {
 	lib.promotion
 	some name, bound in thresholds
 	value := measured(name)
+	is_number(bound.min)
 	value < bound.min
 	msg := sprintf("%s has %s = %v%s, below the minimum %v", [describe.subject, name, value, interval(name), bound.min])
 }
@@ -47,6 +51,25 @@ deny contains msg if {
 	lib.promotion
 	some name, bound in thresholds
 	value := measured(name)
+	is_number(bound.max)
 	value > bound.max
 	msg := sprintf("%s has %s = %v%s, above the maximum %v", [describe.subject, name, value, interval(name), bound.max])
+}
+
+# Fail closed on what cannot be compared: a measure tag that is not a number, a bound that is not.
+deny contains msg if {
+	lib.promotion
+	some name, _ in thresholds
+	value := input.model.tags[name]
+	not regex.match(numeric, value)
+	msg := sprintf("%s has %s = %q, which is not a number", [describe.subject, name, value])
+}
+
+deny contains msg if {
+	lib.promotion
+	some name, bound in thresholds
+	some side in ["min", "max"]
+	limit := object.get(bound, side, 0)
+	not is_number(limit)
+	msg := sprintf("the fairness threshold %s %s is %s, not a number", [name, side, json.marshal(limit)])
 }
