@@ -33,6 +33,7 @@ Data commands:
   datasets     Versioned Parquet datasets: put, list, log, show, get, diff
   drift        Test current data for drift against reference data or a saved profile
   quality      Check data against a quality suite (Great Expectations' expectation names)
+  fairness     Group fairness of predictions: fairlearn's and AIF360's metrics, intervals
 
 Training and tracking commands:
   train        Train a model on a dataset as a tracked run; register, search, export a Job
