@@ -9,7 +9,10 @@
 //! 1. Data: generate customer-churn data (numbers and categories) and version it as a Parquet
 //!    dataset.
 //! 2. Train: a pipeline (dataset → train → promote) trains a logistic regression on candle as a
-//!    tracked run and registers it. The registry is governed by the shipped Rego library: the
+//!    tracked run and registers it, assessed on its validation rows: permutation importance
+//!    and, since the dataset declares `region` sensitive, group fairness with bootstrap
+//!    intervals (as version tags, in the model card and in a model report). The registry is
+//!    governed by the shipped Rego library — accuracy and fairness thresholds, approval: the
 //!    first promotion to `champion` is denied for lack of approval; a reviewer approves, and the
 //!    re-run pipeline serves data and training from its cache and only promotes.
 //! 3. Serve: a `ModelServer` loads `models:/churn@champion` through the deploy gate and serves
@@ -18,8 +21,9 @@
 //!    labelled production data is stored, and the retraining pipeline's monitor compares it
 //!    with the champion's stored reference profile (HTML report written).
 //! 5. Retrain: the monitor's decision (drift share > 0.3 or accuracy drop > 0.05) triggers
-//!    training on the new data; the challenger is validated against the champion and takes the
-//!    `canary` alias.
+//!    training on the new data; the challenger is validated against the champion and assessed
+//!    for fairness on the same production data, and takes the `canary` alias when the gate
+//!    allows it.
 //! 6. Canary: a reviewer approves the challenger for live traffic (the deploy gate asks), the
 //!    server routes 20% of requests to it, and when its live accuracy holds against the
 //!    champion's on the same traffic it is promoted and the server switches to it.
@@ -246,6 +250,33 @@ async fn approve(registry: &dyn Registry, version: mlops::Version) -> anyhow::Re
     Ok(())
 }
 
+/// The version's fairness tags against the gate's thresholds, e.g. `demographic_parity_ratio
+/// 0.93 [0.88, 0.98] (min 0.8)`.
+async fn fairness_line(registry: &dyn Registry, version: mlops::Version) -> anyhow::Result<String> {
+    let v = registry
+        .get_model_version(&"churn".parse()?, version)
+        .await?;
+    let show = |name: &str, bound: &str| {
+        let key = format!("fairness.{name}");
+        let get = |k: &str| v.tags.get(k).and_then(|t| t.parse::<f64>().ok());
+        match get(&key) {
+            Some(value) => {
+                let interval = get(&format!("{key}.low"))
+                    .zip(get(&format!("{key}.high")))
+                    .map(|(l, h)| format!(" [{l:.3}, {h:.3}]"))
+                    .unwrap_or_default();
+                format!("{name} {value:.3}{interval} ({bound})")
+            }
+            None => format!("{name} not measured ({bound})"),
+        }
+    };
+    Ok(format!(
+        "{}, {}",
+        show("demographic_parity_ratio", "min 0.8"),
+        show("equalized_odds_difference", "max 0.2")
+    ))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
@@ -258,10 +289,15 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(StoreTracker::open(store.clone(), StoreTrackerOptions::default()).await?);
     let artifacts = Arc::new(Artifacts::new(store.clone()));
 
-    // Governance: the shipped Rego library; champion needs approval and val_accuracy >= 0.7;
-    // every decision goes to the hash-chained log in the store.
-    let mut policy_data =
-        serde_json::json!({"mlops": {"thresholds": {"val_accuracy": {"min": 0.7}}}});
+    // Governance: the shipped Rego library; champion needs approval, val_accuracy >= 0.7 and
+    // fair treatment of regions (demographic parity ratio >= 0.8, equalized odds difference
+    // <= 0.2, measured on the validation rows); every decision goes to the hash-chained log in
+    // the store.
+    let mut policy_data = serde_json::json!({"mlops": {"thresholds": {
+        "val_accuracy": {"min": 0.7},
+        "fairness.demographic_parity_ratio": {"min": 0.8},
+        "fairness.equalized_odds_difference": {"max": 0.2},
+    }}});
     if Lineage::current_git_commit().is_none() {
         // Outside a git checkout there is no commit to record: drop that rule, say so.
         policy_data["mlops"]["disabled"] = serde_json::json!(["lineage"]);
@@ -294,7 +330,9 @@ async fn main() -> anyhow::Result<()> {
             stream::iter([Ok(train_batch.clone())]),
             WriteOptions::default()
                 .with_metadata("source", "generated churn customers")
-                .with_metadata("license", "CC0-1.0"),
+                .with_metadata("license", "CC0-1.0")
+                // Fairness is measured across regions at every training and validation.
+                .with_metadata("sensitive", "region"),
         )
         .await?;
     summary.push(format!(
@@ -320,6 +358,19 @@ async fn main() -> anyhow::Result<()> {
         "train        pipeline churn-train: {}; churn v{version} (logistic on candle, val_accuracy {accuracy:.3}, run {})",
         status_line(&first),
         model.run_id.as_ref().map_or("?", |r| r.as_str())
+    ));
+    // The model report the assessment logged with the training run.
+    let report_html = out_dir.join("model-report.html");
+    if let Some(run_id) = &model.run_id {
+        let html = tracker
+            .get_artifact(run_id, &"assessment/report.html".parse()?)
+            .await?;
+        std::fs::write(&report_html, &html)?;
+    }
+    summary.push(format!(
+        "fairness     churn v{version} by region: {}; report {}",
+        fairness_line(registry.as_ref(), version).await?,
+        report_html.display()
     ));
     let promote = first.step("promote").context("promote step")?;
     let champion_version = if promote.status == StepStatus::Failed {
@@ -397,7 +448,8 @@ async fn main() -> anyhow::Result<()> {
             production.schema(),
             stream::iter([Ok(production.clone())]),
             WriteOptions::default()
-                .with_metadata("source", "production traffic with feedback labels"),
+                .with_metadata("source", "production traffic with feedback labels")
+                .with_metadata("sensitive", "region"),
         )
         .await?;
     // The newest training data: the original customers and the labelled production ones.
@@ -410,7 +462,7 @@ async fn main() -> anyhow::Result<()> {
             &"churn".parse()?,
             combined.schema(),
             stream::iter([Ok(combined)]),
-            WriteOptions::default(),
+            WriteOptions::default().with_metadata("sensitive", "region"),
         )
         .await?;
     let champion = registry.resolve(&champion_uri).await?;
@@ -473,6 +525,10 @@ async fn main() -> anyhow::Result<()> {
     summary.push(format!(
         "validate     challenger v{challenger}: {}",
         verdict.reason
+    ));
+    summary.push(format!(
+        "fairness     challenger v{challenger} by region on churn-production: {}",
+        fairness_line(registry.as_ref(), challenger).await?
     ));
 
     // 6. Canary: the deploy gate wants approval before any traffic reaches a version, so a

@@ -52,6 +52,7 @@ pub mod arrow;
 pub mod cancel;
 pub mod drift;
 pub mod error;
+pub mod html;
 pub mod id;
 pub mod model;
 pub mod page;
@@ -90,7 +91,7 @@ pub use tracker::{LogBatch, Tracker, TrackerExt};
 pub use tracking::{
     Experiment, LifecycleStage, Metric, Param, Run, RunInfo, RunStatus, Tag, ViewType,
 };
-pub use train::{FitOptions, FitOutcome, Trainer};
+pub use train::{Assessment, Assessor, FitOptions, FitOutcome, Trainer};
 pub use uri::ModelUri;
 
 // `async_trait` is part of the public API: implementors annotate their impls with it.

@@ -85,6 +85,62 @@ pub struct FitOutcome {
     pub metrics: BTreeMap<String, f64>,
     /// One report per epoch.
     pub history: Vec<EpochReport>,
+    /// The rows held out for validation, as indices into the training data (its batches
+    /// concatenated in order), ascending; empty when nothing was held out. What an
+    /// [`Assessor`] judges the model on.
+    pub validation_rows: Vec<usize>,
+}
+
+/// Judges a trained model on its held-out rows before it is stored — explanations, fairness,
+/// any check whose findings belong in the model card and on the registered version.
+/// Synchronous compute: a training job calls it on a blocking thread.
+pub trait Assessor: Debug + Send + Sync {
+    /// Assesses `model` on `rows`, which hold the model's inputs and the target column
+    /// `target`.
+    fn assess(
+        &self,
+        model: &Arc<dyn Model>,
+        rows: &RecordBatch,
+        target: &str,
+    ) -> Result<Assessment>;
+}
+
+/// What an [`Assessor`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Assessment {
+    /// Sections of the model card by name (`explain`, `fairness`), as JSON.
+    pub card: BTreeMap<String, serde_json::Value>,
+    /// Tags of the registered version and the run (`explain.*`, `fairness.*`: what policy
+    /// rules read).
+    pub tags: BTreeMap<String, String>,
+    /// Files logged with the run under `assessment/` (a report in HTML, the findings in JSON).
+    pub files: BTreeMap<String, bytes::Bytes>,
+}
+
+impl Assessment {
+    /// Nothing found yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a model-card section.
+    pub fn with_card_section(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
+        self.card.insert(name.into(), value);
+        self
+    }
+
+    /// Adds tags.
+    pub fn with_tags(mut self, tags: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.tags.extend(tags);
+        self
+    }
+
+    /// Adds a file.
+    pub fn with_file(mut self, name: impl Into<String>, bytes: impl Into<bytes::Bytes>) -> Self {
+        self.files.insert(name.into(), bytes.into());
+        self
+    }
 }
 
 /// Fits models on Arrow data. Synchronous compute: async callers use `spawn_blocking`.

@@ -173,11 +173,15 @@ where
 }
 
 pub(crate) fn predict_checked(p: &dyn Predict, x: &Features) -> Result<Vec<f64>> {
-    let out = p.predict(x)?;
-    if out.len() != x.rows() {
+    check_predictions(p.predict(x)?, x.rows())
+}
+
+/// `out`, when it holds one finite number per row.
+pub(crate) fn check_predictions(out: Vec<f64>, rows: usize) -> Result<Vec<f64>> {
+    if out.len() != rows {
         return Err(Error::invalid(
             "predictions",
-            format!("{} predictions for {} rows", out.len(), x.rows()),
+            format!("{} predictions for {rows} rows", out.len()),
         ));
     }
     if let Some(row) = out.iter().position(|v| !v.is_finite()) {
@@ -190,6 +194,43 @@ pub(crate) fn predict_checked(p: &dyn Predict, x: &Features) -> Result<Vec<f64>>
         ));
     }
     Ok(out)
+}
+
+/// Column `column` of the output `output` of a prediction over `rows` rows.
+pub(crate) fn output_column(
+    outputs: &[Tensor],
+    output: &str,
+    column: usize,
+    rows: usize,
+) -> Result<Vec<f64>> {
+    let out = outputs.iter().find(|t| t.name() == output).ok_or_else(|| {
+        let names: Vec<&str> = outputs.iter().map(Tensor::name).collect();
+        Error::invalid(
+            "model output",
+            format!(
+                "{output:?} is not an output of the model (it has: {})",
+                names.join(", ")
+            ),
+        )
+    })?;
+    let values = out.to_f64_lossy()?;
+    let shape = out.shape();
+    let width: usize = shape.iter().skip(1).product();
+    if shape.first() != Some(&rows) || values.len() != rows * width || width == 0 {
+        return Err(Error::invalid(
+            "model output",
+            format!(
+                "{output:?} has shape {shape:?} for {rows} rows: one row of values per input row is needed"
+            ),
+        ));
+    }
+    if column >= width {
+        return Err(Error::invalid(
+            "model output",
+            format!("column {column} of {output:?}, which has {width}"),
+        ));
+    }
+    Ok((0..rows).map(|i| values[i * width + column]).collect())
 }
 
 #[derive(Debug, Clone)]
@@ -328,41 +369,6 @@ impl Predict for ModelFunction {
                 .collect::<Result<_>>()?,
         };
         let outputs = self.model.predict(&inputs)?;
-        let out = outputs
-            .iter()
-            .find(|t| t.name() == self.output)
-            .ok_or_else(|| {
-                let names: Vec<&str> = outputs.iter().map(Tensor::name).collect();
-                Error::invalid(
-                    "model output",
-                    format!(
-                        "{:?} is not an output of the model (it has: {})",
-                        self.output,
-                        names.join(", ")
-                    ),
-                )
-            })?;
-        let values = out.to_f64_lossy()?;
-        let shape = out.shape();
-        let width: usize = shape.iter().skip(1).product();
-        if shape.first() != Some(&rows) || values.len() != rows * width || width == 0 {
-            return Err(Error::invalid(
-                "model output",
-                format!(
-                    "{:?} has shape {shape:?} for {rows} rows: one row of values per input row is needed",
-                    self.output
-                ),
-            ));
-        }
-        if self.column >= width {
-            return Err(Error::invalid(
-                "model output",
-                format!(
-                    "column {} of {:?}, which has {width}",
-                    self.column, self.output
-                ),
-            ));
-        }
-        Ok((0..rows).map(|i| values[i * width + self.column]).collect())
+        output_column(&outputs, &self.output, self.column, rows)
     }
 }

@@ -75,6 +75,20 @@ pub struct FeatureImportance {
     pub drops: Vec<f64>,
 }
 
+impl FeatureImportance {
+    /// The summary of one feature's drops: their mean and standard deviation (ddof = 0).
+    pub(crate) fn from_drops(feature: String, drops: Vec<f64>) -> Self {
+        let mean = drops.iter().sum::<f64>() / drops.len() as f64;
+        let var = drops.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / drops.len() as f64;
+        Self {
+            feature,
+            mean,
+            std: var.sqrt(),
+            drops,
+        }
+    }
+}
+
 /// The result of [`permutation_importance`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Importances {
@@ -114,7 +128,7 @@ pub fn permutation_importance(
         return Err(Error::invalid("features", "no rows"));
     }
     let baseline = scorer(y, &predict_checked(model, x)?)?;
-    let (rows, orders) = shuffles(n, options)?;
+    let (rows, orders) = plan(n, options)?;
     let (xs, ys) = match &rows {
         None => (x.clone(), y.to_vec()),
         Some(r) => (x.select(r)?, r.iter().map(|&i| y[i]).collect()),
@@ -134,14 +148,7 @@ pub fn permutation_importance(
                 let score = scorer(&ys, &predict_checked(model, &permuted)?)?;
                 drops.push(baseline - score);
             }
-            let mean = drops.iter().sum::<f64>() / drops.len() as f64;
-            let var = drops.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / drops.len() as f64;
-            Ok(FeatureImportance {
-                feature: x.names()[j].clone(),
-                mean,
-                std: var.sqrt(),
-                drops,
-            })
+            Ok(FeatureImportance::from_drops(x.names()[j].clone(), drops))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Importances { baseline, features })
@@ -149,7 +156,8 @@ pub fn permutation_importance(
 
 type Plan = (Option<Vec<usize>>, Vec<Vec<usize>>);
 
-fn shuffles(n: usize, options: &PermutationOptions) -> Result<Plan> {
+/// The row subsample and the per-repeat orders `options` ask for over `n` rows.
+pub(crate) fn plan(n: usize, options: &PermutationOptions) -> Result<Plan> {
     let take = match options.max_samples {
         MaxSamples::Fraction(f) if f > 0.0 && f <= 1.0 => ((f * n as f64) as usize).max(1),
         MaxSamples::Count(c) if c >= 1 && c <= n => c,

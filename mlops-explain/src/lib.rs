@@ -7,6 +7,8 @@
 //!   (the baseline on every row, the repeats on the subsample), any score (greater is better),
 //!   one seed shared by all columns, mean and std (ddof = 0); columns run in parallel.
 //!   [`Shuffles::Explicit`] takes given permutations, which reproduces scikit-learn exactly.
+//! - [`permutation_importance_columns`]: the same over Arrow columns of any type (strings,
+//!   categories), through [`ModelColumns`] — how models with text inputs are explained.
 //! - [`LinearExplainer`]: exact interventional SHAP values of linear and logistic models
 //!   (margin space), equal to `shap.LinearExplainer`.
 //! - [`KernelExplainer`]: KernelSHAP with shap's coalition weighting and plan (`nsamples`
@@ -38,10 +40,12 @@
 //! # }
 //! ```
 
+mod columns;
 mod features;
 mod importance;
 mod shap;
 
+pub use columns::{ModelColumns, PredictBatch, permutation_importance_columns};
 pub use features::{Features, ModelFunction, Predict};
 pub use importance::{
     FeatureImportance, Importances, MaxSamples, PermutationOptions, Scorer, Shuffles,

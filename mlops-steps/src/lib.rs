@@ -55,6 +55,7 @@
 //! # Ok::<(), mlops_core::Error>(())
 //! ```
 
+pub mod assess;
 mod dataset;
 mod drift;
 mod monitor;

@@ -13,6 +13,7 @@ use mlops_train::{CandleTrainer, TrainConfig, TrainingData, TrainingJob};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::assess::AssessParams;
 use crate::{DatasetRef, ModelRef, StepEnv};
 
 /// `train`'s parameters: its own keys, and every other key a [`TrainConfig`] key (`model`,
@@ -36,6 +37,12 @@ pub struct TrainParams {
     /// Register the model under this name.
     #[serde(default)]
     pub register: Option<ModelName>,
+    /// The assessment on the validation rows: `false` for none, or the keys of
+    /// [`AssessParams`] (`sensitive`, `privileged`, `bootstrap`, …). By default permutation
+    /// importance always, and fairness when the dataset declares sensitive columns (its
+    /// `sensitive` metadata).
+    #[serde(default)]
+    pub assess: Option<Value>,
     /// The hyper-parameters, as `TrainConfig`'s `key=value` text takes them.
     #[serde(flatten)]
     pub config: BTreeMap<String, Value>,
@@ -45,7 +52,23 @@ impl TrainParams {
     fn parse(params: &Value) -> Result<Self> {
         let p: Self = parse_params("train", params)?;
         p.train_config()?;
+        p.assess_params()?;
         Ok(p)
+    }
+
+    /// The assessment asked for: `None` when `assess: false`.
+    pub fn assess_params(&self) -> Result<Option<AssessParams>> {
+        match &self.assess {
+            None | Some(Value::Bool(true)) => Ok(Some(AssessParams::default())),
+            Some(Value::Bool(false)) => Ok(None),
+            Some(v @ Value::Object(_)) => parse_params("train.assess", v).map(Some),
+            Some(other) => Err(mlops_core::Error::invalid(
+                "step param",
+                format!(
+                    "parameters of train: assess is false or a map of assessment keys, not {other}"
+                ),
+            )),
+        }
     }
 
     /// The hyper-parameters: `TrainConfig`'s defaults with a logistic model unless `model` is
@@ -95,6 +118,10 @@ impl Step for TrainStep {
         let (version, batches) = Datasets::new(env.store.clone())
             .read_all(&data.name, RefVersion::Exact(data.version))
             .await?;
+        let assessor = params
+            .assess_params()?
+            .map(|a| a.assessor(&version.manifest.metadata))
+            .transpose()?;
         let training =
             TrainingData::new(batches).with_source(mlops_core::registry::DatasetLineage {
                 name: version.name,
@@ -118,6 +145,9 @@ impl Step for TrainStep {
         }
         if let Some(name) = params.register {
             job = job.register(env.registry.clone(), name);
+        }
+        if let Some(assessor) = assessor {
+            job = job.assess(Arc::new(assessor));
         }
         let outcome = job
             .run(Arc::new(CandleTrainer::new(config)), &training, &ctx.cancel)

@@ -1,6 +1,7 @@
 //! `validate`: a candidate model against the champion — on the same labelled holdout when one is
 //! wired in, else by the metric each recorded at training.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mlops_core::model::ArtifactSource;
@@ -32,6 +33,42 @@ pub struct ValidateParams {
     /// How much better the candidate must be.
     #[serde(default)]
     pub min_delta: f64,
+    /// Assess the candidate on the holdout: `false` for never, or the keys of
+    /// [`AssessParams`](crate::assess::AssessParams) (`sensitive`, `privileged`, …). By
+    /// default it is assessed when the holdout declares sensitive columns (its `sensitive`
+    /// metadata). The findings become tags of the candidate's version, which promotion
+    /// policies (the fairness rule) read.
+    #[serde(default)]
+    pub assess: Option<serde_json::Value>,
+}
+
+impl ValidateParams {
+    fn parse(params: &serde_json::Value) -> Result<Self> {
+        let p: Self = parse_params("validate", params)?;
+        p.assess_params(&BTreeMap::new())?;
+        Ok(p)
+    }
+
+    /// The assessment asked for on a holdout with `metadata`: `None` when there is none.
+    fn assess_params(
+        &self,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<Option<crate::assess::AssessParams>> {
+        match &self.assess {
+            None => Ok(metadata
+                .contains_key(crate::assess::SENSITIVE_METADATA)
+                .then(Default::default)),
+            Some(serde_json::Value::Bool(true)) => Ok(Some(Default::default())),
+            Some(serde_json::Value::Bool(false)) => Ok(None),
+            Some(v @ serde_json::Value::Object(_)) => parse_params("validate.assess", v).map(Some),
+            Some(other) => Err(Error::invalid(
+                "step param",
+                format!(
+                    "parameters of validate: assess is false or a map of assessment keys, not {other}"
+                ),
+            )),
+        }
+    }
 }
 
 fn default_metric() -> String {
@@ -55,6 +92,10 @@ pub struct Verdict {
     /// The holdout both were scored on, when one was wired in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdout: Option<DatasetRef>,
+    /// The candidate's assessment on the holdout (`explain.*`, `fairness.*`), also set as
+    /// tags of its version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub assessment: BTreeMap<String, String>,
 }
 
 /// `validate`: passes a candidate whose score is at least the champion's plus `min_delta`;
@@ -70,7 +111,7 @@ pub struct ValidateStep(pub(crate) Arc<StepEnv>);
 #[async_trait::async_trait]
 impl Step for ValidateStep {
     async fn run(&self, ctx: Arc<StepContext>) -> Result<Outputs> {
-        let params: ValidateParams = ctx.params_as()?;
+        let params = ValidateParams::parse(&ctx.params)?;
         let candidate: ModelRef = ctx.input("candidate")?.get()?;
         let name = params
             .model
@@ -94,7 +135,7 @@ impl Step for ValidateStep {
     }
 
     fn check(&self, params: &serde_json::Value) -> Result<()> {
-        parse_params::<ValidateParams>("validate", params).map(|_| ())
+        ValidateParams::parse(params).map(|_| ())
     }
 }
 
@@ -145,6 +186,7 @@ fn by_training_metric(
         candidate: mine,
         champion: best,
         holdout: None,
+        assessment: BTreeMap::new(),
     })
 }
 
@@ -167,9 +209,13 @@ impl ValidateStep {
                 ),
             )
         })?;
-        let (_, rows) = Datasets::new(env.store.clone())
+        let (holdout_version, rows) = Datasets::new(env.store.clone())
             .read_all(&holdout.name, RefVersion::Exact(holdout.version))
             .await?;
+        let assessor = params
+            .assess_params(&holdout_version.manifest.metadata)?
+            .map(|a| a.assessor(&holdout_version.manifest.metadata))
+            .transpose()?;
         let artifacts = Artifacts::new(env.store.clone());
         let digest = candidate
             .source
@@ -191,15 +237,41 @@ impl ValidateStep {
             None => None,
         };
         let (scored_rows, t) = (rows, target.clone());
-        let (mine, best) = ctx
+        let (mine, best, findings) = ctx
             .blocking(move |_| {
                 let mine = crate::scoring::accuracy_of(&mine_model, &scored_rows, &t)?;
                 let best = best_model
                     .map(|m| crate::scoring::accuracy_of(&m, &scored_rows, &t))
                     .transpose()?;
-                Ok((mine, best))
+                let findings = match assessor {
+                    Some(assessor) => {
+                        let batch = arrow::compute::concat_batches(
+                            &scored_rows
+                                .first()
+                                .ok_or_else(|| Error::invalid("holdout", "no rows"))?
+                                .schema(),
+                            &scored_rows,
+                        )
+                        .map_err(|e| Error::backend("arrow", e))?;
+                        let model: Arc<dyn mlops_core::Model> = Arc::new(mine_model);
+                        Some(assessor.findings(&model, &batch, &t)?)
+                    }
+                    None => None,
+                };
+                Ok((mine, best, findings))
             })
             .await?;
+        let assessment = findings.map(|f| f.tags()).unwrap_or_default();
+        if let Some((name, version)) = candidate.registered() {
+            for (k, v) in &assessment {
+                env.registry
+                    .set_tag(
+                        &mlops_core::registry::RegistryObject::Version(name.clone(), version),
+                        mlops_core::Tag::new(k.parse()?, v.clone())?,
+                    )
+                    .await?;
+            }
+        }
         let alias = alias_or_champion(&params.alias)?;
         let on = format!("{}@{}", holdout.name, holdout.version);
         let (passed, reason) = match (best, champion) {
@@ -222,6 +294,7 @@ impl ValidateStep {
             candidate: mine,
             champion: best,
             holdout: Some(holdout),
+            assessment,
         })
     }
 }

@@ -6,7 +6,9 @@
 //! sink (e.g. `mlops_storage::Artifacts`, content addressed) and logs its files under `model/`,
 //! then — when asked to — registers a model version with the sink's source, the signature, the
 //! final metrics as `metrics.<name>` tags (what policy thresholds read) and the lineage (run,
-//! dataset version, git commit).
+//! dataset version, git commit). With an [`Assessor`] it first judges the model on the
+//! validation rows: the findings go into the model card, onto the run and the version as tags
+//! (`explain.*`, `fairness.*`) and under the run's `assessment/` artifacts.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use arrow::array::RecordBatch;
 use mlops_core::registry::{CreateModelOptions, CreateVersionOptions, DatasetLineage, Lineage};
 use mlops_core::tracker::CreateRunOptions;
 use mlops_core::tracking::{Dataset, DatasetInput, tags};
-use mlops_core::train::{EpochReport, FitObserver, FitOptions, Trainer};
+use mlops_core::train::{Assessment, Assessor, EpochReport, FitObserver, FitOptions, Trainer};
 use mlops_core::{
     ArtifactPath, CancelToken, Error, LogBatch, Metric, Model, ModelArtifact, ModelName, ModelSink,
     ModelVersion, Param, Registry, Result, RunId, RunStatus, Tag, Tracker, TrackerExt,
@@ -122,6 +124,7 @@ pub struct TrainingJob {
     sink: Arc<dyn ModelSink>,
     registration: Option<Registration>,
     observer: Option<Arc<dyn FitObserver>>,
+    assessor: Option<Arc<dyn Assessor>>,
 }
 
 impl std::fmt::Debug for TrainingJob {
@@ -136,6 +139,7 @@ impl std::fmt::Debug for TrainingJob {
             .field("sink", &self.sink)
             .field("registration", &self.registration)
             .field("observer", &self.observer.as_ref().map(|_| "FitObserver"))
+            .field("assessor", &self.assessor)
             .finish()
     }
 }
@@ -199,6 +203,7 @@ impl TrainingJob {
             sink,
             registration: None,
             observer: None,
+            assessor: None,
         }
     }
 
@@ -235,6 +240,13 @@ impl TrainingJob {
     /// Also tells `observer` about every epoch (a progress bar).
     pub fn observer(mut self, observer: Arc<dyn FitObserver>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Judges every trained model with `assessor` on its validation rows (on the training
+    /// rows when nothing was held out) before it is stored; an assessor's error fails the job.
+    pub fn assess(mut self, assessor: Arc<dyn Assessor>) -> Self {
+        self.assessor = Some(assessor);
         self
     }
 
@@ -404,11 +416,20 @@ impl TrainingJob {
         }
         tracker.log_batch(run_id, batch).await?;
 
+        let assessment = match &self.assessor {
+            Some(assessor) => {
+                self.assess_outcome(run_id, assessor.clone(), &outcome, data)
+                    .await?
+            }
+            None => Assessment::new(),
+        };
+
         // The artifact, with lineage in the card, stored by content and logged with the run.
         let git_commit = Lineage::current_git_commit();
         let mut artifact = outcome.model.to_artifact()?;
         if artifact.flavor == FLAVOR {
             let mut card = ModelCard::read(&artifact)?;
+            card.assessment.clone_from(&assessment.card);
             card.lineage.run_id = Some(run_id.to_string());
             card.lineage.datasets = data
                 .source
@@ -437,6 +458,7 @@ impl TrainingJob {
                         metrics: &outcome.metrics,
                         data,
                         git_commit,
+                        tags: &assessment.tags,
                     },
                 )
                 .await?,
@@ -456,6 +478,63 @@ impl TrainingJob {
     }
 }
 
+impl TrainingJob {
+    /// Runs the assessor on the validation rows of `outcome` (all rows when none were held
+    /// out) on a blocking thread; logs its tags on the run and its files under `assessment/`.
+    async fn assess_outcome(
+        &self,
+        run_id: &RunId,
+        assessor: Arc<dyn Assessor>,
+        outcome: &mlops_core::FitOutcome,
+        data: &TrainingData,
+    ) -> Result<Assessment> {
+        let schema = data
+            .batches
+            .first()
+            .map(RecordBatch::schema)
+            .ok_or_else(|| Error::invalid("data", "no rows"))?;
+        let all = arrow::compute::concat_batches(&schema, &data.batches)
+            .map_err(|e| Error::backend("arrow", e))?;
+        let (model, rows, target) = (
+            outcome.model.clone(),
+            outcome.validation_rows.clone(),
+            self.options.target.clone(),
+        );
+        let on_validation = !rows.is_empty();
+        let assessment = tokio::task::spawn_blocking(move || {
+            let held_out = if rows.is_empty() {
+                all
+            } else {
+                let indices =
+                    arrow::array::UInt64Array::from_iter_values(rows.iter().map(|&r| r as u64));
+                arrow::compute::take_record_batch(&all, &indices)
+                    .map_err(|e| Error::backend("arrow", e))?
+            };
+            assessor.assess(&model, &held_out, &target)
+        })
+        .await
+        .map_err(|e| Error::backend("assessment thread", e))??;
+        let tracker = self.tracker.as_ref();
+        let mut batch = LogBatch::new().tag(Tag::new(
+            "mlops.assessment.rows".parse()?,
+            if on_validation {
+                "validation"
+            } else {
+                "training"
+            },
+        )?);
+        for (k, v) in &assessment.tags {
+            batch = batch.tag(Tag::new(k.parse()?, v.clone())?);
+        }
+        tracker.log_batch(run_id, batch).await?;
+        for (name, bytes) in &assessment.files {
+            let path = ArtifactPath::new(format!("assessment/{name}"))?;
+            tracker.put_artifact(run_id, &path, bytes.clone()).await?;
+        }
+        Ok(assessment)
+    }
+}
+
 /// What a finished training run registers.
 struct Trained<'a> {
     source: &'a str,
@@ -464,6 +543,7 @@ struct Trained<'a> {
     metrics: &'a BTreeMap<String, f64>,
     data: &'a TrainingData,
     git_commit: Option<String>,
+    tags: &'a BTreeMap<String, String>,
 }
 
 /// Registers a version of the registration's model (creating the model when new).
@@ -498,6 +578,9 @@ async fn register(registration: &Registration, t: &Trained<'_>) -> Result<ModelV
     for (k, v) in metrics {
         let key = format!("{}{k}", mlops_core::policy::METRIC_TAG_PREFIX);
         options = options.with_tag(Tag::new(key.parse()?, v.to_string())?);
+    }
+    for (k, v) in t.tags {
+        options = options.with_tag(Tag::new(k.parse()?, v.clone())?);
     }
     registry.create_model_version(name, options).await
 }

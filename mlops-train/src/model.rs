@@ -78,6 +78,10 @@ pub struct ModelCard {
     /// Lineage.
     #[serde(default)]
     pub lineage: CardLineage,
+    /// What the training job's assessor found on the validation rows (`explain`, `fairness`),
+    /// by section.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub assessment: BTreeMap<String, serde_json::Value>,
     /// The mlops version that trained it.
     pub mlops_version: String,
 }

@@ -77,6 +77,8 @@ pub struct Training {
     pub history: Vec<EpochReport>,
     /// Whether early stopping ended training before the last epoch.
     pub stopped_early: bool,
+    /// The rows held out for validation (indices into the data), ascending.
+    pub validation_rows: Vec<usize>,
     /// The last checkpoint written, if checkpointing.
     pub last_checkpoint: Option<PathBuf>,
 }
@@ -444,6 +446,7 @@ impl CandleTrainer {
                 device: device_name(&device),
             },
             lineage: Default::default(),
+            assessment: BTreeMap::new(),
             mlops_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
         let mut model = CandleModel::new(card, model_layers, Device::Cpu)?;
@@ -459,6 +462,7 @@ impl CandleTrainer {
             metrics,
             history: meta.history,
             stopped_early,
+            validation_rows: val.rows,
             last_checkpoint,
         })
     }
@@ -485,6 +489,7 @@ impl Trainer for CandleTrainer {
             model: Arc::new(t.model),
             metrics: t.metrics,
             history: t.history,
+            validation_rows: t.validation_rows,
         })
     }
 }

@@ -70,7 +70,7 @@ fn core_paths_keep_their_meaning_under_any_features() {
         RequestedOutput, InferRequest, InferResponse, LoadOptions);
     same_traits!(serve: Server);
 
-    same_items!(train: EpochReport, FitOptions, FitOutcome);
+    same_items!(train: Assessment, Assessor, EpochReport, FitOptions, FitOutcome);
     same_traits!(train: FitObserver, Trainer);
 
     // The root keeps core's items too.
