@@ -7,6 +7,7 @@
 mod check;
 mod datasets;
 mod drift;
+mod explain;
 mod fairness;
 mod output;
 mod pipeline;
@@ -44,6 +45,7 @@ Training and tracking commands:
 
 Model commands:
   models       Registered models: list, show, alias, kserve
+  explain      A model on labelled data: importance, SHAP, group fairness, HTML report
   serve        Serve registered models over the Open Inference Protocol (HTTP)
 
 Governance commands:
@@ -127,6 +129,12 @@ enum Command {
     /// Example: mlops fairness scored.parquet --target churned --prediction predicted
     /// --sensitive sex,region --privileged sex=m --bootstrap 1000
     Fairness(fairness::FairnessArgs),
+    /// A model on labelled data: permutation importance, KernelSHAP (--shap N) and group
+    /// fairness over sensitive columns, as text, JSON, version tags or an HTML model report
+    ///
+    /// Example: mlops explain models:/churn@champion churn-production --target churned
+    /// --sensitive region --html model-report.html
+    Explain(Box<explain::ExplainArgs>),
     /// Train a model (linear, logistic, softmax, MLP) on a dataset as a tracked run; register
     /// it, search hyper-parameters, or write a Kubernetes Job that runs the same command
     ///
@@ -201,6 +209,7 @@ async fn open(cli: &Cli) -> mlops::Result<ObjectStoreStore> {
                     Command::Drift(_)
                         | Command::Quality(_)
                         | Command::Fairness(_)
+                        | Command::Explain(_)
                         | Command::Serve(_)
                 ) =>
         {
@@ -293,6 +302,10 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
         Command::Drift(args) => {
             let datasets = Datasets::new(Arc::new(open(cli).await?));
             drift::drift(args, &datasets).await
+        }
+        Command::Explain(args) => {
+            let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
+            explain::explain(args, store).await
         }
         Command::Fairness(args) => {
             let datasets = Datasets::new(Arc::new(open(cli).await?));

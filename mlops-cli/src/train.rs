@@ -71,6 +71,20 @@ pub struct TrainArgs {
     /// Also write the model as a directory (`mlops serve --model-dir NAME=DIR` serves it)
     #[arg(long, value_name = "DIR")]
     output: Option<PathBuf>,
+    /// Sensitive columns: group fairness on the validation rows, as version tags and in the
+    /// model card (default: the dataset's `sensitive` metadata)
+    #[arg(long, value_delimiter = ',')]
+    sensitive: Option<Vec<String>>,
+    /// AIF360's privileged group COLUMN=VALUE[,COLUMN=VALUE] (default: the dataset's
+    /// `privileged` metadata)
+    #[arg(long)]
+    privileged: Option<String>,
+    /// The positive label of a binary target, for fairness (default: true or 1)
+    #[arg(long)]
+    pos_label: Option<String>,
+    /// Skip the assessment (permutation importance and fairness on the validation rows)
+    #[arg(long)]
+    no_assess: bool,
     /// Write a checkpoint into DIR every --checkpoint-every epochs, at the end and on Ctrl-C
     #[arg(long, value_name = "DIR")]
     checkpoint_dir: Option<PathBuf>,
@@ -281,11 +295,13 @@ fn print_metrics(metrics: &BTreeMap<String, f64>) {
 pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
     let config = args.config()?;
     let datasets = Datasets::new(store.clone());
+    let mut metadata = std::collections::BTreeMap::new();
     let data = if crate::datasets::is_local_file(&args.data) {
         TrainingData::new(crate::datasets::read_parquet(Path::new(&args.data))?)
     } else {
         let (name, at) = crate::datasets::parse_ref(&args.data)?;
         let (version, batches) = datasets.read_all(&name, at).await?;
+        metadata.clone_from(&version.manifest.metadata);
         let mut data = TrainingData::new(batches).with_source(DatasetLineage {
             name: version.name,
             version: version.version,
@@ -330,6 +346,15 @@ pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
         }
     }
     let mut job = job;
+    if !args.no_assess {
+        let params = mlops::steps::assess::AssessParams {
+            sensitive: args.sensitive.clone(),
+            privileged: args.privileged.clone(),
+            pos_label: args.pos_label.clone(),
+            ..Default::default()
+        };
+        job = job.assess(Arc::new(params.assessor(&metadata)?));
+    }
     if let Some(name) = &args.run_name {
         job = job.run_name(name.clone());
     }

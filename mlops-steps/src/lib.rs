@@ -9,11 +9,16 @@
 //! | `uses:` | inputs | parameters (`with:`) | outputs |
 //! |---|---|---|---|
 //! | `dataset` | — | `name`, `version` (default: the latest) | `dataset` ([`DatasetRef`]) |
-//! | `train` | `data` (a dataset) | `target`; any `TrainConfig` key (`model`, `epochs`, `hidden`, …); `seed`, `validation_fraction`, `experiment`, `run_name`, `register` | `model` ([`ModelRef`]) |
+//! | `train` | `data` (a dataset) | `target`; any `TrainConfig` key (`model`, `epochs`, `hidden`, …); `seed`, `validation_fraction`, `experiment`, `run_name`, `register`, `assess` (`false` or [`AssessParams`](assess::AssessParams) keys) | `model` ([`ModelRef`]) |
 //! | `drift` | `reference`, `current` (datasets) | `fail_on_drift` (default false), `drift_share` | `report` ([`DriftSummary`]) |
 //! | `promote` | `model` (registered) | `alias` (default `champion`) | `promoted` ([`Promoted`]) |
 //! | `monitor` | `current` (a dataset: production data, with labels if known) | `model`, `alias` (default `champion`), `target`, `max_drift_share` (0.3), `max_accuracy_drop` (0.05) | `decision` ([`MonitorDecision`]) |
-//! | `validate` | `candidate` (a `train` output); `holdout` (a labelled dataset), optional | `model`, `alias` (default `champion`), `metric` (default `val_accuracy`), `target` (with `holdout`), `min_delta` (0) | `verdict` ([`Verdict`]) |
+//! | `validate` | `candidate` (a `train` output); `holdout` (a labelled dataset), optional | `model`, `alias` (default `champion`), `metric` (default `val_accuracy`), `target` (with `holdout`), `min_delta` (0), `assess` (on the holdout) | `verdict` ([`Verdict`]) |
+//!
+//! `train` assesses every model on its validation rows ([`assess::ModelAssessor`]: permutation
+//! importance, and group fairness when the dataset's `sensitive` metadata or `assess:
+//! {sensitive: […]}` declares columns) into version tags, the model card and an HTML report;
+//! `validate` does the same on its holdout when the holdout declares sensitive columns.
 //!
 //! Each step reads its parameters into one struct (unknown keys are errors naming them) that
 //! both its parameter check, before anything runs, and its run use; outputs are typed values
@@ -113,7 +118,7 @@ pub fn describe() -> BTreeMap<&'static str, &'static str> {
         ),
         (
             "train",
-            "needs {data}; with {target, model, epochs, …, register?}; outputs model",
+            "needs {data}; with {target, model, epochs, …, register?, assess?}; outputs model",
         ),
         (
             "drift",
@@ -126,7 +131,7 @@ pub fn describe() -> BTreeMap<&'static str, &'static str> {
         ),
         (
             "validate",
-            "needs {candidate, holdout?}; with {model?, alias?, metric?, target?, min_delta?}; outputs verdict",
+            "needs {candidate, holdout?}; with {model?, alias?, metric?, target?, min_delta?, assess?}; outputs verdict",
         ),
     ])
 }
