@@ -48,6 +48,13 @@ pub struct ServeArgs {
     /// version; decisions at data.mlops.governance
     #[arg(long, value_name = "PATH")]
     policy: Option<PathBuf>,
+    /// Answer POST /v2/models/NAME/explain with KernelSHAP attributions (numeric inputs)
+    #[arg(long)]
+    explain: bool,
+    /// Explain NAME against a background sampled from this Parquet file (100 rows; e.g. the
+    /// training data) instead of the request's own rows. Repeatable
+    #[arg(long, value_name = "NAME=FILE", value_parser = crate::key_value, requires = "explain")]
+    explain_background: Vec<(String, String)>,
     /// Largest request body in bytes
     #[arg(long, default_value_t = 64 << 20)]
     max_body_bytes: usize,
@@ -71,6 +78,51 @@ fn model_name(uri: &ModelUri) -> Result<ModelName> {
             format!("{uri} is not a registered model URI (models:/…)"),
         )
     })
+}
+
+/// Rows of an explain background (shap warns above 100: each costs a model call per
+/// coalition).
+const BACKGROUND_ROWS: usize = 100;
+
+/// The explain endpoint's KernelSHAP, with the backgrounds `--explain-background` names.
+fn explainer(args: &ServeArgs, server: &ModelServer) -> Result<mlops::explain::ShapService> {
+    let mut service = mlops::explain::ShapService::new();
+    for (name, file) in &args.explain_background {
+        let model = server.resolve(&name.parse()?, None).map_err(|e| {
+            e.context(format!(
+                "--explain-background {name}={file}: serve {name} first"
+            ))
+        })?;
+        let batches = crate::datasets::read_parquet(std::path::Path::new(file))?;
+        let schema = batches
+            .first()
+            .ok_or_else(|| Error::invalid("explain background", format!("{file} has no rows")))?
+            .schema();
+        let batch = arrow::compute::concat_batches(&schema, &batches)
+            .map_err(|e| Error::backend("arrow", e))?;
+        // A model of one [n, width] input reads the file's columns in order; a model of one
+        // input per feature, its inputs by name.
+        let columns: Vec<String> = match &model.model().signature().inputs {
+            mlops::signature::Schema::Tensors(t) if t.len() == 1 && t[0].shape.len() == 2 => {
+                schema.fields().iter().map(|f| f.name().clone()).collect()
+            }
+            mlops::signature::Schema::Tensors(t) => {
+                t.iter().filter_map(|s| s.name.clone()).collect()
+            }
+            mlops::signature::Schema::Columns(c) => {
+                c.iter().filter_map(|s| s.name.clone()).collect()
+            }
+        };
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let all = mlops::explain::Features::from_batch(&batch, &columns)?;
+        let background = mlops::explain::sample_background(&all, BACKGROUND_ROWS, 0)?;
+        println!(
+            "explaining {name} against {} rows of {file}",
+            background.rows()
+        );
+        service = service.with_background(name.clone(), background);
+    }
+    Ok(service)
 }
 
 /// Loads the models and serves until Ctrl-C, then drains in-flight requests.
@@ -134,6 +186,9 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
             ));
         }
         options = options.with_bearer_token(mlops::secret::SecretString::from(token));
+    }
+    if args.explain {
+        options = options.with_explainer(Arc::new(explainer(args, &server)?));
     }
     let app = mlops::serve::model_server_router(server, options);
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))

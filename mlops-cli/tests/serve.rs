@@ -298,3 +298,75 @@ fn model_directories_serve_without_a_registry() {
         "{rest:?}"
     );
 }
+
+#[tokio::test]
+async fn explain_answers_attributions_against_the_named_background() {
+    use arrow::array::{ArrayRef, Float64Array, RecordBatch};
+    let dir = tempfile::tempdir().unwrap();
+    let model = mlops::serve::linear::LinearModel::new(mlops::serve::linear::LinearParams {
+        coef: vec![vec![2.0, -1.0]],
+        intercept: vec![0.0],
+        link: mlops::serve::linear::Link::Identity,
+    })
+    .unwrap();
+    mlops::serve::write_model_dir(&model.to_artifact().unwrap(), &dir.path().join("m")).unwrap();
+    // The background: a = 1, b = 3 on average.
+    let bg = RecordBatch::try_from_iter([
+        (
+            "a",
+            Arc::new(Float64Array::from(vec![0.0, 2.0])) as ArrayRef,
+        ),
+        ("b", Arc::new(Float64Array::from(vec![2.0, 4.0]))),
+    ])
+    .unwrap();
+    let file = std::fs::File::create(dir.path().join("bg.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, bg.schema(), None).unwrap();
+    w.write(&bg).unwrap();
+    w.close().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(dir.path())
+        .env_remove("MLOPS_STORE")
+        .args([
+            "serve",
+            "--model-dir",
+            "lin=m",
+            "--explain",
+            "--explain-background",
+            "lin=bg.parquet",
+            "--port",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut base = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            base = rest.split_whitespace().next().unwrap().to_owned();
+            break;
+        }
+    }
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v2/models/lin/explain"))
+        .json(&serde_json::json!({"inputs": [
+            {"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [3.0, 1.0]}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(status, 200, "{body}");
+    // Exact for a linear model: 2·(3 − 1) and −(1 − 3).
+    let values = body["outputs"][0]["data"].as_array().unwrap();
+    assert!((values[0].as_f64().unwrap() - 4.0).abs() < 1e-6, "{body}");
+    assert!((values[1].as_f64().unwrap() - 2.0).abs() < 1e-6, "{body}");
+}

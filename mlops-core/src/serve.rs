@@ -229,3 +229,38 @@ macro_rules! forward_server {
 
 forward_server!(Arc<S>);
 forward_server!(Box<S>);
+
+/// The served model's inference, as an [`Explainer`] calls it: inputs in, outputs out, always
+/// against the same model version.
+pub type InferFn<'a> = &'a (dyn Fn(Vec<Tensor>) -> Result<Vec<Tensor>> + Sync);
+
+/// Explains a served model's predictions: what answers `POST /v2/models/{name}/explain` (the
+/// `:explain` verb of KServe's protocol, with the Open Inference Protocol's request shape).
+///
+/// # Contract
+///
+/// - `request` is an inference request (its rows are the ones to explain); the explainer calls
+///   `infer` as often as it needs, and every call reaches the version that answered the
+///   request's first call (the transport pins it, so a canary split cannot mix versions).
+/// - The response holds per-row attributions as output tensors; bad parameters or inputs the
+///   explainer cannot perturb are [`crate::Error::InvalidArgument`] or
+///   [`crate::Error::NotSupported`] naming them.
+/// - Synchronous compute: transports call it on a blocking thread.
+pub trait Explainer: Debug + Send + Sync + 'static {
+    /// Explains `request`'s rows.
+    fn explain(&self, request: &InferRequest, infer: InferFn<'_>) -> Result<InferResponse>;
+}
+
+macro_rules! forward_explainer {
+    ($ty:ty) => {
+        #[deny(clippy::missing_trait_methods)]
+        impl<E: Explainer + ?Sized> Explainer for $ty {
+            fn explain(&self, request: &InferRequest, infer: InferFn<'_>) -> Result<InferResponse> {
+                (**self).explain(request, infer)
+            }
+        }
+    };
+}
+
+forward_explainer!(Arc<E>);
+forward_explainer!(Box<E>);

@@ -320,7 +320,12 @@ fn numeric(datatype: DataType) -> Result<DataType> {
     Ok(datatype)
 }
 
-fn tensor(name: &str, datatype: DataType, shape: Vec<usize>, values: &[f64]) -> Result<Tensor> {
+pub(crate) fn tensor(
+    name: &str,
+    datatype: DataType,
+    shape: Vec<usize>,
+    values: &[f64],
+) -> Result<Tensor> {
     match datatype {
         DataType::Fp64 => Tensor::from_f64(name, shape, values),
         DataType::Fp32 => {

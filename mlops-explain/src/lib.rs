@@ -14,6 +14,8 @@
 //! - [`KernelExplainer`]: KernelSHAP with shap's coalition weighting and plan (`nsamples`
 //!   auto = 2M + 2048; every coalition enumerated when 2^M − 2 fits, which makes the values
 //!   exact Shapley values), seeded, rows in parallel, the additivity error reported.
+//! - [`ShapService`]: KernelSHAP behind a serving endpoint (core's `Explainer`), for
+//!   `POST /v2/models/{name}/explain`.
 //! - [`Explanation::mean_abs`]: the global summary (mean |φ| per feature).
 //!
 //! Checked against scikit-learn 1.9 and shap 0.51 by `tests/references.rs`.
@@ -43,6 +45,7 @@
 mod columns;
 mod features;
 mod importance;
+mod service;
 mod shap;
 
 pub use columns::{ModelColumns, PredictBatch, permutation_importance_columns};
@@ -51,6 +54,7 @@ pub use importance::{
     FeatureImportance, Importances, MaxSamples, PermutationOptions, Scorer, Shuffles,
     permutation_importance,
 };
+pub use service::{DEFAULT_MAX_ROWS, ShapService};
 pub use shap::{
     Explanation, KernelExplainer, KernelOptions, LinearExplainer, Link, sample_background,
 };

@@ -1,6 +1,6 @@
 //! The Open Inference Protocol v2 REST API over axum, for any [`Server`].
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -39,6 +39,8 @@ pub struct HttpOptions {
     /// A request body not complete this long after its request was admitted is answered 408
     /// (default 30 s).
     pub body_read_timeout: Option<std::time::Duration>,
+    /// What answers `POST /v2/models/{name}/explain`; absent, the route answers 501.
+    pub explainer: Option<Arc<dyn mlops_core::serve::Explainer>>,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -51,6 +53,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("max_in_flight", &self.max_in_flight)
             .field("max_body_memory", &self.max_body_memory)
             .field("body_read_timeout", &self.body_read_timeout)
+            .field("explainer", &self.explainer)
             .finish()
     }
 }
@@ -65,6 +68,7 @@ impl Default for HttpOptions {
             max_in_flight: 512,
             max_body_memory: 512 << 20,
             body_read_timeout: Some(std::time::Duration::from_secs(30)),
+            explainer: None,
         }
     }
 }
@@ -103,6 +107,12 @@ impl HttpOptions {
     /// Sets how long a request body may take to arrive.
     pub fn with_body_read_timeout(mut self, t: Option<std::time::Duration>) -> Self {
         self.body_read_timeout = t;
+        self
+    }
+
+    /// Serves `/metrics` from `source`.
+    pub fn with_explainer(mut self, explainer: Arc<dyn mlops_core::serve::Explainer>) -> Self {
+        self.explainer = Some(explainer);
         self
     }
 
@@ -179,6 +189,11 @@ pub fn router(server: Arc<dyn Server>, options: HttpOptions) -> Router {
         .route(
             "/v2/models/{model}/versions/{version}/infer",
             post(infer_version),
+        )
+        .route("/v2/models/{model}/explain", post(explain))
+        .route(
+            "/v2/models/{model}/versions/{version}/explain",
+            post(explain_version),
         )
         .route("/v2/repository/models/{model}/load", post(load))
         .route("/v2/repository/models/{model}/unload", post(unload))
@@ -424,13 +439,79 @@ async fn infer_version(
     run_infer(&st, &model, Some(&version), &headers, body).await
 }
 
-async fn run_infer(
+async fn explain(
+    State(st): State<Shared>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    run_explain(&st, &model, None, &headers, body).await
+}
+
+async fn explain_version(
+    State(st): State<Shared>,
+    Path((model, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    run_explain(&st, &model, Some(&version), &headers, body).await
+}
+
+/// An explain request: decoded as an inference request, answered by the configured
+/// [`Explainer`](mlops_core::serve::Explainer) on a blocking thread, its model calls going
+/// through the server (validation, batching) and pinned to the version that answered first.
+async fn run_explain(
     st: &Shared,
     model: &str,
     version: Option<&str>,
     headers: &HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let explainer = st.options.explainer.clone().ok_or_else(|| {
+        Error::not_supported(
+            "endpoint",
+            "explain",
+            "this server has no explainer (start it with `mlops serve --explain`)",
+        )
+    })?;
+    let request = decode(model, version, headers, &body)?;
+    let (outputs, params) = codec::response_options(&request);
+    let server = Arc::clone(&st.server);
+    let handle = tokio::runtime::Handle::current();
+    let response = tokio::task::spawn_blocking(move || {
+        let pinned = std::sync::Mutex::new(request.model_version);
+        let infer =
+            |inputs: Vec<mlops_core::Tensor>| -> mlops_core::Result<Vec<mlops_core::Tensor>> {
+                let mut call =
+                    mlops_core::serve::InferRequest::new(request.model_name.clone(), inputs);
+                call.model_version = *pinned.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(key) = request.parameters.get(crate::ROUTING_KEY) {
+                    call.parameters
+                        .insert(crate::ROUTING_KEY.to_string(), key.clone());
+                }
+                let answer = handle.block_on(server.infer(call))?;
+                let mut version = pinned.lock().unwrap_or_else(PoisonError::into_inner);
+                if version.is_none() {
+                    *version = answer.model_version;
+                }
+                Ok(answer.outputs)
+            };
+        let mut response = explainer.explain(&request, &infer)?;
+        response.model_version = *pinned.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok::<_, Error>(response)
+    })
+    .await
+    .map_err(|e| Error::backend("explain thread", e))??;
+    encoded(codec::encode_response(&outputs, &params, &response)?)
+}
+
+/// An inference request from its HTTP parts (JSON, or JSON and binary tensors).
+fn decode(
+    model: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> mlops_core::Result<mlops_core::serve::InferRequest> {
     let json_len = match headers.get(codec::HEADER_LENGTH) {
         None => None,
         Some(v) => Some(
@@ -446,12 +527,23 @@ async fn run_infer(
         ),
     };
     let version = version.map(|v| model_version(model, v)).transpose()?;
-    let mut request = codec::decode_request(model_name(model)?, version, &body, json_len)?;
+    let mut request = codec::decode_request(model_name(model)?, version, body, json_len)?;
     if let Some(key) = headers.get("x-routing-key").and_then(|v| v.to_str().ok()) {
         request
             .parameters
             .insert(crate::ROUTING_KEY.to_string(), serde_json::Value::from(key));
     }
+    Ok(request)
+}
+
+async fn run_infer(
+    st: &Shared,
+    model: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let request = decode(model, version, headers, &body)?;
     let (outputs, params) = codec::response_options(&request);
     let response = match st.options.request_timeout {
         Some(limit) => tokio::time::timeout(limit, st.server.infer(request))
@@ -459,7 +551,11 @@ async fn run_infer(
             .map_err(|_| Error::timed_out("inference request", limit))??,
         None => st.server.infer(request).await?,
     };
-    let encoded = codec::encode_response(&outputs, &params, &response)?;
+    encoded(codec::encode_response(&outputs, &params, &response)?)
+}
+
+/// The HTTP response of an encoded inference response.
+fn encoded(encoded: codec::EncodedResponse) -> ApiResult<Response> {
     let mut http = Response::new(axum::body::Body::from(encoded.body));
     match encoded.json_len {
         Some(n) => {
