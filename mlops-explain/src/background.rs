@@ -194,7 +194,7 @@ mod tests {
                 )
             })
             .collect();
-        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.sort_by_key(|f| f.0);
         assert_eq!(
             found,
             vec![(-10, 5, 1.0, 10.0), (0, 0, 0.0, 30.0), (10, 10, 1.0, 20.0)]
