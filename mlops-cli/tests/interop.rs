@@ -11,13 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn python() -> String {
-    std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "MLOPS_TEST_PYTHON is not set. Run ./scripts/test (it creates .venv-peers with pyarrow and \
-             polars), or `python3 -m venv .venv-peers && .venv-peers/bin/pip install pyarrow polars` \
-             and export MLOPS_TEST_PYTHON=$PWD/.venv-peers/bin/python"
-        )
-    })
+    mlops_testkit::python::interpreter("pyarrow and polars")
 }
 
 fn run_py(code: &str, arg: &Path) -> serde_json::Value {

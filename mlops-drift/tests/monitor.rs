@@ -211,9 +211,7 @@ fn the_dashboard_queries_only_metrics_that_exist() {
 /// The official Prometheus Python client parses what the monitor exports.
 #[test]
 fn the_prometheus_python_client_parses_the_gauges() {
-    let python = std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("MLOPS_TEST_PYTHON is not set; run ./scripts/test (its venv has prometheus-client)")
-    });
+    let python = mlops_testkit::python::interpreter("prometheus-client");
     let m = monitor(RetrainRule::default());
     let registry = prometheus::Registry::new();
     m.register(&registry).unwrap();

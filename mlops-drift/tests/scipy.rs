@@ -183,12 +183,7 @@ fn close(ours: f64, theirs: f64) -> bool {
 
 #[test]
 fn scores_equal_scipy_and_evidently() {
-    let python = std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "MLOPS_TEST_PYTHON is not set. Run ./scripts/test (it creates .venv-peers with scipy, \
-             pandas and evidently) or point it at a Python that has them"
-        )
-    });
+    let python = mlops_testkit::python::interpreter("scipy, pandas and evidently");
     let dir = tempfile::tempdir().unwrap();
     let cases = cases();
     let mut manifest = Vec::new();

@@ -33,15 +33,6 @@ fn data() -> (Features, Vec<f64>, Vec<i64>) {
     (Features::new(names, x).unwrap(), y, label)
 }
 
-fn python() -> String {
-    std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "MLOPS_TEST_PYTHON is not set. Run ./scripts/test (it creates .venv-peers with \
-             scikit-learn and shap) or point it at a Python that has them"
-        )
-    })
-}
-
 fn floats(v: &Value) -> Vec<f64> {
     serde_json::from_value(v.clone()).unwrap()
 }
@@ -61,23 +52,10 @@ fn r2(y: &[f64], p: &[f64]) -> mlops_core::Result<f64> {
 fn scikit_learn_and_shap_agree() {
     let (x, y, label) = data();
     let (background, explained) = (40, 12);
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("case.json");
     let rows: Vec<Vec<f64>> = (0..x.rows()).map(|i| x.row(i).to_vec()).collect();
     let case = json!({"x": rows, "y": y, "label": label, "background": background, "explained": explained});
-    std::fs::write(&input, serde_json::to_vec(&case).unwrap()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/references.py");
-    let out = std::process::Command::new(python())
-        .arg(&script)
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "references.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r: Value = mlops_testkit::python::run_json(&script, &case, "scikit-learn and shap");
 
     // Permutation importance of the same regression, with scikit-learn's permutations.
     let coef = floats(&r["regression"]["coef"]);

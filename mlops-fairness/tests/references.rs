@@ -101,18 +101,7 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn python() -> String {
-    std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "MLOPS_TEST_PYTHON is not set. Run ./scripts/test (it creates .venv-peers with \
-             fairlearn and aif360) or point it at a Python that has them"
-        )
-    })
-}
-
 fn references(cases: &[Case]) -> Vec<Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("cases.json");
     let json_cases: Vec<Value> = cases
         .iter()
         .map(|c| {
@@ -127,19 +116,9 @@ fn references(cases: &[Case]) -> Vec<Value> {
             })
         })
         .collect();
-    std::fs::write(&input, serde_json::to_vec(&json_cases).unwrap()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/references.py");
-    let out = std::process::Command::new(python())
-        .arg(&script)
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "references.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = mlops_testkit::python::run_json(&script, &json!(json_cases), "fairlearn and aif360");
+    serde_json::from_value(out).unwrap()
 }
 
 fn close(what: &str, ours: f64, theirs: &Value) {

@@ -24,12 +24,7 @@ use mlops_storage::{
 };
 
 fn python() -> String {
-    std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "MLOPS_TEST_PYTHON is not set. Run ./scripts/test (it creates .venv-peers with mlflow), \
-             or install mlflow into a venv and export MLOPS_TEST_PYTHON=<venv>/bin/python"
-        )
-    })
+    mlops_testkit::python::interpreter("mlflow")
 }
 
 const READ_WITH_MLFLOW: &str = r#"

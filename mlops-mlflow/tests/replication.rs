@@ -14,9 +14,7 @@ use mlops_mlflow::{MlflowTracker, REPLICA_OF_TAG, Replicator};
 use mlops_storage::{MemoryStore, StoreTracker, StoreTrackerOptions};
 
 fn python() -> String {
-    std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("MLOPS_TEST_PYTHON is not set: run ./scripts/test, or point it at a Python with mlflow installed")
-    })
+    mlops_testkit::python::interpreter("mlflow")
 }
 
 struct Server {

@@ -51,9 +51,7 @@ fn export() -> PipelineExport {
 /// Validates `yaml` with hera's `Workflow` model and returns the model's dump (aliases, no
 /// nulls) next to the document as parsed, both as JSON.
 fn hera_round_trip(yaml: &str) -> (serde_json::Value, serde_json::Value) {
-    let python = std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("MLOPS_TEST_PYTHON is not set; run ./scripts/test (its venv has hera)")
-    });
+    let python = mlops_testkit::python::interpreter("hera");
     let script = r#"
 import json, sys, yaml
 from hera.workflows.models import Workflow

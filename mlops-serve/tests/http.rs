@@ -330,9 +330,7 @@ async fn binary_tensors_travel_raw() {
 /// A real Open Inference Protocol client drives the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tritonclient_http_talks_to_the_server() {
-    let python = std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("MLOPS_TEST_PYTHON is not set; run ./scripts/test (its venv has tritonclient[http])")
-    });
+    let python = mlops_testkit::python::interpreter("tritonclient[http]");
     let base = start(1 << 20).await;
     let url = base.trim_start_matches("http://").to_string();
     let script = r#"

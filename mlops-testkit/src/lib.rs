@@ -14,7 +14,8 @@
 //! | [`tracker`] | [`Tracker`](mlops_core::Tracker) | — |
 //! | [`registry`] | [`Registry`](mlops_core::Registry) | — |
 //!
-//! [`rng`] is a deterministic generator for test data.
+//! [`rng`] is a deterministic generator for test data; [`python`] finds and runs the Python
+//! reference tools (`MLOPS_TEST_PYTHON`) that tests compare numbers against.
 //!
 //! The clauses that exercise concurrency run real OS threads, each driving its futures on the
 //! caller's tokio runtime, so the suites must be called from a multi-threaded runtime
@@ -36,6 +37,7 @@
 // A conformance suite exists to assert: panicking with a message is how it reports a failure.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod python;
 pub mod registry;
 pub mod rng;
 pub mod store;

@@ -109,9 +109,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn metrics_equal_scikit_learn() {
-    let python = std::env::var("MLOPS_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("MLOPS_TEST_PYTHON is not set; run ./scripts/test (its venv has scikit-learn)")
-    });
+    let python = mlops_testkit::python::interpreter("scikit-learn");
     let mut rng = Rng::new(3);
     let classes = class_cases(&mut rng);
     let regressions: Vec<(Vec<f64>, Vec<f64>)> = vec![
