@@ -47,7 +47,7 @@ pub struct ExplainArgs {
     /// Rows each importance repeat scores
     #[arg(long, default_value_t = 10_000)]
     max_samples: usize,
-    /// Explain this many sampled rows with KernelSHAP (numeric inputs; 50 background rows)
+    /// Explain this many sampled rows with KernelSHAP (inputs of any type; 50 background rows)
     #[arg(long, default_value_t = 0)]
     shap: usize,
     /// Seed of the shuffles, resamples and samples

@@ -100,27 +100,62 @@ fn explainer(args: &ServeArgs, server: &ModelServer) -> Result<mlops::explain::S
             .schema();
         let batch = arrow::compute::concat_batches(&schema, &batches)
             .map_err(|e| Error::backend("arrow", e))?;
-        // A model of one [n, width] input reads the file's columns in order; a model of one
-        // input per feature, its inputs by name.
-        let columns: Vec<String> = match &model.model().signature().inputs {
+        // A model of one [n, width] input reads the file's numeric columns in order; a model
+        // of one input per feature, its inputs by name, of any type.
+        let inputs: Option<Vec<String>> = match &model.model().signature().inputs {
             mlops::signature::Schema::Tensors(t) if t.len() == 1 && t[0].shape.len() == 2 => {
-                schema.fields().iter().map(|f| f.name().clone()).collect()
+                let width = t[0].shape[1];
+                let columns = schema.fields().len();
+                if width >= 0 && usize::try_from(width).ok() != Some(columns) {
+                    return Err(Error::invalid(
+                        "explain background",
+                        format!(
+                            "{file} has {columns} columns and {name} takes {width} features in its one input: keep only the feature columns, in order (drop the target)"
+                        ),
+                    ));
+                }
+                None
             }
             mlops::signature::Schema::Tensors(t) => {
-                t.iter().filter_map(|s| s.name.clone()).collect()
+                Some(t.iter().filter_map(|s| s.name.clone()).collect())
             }
             mlops::signature::Schema::Columns(c) => {
-                c.iter().filter_map(|s| s.name.clone()).collect()
+                Some(c.iter().filter_map(|s| s.name.clone()).collect())
             }
         };
-        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-        let all = mlops::explain::Features::from_batch(&batch, &columns)?;
-        let background = mlops::explain::sample_background(&all, BACKGROUND_ROWS, 0)?;
-        println!(
-            "explaining {name} against {} rows of {file}",
-            background.rows()
-        );
-        service = service.with_background(name.clone(), background);
+        let rows = match inputs {
+            None => {
+                let columns: Vec<String> =
+                    schema.fields().iter().map(|f| f.name().clone()).collect();
+                let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+                let all = mlops::explain::Features::from_batch(&batch, &columns)?;
+                let background = mlops::explain::sample_background(&all, BACKGROUND_ROWS, 0)?;
+                let rows = background.rows();
+                service = service.with_background(name.clone(), background);
+                rows
+            }
+            Some(inputs) => {
+                let indices = inputs
+                    .iter()
+                    .map(|c| {
+                        schema.index_of(c).map_err(|_| {
+                            Error::invalid(
+                                "explain background",
+                                format!("{file} has no column {c:?}, an input of {name}"),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let projected = batch
+                    .project(&indices)
+                    .map_err(|e| Error::backend("arrow", e))?;
+                let background = mlops::explain::sample_rows(&projected, BACKGROUND_ROWS, 0)?;
+                let rows = background.num_rows();
+                service = service.with_column_background(name.clone(), background);
+                rows
+            }
+        };
+        println!("explaining {name} against {rows} rows of {file}");
     }
     Ok(service)
 }

@@ -83,7 +83,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pos_label: Option<String>,
     /// Skip the assessment (permutation importance and fairness on the validation rows)
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["sensitive", "privileged", "pos_label"])]
     no_assess: bool,
     /// Write a checkpoint into DIR every --checkpoint-every epochs, at the end and on Ctrl-C
     #[arg(long, value_name = "DIR")]

@@ -78,6 +78,7 @@ impl FitOptions {
 
 /// A trained model and how it got there.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct FitOutcome {
     /// The model.
     pub model: Arc<dyn Model>,
@@ -86,9 +87,31 @@ pub struct FitOutcome {
     /// One report per epoch.
     pub history: Vec<EpochReport>,
     /// The rows held out for validation, as indices into the training data (its batches
-    /// concatenated in order), ascending; empty when nothing was held out. What an
-    /// [`Assessor`] judges the model on.
-    pub validation_rows: Vec<usize>,
+    /// concatenated in order), ascending: empty when nothing was held out, `None` when the
+    /// trainer does not say. What an [`Assessor`] judges the model on.
+    pub validation_rows: Option<Vec<usize>>,
+}
+
+impl FitOutcome {
+    /// A model, its final metrics and its epochs; which rows were held out is not said.
+    pub fn new(
+        model: Arc<dyn Model>,
+        metrics: BTreeMap<String, f64>,
+        history: Vec<EpochReport>,
+    ) -> Self {
+        Self {
+            model,
+            metrics,
+            history,
+            validation_rows: None,
+        }
+    }
+
+    /// Says which rows were held out for validation.
+    pub fn with_validation_rows(mut self, rows: Vec<usize>) -> Self {
+        self.validation_rows = Some(rows);
+        self
+    }
 }
 
 /// Judges a trained model on its held-out rows before it is stored — explanations, fairness,

@@ -19,8 +19,8 @@ const STARTS: usize = 10;
 /// inertia), then each centre's value of every feature is replaced by the nearest value that
 /// feature takes in the data (so a 0/1 feature stays 0 or 1), and the weights are the cluster
 /// sizes. The clustering is seeded but its random stream is not scikit-learn's, so the rows may
-/// differ from shap's where the data has no clear clusters. With no more than `k` distinct
-/// rows' worth of data, every row is returned with weight 1.
+/// differ from shap's where the data has no clear clusters. Data of no more than `k` rows is
+/// returned as it is, every row with weight 1.
 pub fn kmeans_background(data: &Features, k: usize, seed: u64) -> Result<(Features, Vec<f64>)> {
     if k == 0 {
         return Err(Error::invalid("background", "k-means with k = 0 clusters"));

@@ -145,8 +145,8 @@ pub fn permutation_importance_columns(
                 .map_err(|_| Error::invalid("feature column", format!("{c:?} is not in the data")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let baseline = scorer(y, &predict_batch_checked(model, batch)?)?;
     let (rows, orders) = plan(n, options)?;
+    let baseline = scorer(y, &predict_batch_checked(model, batch)?)?;
     let (xs, ys) = match &rows {
         None => (batch.clone(), y.to_vec()),
         Some(r) => (take(batch, r)?, r.iter().map(|&i| y[i]).collect()),

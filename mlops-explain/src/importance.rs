@@ -127,8 +127,8 @@ pub fn permutation_importance(
     if n == 0 {
         return Err(Error::invalid("features", "no rows"));
     }
-    let baseline = scorer(y, &predict_checked(model, x)?)?;
     let (rows, orders) = plan(n, options)?;
+    let baseline = scorer(y, &predict_checked(model, x)?)?;
     let (xs, ys) = match &rows {
         None => (x.clone(), y.to_vec()),
         Some(r) => (x.select(r)?, r.iter().map(|&i| y[i]).collect()),

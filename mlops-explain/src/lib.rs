@@ -14,6 +14,8 @@
 //! - [`KernelExplainer`]: KernelSHAP with shap's coalition weighting and plan (`nsamples`
 //!   auto = 2M + 2048; every coalition enumerated when 2^M − 2 fits, which makes the values
 //!   exact Shapley values), seeded, rows in parallel, the additivity error reported.
+//! - [`ColumnKernelExplainer`]: KernelSHAP over Arrow columns of any type (text and
+//!   categories too), through [`PredictBatch`] / [`ModelColumns`].
 //! - [`kmeans_background`]: a KernelSHAP background summarised by k-means with cluster-size
 //!   weights, as `shap.kmeans` does.
 //! - [`ShapService`]: KernelSHAP behind a serving endpoint (core's `Explainer`), for
@@ -45,6 +47,7 @@
 //! ```
 
 mod background;
+mod column_shap;
 mod columns;
 mod features;
 mod importance;
@@ -52,13 +55,14 @@ mod service;
 mod shap;
 
 pub use background::kmeans_background;
+pub use column_shap::{ColumnKernelExplainer, sample_rows};
 pub use columns::{ModelColumns, PredictBatch, permutation_importance_columns};
 pub use features::{Features, ModelFunction, Predict};
 pub use importance::{
     FeatureImportance, Importances, MaxSamples, PermutationOptions, Scorer, Shuffles,
     permutation_importance,
 };
-pub use service::{DEFAULT_MAX_ROWS, ShapService};
+pub use service::{DEFAULT_MAX_NSAMPLES, DEFAULT_MAX_ROWS, ShapService};
 pub use shap::{
     Explanation, KernelExplainer, KernelOptions, LinearExplainer, Link, sample_background,
 };

@@ -7,11 +7,17 @@ use std::collections::BTreeMap;
 use mlops_core::serve::{Explainer, InferFn, InferRequest, InferResponse, Parameters};
 use mlops_core::{DataType, Error, Result, Tensor};
 
+use arrow::array::RecordBatch;
+
+use crate::column_shap::ColumnKernelExplainer;
 use crate::features::{Features, tensor};
-use crate::shap::{KernelExplainer, KernelOptions, Link};
+use crate::shap::{Explanation, KernelExplainer, KernelOptions, Link};
 
 /// The most rows one explain request may carry (each costs a model call per coalition batch).
 pub const DEFAULT_MAX_ROWS: usize = 100;
+/// The most coalitions per row a request may ask for (`nsamples`): above shap's auto value
+/// (2M + 2048) for every model under ~4000 features, and a bound on one request's work.
+pub const DEFAULT_MAX_NSAMPLES: usize = 10_000;
 
 /// How a request's inputs hold the features.
 #[derive(Debug, Clone)]
@@ -23,27 +29,36 @@ enum Layout {
 }
 
 /// KernelSHAP for explain requests. Each model may have a background (rows that summarise its
-/// training data, e.g. [`sample_background`](crate::sample_background) of them); without one, a
-/// request of at least two rows is explained against its own rows.
+/// training data, e.g. [`sample_background`](crate::sample_background) or
+/// [`sample_rows`](crate::sample_rows) of them); without one, a request of at least two rows is
+/// explained against its own rows. A request of one `[n, width]` tensor is explained by
+/// [`KernelExplainer`]; one of a `[n]` tensor per feature by
+/// [`ColumnKernelExplainer`](crate::ColumnKernelExplainer), so text inputs have attributions
+/// too.
 ///
-/// Request parameters: `output` (the output to explain; default the first numeric one),
+/// Request parameters: `output` (the output to explain; default `probabilities` when the model
+/// has it, else the first numeric output),
 /// `output_column` (default the last column: the positive class of a two-class
 /// probability), `link` (`identity` or `logit`), `nsamples` (coalitions per row; default
-/// shap's auto), `seed`. The response's outputs are `shap_values` (FP64 `[n, features]`),
+/// shap's auto, 2M + 2048; at most [`DEFAULT_MAX_NSAMPLES`] unless set otherwise), `seed`. The response's outputs are `shap_values` (FP64 `[n, features]`),
 /// `base_value` (FP64 `[n]`) and `explained_output` (FP64 `[n]`: the model's value, in the
 /// link's space); its parameters name the `features`, the `output`, and the
 /// `additivity_error`.
 #[derive(Debug, Clone)]
 pub struct ShapService {
     backgrounds: BTreeMap<String, Features>,
+    column_backgrounds: BTreeMap<String, RecordBatch>,
     max_rows: usize,
+    max_nsamples: usize,
 }
 
 impl Default for ShapService {
     fn default() -> Self {
         Self {
             backgrounds: BTreeMap::new(),
+            column_backgrounds: BTreeMap::new(),
             max_rows: DEFAULT_MAX_ROWS,
+            max_nsamples: DEFAULT_MAX_NSAMPLES,
         }
     }
 }
@@ -58,6 +73,23 @@ impl ShapService {
     /// column-per-feature model; a matrix model's width must match).
     pub fn with_background(mut self, model: impl Into<String>, background: Features) -> Self {
         self.backgrounds.insert(model.into(), background);
+        self
+    }
+
+    /// Explains `model`, whose inputs are one `[n]` tensor per feature (any datatype, text
+    /// included), against the rows of `background`, whose columns are named as the inputs.
+    pub fn with_column_background(
+        mut self,
+        model: impl Into<String>,
+        background: RecordBatch,
+    ) -> Self {
+        self.column_backgrounds.insert(model.into(), background);
+        self
+    }
+
+    /// At most `n` coalitions per row (`nsamples`, asked for or automatic).
+    pub fn with_max_nsamples(mut self, n: usize) -> Self {
+        self.max_nsamples = n.max(1);
         self
     }
 
@@ -106,8 +138,8 @@ fn layout(inputs: &[Tensor]) -> Result<(Layout, usize)> {
             Ok((
                 Layout::Columns(
                     many.iter()
-                        .map(|t| Ok((t.name().to_owned(), numeric(t)?)))
-                        .collect::<Result<_>>()?,
+                        .map(|t| (t.name().to_owned(), t.datatype()))
+                        .collect(),
                 ),
                 rows,
             ))
@@ -177,6 +209,117 @@ fn param_u64(p: &Parameters, key: &str) -> Result<Option<u64>> {
     }
 }
 
+fn no_background(model: &str) -> Error {
+    Error::invalid(
+        "explain request",
+        format!(
+            "{model} has no background to explain against: send at least 2 rows, or give the server one (mlops serve --explain-background {model}=FILE)"
+        ),
+    )
+}
+
+fn mismatch(model: &str, inputs: &[String], background: &[String]) -> Error {
+    Error::invalid(
+        "explain request",
+        format!(
+            "the inputs ({}) do not match the background of {model} ({})",
+            inputs.join(", "),
+            background.join(", ")
+        ),
+    )
+}
+
+impl ShapService {
+    /// A `[n, width]` request: numeric features.
+    fn explain_matrix(
+        &self,
+        request: &InferRequest,
+        layout: &Layout,
+        rows: usize,
+        predict: &(dyn Fn(Vec<Tensor>) -> Result<Vec<f64>> + Sync),
+        options: KernelOptions,
+    ) -> Result<Explanation> {
+        let model = request.model_name.as_str();
+        let x = features(layout, &request.inputs, rows)?;
+        let background = match self.backgrounds.get(model) {
+            // A matrix model's background columns are its input's, whatever the file called
+            // them.
+            Some(bg) if bg.width() == x.width() => {
+                Features::new(x.names().to_vec(), bg.values().to_vec())?
+            }
+            Some(bg) => return Err(mismatch(model, x.names(), bg.names())),
+            None if rows >= 2 => x.clone(),
+            None => return Err(no_background(model)),
+        };
+        let f = |f: &Features| predict(tensors(layout, f)?);
+        KernelExplainer::new(f, background, options)?.explain(&x)
+    }
+
+    /// A request of one `[n]` tensor per feature: columns of any datatype.
+    fn explain_columns(
+        &self,
+        request: &InferRequest,
+        rows: usize,
+        predict: &(dyn Fn(Vec<Tensor>) -> Result<Vec<f64>> + Sync),
+        options: KernelOptions,
+    ) -> Result<Explanation> {
+        let model = request.model_name.as_str();
+        let names: Vec<String> = request.inputs.iter().map(|t| t.name().to_owned()).collect();
+        let arrays = request
+            .inputs
+            .iter()
+            .map(mlops_core::arrow::array_from_tensor)
+            .collect::<Result<Vec<_>>>()?;
+        let x = RecordBatch::try_from_iter(names.iter().cloned().zip(arrays)).map_err(|e| {
+            Error::invalid("explain request", "inputs that are no table").with_source(e)
+        })?;
+        let background = match (
+            self.column_backgrounds.get(model),
+            self.backgrounds.get(model),
+        ) {
+            (Some(bg), _) => bg.clone(),
+            (None, Some(bg)) => {
+                // A numeric background given as features: its columns as FP64 arrays, cast to
+                // the request's types.
+                let mut columns = Vec::with_capacity(bg.width());
+                for (j, name) in bg.names().iter().enumerate() {
+                    let values: Vec<f64> = (0..bg.rows()).map(|i| bg.row(i)[j]).collect();
+                    let column: arrow::array::ArrayRef =
+                        std::sync::Arc::new(arrow::array::Float64Array::from(values));
+                    let ty = x
+                        .column_by_name(name)
+                        .map(|c| c.data_type().clone())
+                        .ok_or_else(|| mismatch(model, &names, bg.names()))?;
+                    columns.push((
+                        name.clone(),
+                        arrow::compute::cast(&column, &ty)
+                            .map_err(|e| Error::backend("arrow", e))?,
+                    ));
+                }
+                RecordBatch::try_from_iter(columns).map_err(|e| Error::backend("arrow", e))?
+            }
+            (None, None) if rows >= 2 => x.clone(),
+            (None, None) => return Err(no_background(model)),
+        };
+        let f = |b: &RecordBatch| -> Result<Vec<f64>> {
+            let inputs = names
+                .iter()
+                .map(|name| {
+                    let column = b.column_by_name(name).ok_or_else(|| {
+                        Error::invalid("explain request", format!("no column {name:?}"))
+                    })?;
+                    mlops_core::arrow::tensor_from_array(name, column.as_ref())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            predict(inputs)
+        };
+        let columns: Vec<&str> = names.iter().map(String::as_str).collect();
+        ColumnKernelExplainer::new(f, &background, &columns, options)
+            .map_err(|e| e.context(format!("the background of {model}")))?
+            .explain(&x)
+    }
+}
+
 impl Explainer for ShapService {
     fn explain(&self, request: &InferRequest, infer: InferFn<'_>) -> Result<InferResponse> {
         let p = &request.parameters;
@@ -190,37 +333,6 @@ impl Explainer for ShapService {
                 ),
             ));
         }
-        let x = features(&layout, &request.inputs, rows)?;
-        let background = match self.backgrounds.get(request.model_name.as_str()) {
-            Some(bg) => {
-                let fits = bg.width() == x.width()
-                    && (matches!(layout, Layout::Matrix { .. }) || bg.names() == x.names());
-                if !fits {
-                    return Err(Error::invalid(
-                        "explain request",
-                        format!(
-                            "the inputs ({}) do not match the background of {} ({})",
-                            x.names().join(", "),
-                            request.model_name,
-                            bg.names().join(", ")
-                        ),
-                    ));
-                }
-                // A matrix model's background columns are its input's, whatever the file
-                // called them.
-                Features::new(x.names().to_vec(), bg.values().to_vec())?
-            }
-            None if rows >= 2 => x.clone(),
-            None => {
-                return Err(Error::invalid(
-                    "explain request",
-                    format!(
-                        "{} has no background to explain against: send at least 2 rows, or give the server one (mlops serve --explain-background {}=FILE)",
-                        request.model_name, request.model_name
-                    ),
-                ));
-            }
-        };
         // The output to explain: named, or the first numeric one of the first answer.
         let first = infer(request.inputs.clone())?;
         let output = match param_str(p, "output")? {
@@ -237,9 +349,11 @@ impl Explainer for ShapService {
                     ),
                 )
             })?,
+            // A classifier's probabilities (what shap explains), else the first numeric output.
             None => first
                 .iter()
-                .find(|t| t.datatype() != DataType::Bytes)
+                .find(|t| t.name() == "probabilities")
+                .or_else(|| first.iter().find(|t| t.datatype() != DataType::Bytes))
                 .ok_or_else(|| {
                     Error::not_supported(
                         "model output",
@@ -264,17 +378,43 @@ impl Explainer for ShapService {
                 ));
             }
         };
+        let width_in = match &layout {
+            Layout::Matrix { .. } => request.inputs[0].shape()[1],
+            Layout::Columns(c) => c.len(),
+        };
+        let nsamples = match param_u64(p, "nsamples")? {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => (2 * width_in + 2048).min(self.max_nsamples),
+        };
+        if nsamples > self.max_nsamples {
+            return Err(Error::invalid(
+                "explain parameter",
+                format!(
+                    "nsamples {nsamples}: this server allows at most {} coalitions a row",
+                    self.max_nsamples
+                ),
+            ));
+        }
         let options = KernelOptions {
-            nsamples: param_u64(p, "nsamples")?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            nsamples: Some(nsamples),
             link,
             seed: param_u64(p, "seed")?.unwrap_or(0),
         };
-        let predict = |f: &Features| -> Result<Vec<f64>> {
-            let outputs = infer(tensors(&layout, f)?)?;
-            crate::features::output_column(&outputs, &output_name, column, f.rows())
+        let predict = |inputs: Vec<Tensor>| -> Result<Vec<f64>> {
+            let rows = inputs
+                .first()
+                .and_then(|t| t.shape().first().copied())
+                .unwrap_or(0);
+            let outputs = infer(inputs)?;
+            crate::features::output_column(&outputs, &output_name, column, rows)
         };
-        let explanation = KernelExplainer::new(predict, background, options)?.explain(&x)?;
-        let m = x.width();
+        let explanation = match &layout {
+            Layout::Matrix { .. } => {
+                self.explain_matrix(request, &layout, rows, &predict, options)?
+            }
+            Layout::Columns(_) => self.explain_columns(request, rows, &predict, options)?,
+        };
+        let m = explanation.features.len();
         let flat: Vec<f64> = explanation.values.iter().flatten().copied().collect();
         let mut parameters = Parameters::new();
         parameters.insert("method".into(), "kernel_shap".into());

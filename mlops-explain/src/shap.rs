@@ -27,7 +27,7 @@ pub struct Explanation {
 }
 
 impl Explanation {
-    fn new(
+    pub(crate) fn new(
         features: Vec<String>,
         base_value: f64,
         values: Vec<Vec<f64>>,
@@ -165,7 +165,7 @@ pub enum Link {
 }
 
 impl Link {
-    fn apply(self, v: f64) -> f64 {
+    pub(crate) fn apply(self, v: f64) -> f64 {
         match self {
             Self::Identity => v,
             Self::Logit => (v / (1.0 - v)).ln(),
@@ -173,7 +173,7 @@ impl Link {
     }
 
     /// Outputs the link cannot take (a logit of 0, 1 or beyond) are `InvalidArgument`.
-    fn check(self, outputs: &[f64]) -> Result<()> {
+    pub(crate) fn check(self, outputs: &[f64]) -> Result<()> {
         if self == Self::Logit
             && let Some(row) = outputs.iter().position(|p| !(*p > 0.0 && *p < 1.0))
         {
@@ -395,7 +395,7 @@ impl<P: Predict> KernelExplainer<P> {
 }
 
 /// numpy's `allclose` for one pair.
-fn close(a: f64, b: f64) -> bool {
+pub(crate) fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-8 + 1e-5 * b.abs()
 }
 
@@ -422,7 +422,11 @@ type Coalitions = (Vec<Vec<bool>>, Vec<f64>);
 
 /// shap's coalition plan: whole subset sizes enumerated while the budget covers them (paired
 /// with their complements), the rest drawn by size in proportion to the Shapley kernel.
-fn coalitions(m: usize, nsamples: Option<usize>, rng: &mut ChaCha8Rng) -> Result<Coalitions> {
+pub(crate) fn coalitions(
+    m: usize,
+    nsamples: Option<usize>,
+    rng: &mut ChaCha8Rng,
+) -> Result<Coalitions> {
     let mut n = nsamples.unwrap_or(2 * m + 2048).min(MAX_NSAMPLES);
     if n == 0 {
         return Err(Error::invalid("nsamples", "at least one coalition"));
@@ -545,7 +549,7 @@ fn coalitions(m: usize, nsamples: Option<usize>, rng: &mut ChaCha8Rng) -> Result
 
 /// shap's `solve`: the efficiency constraint eliminates the last feature, then weighted least
 /// squares by the normal equations.
-fn solve(
+pub(crate) fn solve(
     m: usize,
     masks: &[Vec<bool>],
     kernel: &[f64],
@@ -634,14 +638,19 @@ pub fn sample_background(data: &Features, k: usize, seed: u64) -> Result<Feature
     if data.rows() <= k {
         return Ok(data.clone());
     }
+    data.select(&sample_indices(data.rows(), k, seed))
+}
+
+/// `k` of `0..n` drawn without replacement by a seeded partial Fisher–Yates shuffle.
+pub(crate) fn sample_indices(n: usize, k: usize, seed: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut idx: Vec<usize> = (0..data.rows()).collect();
-    for i in 0..k {
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in 0..k.min(n) {
         let j = rng.random_range(i..idx.len());
         idx.swap(i, j);
     }
     idx.truncate(k);
-    data.select(&idx)
+    idx
 }
 
 #[cfg(test)]

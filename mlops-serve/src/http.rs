@@ -1,6 +1,6 @@
 //! The Open Inference Protocol v2 REST API over axum, for any [`Server`].
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -110,7 +110,7 @@ impl HttpOptions {
         self
     }
 
-    /// Serves `/metrics` from `source`.
+    /// Answers `POST /v2/models/{name}/explain` with `explainer`.
     pub fn with_explainer(mut self, explainer: Arc<dyn mlops_core::serve::Explainer>) -> Self {
         self.explainer = Some(explainer);
         self
@@ -474,35 +474,63 @@ async fn run_explain(
             "this server has no explainer (start it with `mlops serve --explain`)",
         )
     })?;
-    let request = decode(model, version, headers, &body)?;
+    let mut request = decode(model, version, headers, &body)?;
     let (outputs, params) = codec::response_options(&request);
     let server = Arc::clone(&st.server);
+    // Routed once, as any request naming no version is (canary split, routing key), and then
+    // pinned: every coalition reaches the version that answered.
+    if request.model_version.is_none() {
+        let mut probe = mlops_core::serve::InferRequest::new(
+            request.model_name.clone(),
+            request.inputs.clone(),
+        );
+        probe.parameters = request.parameters.clone();
+        probe
+            .parameters
+            .insert(crate::SYNTHETIC.to_string(), serde_json::Value::Bool(true));
+        request.model_version = server.infer(probe).await?.model_version;
+    }
     let handle = tokio::runtime::Handle::current();
-    let response = tokio::task::spawn_blocking(move || {
-        let pinned = std::sync::Mutex::new(request.model_version);
+    // Set when this handler is dropped (the client went away, or the timeout below fired):
+    // the explainer's next model call fails and the blocking work ends.
+    let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(Arc::clone(&cancelled));
+    let work = tokio::task::spawn_blocking(move || {
         let infer =
             |inputs: Vec<mlops_core::Tensor>| -> mlops_core::Result<Vec<mlops_core::Tensor>> {
+                if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(Error::unavailable(
+                        "explain request cancelled: the client left or the request timed out",
+                    ));
+                }
                 let mut call =
                     mlops_core::serve::InferRequest::new(request.model_name.clone(), inputs);
-                call.model_version = *pinned.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(key) = request.parameters.get(crate::ROUTING_KEY) {
-                    call.parameters
-                        .insert(crate::ROUTING_KEY.to_string(), key.clone());
-                }
-                let answer = handle.block_on(server.infer(call))?;
-                let mut version = pinned.lock().unwrap_or_else(PoisonError::into_inner);
-                if version.is_none() {
-                    *version = answer.model_version;
-                }
-                Ok(answer.outputs)
+                call.model_version = request.model_version;
+                call.parameters
+                    .insert(crate::SYNTHETIC.to_string(), serde_json::Value::Bool(true));
+                Ok(handle.block_on(server.infer(call))?.outputs)
             };
         let mut response = explainer.explain(&request, &infer)?;
-        response.model_version = *pinned.lock().unwrap_or_else(PoisonError::into_inner);
+        response.model_version = request.model_version;
         Ok::<_, Error>(response)
-    })
-    .await
+    });
+    let response = match st.options.request_timeout {
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| Error::timed_out("explain request", limit))?,
+        None => work.await,
+    }
     .map_err(|e| Error::backend("explain thread", e))??;
     encoded(codec::encode_response(&outputs, &params, &response)?)
+}
+
+/// Sets its flag when dropped.
+struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// An inference request from its HTTP parts (JSON, or JSON and binary tensors).
@@ -528,6 +556,8 @@ fn decode(
     };
     let version = version.map(|v| model_version(model, v)).transpose()?;
     let mut request = codec::decode_request(model_name(model)?, version, body, json_len)?;
+    // Only in-process callers (the explain endpoint) mark requests synthetic.
+    request.parameters.remove(crate::SYNTHETIC);
     if let Some(key) = headers.get("x-routing-key").and_then(|v| v.to_str().ok()) {
         request
             .parameters

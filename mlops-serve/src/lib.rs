@@ -68,4 +68,6 @@ pub use linear::{LinearLoader, LinearModel, LinearParams};
 pub use metrics::ServeMetrics;
 pub use model_dir::{FLAVOR_FILE, read_model_dir, write_model_dir};
 pub use routing::{Canary, Routing};
-pub use server::{LoadedModel, ModelServer, ModelServerBuilder, ROUTING_KEY, ShadowStats};
+pub use server::{
+    LoadedModel, ModelServer, ModelServerBuilder, ROUTING_KEY, SYNTHETIC, ShadowStats,
+};

@@ -56,8 +56,8 @@ pub struct AssessParams {
     /// Rows each importance repeat scores (default: at most 10 000).
     #[serde(default)]
     pub importance_rows: Option<usize>,
-    /// Rows to explain with KernelSHAP (default 0: none). Needs numeric model inputs; the
-    /// background is 50 rows sampled from the same data.
+    /// Rows to explain with KernelSHAP (default 0: none), over the model's input columns of
+    /// any type; the background is 50 rows sampled from the same data.
     #[serde(default)]
     pub shap_rows: Option<usize>,
     /// The seed of the shuffles, the resamples and the SHAP samples (default 0).
@@ -69,6 +69,7 @@ impl AssessParams {
     /// The assessor these parameters ask for, with the dataset's `metadata` filling what they
     /// leave out.
     pub fn assessor(&self, metadata: &BTreeMap<String, String>) -> Result<ModelAssessor> {
+        let from_metadata = self.sensitive.is_none();
         let sensitive = match &self.sensitive {
             Some(columns) => columns.clone(),
             None => metadata
@@ -82,10 +83,15 @@ impl AssessParams {
                 })
                 .unwrap_or_default(),
         };
+        // The dataset's privileged group goes with the dataset's sensitive columns only.
         let privileged = self
             .privileged
             .as_deref()
-            .or_else(|| metadata.get(PRIVILEGED_METADATA).map(String::as_str))
+            .or_else(|| {
+                from_metadata
+                    .then(|| metadata.get(PRIVILEGED_METADATA).map(String::as_str))
+                    .flatten()
+            })
             .map(Privileged::parse)
             .transpose()?;
         if privileged.is_some() && sensitive.is_empty() {
@@ -115,6 +121,7 @@ impl AssessParams {
             }),
             shap_rows: self.shap_rows.filter(|&n| n > 0),
             seed,
+            fairness_optional: from_metadata,
         })
     }
 }
@@ -136,10 +143,14 @@ pub struct ModelAssessor {
     pub bootstrap: Option<Bootstrap>,
     /// Permutation importance; `None`: none.
     pub importance: Option<PermutationOptions>,
-    /// Rows to explain with KernelSHAP (numeric inputs only); `None`: none.
+    /// Rows to explain with KernelSHAP (inputs of any type); `None`: none.
     pub shap_rows: Option<usize>,
     /// Seed of the SHAP row and background samples.
     pub seed: u64,
+    /// Whether the sensitive columns came from the dataset's metadata: then a model fairness
+    /// metrics cannot judge (a regressor, a multi-class target) is assessed without them and
+    /// [`Findings::fairness_skipped`] says why; declared on the call, that is an error.
+    pub fairness_optional: bool,
 }
 
 /// Rows the KernelSHAP background summarises the data with.
@@ -173,6 +184,9 @@ pub struct Findings {
     pub importance: Option<Importances>,
     /// Group fairness over the sensitive columns.
     pub fairness: Option<FairnessReport>,
+    /// Why fairness was not measured although the dataset declares sensitive columns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fairness_skipped: Option<String>,
     /// KernelSHAP, when asked for.
     pub shap: Option<ShapSummary>,
 }
@@ -200,7 +214,26 @@ impl Findings {
         if let Some(report) = &self.fairness {
             tags.extend(report.tags());
         }
-        tags
+        if let Some(why) = &self.fairness_skipped {
+            tags.insert("fairness.skipped".to_owned(), why.clone());
+        }
+        // Column names become part of keys: anything a tag key cannot hold becomes `_`, and a
+        // key that is still not one (too long) is left out (its value stays in the card).
+        tags.into_iter()
+            .filter_map(|(k, v)| {
+                let key: String = k
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ' ') {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                mlops_core::TagKey::new(key.clone()).ok().map(|_| (key, v))
+            })
+            .collect()
     }
 }
 
@@ -251,8 +284,18 @@ fn texts(what: &'static str, array: &dyn Array) -> Result<Vec<String>> {
     Ok(text
         .as_string::<i32>()
         .iter()
-        .map(|v| v.unwrap_or_default().to_owned())
+        .map(|v| canonical(v.unwrap_or_default()))
         .collect())
+}
+
+/// A label as text that compares equal across types: a whole number is written as an integer
+/// (a float target's `1.0` is the `1` an integer-labelled model answers), anything else as it
+/// is.
+fn canonical(label: &str) -> String {
+    match label.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15 => format!("{}", v as i64),
+        _ => label.to_owned(),
+    }
 }
 
 fn label_texts(outputs: &[Tensor]) -> Result<Vec<String>> {
@@ -362,57 +405,16 @@ impl ModelAssessor {
                 })
             }
         };
-        let fairness = if self.sensitive.is_empty() {
-            None
+        let (fairness, fairness_skipped) = if self.sensitive.is_empty() {
+            (None, None)
         } else {
-            if !matches!(task, Task::Classification) {
-                return Err(Error::invalid(
-                    "sensitive column",
-                    format!(
-                        "group fairness needs a binary classifier; the model regresses {target:?}"
-                    ),
-                ));
+            match self.fairness(model, &task, &inputs, rows, target, truth_column.as_ref())? {
+                Ok(report) => (Some(report), None),
+                // Declared on the dataset, the columns apply to every model trained on it; a
+                // model fairness metrics cannot judge is assessed without them.
+                Err(why) if self.fairness_optional => (None, Some(why)),
+                Err(why) => return Err(Error::invalid("sensitive column", why)),
             }
-            let truth = texts("target column", truth_column.as_ref())?;
-            let predicted = label_texts(&predict_rows(model.as_ref(), &inputs, rows)?)?;
-            let pos = self.pos_label.clone().unwrap_or_else(|| {
-                if *truth_column.data_type() == ArrowType::Boolean {
-                    "true".into()
-                } else {
-                    "1".into()
-                }
-            });
-            let mut distinct: Vec<&str> = truth.iter().map(String::as_str).collect();
-            distinct.sort_unstable();
-            distinct.dedup();
-            if distinct.len() > 2 || !distinct.contains(&pos.as_str()) {
-                return Err(Error::invalid(
-                    "target column",
-                    format!(
-                        "group fairness needs a binary target with the positive label {pos:?}; {target:?} holds {}",
-                        distinct
-                            .iter()
-                            .take(10)
-                            .copied()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-            let outcomes = BinaryOutcomes::from_bools(
-                truth.iter().map(|s| *s == pos).collect(),
-                predicted.iter().map(|s| *s == pos).collect(),
-            )?;
-            let sensitive: Vec<&str> = self.sensitive.iter().map(String::as_str).collect();
-            let groups = Groups::from_batch(rows, &sensitive)?;
-            Some(mlops_fairness::assess(
-                &outcomes,
-                &groups,
-                &AssessOptions {
-                    privileged: self.privileged.clone(),
-                    bootstrap: self.bootstrap,
-                },
-            )?)
         };
         let shap = self
             .shap_rows
@@ -425,8 +427,64 @@ impl ModelAssessor {
             scorer: scorer_name,
             importance,
             fairness,
+            fairness_skipped,
             shap,
         })
+    }
+
+    /// Fairness over the sensitive columns: `Ok(Err(why))` when the model is not a binary
+    /// classifier of this target.
+    fn fairness(
+        &self,
+        model: &Arc<dyn Model>,
+        task: &Task,
+        inputs: &[String],
+        rows: &RecordBatch,
+        target: &str,
+        truth_column: &dyn Array,
+    ) -> Result<std::result::Result<FairnessReport, String>> {
+        if !matches!(task, Task::Classification) {
+            return Ok(Err(format!(
+                "group fairness needs a binary classifier; the model regresses {target:?}"
+            )));
+        }
+        let truth = texts("target column", truth_column)?;
+        let predicted = label_texts(&predict_rows(model.as_ref(), inputs, rows)?)?;
+        let pos = self.pos_label.as_deref().map(canonical).unwrap_or_else(|| {
+            if *truth_column.data_type() == ArrowType::Boolean {
+                "true".into()
+            } else {
+                "1".into()
+            }
+        });
+        let mut distinct: Vec<&str> = truth.iter().map(String::as_str).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() > 2 || !distinct.contains(&pos.as_str()) {
+            return Ok(Err(format!(
+                "group fairness needs a binary target with the positive label {pos:?}; {target:?} holds {}",
+                distinct
+                    .iter()
+                    .take(10)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let outcomes = BinaryOutcomes::from_bools(
+            truth.iter().map(|s| *s == pos).collect(),
+            predicted.iter().map(|s| *s == pos).collect(),
+        )?;
+        let sensitive: Vec<&str> = self.sensitive.iter().map(String::as_str).collect();
+        let groups = Groups::from_batch(rows, &sensitive)?;
+        Ok(Ok(mlops_fairness::assess(
+            &outcomes,
+            &groups,
+            &AssessOptions {
+                privileged: self.privileged.clone(),
+                bootstrap: self.bootstrap,
+            },
+        )?))
     }
 
     /// KernelSHAP of `n` sampled rows against a background of [`SHAP_BACKGROUND_ROWS`]:
@@ -468,14 +526,14 @@ impl ModelAssessor {
             }
             Task::Regression(output) => (output.clone(), 0),
         };
-        let f = mlops_explain::ModelFunction::new(model.clone(), output.clone(), column)?;
+        let f = mlops_explain::ModelColumns::new(model.clone(), output.clone(), column)?;
         let columns: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        let all = mlops_explain::Features::from_batch(rows, &columns)?;
-        let background = mlops_explain::sample_background(&all, SHAP_BACKGROUND_ROWS, self.seed)?;
-        let explained = mlops_explain::sample_background(&all, n, self.seed.wrapping_add(1))?;
-        let explainer = mlops_explain::KernelExplainer::new(
+        let background = mlops_explain::sample_rows(rows, SHAP_BACKGROUND_ROWS, self.seed)?;
+        let explained = mlops_explain::sample_rows(rows, n, self.seed.wrapping_add(1))?;
+        let explainer = mlops_explain::ColumnKernelExplainer::new(
             f,
-            background.clone(),
+            &background,
+            &columns,
             mlops_explain::KernelOptions {
                 seed: self.seed,
                 ..Default::default()
@@ -488,7 +546,7 @@ impl ModelAssessor {
             } else {
                 output
             },
-            background: background.rows(),
+            background: background.num_rows(),
             mean_abs: explanation.mean_abs(),
             explanation,
         })
@@ -535,7 +593,7 @@ impl Assessor for ModelAssessor {
             serde_json::to_vec_pretty(&findings).map_err(|e| Error::backend("serde_json", e))?;
         Ok(assessment.with_file("assessment.json", body).with_file(
             "report.html",
-            ModelReport::new(&findings, "the held-out rows of the training run").to_html(),
+            ModelReport::new(&findings, "the rows the training job assessed it on").to_html(),
         ))
     }
 }

@@ -18,7 +18,8 @@
 //! `train` assesses every model on its validation rows ([`assess::ModelAssessor`]: permutation
 //! importance, and group fairness when the dataset's `sensitive` metadata or `assess:
 //! {sensitive: […]}` declares columns) into version tags, the model card and an HTML report;
-//! `validate` does the same on its holdout when the holdout declares sensitive columns.
+//! `validate` re-measures the candidate on its holdout when the holdout declares sensitive
+//! columns and replaces the version's `explain.*`/`fairness.*` tags with what it found there.
 //!
 //! Each step reads its parameters into one struct (unknown keys are errors naming them) that
 //! both its parameter check, before anything runs, and its run use; outputs are typed values

@@ -261,8 +261,28 @@ impl ValidateStep {
                 Ok((mine, best, findings))
             })
             .await?;
-        let assessment = findings.map(|f| f.tags()).unwrap_or_default();
-        if let Some((name, version)) = candidate.registered() {
+        let mut assessment = findings.map(|f| f.tags()).unwrap_or_default();
+        if !assessment.is_empty() {
+            assessment.insert(
+                "mlops.assessment.data".to_owned(),
+                format!("{}@{}", holdout.name, holdout.version),
+            );
+        }
+        if let Some((name, version)) = candidate.registered()
+            && !assessment.is_empty()
+        {
+            // The holdout's findings replace training's: no stale interval, privileged group
+            // or metric (one undefined here) may stay beside them for the policy to read.
+            let object = mlops_core::registry::RegistryObject::Version(name.clone(), version);
+            let current = env.registry.get_model_version(name, version).await?;
+            for key in current.tags.keys() {
+                let k = key.as_str();
+                if (k.starts_with("explain.") || k.starts_with("fairness."))
+                    && !assessment.contains_key(k)
+                {
+                    env.registry.delete_tag(&object, key).await?;
+                }
+            }
             for (k, v) in &assessment {
                 env.registry
                     .set_tag(

@@ -282,3 +282,145 @@ async fn validation_on_a_holdout_tags_the_candidate_with_its_fairness_there() {
     );
     assert_eq!(v.tags["fairness.aif360.privileged"], "group=g1");
 }
+
+/// `data` with the label as 0.0/1.0 floats or booleans, and a column whose name no tag key can
+/// hold as it is.
+fn typed(n: usize, seed: u64, label: &str) -> RecordBatch {
+    let b = data(n, seed);
+    let y: Vec<bool> = b
+        .column_by_name("churned")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap()
+        .iter()
+        .map(|v| v == Some("yes"))
+        .collect();
+    let target: ArrayRef = match label {
+        "float" => Arc::new(Float64Array::from(
+            y.iter()
+                .map(|v| f64::from(u8::from(*v)))
+                .collect::<Vec<_>>(),
+        )),
+        _ => Arc::new(arrow::array::BooleanArray::from(y)),
+    };
+    RecordBatch::try_from_iter([
+        ("a", b.column_by_name("a").unwrap().clone()),
+        ("income ($)", b.column_by_name("b").unwrap().clone()),
+        ("group", b.column_by_name("group").unwrap().clone()),
+        ("churned", target),
+    ])
+    .unwrap()
+}
+
+#[tokio::test]
+async fn float_and_boolean_labels_are_judged_like_text_ones() {
+    for label in ["float", "bool"] {
+        let env = env().await;
+        env.write(
+            "churn",
+            typed(800, 11, label),
+            WriteOptions::default().with_metadata("sensitive", "group"),
+        )
+        .await;
+        env.run(&train(", assess: {bootstrap: 0}")).await.unwrap();
+        let v = env
+            .registry
+            .resolve(&"models:/churn/1".parse().unwrap())
+            .await
+            .unwrap();
+        let num = |k: &str| -> f64 {
+            v.tags
+                .get(k)
+                .unwrap_or_else(|| panic!("{label}: no {k}: {:?}", v.tags))
+                .parse()
+                .unwrap()
+        };
+        assert!(num("explain.baseline") > 0.8, "{label}: {:?}", v.tags);
+        assert!(num("explain.importance.a") > 0.1, "{label}: {:?}", v.tags);
+        // The column name became a tag key.
+        assert!(
+            num("explain.importance.income ___").abs() < 0.05,
+            "{label}: {:?}",
+            v.tags
+        );
+        let dpr = num("fairness.demographic_parity_ratio");
+        assert!(dpr > 0.5 && dpr <= 1.0, "{label}: {:?}", v.tags);
+    }
+}
+
+#[tokio::test]
+async fn a_regressor_on_a_dataset_with_sensitive_columns_trains_without_fairness() {
+    let env = env().await;
+    let b = typed(300, 12, "float");
+    env.write(
+        "churn",
+        b,
+        WriteOptions::default().with_metadata("sensitive", "group"),
+    )
+    .await;
+    let yaml = train(", model: linear").replace("model: logistic, ", "");
+    env.run(&yaml).await.unwrap();
+    let v = env
+        .registry
+        .resolve(&"models:/churn/1".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        v.tags["fairness.skipped"].contains("binary classifier"),
+        "{:?}",
+        v.tags
+    );
+    assert_eq!(v.tags["explain.scorer"], "r2");
+    // Declared on the call, the same is an error.
+    let err = env
+        .run(
+            &train(", model: linear, assess: {sensitive: [group]}")
+                .replace("model: logistic, ", ""),
+        )
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("binary classifier"), "{err:#}");
+}
+
+#[tokio::test]
+async fn validation_replaces_the_training_findings() {
+    let env = env().await;
+    env.write(
+        "churn",
+        data(600, 13),
+        WriteOptions::default()
+            .with_metadata("sensitive", "group")
+            .with_metadata("privileged", "group=g1"),
+    )
+    .await;
+    env.write(
+        "feedback",
+        data(300, 14),
+        WriteOptions::default().with_metadata("sensitive", "group"),
+    )
+    .await;
+    // Training measures with intervals and AIF360's metrics; the holdout without either.
+    let yaml = format!(
+        "{}  - {{name: holdout, uses: dataset, with: {{name: feedback}}}}\n  - name: validate\n    uses: validate\n    needs: {{candidate: train.model, holdout: holdout.dataset}}\n    with: {{model: churn, target: churned, assess: {{pos_label: \"yes\", bootstrap: 0}}}}\n",
+        train(", assess: {pos_label: \"yes\", bootstrap: 20}")
+    );
+    env.run(&yaml).await.unwrap();
+    let v = env
+        .registry
+        .resolve(&"models:/churn/1".parse().unwrap())
+        .await
+        .unwrap();
+    let keys: Vec<&str> = v.tags.keys().map(|k| k.as_str()).collect();
+    assert!(
+        keys.contains(&"fairness.demographic_parity_ratio"),
+        "{keys:?}"
+    );
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.ends_with(".low") || k.starts_with("fairness.aif360")),
+        "training's intervals and AIF360 metrics stayed: {keys:?}"
+    );
+    assert_eq!(v.tags["mlops.assessment.data"], "feedback@1");
+}

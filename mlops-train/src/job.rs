@@ -497,7 +497,7 @@ impl TrainingJob {
             .map_err(|e| Error::backend("arrow", e))?;
         let (model, rows, target) = (
             outcome.model.clone(),
-            outcome.validation_rows.clone(),
+            outcome.validation_rows.clone().unwrap_or_default(),
             self.options.target.clone(),
         );
         let on_validation = !rows.is_empty();

@@ -485,12 +485,8 @@ impl Trainer for CandleTrainer {
         cancel: &CancelToken,
     ) -> Result<FitOutcome> {
         let t = self.train(data, options, observer, cancel)?;
-        Ok(FitOutcome {
-            model: Arc::new(t.model),
-            metrics: t.metrics,
-            history: t.history,
-            validation_rows: t.validation_rows,
-        })
+        Ok(FitOutcome::new(Arc::new(t.model), t.metrics, t.history)
+            .with_validation_rows(t.validation_rows))
     }
 }
 

@@ -40,6 +40,21 @@ struct Slot {
 /// the `X-Routing-Key` header there).
 pub const ROUTING_KEY: &str = "routing_key";
 
+/// Marks a request as synthetic (`parameters["mlops.synthetic"] = true`): an explainer's
+/// perturbed rows. The server answers it but does not show it to the inference observer
+/// (drift windows), does not mirror it to a shadow and does not count it in the request
+/// metrics. The HTTP transport strips the key from clients' requests; only in-process callers
+/// set it.
+pub const SYNTHETIC: &str = "mlops.synthetic";
+
+fn synthetic(request: &InferRequest) -> bool {
+    request
+        .parameters
+        .get(SYNTHETIC)
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+}
+
 /// The in-process Open Inference Protocol server: a multi-model, multi-version repository.
 ///
 /// - Models come in as instances ([`load_model`](Self::load_model)), as artifacts of a flavor
@@ -603,6 +618,9 @@ impl Server for ModelServer {
                 return Err(e);
             }
         };
+        if synthetic(&request) {
+            return self.infer_on(&loaded, request).await;
+        }
         let copy = shadow.as_ref().map(|_| request.clone());
         let result = self.infer_on(&loaded, request).await;
         if let (Some(shadow), Some(copy), Ok(answer)) = (shadow, copy, &result) {
@@ -648,7 +666,9 @@ impl ModelServer {
             }
             outputs.retain(|o| request.outputs.iter().any(|r| r.name == o.name()));
         }
-        self.observe(loaded, &ordered);
+        if !synthetic(&request) {
+            self.observe(loaded, &ordered);
+        }
         Ok(InferResponse {
             model_name: loaded.name().clone(),
             model_version: Some(loaded.version()),
