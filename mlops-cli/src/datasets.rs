@@ -279,3 +279,28 @@ pub async fn run(datasets: &Datasets, cmd: &DatasetsCommand) -> Result<()> {
     }
     Ok(())
 }
+
+/// The rows of `data` — a Parquet file or a stored dataset (`NAME` or `NAME@VERSION`) — as one
+/// batch, with the dataset's metadata (none for a file).
+pub(crate) async fn read_table(
+    data: &str,
+    datasets: &Datasets,
+) -> Result<(
+    arrow::array::RecordBatch,
+    std::collections::BTreeMap<String, String>,
+)> {
+    let (batches, metadata) = if is_local_file(data) {
+        (read_parquet(Path::new(data))?, Default::default())
+    } else {
+        let (name, at) = parse_ref(data)?;
+        let (version, batches) = datasets.read_all(&name, at).await?;
+        (batches, version.manifest.metadata)
+    };
+    let schema = batches
+        .first()
+        .ok_or_else(|| Error::invalid("data", format!("{data} has no rows")))?
+        .schema();
+    let batch = arrow::compute::concat_batches(&schema, &batches)
+        .map_err(|e| Error::backend("arrow", e))?;
+    Ok((batch, metadata))
+}

@@ -3,7 +3,6 @@
 //! columns are declared (on the call or in the dataset's metadata) — as text, JSON, tags or
 //! the HTML model report.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -89,22 +88,7 @@ async fn load(spec: &str, store: Arc<dyn Store>) -> Result<Arc<dyn mlops::Model>
 
 pub async fn explain(args: &ExplainArgs, store: Arc<dyn Store>) -> Result<bool> {
     let datasets = Datasets::new(store.clone());
-    let (batches, metadata) = if crate::datasets::is_local_file(&args.data) {
-        (
-            crate::datasets::read_parquet(Path::new(&args.data))?,
-            BTreeMap::new(),
-        )
-    } else {
-        let (name, at) = crate::datasets::parse_ref(&args.data)?;
-        let (version, batches) = datasets.read_all(&name, at).await?;
-        (batches, version.manifest.metadata)
-    };
-    let schema = batches
-        .first()
-        .ok_or_else(|| Error::invalid("data", format!("{} has no rows", args.data)))?
-        .schema();
-    let batch = arrow::compute::concat_batches(&schema, &batches)
-        .map_err(|e| Error::backend("arrow", e))?;
+    let (batch, metadata) = crate::datasets::read_table(&args.data, &datasets).await?;
     let model = load(&args.model, store).await?;
     let params = AssessParams {
         sensitive: args.sensitive.clone(),

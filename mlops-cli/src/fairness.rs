@@ -1,14 +1,12 @@
 //! `mlops fairness`: group-fairness metrics (fairlearn's and AIF360's) of predictions in a
 //! Parquet file or a stored dataset version.
 
-use std::path::Path;
-
 use clap::Args;
+use mlops::Result;
 use mlops::fairness::{
     AssessOptions, BinaryOutcomes, Bootstrap, FairnessReport, Groups, Privileged, assess,
 };
 use mlops::storage::Datasets;
-use mlops::{Error, Result};
 
 use crate::output::print_json;
 
@@ -54,18 +52,7 @@ pub struct FairnessArgs {
 }
 
 pub async fn fairness(args: &FairnessArgs, datasets: &Datasets) -> Result<bool> {
-    let batches = if crate::datasets::is_local_file(&args.data) {
-        crate::datasets::read_parquet(Path::new(&args.data))?
-    } else {
-        let (name, at) = crate::datasets::parse_ref(&args.data)?;
-        datasets.read_all(&name, at).await?.1
-    };
-    let schema = batches
-        .first()
-        .ok_or_else(|| Error::invalid("data", format!("{} has no rows", args.data)))?
-        .schema();
-    let batch = arrow::compute::concat_batches(&schema, &batches)
-        .map_err(|e| Error::backend("arrow", e))?;
+    let (batch, _) = crate::datasets::read_table(&args.data, datasets).await?;
     let mut outcomes =
         BinaryOutcomes::from_batch(&batch, &args.target, &args.prediction, args.pos_label)?;
     if let Some(column) = &args.weights {

@@ -67,6 +67,25 @@ pub fn tensor_type_of(ty: &ArrowType) -> Option<DataType> {
     })
 }
 
+/// One 1-D tensor per name, from `batch`'s column of that name: the inputs of a model whose
+/// signature names one input per column. A missing column is [`Error::InvalidArgument`]
+/// naming it.
+pub fn tensors_by_name<S: AsRef<str>>(batch: &RecordBatch, names: &[S]) -> Result<Vec<Tensor>> {
+    names
+        .iter()
+        .map(|name| {
+            let name = name.as_ref();
+            let column = batch.column_by_name(name).ok_or_else(|| {
+                Error::invalid(
+                    "data",
+                    format!("the model needs column {name:?}, which the data lacks"),
+                )
+            })?;
+            tensor_from_array(name, column.as_ref())
+        })
+        .collect()
+}
+
 /// A 1-D tensor named `name` holding `array`'s values.
 pub fn tensor_from_array(name: &str, array: &dyn Array) -> Result<Tensor> {
     no_nulls(name, array)?;

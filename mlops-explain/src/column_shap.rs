@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::columns::{PredictBatch, predict_batch_checked};
-use crate::shap::{Explanation, KernelOptions, MAX_NSAMPLES, close, coalitions, solve};
+use crate::shap::{Explanation, KernelOptions, check_setup, close, coalitions, expected, solve};
 use mlops_core::{Error, Result};
 
 /// [`KernelExplainer`](crate::KernelExplainer)'s algorithm — shap's coalition plan and
@@ -117,30 +117,9 @@ impl<P: PredictBatch> ColumnKernelExplainer<P> {
         }
         let columns: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
         let background = project(background, &columns, "background")?;
-        if background.num_rows() == 0 {
-            return Err(Error::invalid("background", "no rows"));
-        }
-        if weights.len() != background.num_rows()
-            || weights.iter().any(|w| !w.is_finite() || *w < 0.0)
-            || weights.iter().sum::<f64>() <= 0.0
-        {
-            return Err(Error::invalid(
-                "background weights",
-                "one finite, non-negative weight per background row, not all zero",
-            ));
-        }
-        if let Some(n) = options.nsamples
-            && (n == 0 || n > MAX_NSAMPLES)
-        {
-            return Err(Error::invalid(
-                "nsamples",
-                format!("{n} coalitions: between 1 and {MAX_NSAMPLES}"),
-            ));
-        }
+        check_setup(background.num_rows(), &weights, &options)?;
         let f = predict_batch_checked(&model, &background)?;
-        options.link.check(&f)?;
-        let total: f64 = weights.iter().sum();
-        let fnull = f.iter().zip(&weights).map(|(f, w)| f * w).sum::<f64>() / total;
+        let fnull = expected(&f, &weights, options.link)?;
         Ok(Self {
             model,
             columns,

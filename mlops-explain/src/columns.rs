@@ -77,19 +77,7 @@ impl ModelColumns {
 impl PredictBatch for ModelColumns {
     fn predict_batch(&self, batch: &RecordBatch) -> Result<Vec<f64>> {
         let rows = batch.num_rows();
-        let inputs = self
-            .inputs
-            .iter()
-            .map(|name| {
-                let column = batch.column_by_name(name).ok_or_else(|| {
-                    Error::invalid(
-                        "data",
-                        format!("the model needs column {name:?}, which the data lacks"),
-                    )
-                })?;
-                mlops_core::arrow::tensor_from_array(name, column.as_ref())
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let inputs = mlops_core::arrow::tensors_by_name(batch, &self.inputs)?;
         let outputs = self.model.predict(&inputs)?;
         crate::features::output_column(&outputs, &self.output, self.column, rows)
     }

@@ -302,16 +302,7 @@ impl ShapService {
             (None, None) => return Err(no_background(model)),
         };
         let f = |b: &RecordBatch| -> Result<Vec<f64>> {
-            let inputs = names
-                .iter()
-                .map(|name| {
-                    let column = b.column_by_name(name).ok_or_else(|| {
-                        Error::invalid("explain request", format!("no column {name:?}"))
-                    })?;
-                    mlops_core::arrow::tensor_from_array(name, column.as_ref())
-                })
-                .collect::<Result<Vec<_>>>()?;
-            predict(inputs)
+            predict(mlops_core::arrow::tensors_by_name(b, &names)?)
         };
         let columns: Vec<&str> = names.iter().map(String::as_str).collect();
         ColumnKernelExplainer::new(f, &background, &columns, options)

@@ -260,30 +260,9 @@ impl<P: Predict> KernelExplainer<P> {
         weights: Vec<f64>,
         options: KernelOptions,
     ) -> Result<Self> {
-        if background.rows() == 0 {
-            return Err(Error::invalid("background", "no rows"));
-        }
-        if weights.len() != background.rows()
-            || weights.iter().any(|w| !w.is_finite() || *w < 0.0)
-            || weights.iter().sum::<f64>() <= 0.0
-        {
-            return Err(Error::invalid(
-                "background weights",
-                "one finite, non-negative weight per background row, not all zero",
-            ));
-        }
-        if let Some(n) = options.nsamples
-            && (n == 0 || n > MAX_NSAMPLES)
-        {
-            return Err(Error::invalid(
-                "nsamples",
-                format!("{n} coalitions: between 1 and {MAX_NSAMPLES}"),
-            ));
-        }
+        check_setup(background.rows(), &weights, &options)?;
         let f = predict_checked(&model, &background)?;
-        options.link.check(&f)?;
-        let total: f64 = weights.iter().sum();
-        let fnull = f.iter().zip(&weights).map(|(f, w)| f * w).sum::<f64>() / total;
+        let fnull = expected(&f, &weights, options.link)?;
         Ok(Self {
             model,
             background,
@@ -392,6 +371,39 @@ impl<P: Predict> KernelExplainer<P> {
         }
         Ok(ey)
     }
+}
+
+/// Checks what both KernelSHAP explainers are built from: a background of `rows` rows with one
+/// finite, non-negative weight each (not all zero) and a coalition budget within bounds.
+pub(crate) fn check_setup(rows: usize, weights: &[f64], options: &KernelOptions) -> Result<()> {
+    if rows == 0 {
+        return Err(Error::invalid("background", "no rows"));
+    }
+    if weights.len() != rows
+        || weights.iter().any(|w| !w.is_finite() || *w < 0.0)
+        || weights.iter().sum::<f64>() <= 0.0
+    {
+        return Err(Error::invalid(
+            "background weights",
+            "one finite, non-negative weight per background row, not all zero",
+        ));
+    }
+    if let Some(n) = options.nsamples
+        && (n == 0 || n > MAX_NSAMPLES)
+    {
+        return Err(Error::invalid(
+            "nsamples",
+            format!("{n} coalitions: between 1 and {MAX_NSAMPLES}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The weighted mean of the background's outputs `f` (checked against the link).
+pub(crate) fn expected(f: &[f64], weights: &[f64], link: Link) -> Result<f64> {
+    link.check(f)?;
+    let total: f64 = weights.iter().sum();
+    Ok(f.iter().zip(weights).map(|(f, w)| f * w).sum::<f64>() / total)
 }
 
 /// numpy's `allclose` for one pair.

@@ -317,19 +317,7 @@ fn model_inputs(model: &dyn Model) -> Vec<String> {
 }
 
 fn predict_rows(model: &dyn Model, inputs: &[String], batch: &RecordBatch) -> Result<Vec<Tensor>> {
-    let tensors = inputs
-        .iter()
-        .map(|name| {
-            let column = batch.column_by_name(name).ok_or_else(|| {
-                Error::invalid(
-                    "data",
-                    format!("the model needs column {name:?}, which the data lacks"),
-                )
-            })?;
-            mlops_core::arrow::tensor_from_array(name, column.as_ref())
-        })
-        .collect::<Result<Vec<_>>>()?;
-    model.predict(&tensors)
+    model.predict(&mlops_core::arrow::tensors_by_name(batch, inputs)?)
 }
 
 impl ModelAssessor {

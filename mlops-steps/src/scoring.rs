@@ -19,17 +19,14 @@ pub(crate) fn accuracy_of(
         rows,
     )
     .map_err(|e| Error::backend("arrow", e))?;
-    let mut inputs = Vec::new();
-    for spec in model.card().preprocessing.input_specs() {
-        let name = spec.name.clone().unwrap_or_default();
-        let column = batch
-            .column_by_name(&name)
-            .ok_or_else(|| Error::invalid("data", format!("the model needs column {name:?}")))?;
-        inputs.push(mlops_core::arrow::tensor_from_array(
-            &name,
-            column.as_ref(),
-        )?);
-    }
+    let names: Vec<String> = model
+        .card()
+        .preprocessing
+        .input_specs()
+        .into_iter()
+        .map(|spec| spec.name.unwrap_or_default())
+        .collect();
+    let inputs = mlops_core::arrow::tensors_by_name(&batch, &names)?;
     let out = model.predict(&inputs)?;
     let labels = arrow::compute::cast(
         batch
