@@ -26,17 +26,8 @@ pub struct ExplainArgs {
     /// The target column
     #[arg(long)]
     target: String,
-    /// Sensitive columns for group fairness (comma-separated; default: the dataset's
-    /// `sensitive` metadata)
-    #[arg(long, value_delimiter = ',')]
-    sensitive: Option<Vec<String>>,
-    /// AIF360's privileged group COLUMN=VALUE[,COLUMN=VALUE] (default: the dataset's
-    /// `privileged` metadata)
-    #[arg(long)]
-    privileged: Option<String>,
-    /// The positive label of a binary target (default: true for booleans, else 1)
-    #[arg(long)]
-    pos_label: Option<String>,
+    #[command(flatten)]
+    groups: GroupArgs,
     /// Bootstrap resamples for intervals on the disparities (0: none)
     #[arg(long, default_value_t = 200)]
     bootstrap: usize,
@@ -61,6 +52,34 @@ pub struct ExplainArgs {
     /// Print the explain.* and fairness.* version tags as JSON
     #[arg(long, conflicts_with = "json")]
     tags: bool,
+}
+
+/// The fairness flags `mlops explain` and `mlops train` share.
+#[derive(Debug, Clone, Args)]
+pub struct GroupArgs {
+    /// Sensitive columns for group fairness (comma-separated; several give intersectional
+    /// groups; default: the dataset's `sensitive` metadata)
+    #[arg(long, value_delimiter = ',')]
+    pub sensitive: Option<Vec<String>>,
+    /// AIF360's privileged group COLUMN=VALUE[,COLUMN=VALUE] (default: the dataset's
+    /// `privileged` metadata)
+    #[arg(long)]
+    pub privileged: Option<String>,
+    /// The positive label of a binary target (default: true for booleans, else 1)
+    #[arg(long)]
+    pub pos_label: Option<String>,
+}
+
+impl GroupArgs {
+    /// Assessment parameters with these groups and the defaults otherwise.
+    pub fn params(&self) -> AssessParams {
+        AssessParams {
+            sensitive: self.sensitive.clone(),
+            privileged: self.privileged.clone(),
+            pos_label: self.pos_label.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// The model `spec` names, loaded through a (network-less) model server.
@@ -91,14 +110,12 @@ pub async fn explain(args: &ExplainArgs, store: Arc<dyn Store>) -> Result<bool> 
     let (batch, metadata) = crate::datasets::read_table(&args.data, &datasets).await?;
     let model = load(&args.model, store).await?;
     let params = AssessParams {
-        sensitive: args.sensitive.clone(),
-        privileged: args.privileged.clone(),
-        pos_label: args.pos_label.clone(),
         bootstrap: Some(args.bootstrap),
         importance_repeats: Some(args.repeats),
         importance_rows: Some(args.max_samples),
         shap_rows: Some(args.shap),
         seed: Some(args.seed),
+        ..args.groups.params()
     };
     let assessor = params.assessor(&metadata)?;
     let target = args.target.clone();

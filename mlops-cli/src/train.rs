@@ -71,17 +71,9 @@ pub struct TrainArgs {
     /// Also write the model as a directory (`mlops serve --model-dir NAME=DIR` serves it)
     #[arg(long, value_name = "DIR")]
     output: Option<PathBuf>,
-    /// Sensitive columns: group fairness on the validation rows, as version tags and in the
-    /// model card (default: the dataset's `sensitive` metadata)
-    #[arg(long, value_delimiter = ',')]
-    sensitive: Option<Vec<String>>,
-    /// AIF360's privileged group COLUMN=VALUE[,COLUMN=VALUE] (default: the dataset's
-    /// `privileged` metadata)
-    #[arg(long)]
-    privileged: Option<String>,
-    /// The positive label of a binary target, for fairness (default: true or 1)
-    #[arg(long)]
-    pos_label: Option<String>,
+    /// Group fairness on the validation rows, as version tags and in the model card
+    #[command(flatten)]
+    groups: crate::explain::GroupArgs,
     /// Skip the assessment (permutation importance and fairness on the validation rows)
     #[arg(long, conflicts_with_all = ["sensitive", "privileged", "pos_label"])]
     no_assess: bool,
@@ -347,13 +339,7 @@ pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
     }
     let mut job = job;
     if !args.no_assess {
-        let params = mlops::steps::assess::AssessParams {
-            sensitive: args.sensitive.clone(),
-            privileged: args.privileged.clone(),
-            pos_label: args.pos_label.clone(),
-            ..Default::default()
-        };
-        job = job.assess(Arc::new(params.assessor(&metadata)?));
+        job = job.assess(Arc::new(args.groups.params().assessor(&metadata)?));
     }
     if let Some(name) = &args.run_name {
         job = job.run_name(name.clone());

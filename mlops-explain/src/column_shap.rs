@@ -4,12 +4,10 @@
 
 use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow::datatypes::DataType as ArrowType;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::columns::{PredictBatch, predict_batch_checked};
-use crate::shap::{Explanation, KernelOptions, check_setup, close, coalitions, expected, solve};
+use crate::shap::{Explanation, KernelOptions, check_setup, close, expected, shapley_row};
 use mlops_core::{Error, Result};
 
 /// [`KernelExplainer`](crate::KernelExplainer)'s algorithm — shap's coalition plan and
@@ -180,29 +178,15 @@ impl<P: PredictBatch> ColumnKernelExplainer<P> {
                 varying.push(j);
             }
         }
-        let m = varying.len();
-        let link = self.options.link;
-        let total = link.apply(fx) - link.apply(self.fnull);
-        let mut phi = vec![0.0; width];
-        match m {
-            0 => return Ok(phi),
-            1 => {
-                phi[varying[0]] = total;
-                return Ok(phi);
-            }
-            _ => {}
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(self.options.seed);
-        rng.set_stream(row);
-        let (masks, kernel) = coalitions(m, self.options.nsamples, &mut rng)?;
-        let ey = self.evaluate(x, &varying, &masks)?;
-        let w = solve(m, &masks, &kernel, &ey, total, |v| {
-            link.apply(v) - link.apply(self.fnull)
-        })?;
-        for (k, &j) in varying.iter().enumerate() {
-            phi[j] = w[k];
-        }
-        Ok(phi)
+        shapley_row(
+            width,
+            &varying,
+            fx,
+            self.fnull,
+            &self.options,
+            row,
+            |masks| self.evaluate(x, &varying, masks),
+        )
     }
 
     /// The weighted mean output over the background of each coalition's synthetic rows.

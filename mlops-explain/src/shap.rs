@@ -301,29 +301,15 @@ impl<P: Predict> KernelExplainer<P> {
         let varying: Vec<usize> = (0..width)
             .filter(|&j| (0..bg.rows()).any(|b| !close(x[j], bg.row(b)[j])))
             .collect();
-        let m = varying.len();
-        let link = self.options.link;
-        let total = link.apply(fx) - link.apply(self.fnull);
-        let mut phi = vec![0.0; width];
-        match m {
-            0 => return Ok(phi),
-            1 => {
-                phi[varying[0]] = total;
-                return Ok(phi);
-            }
-            _ => {}
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(self.options.seed);
-        rng.set_stream(row);
-        let (masks, kernel) = coalitions(m, self.options.nsamples, &mut rng)?;
-        let ey = self.evaluate(x, &varying, &masks)?;
-        let w = solve(m, &masks, &kernel, &ey, total, |v| {
-            link.apply(v) - link.apply(self.fnull)
-        })?;
-        for (k, &j) in varying.iter().enumerate() {
-            phi[j] = w[k];
-        }
-        Ok(phi)
+        shapley_row(
+            width,
+            &varying,
+            fx,
+            self.fnull,
+            &self.options,
+            row,
+            |masks| self.evaluate(x, &varying, masks),
+        )
     }
 
     /// The weighted mean output over the background of each coalition's synthetic rows.
@@ -371,6 +357,43 @@ impl<P: Predict> KernelExplainer<P> {
         }
         Ok(ey)
     }
+}
+
+/// One row's attributions, shared by both KernelSHAP explainers: nothing for a row equal to
+/// every background row, the whole difference for a single varying feature, else shap's
+/// coalitions (seeded per row), `evaluate`d into mean outputs, and the constrained regression.
+pub(crate) fn shapley_row(
+    width: usize,
+    varying: &[usize],
+    fx: f64,
+    fnull: f64,
+    options: &KernelOptions,
+    row: u64,
+    evaluate: impl FnOnce(&[Vec<bool>]) -> Result<Vec<f64>>,
+) -> Result<Vec<f64>> {
+    let m = varying.len();
+    let link = options.link;
+    let total = link.apply(fx) - link.apply(fnull);
+    let mut phi = vec![0.0; width];
+    match m {
+        0 => return Ok(phi),
+        1 => {
+            phi[varying[0]] = total;
+            return Ok(phi);
+        }
+        _ => {}
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    rng.set_stream(row);
+    let (masks, kernel) = coalitions(m, options.nsamples, &mut rng)?;
+    let ey = evaluate(&masks)?;
+    let w = solve(m, &masks, &kernel, &ey, total, |v| {
+        link.apply(v) - link.apply(fnull)
+    })?;
+    for (k, &j) in varying.iter().enumerate() {
+        phi[j] = w[k];
+    }
+    Ok(phi)
 }
 
 /// Checks what both KernelSHAP explainers are built from: a background of `rows` rows with one

@@ -66,6 +66,29 @@ pub struct AssessParams {
 }
 
 impl AssessParams {
+    /// A step's `assess` parameter: `false` for none, `true` for the defaults, or a map of
+    /// these keys (unknown keys are errors naming them); `absent` when the step omits it.
+    pub fn from_step_param(
+        step: &str,
+        value: Option<&serde_json::Value>,
+        absent: Option<Self>,
+    ) -> Result<Option<Self>> {
+        match value {
+            None => Ok(absent),
+            Some(serde_json::Value::Bool(true)) => Ok(Some(Self::default())),
+            Some(serde_json::Value::Bool(false)) => Ok(None),
+            Some(v @ serde_json::Value::Object(_)) => {
+                mlops_pipeline::parse_params(&format!("{step}.assess"), v).map(Some)
+            }
+            Some(other) => Err(Error::invalid(
+                "step param",
+                format!(
+                    "parameters of {step}: assess is false or a map of assessment keys, not {other}"
+                ),
+            )),
+        }
+    }
+
     /// The assessor these parameters ask for, with the dataset's `metadata` filling what they
     /// leave out.
     pub fn assessor(&self, metadata: &BTreeMap<String, String>) -> Result<ModelAssessor> {

@@ -58,17 +58,7 @@ impl TrainParams {
 
     /// The assessment asked for: `None` when `assess: false`.
     pub fn assess_params(&self) -> Result<Option<AssessParams>> {
-        match &self.assess {
-            None | Some(Value::Bool(true)) => Ok(Some(AssessParams::default())),
-            Some(Value::Bool(false)) => Ok(None),
-            Some(v @ Value::Object(_)) => parse_params("train.assess", v).map(Some),
-            Some(other) => Err(mlops_core::Error::invalid(
-                "step param",
-                format!(
-                    "parameters of train: assess is false or a map of assessment keys, not {other}"
-                ),
-            )),
-        }
+        AssessParams::from_step_param("train", self.assess.as_ref(), Some(AssessParams::default()))
     }
 
     /// The hyper-parameters: `TrainConfig`'s defaults with a logistic model unless `model` is

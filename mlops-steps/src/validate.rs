@@ -54,20 +54,10 @@ impl ValidateParams {
         &self,
         metadata: &BTreeMap<String, String>,
     ) -> Result<Option<crate::assess::AssessParams>> {
-        match &self.assess {
-            None => Ok(metadata
-                .contains_key(crate::assess::SENSITIVE_METADATA)
-                .then(Default::default)),
-            Some(serde_json::Value::Bool(true)) => Ok(Some(Default::default())),
-            Some(serde_json::Value::Bool(false)) => Ok(None),
-            Some(v @ serde_json::Value::Object(_)) => parse_params("validate.assess", v).map(Some),
-            Some(other) => Err(Error::invalid(
-                "step param",
-                format!(
-                    "parameters of validate: assess is false or a map of assessment keys, not {other}"
-                ),
-            )),
-        }
+        let absent = metadata
+            .contains_key(crate::assess::SENSITIVE_METADATA)
+            .then(Default::default);
+        crate::assess::AssessParams::from_step_param("validate", self.assess.as_ref(), absent)
     }
 }
 
