@@ -13,6 +13,7 @@ mod output;
 mod pipeline;
 mod policy;
 mod serve;
+mod server;
 mod store;
 mod tracking;
 mod train;
@@ -53,6 +54,7 @@ Governance commands:
 
 Store and interop commands:
   store        Store maintenance: verify, gc
+  server       MLflow's tracking server API over the store: MLflow's clients log into it
   export       Export to other tools' formats: mlflow
   import       Import from other tools' formats: mlflow
 
@@ -145,6 +147,11 @@ enum Command {
     ///
     /// Example: mlops serve --model models:/churn@champion --port 8080 --canary models:/churn/4=10
     Serve(serve::ServeArgs),
+    /// MLflow's tracking server API (REST and artifact proxy) over the store, until Ctrl-C: point
+    /// MLFLOW_TRACKING_URI at it and MLflow's clients log into the store unchanged
+    ///
+    /// Example: mlops server --port 5000 --policy policies/
+    Server(server::ServerArgs),
     /// Pipelines from YAML files of built-in steps: run (cached, tracked, priced), export (Argo,
     /// Jobs, KServe, kustomization), steps
     #[command(subcommand)]
@@ -185,6 +192,7 @@ impl Command {
                 | Self::Models(tracking::ModelsCommand::Alias { .. })
                 | Self::Runs(tracking::RunsCommand::End { .. })
                 | Self::Policy(_)
+                | Self::Server(_)
         )
     }
 }
@@ -325,6 +333,10 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
         Command::Serve(args) => {
             let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
             serve::serve(args, store).await
+        }
+        Command::Server(args) => {
+            let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
+            server::server(args, store).await
         }
         Command::Pipeline(cmd) => {
             pipeline::run(cmd, || async {

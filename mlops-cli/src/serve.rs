@@ -211,16 +211,7 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
         .with_max_body_memory(args.max_body_memory)
         .with_body_read_timeout(Some(client_timeout));
     if let Some(file) = &args.token_file {
-        let token =
-            std::fs::read_to_string(file).map_err(|e| Error::io("token file", "read", file, e))?;
-        let token = token.trim().to_string();
-        if token.is_empty() {
-            return Err(Error::invalid(
-                "token-file",
-                format!("{} is empty", file.display()),
-            ));
-        }
-        options = options.with_bearer_token(mlops::secret::SecretString::from(token));
+        options = options.with_bearer_token(crate::server::read_token(file)?);
     }
     if args.explain {
         options = options.with_explainer(Arc::new(explainer(args, &server)?));

@@ -8,6 +8,7 @@
 //! | [`MlflowClient`] | the HTTP client underneath: MLflow's error codes mapped onto [`mlops_core::Error`]'s categories |
 //! | [`export_mlflow`], [`import_mlflow`] | any tracker and registry as MLflow's file-store layout (`mlruns/`), and back |
 //! | [`Replicator`] | local-first tracking: an embedded tracker copied into another one (typically an MLflow server) incrementally, surviving outages |
+//! | `server::MlflowServer` (feature `server`) | the other way round: MLflow's REST API and artifact proxy served over any tracker and registry, so MLflow's own clients log into an mlops store |
 //!
 //! It depends only on mlops-core: the tracker and registry it copies from or to can be any
 //! implementation (mlops-storage's embedded ones, in practice).
@@ -30,6 +31,8 @@ mod files;
 mod json;
 mod registry;
 mod replicate;
+#[cfg(feature = "server")]
+pub mod server;
 mod tracker;
 
 pub use client::MlflowClient;
