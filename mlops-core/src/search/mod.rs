@@ -12,7 +12,9 @@
 //! - metrics and numeric attributes compare with `= != > >= < <=` against numbers (metrics against
 //!   their latest value); params, tags and string attributes with `= != LIKE ILIKE` against quoted
 //!   strings; `IN (...)`/`NOT IN (...)` works for `run_id` and dataset keys;
-//! - an entity that lacks the key never matches (not even `!=`).
+//! - `IS NULL` / `IS NOT NULL` test whether a key is set: tags and params of runs, tags of
+//!   experiments; any other prefix, and registry searches, are refused as MLflow refuses them;
+//! - an entity that lacks the key never matches any other comparison (not even `!=`).
 //!
 //! Deviation, on purpose: `LIKE` patterns treat every character but `%` and `_` literally, as the
 //! SQL stores do (MLflow's in-memory filter turns the pattern into an unescaped regex).
@@ -146,6 +148,10 @@ pub enum Op {
     In,
     /// `NOT IN (...)`
     NotIn,
+    /// `IS NULL`: the param or tag is not set (tags and params only, as in MLflow).
+    IsNull,
+    /// `IS NOT NULL`: the param or tag is set, to any value (the empty string too).
+    IsNotNull,
 }
 
 impl Op {
@@ -162,6 +168,8 @@ impl Op {
             Self::ILike => "ILIKE",
             Self::In => "IN",
             Self::NotIn => "NOT IN",
+            Self::IsNull => "IS NULL",
+            Self::IsNotNull => "IS NOT NULL",
         }
     }
 
@@ -180,6 +188,10 @@ impl Op {
         matches!(self, Self::In | Self::NotIn)
     }
 
+    fn is_null_test(self) -> bool {
+        matches!(self, Self::IsNull | Self::IsNotNull)
+    }
+
     fn compare<T: PartialOrd + ?Sized>(self, lhs: &T, rhs: &T) -> bool {
         match self {
             Self::Eq => lhs == rhs,
@@ -188,7 +200,9 @@ impl Op {
             Self::Ge => lhs >= rhs,
             Self::Lt => lhs < rhs,
             Self::Le => lhs <= rhs,
-            Self::Like | Self::ILike | Self::In | Self::NotIn => false,
+            Self::Like | Self::ILike | Self::In | Self::NotIn | Self::IsNull | Self::IsNotNull => {
+                false
+            }
         }
     }
 }
@@ -211,6 +225,8 @@ pub enum Literal {
     String(String),
     /// A parenthesised list of quoted strings (for `IN`).
     List(Vec<String>),
+    /// No value: the right-hand side of `IS NULL` and `IS NOT NULL`.
+    Null,
 }
 
 /// One `<entity>.<key> <op> <literal>` clause.
@@ -395,6 +411,20 @@ impl<'a> Parser<'a> {
             Some(w) if w.is_keyword("LIKE") => Op::Like,
             Some(w) if w.is_keyword("ILIKE") => Op::ILike,
             Some(w) if w.is_keyword("IN") => Op::In,
+            Some(w) if w.is_keyword("IS") => {
+                let not = self.peek().is_some_and(|t| t.is_keyword("NOT"));
+                if not {
+                    self.pos += 1;
+                }
+                if self.peek().is_some_and(|t| t.is_keyword("NULL")) {
+                    self.pos += 1;
+                    if not { Op::IsNotNull } else { Op::IsNull }
+                } else if not {
+                    return Err(self.unexpected("expected NULL after IS NOT"));
+                } else {
+                    return Err(self.unexpected("expected NULL or NOT NULL after IS"));
+                }
+            }
             Some(w) if w.is_keyword("NOT") => {
                 if self.peek().is_some_and(|t| t.is_keyword("IN")) {
                     self.pos += 1;
@@ -406,7 +436,7 @@ impl<'a> Parser<'a> {
             _ => {
                 return Err(self.error_at(
                     t.as_ref(),
-                    "expected a comparison (=, !=, >, >=, <, <=, LIKE, ILIKE, IN, NOT IN)",
+                    "expected a comparison (=, !=, >, >=, <, <=, LIKE, ILIKE, IN, NOT IN, IS NULL, IS NOT NULL)",
                 ));
             }
         };
@@ -482,7 +512,11 @@ impl Filter {
             let parts = p.identifier()?;
             let (entity, key) = p.entity_and_key(parts, at)?;
             let op = p.operator()?;
-            let (value, value_at) = p.literal()?;
+            let (value, value_at) = if op.is_null_test() {
+                (Literal::Null, at)
+            } else {
+                p.literal()?
+            };
             clauses.push(validate(
                 target, input, at, value_at, entity, key, op, value,
             )?);
@@ -579,6 +613,35 @@ fn validate(
     if key.is_empty() {
         return Err(bad("empty key".into()));
     }
+    if op.is_null_test() {
+        // MLflow's rules: runs test tags and params, experiments tags, registries nothing.
+        let ok = match target {
+            SearchTarget::Runs => matches!(entity, Entity::Param | Entity::Tag),
+            SearchTarget::Experiments => entity == Entity::Tag,
+            SearchTarget::RegisteredModels | SearchTarget::ModelVersions => false,
+        };
+        if !ok {
+            let only = match target {
+                SearchTarget::Runs => "tags and params",
+                SearchTarget::Experiments => "tags",
+                _ => {
+                    return Err(bad(format!(
+                        "{op} is not supported when searching {target:?}"
+                    )));
+                }
+            };
+            return Err(bad(format!(
+                "{op} is only supported for {only}, not for {}.{key}",
+                entity.prefix()
+            )));
+        }
+        return Ok(Clause {
+            entity,
+            key,
+            op,
+            value: Literal::Null,
+        });
+    }
     let op_ok = match entity {
         Entity::Metric => op.is_numeric(),
         Entity::Param | Entity::Tag => op.is_string(),
@@ -655,6 +718,7 @@ fn describe_literal(v: &Literal) -> String {
         Literal::Integer(n) => format!("the number {n}"),
         Literal::String(s) => format!("the string '{s}'"),
         Literal::List(_) => "a list".into(),
+        Literal::Null => "NULL".into(),
     }
 }
 
@@ -669,6 +733,15 @@ fn string_matches(op: Op, lhs: &str, value: &Literal) -> bool {
     }
 }
 
+/// The answer of `IS NULL` / `IS NOT NULL` on a value; `None` for the other operators.
+fn null_test(op: Op, value: Option<&str>) -> Option<bool> {
+    match op {
+        Op::IsNull => Some(value.is_none()),
+        Op::IsNotNull => Some(value.is_some()),
+        _ => None,
+    }
+}
+
 impl Clause {
     /// Whether `item` satisfies this clause.
     pub fn matches<S: Searchable + ?Sized>(&self, item: &S) -> bool {
@@ -677,12 +750,14 @@ impl Clause {
                 (Some(v), Literal::Number(n)) => self.op.compare(&v, n),
                 _ => false,
             },
-            Entity::Param => item
-                .param(&self.key)
-                .is_some_and(|v| string_matches(self.op, v, &self.value)),
-            Entity::Tag => item
-                .tag(&self.key)
-                .is_some_and(|v| string_matches(self.op, v, &self.value)),
+            Entity::Param => null_test(self.op, item.param(&self.key)).unwrap_or_else(|| {
+                item.param(&self.key)
+                    .is_some_and(|v| string_matches(self.op, v, &self.value))
+            }),
+            Entity::Tag => null_test(self.op, item.tag(&self.key)).unwrap_or_else(|| {
+                item.tag(&self.key)
+                    .is_some_and(|v| string_matches(self.op, v, &self.value))
+            }),
             Entity::Attribute => match (item.attribute(&self.key), &self.value) {
                 (Some(AttrValue::Int(v)), Literal::Integer(n)) => self.op.compare(&v, n),
                 (Some(AttrValue::Str(v)), value) => string_matches(self.op, v, value),

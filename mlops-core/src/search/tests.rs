@@ -359,3 +359,91 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn is_null_tests_whether_a_tag_or_param_is_set() {
+    let r = with_param(with_tag(run("a", 1), "team", ""), "lr", "0.1");
+    for (f, want) in [
+        ("tags.team IS NULL", false),
+        ("tags.team IS NOT NULL", true),
+        ("tags.owner IS NULL", true),
+        ("tags.owner IS NOT NULL", false),
+        ("tags.`team` is not null", true),
+        ("params.lr IS NOT NULL", true),
+        ("params.epochs IS NULL", true),
+        ("param.epochs is null AND params.lr = '0.1'", true),
+        ("tags.owner IS NULL AND tags.team IS NULL", false),
+    ] {
+        assert_eq!(matches(f, &r), want, "{f}");
+    }
+    let parsed = Filter::parse("tags.owner IS NOT NULL").unwrap();
+    assert_eq!(parsed.clauses()[0].op, Op::IsNotNull);
+    assert_eq!(parsed.clauses()[0].value, Literal::Null);
+    // Experiments test tags only.
+    assert!(Filter::parse_for(SearchTarget::Experiments, "tags.x IS NULL").is_ok());
+}
+
+#[test]
+fn is_null_elsewhere_is_refused_as_mlflow_refuses_it() {
+    for (target, f, needle) in [
+        (
+            SearchTarget::Runs,
+            "metrics.acc IS NULL",
+            "only supported for tags and params, not for metrics.acc",
+        ),
+        (
+            SearchTarget::Runs,
+            "attributes.run_name IS NOT NULL",
+            "only supported for tags and params",
+        ),
+        (
+            SearchTarget::Runs,
+            "status IS NULL",
+            "only supported for tags and params",
+        ),
+        (
+            SearchTarget::Runs,
+            "datasets.name IS NULL",
+            "only supported for tags and params",
+        ),
+        (
+            SearchTarget::Experiments,
+            "name IS NULL",
+            "only supported for tags, not for attributes.name",
+        ),
+        (
+            SearchTarget::RegisteredModels,
+            "tags.x IS NULL",
+            "not supported when searching RegisteredModels",
+        ),
+        (
+            SearchTarget::ModelVersions,
+            "tags.x IS NOT NULL",
+            "not supported when searching ModelVersions",
+        ),
+        (
+            SearchTarget::Runs,
+            "tags.x IS 'a'",
+            "expected NULL or NOT NULL after IS",
+        ),
+        (
+            SearchTarget::Runs,
+            "tags.x IS NOT 'a'",
+            "expected NULL after IS NOT",
+        ),
+        (
+            SearchTarget::Runs,
+            "tags.x IS",
+            "expected NULL or NOT NULL after IS",
+        ),
+        (SearchTarget::Runs, "tags.x IS NULL 'a'", "expected AND"),
+        (SearchTarget::Runs, "tags.x = NULL", "expected a value"),
+    ] {
+        let err = Filter::parse_for(target, f).unwrap_err();
+        assert!(err.is_invalid_argument(), "{f}: {err}");
+        assert!(
+            err.to_string().contains(needle),
+            "{f}: {err} (wanted {needle})"
+        );
+    }
+}
