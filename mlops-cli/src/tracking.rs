@@ -542,8 +542,14 @@ pub enum ImportCommand {
 /// `12 experiments, 40 runs (…), 2 models (5 versions)`.
 fn counts(r: &mlops::mlflow::MlflowTransfer) -> String {
     format!(
-        "{} experiments, {} runs ({} metric values, {} artifacts), {} models ({} versions)",
-        r.experiments, r.runs, r.metric_values, r.artifacts, r.models, r.model_versions
+        "{} experiments, {} runs ({} metric values, {} artifacts, {} dataset inputs), {} models ({} versions)",
+        r.experiments,
+        r.runs,
+        r.metric_values,
+        r.artifacts,
+        r.dataset_inputs,
+        r.models,
+        r.model_versions
     )
 }
 

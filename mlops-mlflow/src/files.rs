@@ -29,6 +29,55 @@ pub struct MlflowTransfer {
     pub models: usize,
     /// Model versions.
     pub model_versions: usize,
+    /// Dataset inputs of runs (`<run>/inputs/…`, the datasets under `<experiment>/datasets/…`).
+    pub dataset_inputs: usize,
+}
+
+/// MLflow's id of a dataset in an experiment: the MD5 of its name then its digest
+/// (`FileStore._get_dataset_id`).
+fn dataset_dir_id(name: &str, digest: &str) -> String {
+    use md5::Digest as _;
+    let mut h = md5::Md5::new();
+    h.update(name.as_bytes());
+    h.update(digest.as_bytes());
+    hex(&h.finalize())
+}
+
+/// MLflow's id of a run's input: the MD5 of the dataset id then the run id
+/// (`FileStore._get_dataset_input_id`).
+fn input_dir_id(dataset_id: &str, run_id: &str) -> String {
+    use md5::Digest as _;
+    let mut h = md5::Md5::new();
+    h.update(dataset_id.as_bytes());
+    h.update(run_id.as_bytes());
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `<experiment>/datasets/<id>/meta.yaml`: MLflow's `Dataset` properties, sorted.
+#[derive(Serialize)]
+struct DatasetMeta<'a> {
+    digest: &'a str,
+    name: &'a str,
+    profile: Option<&'a str>,
+    schema: Option<&'a str>,
+    source: &'a str,
+    source_type: &'a str,
+}
+
+/// `<run>/inputs/<id>/meta.yaml`: an edge from a dataset to the run, with the input's tags
+/// (`FileStore._FileStoreInput`). MLflow writes the dataset id as `destination_id` too; we
+/// write the run id, which is what the field means (MLflow's reader uses only `source_id`).
+#[derive(Serialize)]
+struct InputMeta<'a> {
+    destination_id: &'a str,
+    destination_type: &'a str,
+    source_id: &'a str,
+    source_type: &'a str,
+    tags: &'a std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -285,6 +334,36 @@ async fn export_run(
         let sub = dir.join(sub);
         std::fs::create_dir_all(&sub).map_err(io("output directory", "create", &sub))?;
     }
+    for input in &run.inputs.dataset_inputs {
+        let d = &input.dataset;
+        let dataset_id = dataset_dir_id(&d.name, &d.digest);
+        let dataset_meta = exp_dir.join("datasets").join(&dataset_id).join("meta.yaml");
+        if !dataset_meta.exists() {
+            write_yaml(
+                &dataset_meta,
+                &DatasetMeta {
+                    digest: &d.digest,
+                    name: &d.name,
+                    profile: d.profile.as_deref(),
+                    schema: d.schema.as_deref(),
+                    source: &d.source,
+                    source_type: &d.source_type,
+                },
+            )?;
+        }
+        let input_id = input_dir_id(&dataset_id, i.run_id.as_str());
+        write_yaml(
+            &dir.join("inputs").join(input_id).join("meta.yaml"),
+            &InputMeta {
+                destination_id: i.run_id.as_str(),
+                destination_type: "RUN",
+                source_id: &dataset_id,
+                source_type: "DATASET",
+                tags: &input.tags,
+            },
+        )?;
+        report.dataset_inputs += 1;
+    }
     for a in tracker.list_artifacts(&i.run_id, None).await? {
         let data = tracker.get_artifact(&i.run_id, &a.path).await?;
         write_file(&key_path(&dir.join("artifacts"), a.path.as_str()), &data)?;
@@ -373,6 +452,66 @@ fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         }
     }
     out.sort();
+    Ok(out)
+}
+
+/// A run's dataset inputs: each `<run>/inputs/<id>/meta.yaml` whose source is a dataset, joined
+/// with `<experiment>/datasets/<source_id>/meta.yaml`. Model inputs (MLflow 3's LoggedModels)
+/// are skipped; an input whose dataset is missing is an error, not a silent loss.
+fn read_inputs(exp_dir: &Path, run_dir: &Path) -> Result<Vec<mlops_core::tracking::DatasetInput>> {
+    use mlops_core::tracking::{Dataset, DatasetInput};
+    let parent = run_dir.join("inputs");
+    let Ok(entries) = std::fs::read_dir(&parent) else {
+        return Ok(Vec::new());
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("meta.yaml").is_file())
+        .collect();
+    dirs.sort();
+    let mut out = Vec::new();
+    for d in dirs {
+        let m = read_yaml(&d.join("meta.yaml"))?;
+        if yaml_str(&m, "source_type").as_deref() != Some("DATASET") {
+            continue;
+        }
+        let source = yaml_str(&m, "source_id").ok_or_else(|| {
+            Error::invalid("mlflow store", format!("{} has no source_id", d.display()))
+        })?;
+        let dataset_meta = exp_dir.join("datasets").join(&source).join("meta.yaml");
+        if !dataset_meta.is_file() {
+            return Err(Error::invalid(
+                "mlflow store",
+                format!(
+                    "{} names dataset {source}, but {} is missing",
+                    d.display(),
+                    dataset_meta.display()
+                ),
+            ));
+        }
+        let ds = read_yaml(&dataset_meta)?;
+        let field = |k: &str| yaml_str(&ds, k).unwrap_or_default();
+        let mut tags = std::collections::BTreeMap::new();
+        if let Some(map) = m.get("tags").and_then(|t| t.as_mapping()) {
+            for (k, v) in map {
+                if let (Some(k), Some(v)) = (k.as_str(), v.as_str()) {
+                    tags.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        out.push(DatasetInput {
+            dataset: Dataset {
+                name: field("name"),
+                digest: field("digest"),
+                source_type: field("source_type"),
+                source: field("source"),
+                schema: yaml_str(&ds, "schema"),
+                profile: yaml_str(&ds, "profile"),
+            },
+            tags,
+        });
+    }
     Ok(out)
 }
 
@@ -523,6 +662,11 @@ pub async fn import_mlflow(
                     .put_artifact(&run, &key.parse()?, bytes::Bytes::from(data))
                     .await?;
                 report.artifacts += 1;
+            }
+            let inputs = read_inputs(&dir, &run_dir)?;
+            if !inputs.is_empty() {
+                report.dataset_inputs += inputs.len();
+                tracker.log_inputs(&run, inputs).await?;
             }
             let status = yaml_i64(&m, "status")
                 .and_then(|c| RunStatus::from_code(i32::try_from(c).ok()?).ok())

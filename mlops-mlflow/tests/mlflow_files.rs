@@ -15,6 +15,7 @@ use mlops_core::registry::TransitionOptions;
 use mlops_core::registry::{CreateModelOptions, CreateVersionOptions, RegistryObject, Stage};
 use mlops_core::tracker::SearchRunsOptions;
 use mlops_core::tracker::{CreateExperimentOptions, CreateRunOptions, LogBatch};
+use mlops_core::tracking::{Dataset, DatasetInput};
 use mlops_core::{
     LifecycleStage, Metric, Param, Registry, RunStatus, Store, Tag, Tracker, TrackerExt, Version,
 };
@@ -47,6 +48,11 @@ for e in c.search_experiments(view_type=ViewType.ALL):
             "params": r.data.params, "metrics": r.data.metrics, "tags": r.data.tags,
             "history": hist, "artifacts": arts, "start": r.info.start_time, "end": r.info.end_time,
             "experiment": r.info.experiment_id,
+            "inputs": [{"name": d.dataset.name, "digest": d.dataset.digest,
+                        "source": d.dataset.source, "source_type": d.dataset.source_type,
+                        "schema": d.dataset.schema,
+                        "tags": {t.key: t.value for t in d.tags}}
+                       for d in r.inputs.dataset_inputs],
         }
         filtered = c.search_runs([e.experiment_id], "params.model = 'mlp' and metrics.f1 > 0.5")
         out["experiments"][e.name]["mlp_runs"] = [x.info.run_id for x in filtered]
@@ -107,6 +113,23 @@ async fn mlflow_reads_our_export() {
     }
     tracker.log_batch(&run, batch).await.unwrap();
     tracker.set_tag(&run, "note", "first try").await.unwrap();
+    tracker
+        .log_inputs(
+            &run,
+            vec![DatasetInput {
+                dataset: Dataset {
+                    name: "churn-train".into(),
+                    digest: "b3a1c9".into(),
+                    source_type: "mlops".into(),
+                    source: "mlops-data://churn-train@3".into(),
+                    schema: Some(r#"{"mlflow_colspec": []}"#.into()),
+                    profile: None,
+                },
+                tags: [("mlflow.data.context".to_string(), "training".to_string())].into(),
+            }],
+        )
+        .await
+        .unwrap();
     tracker
         .put_artifact(
             &run,
@@ -182,6 +205,7 @@ async fn mlflow_reads_our_export() {
         (2, 2, 1, 2)
     );
     assert_eq!(report.metric_values, 10);
+    assert_eq!(report.dataset_inputs, 1);
     assert!(
         export_mlflow(&tracker, &registry, &out)
             .await
@@ -223,6 +247,15 @@ async fn mlflow_reads_our_export() {
         serde_json::json!([0, 2000, 1.0])
     );
     assert_eq!(r["tags"]["note"], "first try");
+    assert_eq!(
+        r["inputs"],
+        serde_json::json!([{
+            "name": "churn-train", "digest": "b3a1c9", "source": "mlops-data://churn-train@3",
+            "source_type": "mlops", "schema": r#"{"mlflow_colspec": []}"#,
+            "tags": {"mlflow.data.context": "training"},
+        }]),
+        "MLflow reads the run's dataset input back"
+    );
     assert_eq!(r["tags"]["mlflow.runName"], "mlp-1");
     assert_eq!(r["artifacts"], serde_json::json!(["model"]));
     assert_eq!(r["start"], 1000);
@@ -267,6 +300,9 @@ for step in range(7):
     c.log_metric(rid, "rmse", 1.0 / (step + 1), step=step)
 c.log_metric(rid, "val/acc", float("nan"), step=0)
 c.set_tag(rid, "stage", "dev")
+from mlflow.entities import Dataset, DatasetInput, InputTag
+c.log_inputs(rid, [DatasetInput(Dataset("py-data", "d1g3st", "local", "/data/train.csv", schema='{"cols": 1}'),
+                                [InputTag("mlflow.data.context", "eval")])])
 art = os.path.join(sys.argv[2], "notes.txt")
 open(art, "w").write("hello")
 c.log_artifact(rid, art, artifact_path="docs")
@@ -345,6 +381,26 @@ async fn we_import_what_mlflow_writes_and_round_trip_our_own_export() {
         .await
         .unwrap();
     assert_eq!(art, Bytes::from_static(b"hello"));
+    assert_eq!(report.dataset_inputs, 1);
+    let [input] = run.inputs.dataset_inputs.as_slice() else {
+        panic!("one dataset input, got {:?}", run.inputs.dataset_inputs)
+    };
+    assert_eq!(
+        (
+            input.dataset.name.as_str(),
+            input.dataset.digest.as_str(),
+            input.dataset.source.as_str(),
+            input.dataset.schema.as_deref(),
+            input.context()
+        ),
+        (
+            "py-data",
+            "d1g3st",
+            "/data/train.csv",
+            Some(r#"{"cols": 1}"#),
+            Some("eval")
+        )
+    );
 
     let model = "py-model".parse().unwrap();
     let champion = registry
@@ -380,8 +436,13 @@ async fn we_import_what_mlflow_writes_and_round_trip_our_own_export() {
     let (t2, r2) = (MemoryTracker::new(), MemoryRegistry::new());
     let again = import_mlflow(&out, &t2, &r2).await.unwrap();
     assert_eq!(
-        (again.runs, again.metric_values, again.model_versions),
-        (1, 8, 2)
+        (
+            again.runs,
+            again.metric_values,
+            again.model_versions,
+            again.dataset_inputs
+        ),
+        (1, 8, 2, 1)
     );
     assert_eq!(
         r2.resolve(&"models:/py-model@champion".parse().unwrap())

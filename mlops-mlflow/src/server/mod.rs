@@ -51,6 +51,7 @@
 //! `ENDPOINT_NOT_FOUND` (404).
 
 mod artifacts;
+mod entities;
 mod params;
 mod registry;
 mod tracking;

@@ -15,9 +15,10 @@ use mlops_core::{Alias, ModelName, TagKey, Version};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::entities::{model_version_to_json, registered_model_to_json, split_version_tags};
 use super::params::{Params, opt_bool, opt_string, opt_usize, string, strings};
 use super::{ApiError, ApiResult, AppState, MlflowServer, ok};
-use crate::json::{JTag, model_version_to_json, registered_model_to_json, split_version_tags};
+use crate::json::JTag;
 
 type Answer = ApiResult<Json<Value>>;
 

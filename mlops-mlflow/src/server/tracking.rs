@@ -17,11 +17,10 @@ use mlops_core::{ExperimentId, ExperimentName, MetricKey, RunId, TagKey};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::entities::{experiment_to_json, metric_to_json, run_info_to_json, run_to_json};
 use super::params::{Params, double, opt_i64, opt_string, opt_usize, string, strings};
 use super::{ApiError, ApiResult, AppState, MlflowServer, ok};
-use crate::json::{
-    JDatasetInput, JTag, experiment_to_json, metric_to_json, run_info_to_json, run_to_json,
-};
+use crate::json::{JDatasetInput, JTag};
 
 type Answer = ApiResult<Json<Value>>;
 
