@@ -60,7 +60,8 @@ pub async fn server(args: &ServerArgs, store: Arc<dyn Store>) -> Result<bool> {
         None => Arc::new(plain),
     };
     let mut server = MlflowServer::new(tracker.clone(), registry)
-        .with_max_artifact_bytes(args.max_artifact_bytes);
+        .with_max_artifact_bytes(args.max_artifact_bytes)
+        .with_logged_models(store.clone());
     if let Some(file) = &args.token_file {
         server = server.with_bearer_token(read_token(file)?);
     }

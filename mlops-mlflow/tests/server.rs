@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 struct Running {
     url: String,
+    store: Arc<dyn Store>,
     tracker: Arc<StoreTracker>,
     registry: Arc<dyn Registry>,
     task: tokio::task::JoinHandle<()>,
@@ -29,7 +30,7 @@ impl Drop for Running {
     }
 }
 
-async fn open_store() -> (Arc<StoreTracker>, Arc<StoreRegistry>) {
+async fn open_store() -> (Arc<StoreTracker>, Arc<StoreRegistry>, Arc<dyn Store>) {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let tracker = StoreTracker::open(
         store.clone(),
@@ -37,7 +38,11 @@ async fn open_store() -> (Arc<StoreTracker>, Arc<StoreRegistry>) {
     )
     .await
     .unwrap();
-    (Arc::new(tracker), Arc::new(StoreRegistry::new(store)))
+    (
+        Arc::new(tracker),
+        Arc::new(StoreRegistry::new(store.clone())),
+        store,
+    )
 }
 
 async fn serve(server: MlflowServer) -> (String, tokio::task::JoinHandle<()>) {
@@ -51,14 +56,13 @@ async fn serve(server: MlflowServer) -> (String, tokio::task::JoinHandle<()>) {
 }
 
 async fn start() -> Running {
-    let (tracker, registry) = open_store().await;
-    start_over(tracker, registry).await
-}
-
-async fn start_over(tracker: Arc<StoreTracker>, registry: Arc<dyn Registry>) -> Running {
-    let (url, task) = serve(MlflowServer::new(tracker.clone(), registry.clone())).await;
+    let (tracker, registry, store) = open_store().await;
+    let server =
+        MlflowServer::new(tracker.clone(), registry.clone()).with_logged_models(store.clone());
+    let (url, task) = serve(server).await;
     Running {
         url,
+        store,
         tracker,
         registry,
         task,
@@ -204,7 +208,7 @@ async fn errors_have_mlflows_shape_and_status() {
 
 #[tokio::test]
 async fn a_bearer_token_guards_everything_but_health() {
-    let (tracker, registry) = open_store().await;
+    let (tracker, registry, _) = open_store().await;
     let server = MlflowServer::new(tracker, registry)
         .with_bearer_token(mlops_core::secret::SecretString::from("s3cret".to_string()));
     let (url, task) = serve(server).await;
@@ -329,4 +333,43 @@ async fn mlflows_python_client_logs_into_our_store_and_reads_back() {
         assert_eq!(h.len(), per_thread, "thread {t} in the shared run");
     }
     assert_eq!(shared_run.data.params.len(), threads);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sklearn_autologging_logs_registers_and_serves_through_it() {
+    let s = start().await;
+    let out = run_client("mlflow_autolog.py", json!({"tracking_uri": s.url})).await;
+    let run_id: mlops_core::RunId = out["run_id"].as_str().unwrap().parse().unwrap();
+    let run = s.tracker.get_run(&run_id).await.unwrap();
+    assert_eq!(run.info.status, RunStatus::Finished);
+    assert_eq!(run.data.params["C"], "0.5");
+    assert!(
+        run.metric("training_score").is_some(),
+        "{:?}",
+        run.data.metrics
+    );
+    // The LoggedModel is a document of the store, its files retained by its commit.
+    let model_id = out["model_id"].as_str().unwrap();
+    let r = mlops_core::RefName::new(format!("mlflow/logged-models/{model_id}")).unwrap();
+    let commit = s
+        .store
+        .get_ref(&r, mlops_core::store::RefVersion::Latest)
+        .await
+        .unwrap();
+    assert!(!commit.retains.is_empty(), "the model's files are retained");
+    let version = s
+        .registry
+        .resolve(&"models:/autologged@champion".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(version.run_id.as_ref(), Some(&run_id));
+    let explicit = s
+        .registry
+        .resolve(&"models:/explicit-clf/1".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        explicit.run_id.as_ref().map(|r| r.as_str()),
+        out["explicit_run_id"].as_str()
+    );
 }

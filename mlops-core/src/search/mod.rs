@@ -46,6 +46,9 @@ pub enum SearchTarget {
     RegisteredModels,
     /// Model versions: attributes `name`, `run_id`, `source_path`, `version_number`, and tags.
     ModelVersions,
+    /// MLflow 3's LoggedModels: attributes `name`, `model_id`, `model_type`, `status`,
+    /// `source_run_id`, `creation_timestamp`, `last_updated_timestamp`; tags and params.
+    LoggedModels,
 }
 
 impl SearchTarget {
@@ -54,6 +57,7 @@ impl SearchTarget {
             Self::Runs => &["run_id", "run_name", "user_id", "status", "artifact_uri"],
             Self::Experiments | Self::RegisteredModels => &["name"],
             Self::ModelVersions => &["name", "run_id", "source_path"],
+            Self::LoggedModels => &["name", "model_id", "model_type", "status", "source_run_id"],
         }
     }
 
@@ -63,6 +67,7 @@ impl SearchTarget {
             Self::Experiments => &["creation_time", "last_update_time"],
             Self::RegisteredModels => &[],
             Self::ModelVersions => &["version_number"],
+            Self::LoggedModels => &["creation_timestamp", "last_updated_timestamp"],
         }
     }
 
@@ -72,6 +77,7 @@ impl SearchTarget {
             Self::Experiments | Self::RegisteredModels | Self::ModelVersions => {
                 matches!(entity, Entity::Attribute | Entity::Tag)
             }
+            Self::LoggedModels => matches!(entity, Entity::Attribute | Entity::Tag | Entity::Param),
         }
     }
 
@@ -79,7 +85,7 @@ impl SearchTarget {
     fn list_attributes(self) -> &'static [&'static str] {
         match self {
             Self::Runs | Self::ModelVersions => &["run_id"],
-            Self::Experiments | Self::RegisteredModels => &[],
+            Self::Experiments | Self::RegisteredModels | Self::LoggedModels => &[],
         }
     }
 }
@@ -618,7 +624,9 @@ fn validate(
         let ok = match target {
             SearchTarget::Runs => matches!(entity, Entity::Param | Entity::Tag),
             SearchTarget::Experiments => entity == Entity::Tag,
-            SearchTarget::RegisteredModels | SearchTarget::ModelVersions => false,
+            SearchTarget::RegisteredModels
+            | SearchTarget::ModelVersions
+            | SearchTarget::LoggedModels => false,
         };
         if !ok {
             let only = match target {

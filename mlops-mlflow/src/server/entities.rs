@@ -113,6 +113,9 @@ pub(crate) fn model_version_to_json(v: &ModelVersion) -> serde_json::Value {
         if let Some(l) = &v.run_link {
             o.insert("run_link".into(), l.as_str().into());
         }
+        if let Some(m) = super::logged_models::model_id_of_source(&v.source) {
+            o.insert("model_id".into(), m.into());
+        }
     }
     out
 }

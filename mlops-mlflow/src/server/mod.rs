@@ -42,16 +42,22 @@
 //! - **Auth.** With [`MlflowServer::with_bearer_token`], every route but `/health` and `/version`
 //!   needs `Authorization: Bearer <token>` (MLflow's clients send `MLFLOW_TRACKING_TOKEN` so).
 //!
+//! - **LoggedModels** (MLflow 3's `/logged-models/...` and `runs/outputs`, which
+//!   `mlflow.<flavor>.log_model`, autologging and `register_model("runs:/…")` use) are kept in a
+//!   store given with [`MlflowServer::with_logged_models`]: one document per model under the ref
+//!   `mlflow/logged-models/<model_id>`, its files as blobs retained by the ref's commits, reached
+//!   at `mlflow-artifacts:/<experiment>/models/<model_id>/artifacts`. Without a store, creating
+//!   one answers `NOT_IMPLEMENTED` and searches find none.
+//!
 //! # What it does not answer (yet)
 //!
 //! Renaming experiments and registered models (the core traits have no rename: answered
-//! `NOT_IMPLEMENTED`), MLflow 3's LoggedModels (`/logged-models`, which `mlflow.<flavor>.log_model`
-//! and `register_model("runs:/…")` use; `MlflowClient.create_model_version(name, source, run_id)`
-//! works without them), traces, and multipart artifact uploads. Unknown routes answer
-//! `ENDPOINT_NOT_FOUND` (404).
+//! `NOT_IMPLEMENTED`), per-LoggedModel metrics (they stay with the run they were logged to),
+//! traces, and multipart artifact uploads. Unknown routes answer `ENDPOINT_NOT_FOUND` (404).
 
 mod artifacts;
 mod entities;
+mod logged_models;
 mod params;
 mod registry;
 mod tracking;
@@ -84,6 +90,7 @@ pub struct MlflowServer {
     registry: Arc<dyn Registry>,
     token: Option<SecretString>,
     max_artifact_bytes: usize,
+    logged_models: Option<logged_models::LoggedModels>,
 }
 
 impl std::fmt::Debug for MlflowServer {
@@ -93,6 +100,7 @@ impl std::fmt::Debug for MlflowServer {
             .field("registry", &self.registry)
             .field("token", &self.token)
             .field("max_artifact_bytes", &self.max_artifact_bytes)
+            .field("logged_models", &self.logged_models)
             .finish()
     }
 }
@@ -105,7 +113,16 @@ impl MlflowServer {
             registry,
             token: None,
             max_artifact_bytes: DEFAULT_MAX_ARTIFACT_BYTES,
+            logged_models: None,
         }
+    }
+
+    /// Keeps MLflow 3's LoggedModels (what `mlflow.<flavor>.log_model` and autologging create)
+    /// and their files in `store`, under the refs `mlflow/logged-models/<model_id>`. Without
+    /// it, creating one answers `NOT_IMPLEMENTED` and searches find none.
+    pub fn with_logged_models(mut self, store: Arc<dyn mlops_core::Store>) -> Self {
+        self.logged_models = Some(logged_models::LoggedModels::new(store));
+        self
     }
 
     /// Requires `Authorization: Bearer <token>` on every route but `/health` and `/version`.

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::entities::{model_version_to_json, registered_model_to_json, split_version_tags};
+use super::logged_models;
 use super::params::{Params, opt_bool, opt_string, opt_usize, string, strings};
 use super::{ApiError, ApiResult, AppState, MlflowServer, ok};
 use crate::json::JTag;
@@ -359,16 +360,30 @@ struct CreateVersion {
     run_link: Option<String>,
     #[serde(default, deserialize_with = "opt_string")]
     description: Option<String>,
+    /// MLflow 3: the LoggedModel this version promotes (its source is then `models:/<model_id>`).
+    #[serde(default, deserialize_with = "opt_string")]
+    model_id: Option<String>,
 }
 
 async fn create_version(st: AppState, p: Params) -> Answer {
     let r: CreateVersion = p.read()?;
     let name: ModelName = r.name.parse()?;
     let (tags, lineage, signature) = split_version_tags(&r.name, r.tags)?;
+    let model_id = r
+        .model_id
+        .filter(|m| !m.is_empty())
+        .or_else(|| logged_models::model_id_of_source(&r.source).map(str::to_owned));
+    let mut run_id = r.run_id.filter(|r| !r.is_empty());
+    if let Some(model_id) = &model_id {
+        // As MLflow's registry does: the version's run is the LoggedModel's source run unless
+        // the request names one, and a LoggedModel that does not exist is refused.
+        let (source_run, _) = logged_models::registration_facts(&st, model_id).await?;
+        run_id = run_id.or(source_run);
+    }
     let mut options = CreateVersionOptions::new(r.source)
         .with_lineage(lineage)
         .with_description(r.description.unwrap_or_default());
-    if let Some(run) = r.run_id.filter(|r| !r.is_empty()) {
+    if let Some(run) = run_id {
         options = options.with_run_id(run.parse()?);
     }
     if let Some(sig) = signature {
@@ -429,14 +444,19 @@ async fn search_versions(st: AppState, p: Params) -> Answer {
 }
 
 /// Where a version's files are, for a client to download: a `runs:/<id>/<path>` source becomes
-/// that run's proxied artifact path, a `models:/` source the download URI of the version it
-/// names; any other source is answered as it is.
+/// that run's proxied artifact path, a `models:/<model_id>` source the LoggedModel's artifact
+/// location, another `models:/` source the download URI of the version it names; any other
+/// source is answered as it is.
 async fn download_uri(st: AppState, p: Params) -> Answer {
     let r: Describe = p.read()?;
     let v = required_version(r.version.as_deref())?;
     let mut mv = st.registry.get_model_version(&r.name.parse()?, v).await?;
     // `models:/` sources may chain; stop at a bounded depth rather than loop.
     for _ in 0..8 {
+        if let Some(model_id) = logged_models::model_id_of_source(&mv.source) {
+            let (_, uri) = logged_models::registration_facts(&st, model_id).await?;
+            return ok(json!({"artifact_uri": uri}));
+        }
         match mv.source.parse::<ModelUri>() {
             Ok(ModelUri::Run { run_id, path }) => {
                 let run = st.tracker.get_run(&run_id).await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use mlops_core::tracker::{
     CreateExperimentOptions, CreateRunOptions, LogBatch, PageOptions, SearchExperimentsOptions,
     SearchRunsOptions, TrackerExt, UpdateRunOptions,
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::entities::{experiment_to_json, metric_to_json, run_info_to_json, run_to_json};
 use super::params::{Params, double, opt_i64, opt_string, opt_usize, string, strings};
-use super::{ApiError, ApiResult, AppState, MlflowServer, ok};
+use super::{ApiError, ApiResult, AppState, MlflowServer, logged_models, ok};
 use crate::json::{JDatasetInput, JTag};
 
 type Answer = ApiResult<Json<Value>>;
@@ -55,46 +55,24 @@ pub(super) fn routes() -> Router<Arc<MlflowServer>> {
             "/metrics/get-history-bulk-interval",
             get(get_history_bulk_interval),
         )
-        .route("/logged-models", post(create_logged_model))
-        .route("/logged-models/search", post(search_logged_models))
-        .route("/logged-models/{id}", get(get_logged_model))
-}
-
-// --- MLflow 3's LoggedModels: this server holds none ------------------------------------------
-
-const NO_LOGGED_MODELS: &str = "this server does not store MLflow 3 LoggedModels: log model files with mlflow.log_artifacts and register them with MlflowClient().create_model_version(name, source=\"runs:/<run_id>/<path>\", run_id=...)";
-
-async fn create_logged_model(st: AppState, p: Params) -> Answer {
-    #[derive(Deserialize)]
-    struct Create {
-        #[serde(deserialize_with = "string")]
-        experiment_id: String,
-    }
-    let r: Create = p.read()?;
-    st.tracker.get_experiment(&r.experiment_id.parse()?).await?;
-    Err(ApiError::not_implemented(NO_LOGGED_MODELS))
-}
-
-/// No experiment holds a LoggedModel here (creating one is refused), so every search is empty:
-/// MLflow 3's client searches them when it lists a run's artifacts.
-async fn search_logged_models(st: AppState, p: Params) -> Answer {
-    #[derive(Deserialize)]
-    struct Search {
-        #[serde(default, deserialize_with = "strings")]
-        experiment_ids: Vec<String>,
-    }
-    let r: Search = p.read()?;
-    for id in &r.experiment_ids {
-        st.tracker.get_experiment(&id.parse()?).await?;
-    }
-    ok(json!({"models": []}))
-}
-
-async fn get_logged_model(axum::extract::Path(id): axum::extract::Path<String>) -> Answer {
-    Err(ApiError::from(
-        mlops_core::Error::not_found("logged model", id)
-            .with_source(std::io::Error::other(NO_LOGGED_MODELS)),
-    ))
+        .route("/logged-models", post(logged_models::create))
+        .route("/logged-models/search", post(logged_models::search))
+        .route(
+            "/logged-models/{id}",
+            get(logged_models::get)
+                .patch(logged_models::finalize)
+                .delete(logged_models::delete),
+        )
+        .route("/logged-models/{id}/tags", patch(logged_models::set_tags))
+        .route(
+            "/logged-models/{id}/tags/{key}",
+            delete(logged_models::delete_tag),
+        )
+        .route(
+            "/logged-models/{id}/params",
+            post(logged_models::log_params),
+        )
+        .route("/runs/outputs", post(logged_models::log_outputs))
 }
 
 /// Where a run's artifacts are, as this server's clients must see it: through its proxy.
