@@ -177,3 +177,74 @@ async fn a_killed_server_loses_nothing_it_acknowledged() {
     let out = mlops(dir.path(), &["store", "verify"]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[tokio::test]
+async fn a_logged_models_files_survive_gc_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let server = Server::start(dir.path(), &[]);
+    let (s, body) = post(
+        &http,
+        &server.api("experiments/create"),
+        json!({"name": "models"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let experiment = body["experiment_id"].as_str().unwrap().to_string();
+    let (s, body) = post(
+        &http,
+        &server.api("logged-models"),
+        json!({"experiment_id": experiment, "name": "clf", "model_type": "sklearn"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let model_id = body["model"]["info"]["model_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let uri = body["model"]["info"]["artifact_uri"].as_str().unwrap();
+    assert_eq!(
+        uri,
+        format!("mlflow-artifacts:/{experiment}/models/{model_id}/artifacts")
+    );
+    let file = format!(
+        "{}/api/2.0/mlflow-artifacts/artifacts/{experiment}/models/{model_id}/artifacts/MLmodel",
+        server.base
+    );
+    let r = http.put(&file).body("flavors: {}\n").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = http
+        .patch(format!("{}/{model_id}", server.api("logged-models")))
+        .json(&json!({"model_id": model_id, "status": "LOGGED_MODEL_READY"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let base = server.base.clone();
+    drop(server);
+
+    // Nothing a LoggedModel's commit retains is garbage.
+    let out = mlops(dir.path(), &["store", "gc", "--grace", "0s"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = mlops(dir.path(), &["store", "verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let server = Server::start(dir.path(), &[]);
+    let file = file.replace(&base, &server.base);
+    let http = reqwest::Client::new();
+    let r = http.get(&file).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "flavors: {}\n");
+    let (s, body) = post(
+        &http,
+        &server.api("logged-models/search"),
+        json!({"experiment_ids": [experiment], "filter": "status = 'READY' AND model_type = 'sklearn'"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body["models"][0]["info"]["model_id"],
+        model_id.as_str(),
+        "{body}"
+    );
+}

@@ -201,6 +201,33 @@ pub trait Store: Debug + Send + Sync + 'static {
             Err(e) => Err(e),
         }
     }
+
+    /// [`ref_versions`](Store::ref_versions) for a reader that has seen `name` up to `after`:
+    /// `present` holds only the versions above it, `committed` is as there. A store that lists
+    /// in key order overrides it to skip the older records, so that following a long ref costs
+    /// what is new rather than its whole history.
+    async fn ref_versions_after(&self, name: &RefName, after: Version) -> Result<RefVersions> {
+        let mut listed = self.ref_versions(name).await?;
+        listed.present.retain(|v| *v > after);
+        Ok(listed)
+    }
+
+    /// The names one `/` segment below `prefix` that refs exist at or under, sorted: what
+    /// [`list_refs`](Store::list_refs) answers, each cut to one segment more than `prefix`. A
+    /// store with directory-like listings overrides it to read one level, without listing every
+    /// version of every ref below (a reader that knows its refs' layout, such as the tracker's
+    /// `tracker/segments/<writer>`, then pays per ref, not per version).
+    async fn list_ref_children(&self, prefix: &RefName) -> Result<Vec<RefName>> {
+        let depth = prefix.as_str().split('/').count() + 1;
+        let mut out = std::collections::BTreeSet::new();
+        for name in self.list_refs(Some(prefix)).await? {
+            let child: Vec<&str> = name.as_str().split('/').take(depth).collect();
+            if child.len() == depth {
+                out.insert(RefName::new(child.join("/"))?);
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
 }
 
 /// What [`Store::ref_versions`] lists.
@@ -340,6 +367,16 @@ macro_rules! forward_store {
             }
             async fn ref_versions(&self, name: &RefName) -> Result<RefVersions> {
                 (**self).ref_versions(name).await
+            }
+            async fn ref_versions_after(
+                &self,
+                name: &RefName,
+                after: Version,
+            ) -> Result<RefVersions> {
+                (**self).ref_versions_after(name, after).await
+            }
+            async fn list_ref_children(&self, prefix: &RefName) -> Result<Vec<RefName>> {
+                (**self).list_ref_children(prefix).await
             }
         }
     };

@@ -313,20 +313,27 @@ impl StoreTracker {
             }
         }
         let segments = RefName::new(SEGMENTS)?;
-        for r in s.store.list_refs(Some(&segments)).await? {
+        // One level of names, then only what is new in each log: a refresh costs per writer
+        // and per new segment, never the whole history of every log (this writer's own
+        // included), so a long-lived process does not slow down as its logs grow.
+        for r in s.store.list_ref_children(&segments).await? {
             if r == s.log {
                 continue;
             }
+            let seen = lock(&s.inner).seen.get(&r).copied();
             // Walk what is listed, so that a gap or a lost tail costs only its own versions.
-            let listed = s.store.ref_versions(&r).await?;
-            let Some(newest) = listed.newest_present() else {
+            let listed = match seen {
+                Some(after) => s.store.ref_versions_after(&r, after).await?,
+                None => s.store.ref_versions(&r).await?,
+            };
+            let Some(newest) = listed.newest_present().or(seen) else {
                 if listed.committed.is_some() {
                     self.damaged(r.as_str(), "every segment record was lost".to_owned())
                         .await;
                 }
                 continue;
             };
-            if let Some(committed) = listed.committed.filter(|_| listed.lost_tail()) {
+            if let Some(committed) = listed.committed.filter(|c| *c > newest) {
                 self.damaged(
                     r.as_str(),
                     format!(

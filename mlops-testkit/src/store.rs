@@ -45,6 +45,8 @@ pub async fn run_all(store: &dyn Store, tamper: Tamper<'_>) {
     concurrent_writers_leave_no_gaps(store).await;
     time_travel(store).await;
     list_refs_by_prefix(store).await;
+    ref_children_are_one_level(store).await;
+    ref_versions_after_lists_only_newer(store).await;
 }
 
 /// A blob reads back byte for byte, whatever the chunking it was written with.
@@ -470,4 +472,70 @@ pub async fn list_refs_by_prefix(store: &dyn Store) {
         all.iter().filter(|n| n.as_str().starts_with(root)).count(),
         4
     );
+}
+
+/// `list_ref_children` answers the names one segment below a prefix that refs exist at or
+/// under, sorted: never the prefix itself, never deeper names.
+pub async fn ref_children_are_one_level(store: &dyn Store) {
+    let root = unique("children");
+    let d = put(store, b"children").await;
+    for n in ["a", "a/x", "a/x/deep", "a/y", "b/z/deeper", "c"] {
+        let name: RefName = format!("{root}/{n}").parse().unwrap();
+        store
+            .commit(&name, d, CommitOptions::default())
+            .await
+            .unwrap();
+    }
+    let children = |p: String| async move {
+        let p: RefName = p.parse().unwrap();
+        store
+            .list_ref_children(&p)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        children(root.to_string()).await,
+        [
+            format!("{root}/a"),
+            format!("{root}/b"),
+            format!("{root}/c")
+        ]
+    );
+    assert_eq!(
+        children(format!("{root}/a")).await,
+        [format!("{root}/a/x"), format!("{root}/a/y")]
+    );
+    assert_eq!(children(format!("{root}/b")).await, [format!("{root}/b/z")]);
+    assert!(children(format!("{root}/c")).await.is_empty());
+    assert!(children(format!("{root}/none")).await.is_empty());
+}
+
+/// `ref_versions_after` lists the versions above the one given, with the newest committed.
+pub async fn ref_versions_after_lists_only_newer(store: &dyn Store) {
+    let name: RefName = unique("after").parse().unwrap();
+    let d = put(store, b"after").await;
+    let mut parent = None;
+    for _ in 0..12 {
+        let c = store
+            .commit(&name, d, CommitOptions::default().with_parent(parent))
+            .await
+            .unwrap();
+        parent = Some(c.version);
+    }
+    let v = |n: u64| Version::new(n).unwrap();
+    let listed = store.ref_versions_after(&name, v(9)).await.unwrap();
+    assert_eq!(listed.present, [v(10), v(11), v(12)]);
+    assert_eq!(listed.committed, Some(v(12)));
+    let listed = store.ref_versions_after(&name, v(12)).await.unwrap();
+    assert!(listed.present.is_empty(), "{listed:?}");
+    assert_eq!(listed.committed, Some(v(12)));
+    // Past the tenth version the number has another digit: the order is numeric.
+    let listed = store.ref_versions_after(&name, v(1)).await.unwrap();
+    assert_eq!(listed.present, (2..=12).map(v).collect::<Vec<_>>());
+    let missing: RefName = unique("after-missing").parse().unwrap();
+    let listed = store.ref_versions_after(&missing, v(1)).await.unwrap();
+    assert!(listed.present.is_empty() && listed.committed.is_none());
 }

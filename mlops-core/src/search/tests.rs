@@ -255,6 +255,13 @@ fn registry_targets_have_their_own_keys() {
     assert!(Filter::parse_for(SearchTarget::ModelVersions, "version_number > 2").is_ok());
     assert!(Filter::parse_for(SearchTarget::Experiments, "creation_time > 5").is_ok());
     assert!(Filter::parse_for(SearchTarget::Experiments, "status = 'x'").is_err());
+    let logged = |f| Filter::parse_for(SearchTarget::LoggedModels, f);
+    assert!(logged("source_run_id = 'abc' AND status = 'READY'").is_ok());
+    assert!(logged("params.alpha = '0.5' AND tags.team = 'x'").is_ok());
+    assert!(logged("creation_timestamp > 5").is_ok());
+    assert!(logged("metrics.acc > 0.9").is_err());
+    assert!(logged("run_id = 'abc'").is_err());
+    assert!(logged("tags.team IS NULL").is_err());
 }
 
 #[test]

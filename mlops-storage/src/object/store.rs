@@ -260,12 +260,39 @@ impl ObjectStoreStore {
             .try_collect()
             .await
             .map_err(os_err("ref", name))?;
+        self.judge_listing(name, &metas, None).await
+    }
+
+    /// Like [`listed`](Self::listed), for the records above `after` only: record names are
+    /// zero-padded version numbers, so a listing from the key of `after` skips every older one
+    /// (object stores skip them server-side, a local directory without a metadata call each),
+    /// and head markers (`head-…`) sort after every record.
+    async fn listed_after(&self, name: &RefName, after: Version) -> Result<RefVersions> {
+        let dir = self.ref_dir(name);
+        let offset = self.ref_path(name, after);
+        let metas: Vec<object_store::ObjectMeta> = self
+            .inner
+            .list_with_offset(Some(&dir), &offset)
+            .try_collect()
+            .await
+            .map_err(os_err("ref", name))?;
+        self.judge_listing(name, &metas, Some(after)).await
+    }
+
+    /// The records (above `after`, when given) and the newest head marker of a listing.
+    async fn judge_listing(
+        &self,
+        name: &RefName,
+        metas: &[object_store::ObjectMeta],
+        after: Option<Version>,
+    ) -> Result<RefVersions> {
         let number = |n: &str| n.parse::<u64>().ok().and_then(|n| Version::new(n).ok());
         let mut present: Vec<Version> = metas
             .iter()
             .filter_map(|m| m.location.filename())
             .filter_map(|f| f.strip_suffix(".json"))
             .filter_map(number)
+            .filter(|v| after.is_none_or(|a| *v > a))
             .collect();
         present.sort();
         let head = metas
@@ -276,6 +303,7 @@ impl ObjectStoreStore {
             .max();
         if let Some(head) = head
             && present.last().is_none_or(|newest| *newest < head)
+            && after.is_none_or(|a| head > a)
             // A listing is no snapshot: it can miss a record a racing writer created just
             // before its marker. Only a record that is really absent is a loss.
             && self.exists(&self.ref_path(name, head)).await?
@@ -685,6 +713,41 @@ impl Store for ObjectStoreStore {
 
     async fn ref_versions(&self, name: &RefName) -> Result<RefVersions> {
         self.listed(name).await
+    }
+
+    async fn ref_versions_after(&self, name: &RefName, after: Version) -> Result<RefVersions> {
+        self.listed_after(name, after).await
+    }
+
+    async fn list_ref_children(&self, prefix: &RefName) -> Result<Vec<RefName>> {
+        let mut parts = vec![PathPart::from("refs")];
+        parts.extend(
+            prefix
+                .as_str()
+                .split('/')
+                .map(|s| PathPart::from(s.to_owned())),
+        );
+        let dir = self.path(parts);
+        let listing = match self.inner.list_with_delimiter(Some(&dir)).await {
+            Ok(l) => l,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(Error::backend("object_store", e)),
+        };
+        let mut out = BTreeSet::new();
+        for child in listing.common_prefixes {
+            let Some(last) = child.filename() else {
+                continue;
+            };
+            let segment = decode(last);
+            // `.v` holds the versions of `prefix` itself, which is no child of it.
+            if segment == VERSIONS_DIR {
+                continue;
+            }
+            if let Ok(name) = RefName::new(format!("{prefix}/{segment}")) {
+                out.insert(name);
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     async fn list_refs(&self, prefix: Option<&RefName>) -> Result<Vec<RefName>> {
