@@ -239,6 +239,23 @@ pub(crate) fn durable() -> StoreTrackerOptions {
     StoreTrackerOptions::default().with_flush_interval(Some(std::time::Duration::from_secs(1)))
 }
 
+/// Binds `host:port` (0 picks a free port), answering the listener and the address it got.
+pub(crate) async fn listen(
+    host: &str,
+    port: u16,
+) -> mlops::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .map_err(|e| {
+            mlops::Error::invalid("listen", format!("cannot listen on {host}:{port}"))
+                .with_source(e)
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| mlops::Error::backend("listen", e))?;
+    Ok((listener, addr))
+}
+
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM — how Kubernetes stops a pod — naming which.
 ///
 /// The handlers are installed when this is called, not when the future is first polled: a

@@ -217,18 +217,7 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
         options = options.with_explainer(Arc::new(explainer(args, &server)?));
     }
     let app = mlops::serve::model_server_router(server, options);
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
-        .await
-        .map_err(|e| {
-            Error::invalid(
-                "listen",
-                format!("cannot listen on {}:{}", args.host, args.port),
-            )
-            .with_source(e)
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::backend("listen", e))?;
+    let (listener, addr) = crate::listen(&args.host, args.port).await?;
     let stop = crate::stop_signal();
     println!("listening on http://{addr} (Open Inference Protocol v2; Ctrl-C or SIGTERM stops)");
     let connections = ConnectionOptions::default().with_header_read_timeout(client_timeout);

@@ -65,18 +65,7 @@ pub async fn server(args: &ServerArgs, store: Arc<dyn Store>) -> Result<bool> {
     if let Some(file) = &args.token_file {
         server = server.with_bearer_token(read_token(file)?);
     }
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
-        .await
-        .map_err(|e| {
-            Error::invalid(
-                "listen",
-                format!("cannot listen on {}:{}", args.host, args.port),
-            )
-            .with_source(e)
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::backend("listen", e))?;
+    let (listener, addr) = crate::listen(&args.host, args.port).await?;
     let stop = crate::stop_signal();
     println!(
         "listening on http://{addr} (MLflow tracking API; MLFLOW_TRACKING_URI=http://{addr}; Ctrl-C or SIGTERM stops)"

@@ -64,3 +64,38 @@ pub async fn resolve_options(
     }
     Ok(out)
 }
+
+/// Whether a presented value (a bearer token) equals `secret`, in time that depends on neither:
+/// both are hashed to 32 bytes first, so not even their lengths leak through early exits.
+pub fn matches_secret(given: &str, secret: &SecretString) -> bool {
+    let (a, b) = (
+        crate::Digest::of(given.as_bytes()),
+        crate::Digest::of(secret.expose_secret().as_bytes()),
+    );
+    a.as_bytes()
+        .iter()
+        .zip(b.as_bytes())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SecretString, matches_secret};
+
+    #[test]
+    fn presented_values_compare_by_digest() {
+        let secret = SecretString::from("s3cr3t".to_string());
+        assert!(matches_secret("s3cr3t", &secret));
+        for other in [
+            "",
+            "s",
+            "s3cr3",
+            "s3cr3t ",
+            "S3CR3T",
+            "another secret entirely",
+        ] {
+            assert!(!matches_secret(other, &secret), "{other:?}");
+        }
+    }
+}

@@ -284,7 +284,6 @@ async fn authorize(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    use mlops_core::secret::ExposeSecret;
     if let Some(token) = &state.options.bearer_token {
         let given = request
             .headers()
@@ -292,7 +291,7 @@ async fn authorize(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        let ok = tokens_match(given, token.expose_secret());
+        let ok = mlops_core::secret::matches_secret(given, token);
         if !ok {
             return (
                 StatusCode::UNAUTHORIZED,
@@ -303,20 +302,6 @@ async fn authorize(
         }
     }
     next.run(request).await
-}
-
-/// Compares a presented token with the configured one in time that depends on neither: both are
-/// hashed to 32 bytes first, so not even their lengths leak through early exits.
-fn tokens_match(given: &str, want: &str) -> bool {
-    let (a, b) = (
-        mlops_core::Digest::of(given.as_bytes()),
-        mlops_core::Digest::of(want.as_bytes()),
-    );
-    a.as_bytes()
-        .iter()
-        .zip(b.as_bytes())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
@@ -750,24 +735,4 @@ pub fn model_server_router(server: Arc<crate::ModelServer>, options: HttpOptions
     let metrics_server = Arc::clone(&server);
     let options = options.with_metrics(Arc::new(move || metrics_server.render_metrics()));
     router(server, options)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tokens_match;
-
-    #[test]
-    fn tokens_compare_by_digest() {
-        assert!(tokens_match("s3cr3t", "s3cr3t"));
-        for other in [
-            "",
-            "s",
-            "s3cr3",
-            "s3cr3t ",
-            "S3CR3T",
-            "another secret entirely",
-        ] {
-            assert!(!tokens_match(other, "s3cr3t"), "{other:?}");
-        }
-    }
 }

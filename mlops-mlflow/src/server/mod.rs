@@ -185,7 +185,6 @@ async fn authorize(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    use mlops_core::secret::ExposeSecret;
     if let Some(token) = &state.token {
         let given = request
             .headers()
@@ -193,7 +192,7 @@ async fn authorize(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !tokens_match(given, token.expose_secret()) {
+        if !mlops_core::secret::matches_secret(given, token) {
             let mut response = ApiError::new(
                 "UNAUTHENTICATED",
                 StatusCode::UNAUTHORIZED,
@@ -208,19 +207,6 @@ async fn authorize(
         }
     }
     next.run(request).await
-}
-
-/// Compares tokens in time that depends on neither (both hashed to 32 bytes first).
-fn tokens_match(given: &str, want: &str) -> bool {
-    let (a, b) = (
-        mlops_core::Digest::of(given.as_bytes()),
-        mlops_core::Digest::of(want.as_bytes()),
-    );
-    a.as_bytes()
-        .iter()
-        .zip(b.as_bytes())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 /// An error as MLflow's server answers it: `{"error_code", "message"}` with the code's status.
