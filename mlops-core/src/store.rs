@@ -204,8 +204,9 @@ pub trait Store: Debug + Send + Sync + 'static {
 
     /// [`ref_versions`](Store::ref_versions) for a reader that has seen `name` up to `after`:
     /// `present` holds only the versions above it, `committed` is as there. A store that lists
-    /// in key order overrides it to skip the older records, so that following a long ref costs
-    /// what is new rather than its whole history.
+    /// from a key overrides it to skip the older records (S3 and GCS skip them server-side; a
+    /// local directory still reads their names, but no metadata), so that following a long ref
+    /// costs little more than what is new.
     async fn ref_versions_after(&self, name: &RefName, after: Version) -> Result<RefVersions> {
         let mut listed = self.ref_versions(name).await?;
         listed.present.retain(|v| *v > after);
@@ -216,7 +217,9 @@ pub trait Store: Debug + Send + Sync + 'static {
     /// [`list_refs`](Store::list_refs) answers, each cut to one segment more than `prefix`. A
     /// store with directory-like listings overrides it to read one level, without listing every
     /// version of every ref below (a reader that knows its refs' layout, such as the tracker's
-    /// `tracker/segments/<writer>`, then pays per ref, not per version).
+    /// `tracker/segments/<writer>`, then pays per ref, not per version). Such a store may also
+    /// answer a name whose refs are gone where its backend keeps empty directories: a caller
+    /// reads each name and skips one that has no versions.
     async fn list_ref_children(&self, prefix: &RefName) -> Result<Vec<RefName>> {
         let depth = prefix.as_str().split('/').count() + 1;
         let mut out = std::collections::BTreeSet::new();

@@ -30,7 +30,8 @@ use crate::json::JTag;
 const PREFIX: &str = "mlflow/logged-models";
 /// Attempts at a compare-and-swap update before answering a conflict.
 const MAX_ATTEMPTS: usize = 16;
-const DEFAULT_PAGE: usize = 50;
+/// MLflow's `SEARCH_LOGGED_MODEL_MAX_RESULTS_DEFAULT`.
+const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
 /// One stored artifact file of a LoggedModel.
@@ -106,7 +107,11 @@ impl Searchable for Doc {
             "name" => AttrValue::Str(&self.name),
             "model_id" => AttrValue::Str(&self.model_id),
             "model_type" => AttrValue::Str(self.model_type.as_deref()?),
-            "status" => AttrValue::Str(self.status.trim_start_matches("LOGGED_MODEL_")),
+            // MLflow's `LoggedModelStatus` names: PENDING, READY, FAILED.
+            "status" => AttrValue::Str(match self.status.as_str() {
+                "LOGGED_MODEL_UPLOAD_FAILED" => "FAILED",
+                other => other.trim_start_matches("LOGGED_MODEL_"),
+            }),
             "source_run_id" => AttrValue::Str(self.source_run_id.as_deref()?),
             "creation_timestamp" => AttrValue::Int(self.creation_timestamp_ms),
             "last_updated_timestamp" => AttrValue::Int(self.last_updated_timestamp_ms),
@@ -173,7 +178,12 @@ impl LoggedModels {
     async fn write(&self, doc: &Doc, parent: Option<mlops_core::Version>) -> Result<()> {
         let bytes = serde_json::to_vec(doc).map_err(|e| Error::backend("json", e))?;
         let blob = self.store.put_bytes(Bytes::from(bytes)).await?;
-        let retains: Vec<Digest> = doc.artifacts.values().map(|f| f.digest).collect();
+        // A deleted model keeps nothing alive: garbage collection may take its files.
+        let retains: Vec<Digest> = if doc.deleted {
+            Vec::new()
+        } else {
+            doc.artifacts.values().map(|f| f.digest).collect()
+        };
         self.store
             .commit(
                 &ref_name(&doc.model_id)?,
@@ -189,7 +199,12 @@ impl LoggedModels {
 
     /// Applies `change` to the latest version, retrying when another writer got there first.
     async fn update(&self, model_id: &str, change: impl Fn(&mut Doc) -> Result<()>) -> Result<Doc> {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                // Concurrent uploads to one model race for the same version: spread the retries.
+                let jitter = u64::from(mlops_core::time::now_ms().unsigned_abs() as u32 % 4);
+                tokio::time::sleep(std::time::Duration::from_millis(attempt as u64 + jitter)).await;
+            }
             let (mut doc, version) = self.read(model_id).await?;
             if doc.deleted {
                 return Err(Error::not_found("logged model", model_id));
@@ -209,10 +224,12 @@ impl LoggedModels {
         ))
     }
 
+    /// Every live LoggedModel. A damaged document costs only itself: it is skipped and logged
+    /// (`mlops store verify` reports it), so one bad model does not fail every search.
     async fn all(&self) -> Result<Vec<Doc>> {
         let prefix = RefName::new(PREFIX)?;
         let mut out = Vec::new();
-        for name in self.store.list_refs(Some(&prefix)).await? {
+        for name in self.store.list_ref_children(&prefix).await? {
             let id = name
                 .as_str()
                 .rsplit('/')
@@ -222,6 +239,9 @@ impl LoggedModels {
             match self.get(&id).await {
                 Ok(doc) => out.push(doc),
                 Err(e) if e.is_not_found() => {}
+                Err(e) if e.kind() == mlops_core::ErrorKind::Corrupt => {
+                    tracing::warn!(model_id = %id, error = %e, "skipping an unreadable logged model");
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -295,7 +315,9 @@ impl LoggedModels {
 /// names one.
 pub(super) fn model_id_of_source(source: &str) -> Option<&str> {
     let id = source.strip_prefix("models:/")?.trim_end_matches('/');
-    (id.starts_with("m-") && !id.contains('/')).then_some(id)
+    // `models:/m-foo@champion` or `models:/m-foo/3` name a registered model called m-foo.
+    let hex = id.strip_prefix("m-")?;
+    (!hex.is_empty() && hex.chars().all(|c| c.is_ascii_alphanumeric())).then_some(id)
 }
 
 /// What registering a LoggedModel as a version needs from it: the run that produced it and
@@ -586,4 +608,28 @@ pub(super) async fn log_outputs(st: AppState, p: Params) -> Answer {
         models.get(&m.model_id).await?;
     }
     Ok(Json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model_id_of_source;
+
+    #[test]
+    fn only_model_ids_are_logged_model_sources() {
+        assert_eq!(model_id_of_source("models:/m-0123abcd"), Some("m-0123abcd"));
+        assert_eq!(
+            model_id_of_source("models:/m-0123abcd/"),
+            Some("m-0123abcd")
+        );
+        for other in [
+            "models:/m-foo@champion",
+            "models:/m-foo/3",
+            "models:/m-",
+            "models:/churn/1",
+            "runs:/m-0123/model",
+            "mlflow-artifacts:/1/models/m-0123/artifacts",
+        ] {
+            assert_eq!(model_id_of_source(other), None, "{other}");
+        }
+    }
 }

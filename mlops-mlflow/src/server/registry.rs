@@ -369,10 +369,17 @@ async fn create_version(st: AppState, p: Params) -> Answer {
     let r: CreateVersion = p.read()?;
     let name: ModelName = r.name.parse()?;
     let (tags, lineage, signature) = split_version_tags(&r.name, r.tags)?;
-    let model_id = r
-        .model_id
-        .filter(|m| !m.is_empty())
-        .or_else(|| logged_models::model_id_of_source(&r.source).map(str::to_owned));
+    let named = logged_models::model_id_of_source(&r.source);
+    let model_id = match (r.model_id.filter(|m| !m.is_empty()), named) {
+        // As MLflow's `_validate_source_model`: the source must be the model it names.
+        (Some(given), Some(named)) if given != named => {
+            return Err(ApiError::invalid(format!(
+                "invalid model version source {:?}: the model_id request parameter is {given:?}",
+                r.source
+            )));
+        }
+        (given, named) => given.or_else(|| named.map(str::to_owned)),
+    };
     let mut run_id = r.run_id.filter(|r| !r.is_empty());
     if let Some(model_id) = &model_id {
         // As MLflow's registry does: the version's run is the LoggedModel's source run unless

@@ -265,7 +265,7 @@ impl ObjectStoreStore {
 
     /// Like [`listed`](Self::listed), for the records above `after` only: record names are
     /// zero-padded version numbers, so a listing from the key of `after` skips every older one
-    /// (object stores skip them server-side, a local directory without a metadata call each),
+    /// (S3 and GCS skip them server-side; a local directory reads their names but stats none),
     /// and head markers (`head-…`) sort after every record.
     async fn listed_after(&self, name: &RefName, after: Version) -> Result<RefVersions> {
         let dir = self.ref_dir(name);
