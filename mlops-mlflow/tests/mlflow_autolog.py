@@ -77,6 +77,18 @@ assert np.array_equal(np.asarray(second.predict(X[:20])), model.predict(X[:20]))
 loaded = mlflow.sklearn.load_model(info.model_uri)
 assert np.array_equal(loaded.predict(X[:20]), model.predict(X[:20]))
 
+# Two models of one name in one run: registering by the run's path takes the one logged at the
+# latest step (from the run's outputs), as MLflow's registry does.
+flipped = LogisticRegression(max_iter=200).fit(X, 1 - y)
+with mlflow.start_run(run_name="twice") as run3:
+    mlflow.sklearn.log_model(model, name="twice", step=0)
+    mlflow.sklearn.log_model(flipped, name="twice", step=5)
+outputs = client.get_run(run3.info.run_id).outputs.model_outputs
+assert sorted(o.step for o in outputs) == [0, 5], outputs
+mlflow.register_model(f"runs:/{run3.info.run_id}/twice", "twice")
+latest = mlflow.pyfunc.load_model("models:/twice/1")
+assert np.array_equal(np.asarray(latest.predict(X[:20])), flipped.predict(X[:20]))
+
 print(
     json.dumps(
         {

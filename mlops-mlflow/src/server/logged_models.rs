@@ -28,6 +28,8 @@ use super::{ApiError, ApiResult, AppState};
 use crate::json::JTag;
 
 const PREFIX: &str = "mlflow/logged-models";
+/// Per run, the LoggedModels it output (`runs/outputs`): `mlflow/run-outputs/<run_id>`.
+const OUTPUTS_PREFIX: &str = "mlflow/run-outputs";
 /// Attempts at a compare-and-swap update before answering a conflict.
 const MAX_ATTEMPTS: usize = 16;
 /// MLflow's `SEARCH_LOGGED_MODEL_MAX_RESULTS_DEFAULT`.
@@ -588,6 +590,97 @@ pub(super) async fn search(st: AppState, p: Params) -> Answer {
 struct OutputModel {
     #[serde(deserialize_with = "string")]
     model_id: String,
+    #[serde(default, deserialize_with = "super::params::opt_i64")]
+    step: Option<i64>,
+}
+
+/// One `service.proto` `ModelOutput` of a run, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ModelOutput {
+    model_id: String,
+    step: i64,
+}
+
+fn outputs_ref(run_id: &RunId) -> Result<RefName> {
+    RefName::new(format!("{OUTPUTS_PREFIX}/{run_id}"))
+}
+
+impl LoggedModels {
+    /// The LoggedModels `run_id` output, in the order they were logged; empty when none.
+    async fn outputs(
+        &self,
+        run_id: &RunId,
+    ) -> Result<(Vec<ModelOutput>, Option<mlops_core::Version>)> {
+        let commit = match self
+            .store
+            .get_ref(&outputs_ref(run_id)?, RefVersion::Latest)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if e.is_not_found() => return Ok((Vec::new(), None)),
+            Err(e) => return Err(e),
+        };
+        let bytes = self.store.get_bytes(&commit.target).await?;
+        let outputs = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::corrupt("run outputs", run_id, "unreadable document").with_source(e)
+        })?;
+        Ok((outputs, Some(commit.version)))
+    }
+
+    /// Records that `run_id` output `models` (a model already recorded keeps its first step, as
+    /// MLflow's store keeps one row per run and model).
+    async fn add_outputs(&self, run_id: &RunId, models: &[ModelOutput]) -> Result<()> {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(attempt as u64)).await;
+            }
+            let (mut outputs, parent) = self.outputs(run_id).await?;
+            for m in models {
+                if !outputs.iter().any(|o| o.model_id == m.model_id) {
+                    outputs.push(m.clone());
+                }
+            }
+            let bytes = serde_json::to_vec(&outputs).map_err(|e| Error::backend("json", e))?;
+            let blob = self.store.put_bytes(Bytes::from(bytes)).await?;
+            let options = CommitOptions::default()
+                .with_parent(parent)
+                .with_message("run outputs");
+            match self
+                .store
+                .commit(&outputs_ref(run_id)?, blob.digest, options)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == mlops_core::ErrorKind::Conflict => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::conflict(
+            "run outputs",
+            run_id,
+            format!("{MAX_ATTEMPTS} concurrent updates in a row; try again"),
+        ))
+    }
+}
+
+/// `RunOutputs` for `get_run`: `{"model_outputs": [...]}`, or `None` when the run output no
+/// LoggedModel (or the server keeps none).
+pub(super) async fn run_outputs(
+    st: &super::MlflowServer,
+    run_id: &RunId,
+) -> ApiResult<Option<Value>> {
+    let Some(models) = st.logged_models.as_ref() else {
+        return Ok(None);
+    };
+    let (outputs, _) = models.outputs(run_id).await?;
+    if outputs.is_empty() {
+        return Ok(None);
+    }
+    let list: Vec<Value> = outputs
+        .iter()
+        .map(|o| json!({"model_id": o.model_id, "step": o.step}))
+        .collect();
+    Ok(Some(json!({"model_outputs": list})))
 }
 
 #[derive(Deserialize)]
@@ -598,15 +691,21 @@ struct LogOutputs {
     models: Vec<OutputModel>,
 }
 
-/// `runs/outputs`: a run says it produced these LoggedModels. The link a client relies on is the
-/// model's `source_run_id`, set at creation; this checks that the run and models exist.
+/// `runs/outputs`: a run says it produced these LoggedModels, at these steps — what
+/// `register_model("runs:/<run>/<name>")` uses to pick among several models of one name.
 pub(super) async fn log_outputs(st: AppState, p: Params) -> Answer {
     let r: LogOutputs = p.read()?;
-    st.tracker.get_run(&r.run_id.parse()?).await?;
+    let run = st.tracker.get_run(&r.run_id.parse()?).await?;
     let models = store_of(&st)?;
+    let mut outputs = Vec::with_capacity(r.models.len());
     for m in &r.models {
         models.get(&m.model_id).await?;
+        outputs.push(ModelOutput {
+            model_id: m.model_id.clone(),
+            step: m.step.unwrap_or(0),
+        });
     }
+    models.add_outputs(&run.info.run_id, &outputs).await?;
     Ok(Json(json!({})))
 }
 

@@ -46,8 +46,9 @@
 //!   `mlflow.<flavor>.log_model`, autologging and `register_model("runs:/…")` use) are kept in a
 //!   store given with [`MlflowServer::with_logged_models`]: one document per model under the ref
 //!   `mlflow/logged-models/<model_id>`, its files as blobs retained by the ref's commits, reached
-//!   at `mlflow-artifacts:/<experiment>/models/<model_id>/artifacts`. Without a store, creating
-//!   one answers `NOT_IMPLEMENTED` and searches find none.
+//!   at `mlflow-artifacts:/<experiment>/models/<model_id>/artifacts`; what a run output
+//!   (`runs/outputs`, answered as the run's `outputs`) under `mlflow/run-outputs/<run_id>`.
+//!   Without a store, creating one answers `NOT_IMPLEMENTED` and searches find none.
 //!
 //! # What it does not answer (yet)
 //!

@@ -496,7 +496,14 @@ async fn log_inputs(st: AppState, p: Params) -> Answer {
 async fn get_run(st: AppState, p: Params) -> Answer {
     let r: RunRef = p.read()?;
     let run = st.tracker.get_run(&run_id(r.run_id, r.run_uuid)?).await?;
-    ok(json!({"run": run_json(&run)}))
+    let mut json = run_json(&run);
+    if let (Some(outputs), Some(o)) = (
+        logged_models::run_outputs(&st, &run.info.run_id).await?,
+        json.as_object_mut(),
+    ) {
+        o.insert("outputs".into(), outputs);
+    }
+    ok(json!({"run": json}))
 }
 
 #[derive(Deserialize)]
