@@ -247,3 +247,48 @@ async fn a_huge_gap_is_reported_as_one_range() {
         "{report:?}"
     );
 }
+
+/// The latest version is found from the head marker without listing every record, and a marker
+/// that lags (its write failed, or a reader came between the record and the marker) never hides
+/// a newer record.
+#[tokio::test]
+async fn a_stale_or_missing_head_marker_never_hides_the_latest_version() {
+    use mlops_core::store::RefVersion;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreStore::open(dir.path().to_str().unwrap(), &[]).unwrap();
+    let name: mlops_core::RefName = "datasets/lagging".parse().unwrap();
+    for i in 0..12u8 {
+        let d = store
+            .put_bytes(Bytes::from(vec![i; 10]))
+            .await
+            .unwrap()
+            .digest;
+        store.commit_next(&name, d, "put").await.unwrap();
+    }
+    let versions = dir.path().join("refs/datasets/lagging/.v");
+    let latest = || async {
+        store
+            .get_ref(&name, RefVersion::Latest)
+            .await
+            .unwrap()
+            .version
+            .get()
+    };
+    assert_eq!(latest().await, 12);
+    // The newest marker is lost and an older one stands in its place.
+    std::fs::remove_file(versions.join(format!("head-{:020}", 12))).unwrap();
+    std::fs::write(versions.join(format!("head-{:020}", 10)), b"").unwrap();
+    assert_eq!(latest().await, 12);
+    // No marker at all: the listing answers.
+    std::fs::remove_file(versions.join(format!("head-{:020}", 10))).unwrap();
+    assert_eq!(latest().await, 12);
+    // The next commit writes a marker again, and it is the one read.
+    let d = store
+        .put_bytes(Bytes::from_static(b"13"))
+        .await
+        .unwrap()
+        .digest;
+    store.commit_next(&name, d, "put").await.unwrap();
+    assert_eq!(latest().await, 13);
+    assert!(verify(&store).await.unwrap().is_ok());
+}

@@ -263,6 +263,41 @@ impl ObjectStoreStore {
         self.judge_listing(name, &metas, None).await
     }
 
+    /// The latest version as its head marker says, without listing the records: the marker's
+    /// record is read, and the next version's must not exist (a marker lags its record by a
+    /// moment, and may be missing when writing it failed). `None` when that does not settle
+    /// it — no marker, its record missing (a loss the full listing reports), or a newer
+    /// record — and the caller lists.
+    async fn latest_by_marker(&self, name: &RefName) -> Result<Option<Commit>> {
+        let dir = self.ref_dir(name);
+        // Records (`0…`) sort before `head-`, so the listing starts at the markers.
+        let offset = dir.clone().join(HEAD_MARKER);
+        let metas: Vec<object_store::ObjectMeta> = self
+            .inner
+            .list_with_offset(Some(&dir), &offset)
+            .try_collect()
+            .await
+            .map_err(os_err("ref", name))?;
+        let head = metas
+            .iter()
+            .filter_map(|m| m.location.filename())
+            .filter_map(|f| f.strip_prefix(HEAD_MARKER))
+            .filter_map(|n| n.parse::<u64>().ok().and_then(|n| Version::new(n).ok()))
+            .max();
+        let Some(head) = head else {
+            return Ok(None);
+        };
+        let commit = match self.read_commit(name, head).await {
+            Ok(c) => c,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if self.exists(&self.ref_path(name, head.next()?)).await? {
+            return Ok(None);
+        }
+        Ok(Some(commit))
+    }
+
     /// Like [`listed`](Self::listed), for the records above `after` only: record names are
     /// zero-padded version numbers, so a listing from the key of `after` skips every older one
     /// (S3 and GCS skip them server-side; a local directory reads their names but stats none),
@@ -680,6 +715,9 @@ impl Store for ObjectStoreStore {
                 other => other,
             },
             RefVersion::Latest => {
+                if let Some(commit) = self.latest_by_marker(name).await? {
+                    return Ok(commit);
+                }
                 let latest = self
                     .versions(name)
                     .await?
