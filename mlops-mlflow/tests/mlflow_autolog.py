@@ -4,15 +4,11 @@ MLflow 3 LoggedModels), then registering the logged model and serving it back wi
 with a case file {"tracking_uri": ...}; prints the ids it created as JSON."""
 
 import json
-import os
-import sys
 import urllib.request
 
-case = json.load(open(sys.argv[1]))
-answer, sys.stdout = sys.stdout, sys.stderr
-os.environ["MLFLOW_TRACKING_URI"] = case["tracking_uri"]
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+from mlflow_case import start
+
+case, answer = start()
 
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402

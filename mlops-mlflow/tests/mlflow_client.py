@@ -4,16 +4,12 @@ file {"tracking_uri": ...}; prints the ids it created as JSON."""
 
 import json
 import os
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
-case = json.load(open(sys.argv[1]))
-# MLflow prints "View run …" lines: keep stdout for the JSON answer.
-answer, sys.stdout = sys.stdout, sys.stderr
-os.environ["MLFLOW_TRACKING_URI"] = case["tracking_uri"]
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+from mlflow_case import start
+
+case, answer = start()
 
 import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402

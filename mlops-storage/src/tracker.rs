@@ -342,10 +342,7 @@ impl StoreTracker {
                 )
                 .await;
             }
-            let from = lock(&s.inner)
-                .seen
-                .get(&r)
-                .map_or(Ok(Version::FIRST), |v| v.next())?;
+            let from = seen.map_or(Ok(Version::FIRST), Version::next)?;
             for step in ref_walk::walk(&listed, from) {
                 match step {
                     Step::Read(v) | Step::Probe(v) => {

@@ -123,16 +123,15 @@ async fn verify_reports_blobs_missing_under_a_ref() {
     );
 }
 
-/// Losing a ref's newest record (a deleted file, a partial restore) is corruption, not a silent
-/// rollback: reads of the latest version, history, verify and the next commit all say so, and
-/// the lost version number is never reused for other content.
-#[tokio::test]
-async fn a_lost_newest_record_is_loud_and_its_version_is_not_reused() {
-    use mlops_core::store::RefVersion;
+/// A local store in a fresh directory with `versions` commits of the ref `name`.
+async fn local_ref_with_versions(
+    name: &str,
+    versions: u8,
+) -> (tempfile::TempDir, ObjectStoreStore, mlops_core::RefName) {
     let dir = tempfile::tempdir().unwrap();
     let store = ObjectStoreStore::open(dir.path().to_str().unwrap(), &[]).unwrap();
-    let name: mlops_core::RefName = "datasets/churn".parse().unwrap();
-    for i in 0..3u8 {
+    let name: mlops_core::RefName = name.parse().unwrap();
+    for i in 0..versions {
         let d = store
             .put_bytes(Bytes::from(vec![i; 10]))
             .await
@@ -140,6 +139,16 @@ async fn a_lost_newest_record_is_loud_and_its_version_is_not_reused() {
             .digest;
         store.commit_next(&name, d, "put").await.unwrap();
     }
+    (dir, store, name)
+}
+
+/// Losing a ref's newest record (a deleted file, a partial restore) is corruption, not a silent
+/// rollback: reads of the latest version, history, verify and the next commit all say so, and
+/// the lost version number is never reused for other content.
+#[tokio::test]
+async fn a_lost_newest_record_is_loud_and_its_version_is_not_reused() {
+    use mlops_core::store::RefVersion;
+    let (dir, store, name) = local_ref_with_versions("datasets/churn", 3).await;
     let versions = dir.path().join("refs/datasets/churn/.v");
     // One marker: the newest version's.
     let markers: Vec<String> = std::fs::read_dir(&versions)
@@ -254,17 +263,7 @@ async fn a_huge_gap_is_reported_as_one_range() {
 #[tokio::test]
 async fn a_stale_or_missing_head_marker_never_hides_the_latest_version() {
     use mlops_core::store::RefVersion;
-    let dir = tempfile::tempdir().unwrap();
-    let store = ObjectStoreStore::open(dir.path().to_str().unwrap(), &[]).unwrap();
-    let name: mlops_core::RefName = "datasets/lagging".parse().unwrap();
-    for i in 0..12u8 {
-        let d = store
-            .put_bytes(Bytes::from(vec![i; 10]))
-            .await
-            .unwrap()
-            .digest;
-        store.commit_next(&name, d, "put").await.unwrap();
-    }
+    let (dir, store, name) = local_ref_with_versions("datasets/lagging", 12).await;
     let versions = dir.path().join("refs/datasets/lagging/.v");
     let latest = || async {
         store

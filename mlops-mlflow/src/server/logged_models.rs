@@ -134,6 +134,15 @@ pub(super) struct LoggedModels {
     store: Arc<dyn Store>,
 }
 
+/// Before a compare-and-swap retry: writers racing for one ref's next version wait a little,
+/// by differing amounts, so they stop colliding. Nothing before the first attempt.
+async fn back_off(attempt: usize) {
+    if attempt > 0 {
+        let jitter = u64::from(mlops_core::time::now_ms().unsigned_abs() as u32 % 4);
+        tokio::time::sleep(std::time::Duration::from_millis(attempt as u64 + jitter)).await;
+    }
+}
+
 fn ref_name(model_id: &str) -> Result<RefName> {
     if !model_id.starts_with("m-")
         || model_id.len() > 64
@@ -202,11 +211,7 @@ impl LoggedModels {
     /// Applies `change` to the latest version, retrying when another writer got there first.
     async fn update(&self, model_id: &str, change: impl Fn(&mut Doc) -> Result<()>) -> Result<Doc> {
         for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                // Concurrent uploads to one model race for the same version: spread the retries.
-                let jitter = u64::from(mlops_core::time::now_ms().unsigned_abs() as u32 % 4);
-                tokio::time::sleep(std::time::Duration::from_millis(attempt as u64 + jitter)).await;
-            }
+            back_off(attempt).await;
             let (mut doc, version) = self.read(model_id).await?;
             if doc.deleted {
                 return Err(Error::not_found("logged model", model_id));
@@ -631,9 +636,7 @@ impl LoggedModels {
     /// MLflow's store keeps one row per run and model).
     async fn add_outputs(&self, run_id: &RunId, models: &[ModelOutput]) -> Result<()> {
         for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(attempt as u64)).await;
-            }
+            back_off(attempt).await;
             let (mut outputs, parent) = self.outputs(run_id).await?;
             for m in models {
                 if !outputs.iter().any(|o| o.model_id == m.model_id) {

@@ -166,15 +166,21 @@ impl ObjectStoreStore {
         ])
     }
 
-    fn ref_dir(&self, name: &RefName) -> Path {
+    /// `refs/<name segments…>`: where a ref's records are, and the refs below it.
+    fn refs_path(&self, name: Option<&RefName>) -> Path {
         let mut parts = vec![PathPart::from("refs")];
-        parts.extend(
-            name.as_str()
-                .split('/')
-                .map(|s| PathPart::from(s.to_owned())),
-        );
-        parts.push(PathPart::from(VERSIONS_DIR));
+        if let Some(name) = name {
+            parts.extend(
+                name.as_str()
+                    .split('/')
+                    .map(|s| PathPart::from(s.to_owned())),
+            );
+        }
         self.path(parts)
+    }
+
+    fn ref_dir(&self, name: &RefName) -> Path {
+        self.refs_path(Some(name)).join(VERSIONS_DIR)
     }
 
     fn ref_path(&self, name: &RefName, version: Version) -> Path {
@@ -269,22 +275,10 @@ impl ObjectStoreStore {
     /// it — no marker, its record missing (a loss the full listing reports), or a newer
     /// record — and the caller lists.
     async fn latest_by_marker(&self, name: &RefName) -> Result<Option<Commit>> {
-        let dir = self.ref_dir(name);
         // Records (`0…`) sort before `head-`, so the listing starts at the markers.
-        let offset = dir.clone().join(HEAD_MARKER);
-        let metas: Vec<object_store::ObjectMeta> = self
-            .inner
-            .list_with_offset(Some(&dir), &offset)
-            .try_collect()
-            .await
-            .map_err(os_err("ref", name))?;
-        let head = metas
-            .iter()
-            .filter_map(|m| m.location.filename())
-            .filter_map(|f| f.strip_prefix(HEAD_MARKER))
-            .filter_map(|n| n.parse::<u64>().ok().and_then(|n| Version::new(n).ok()))
-            .max();
-        let Some(head) = head else {
+        let offset = self.ref_dir(name).join(HEAD_MARKER);
+        let metas = self.list_records_after(name, &offset).await?;
+        let Some(head) = newest_marker(&metas) else {
             return Ok(None);
         };
         let commit = match self.read_commit(name, head).await {
@@ -303,15 +297,23 @@ impl ObjectStoreStore {
     /// (S3 and GCS skip them server-side; a local directory reads their names but stats none),
     /// and head markers (`head-…`) sort after every record.
     async fn listed_after(&self, name: &RefName, after: Version) -> Result<RefVersions> {
-        let dir = self.ref_dir(name);
-        let offset = self.ref_path(name, after);
-        let metas: Vec<object_store::ObjectMeta> = self
-            .inner
-            .list_with_offset(Some(&dir), &offset)
+        let metas = self
+            .list_records_after(name, &self.ref_path(name, after))
+            .await?;
+        self.judge_listing(name, &metas, Some(after)).await
+    }
+
+    /// The files of a ref's `.v` directory whose keys sort after `offset`.
+    async fn list_records_after(
+        &self,
+        name: &RefName,
+        offset: &Path,
+    ) -> Result<Vec<object_store::ObjectMeta>> {
+        self.inner
+            .list_with_offset(Some(&self.ref_dir(name)), offset)
             .try_collect()
             .await
-            .map_err(os_err("ref", name))?;
-        self.judge_listing(name, &metas, Some(after)).await
+            .map_err(os_err("ref", name))
     }
 
     /// The records (above `after`, when given) and the newest head marker of a listing.
@@ -321,21 +323,15 @@ impl ObjectStoreStore {
         metas: &[object_store::ObjectMeta],
         after: Option<Version>,
     ) -> Result<RefVersions> {
-        let number = |n: &str| n.parse::<u64>().ok().and_then(|n| Version::new(n).ok());
         let mut present: Vec<Version> = metas
             .iter()
             .filter_map(|m| m.location.filename())
             .filter_map(|f| f.strip_suffix(".json"))
-            .filter_map(number)
+            .filter_map(version_number)
             .filter(|v| after.is_none_or(|a| *v > a))
             .collect();
         present.sort();
-        let head = metas
-            .iter()
-            .filter_map(|m| m.location.filename())
-            .filter_map(|f| f.strip_prefix(HEAD_MARKER))
-            .filter_map(number)
-            .max();
+        let head = newest_marker(metas);
         if let Some(head) = head
             && present.last().is_none_or(|newest| *newest < head)
             && after.is_none_or(|a| head > a)
@@ -758,14 +754,7 @@ impl Store for ObjectStoreStore {
     }
 
     async fn list_ref_children(&self, prefix: &RefName) -> Result<Vec<RefName>> {
-        let mut parts = vec![PathPart::from("refs")];
-        parts.extend(
-            prefix
-                .as_str()
-                .split('/')
-                .map(|s| PathPart::from(s.to_owned())),
-        );
-        let dir = self.path(parts);
+        let dir = self.refs_path(Some(prefix));
         let listing = match self.inner.list_with_delimiter(Some(&dir)).await {
             Ok(l) => l,
             Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
@@ -789,11 +778,7 @@ impl Store for ObjectStoreStore {
     }
 
     async fn list_refs(&self, prefix: Option<&RefName>) -> Result<Vec<RefName>> {
-        let mut parts = vec![PathPart::from("refs")];
-        if let Some(p) = prefix {
-            parts.extend(p.as_str().split('/').map(|s| PathPart::from(s.to_owned())));
-        }
-        let root = self.path(parts);
+        let root = self.refs_path(prefix);
         let skip = self.prefix.parts().count() + 1;
         let metas: Vec<object_store::ObjectMeta> = self
             .inner
@@ -824,6 +809,21 @@ impl Store for ObjectStoreStore {
 }
 
 /// Undoes object_store's percent-encoding of path parts.
+/// A record's or marker's zero-padded version number.
+fn version_number(n: &str) -> Option<Version> {
+    n.parse::<u64>().ok().and_then(|n| Version::new(n).ok())
+}
+
+/// The highest head marker among a ref's listed files.
+fn newest_marker(metas: &[object_store::ObjectMeta]) -> Option<Version> {
+    metas
+        .iter()
+        .filter_map(|m| m.location.filename())
+        .filter_map(|f| f.strip_prefix(HEAD_MARKER))
+        .filter_map(version_number)
+        .max()
+}
+
 fn decode(part: &str) -> String {
     percent_encoding::percent_decode_str(part)
         .decode_utf8_lossy()
