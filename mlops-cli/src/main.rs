@@ -9,6 +9,7 @@ mod datasets;
 mod drift;
 mod explain;
 mod fairness;
+mod features;
 mod output;
 mod pipeline;
 mod policy;
@@ -36,6 +37,7 @@ Data commands:
   drift        Test current data for drift against reference data or a saved profile
   quality      Check data against a quality suite (Great Expectations' expectation names)
   fairness     Group fairness of predictions: fairlearn's and AIF360's metrics, intervals
+  features     The feature store: apply, plan, list, get-historical (Feast's semantics)
 
 Training and tracking commands:
   train        Train a model on a dataset as a tracked run; register, search, export a Job
@@ -97,6 +99,10 @@ enum Command {
     /// Versioned Parquet datasets: put, list, log, show, get, diff
     #[command(subcommand)]
     Datasets(datasets::DatasetsCommand),
+    /// The feature store: apply and plan definitions (Feast's names), list them, build
+    /// point-in-time-correct training sets
+    #[command(subcommand)]
+    Features(features::FeaturesCommand),
     /// Experiments in the store's tracker: list
     #[command(subcommand)]
     Experiments(tracking::ExperimentsCommand),
@@ -193,7 +199,7 @@ impl Command {
                 | Self::Runs(tracking::RunsCommand::End { .. })
                 | Self::Policy(_)
                 | Self::Server(_)
-        )
+        ) || matches!(self, Self::Features(cmd) if cmd.writes())
     }
 }
 
@@ -219,6 +225,7 @@ async fn open(cli: &Cli) -> mlops::Result<ObjectStoreStore> {
                         | Command::Fairness(_)
                         | Command::Explain(_)
                         | Command::Serve(_)
+                        | Command::Features(_)
                 ) =>
         {
             ObjectStoreStore::open("memory://", &[])
@@ -302,6 +309,10 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
             datasets::run(&datasets, cmd).await.map(|()| true)
         }
         Command::Store(cmd) => store::run(open(cli).await?, cmd).await,
+        Command::Features(cmd) => {
+            let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
+            features::run(store, cmd).await.map(|()| true)
+        }
         Command::Experiments(cmd) => {
             let tracker = open_tracker(cli).await?;
             tracking::experiments(&tracker, cmd).await.map(|()| true)

@@ -64,6 +64,7 @@
 pub mod assess;
 mod dataset;
 mod drift;
+pub mod features;
 mod monitor;
 mod promote;
 mod refs;

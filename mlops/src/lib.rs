@@ -26,6 +26,7 @@
 //! | `k8s` | `k8s` | the Kubernetes building blocks the exports share | no |
 //! | `mlflow` | `mlflow` | `MlflowTracker`/`MlflowRegistry` over MLflow's REST API, MLflow's file layout both ways, `Replicator` | no |
 //! | `mlflow-server` | `mlflow::server` | an MLflow-compatible tracking server (REST API and artifact proxy) over any tracker and registry | no |
+//! | `features` | `features` | the feature store: definitions (Feast's), registry, point-in-time training sets | no |
 //! | `explain` | `explain` | permutation importance, exact linear SHAP, KernelSHAP over any model | no |
 //! | `fairness` | `fairness` | fairlearn's and AIF360's group-fairness metrics, bootstrap intervals | no |
 //! | `testkit` | `testkit` | conformance suites for your own implementations | no |
@@ -118,6 +119,8 @@ pub mod train {
 pub use mlops_explain as explain;
 #[cfg(feature = "fairness")]
 pub use mlops_fairness as fairness;
+#[cfg(feature = "features")]
+pub use mlops_features as features;
 #[cfg(feature = "k8s")]
 pub use mlops_k8s as k8s;
 #[cfg(feature = "mlflow")]

@@ -1,0 +1,311 @@
+//! `mlops features …`: the feature store — apply and plan definitions, list them, build
+//! point-in-time-correct training sets.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use clap::Subcommand;
+use mlops::features::{
+    FeatureRegistry, FeatureRepo, FeatureSelection, FeatureStore, HistoricalOptions,
+};
+use mlops::steps::features::{StoreSources, write_training_set};
+use mlops::storage::Datasets;
+use mlops::store::RefVersion;
+use mlops::{Error, Result, Store};
+
+use crate::datasets::{is_local_file, parse_ref, read_parquet};
+use crate::output::{print_json, when};
+
+#[derive(Debug, Subcommand)]
+pub enum FeaturesCommand {
+    /// Store a YAML feature repo as its project's next registry version (nothing when it is
+    /// unchanged); every reader sees it at once
+    ///
+    /// Example: mlops features apply features.yaml
+    Apply {
+        /// The feature repo (YAML: project, entities, sources, feature_views, feature_services)
+        #[arg(default_value = "features.yaml")]
+        repo: PathBuf,
+        /// Print the changes and the new version as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what `apply` would change, as `feast plan` does; changes nothing
+    ///
+    /// Example: mlops features plan features.yaml
+    Plan {
+        /// The feature repo
+        #[arg(default_value = "features.yaml")]
+        repo: PathBuf,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the projects, or one project's entities, sources, feature views and services
+    ///
+    /// Example: mlops features list --project churn
+    List {
+        /// The project to show (all projects when absent)
+        #[arg(long)]
+        project: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a point-in-time-correct training set: each entity row (join keys, an
+    /// event_timestamp, labels) with the latest feature values as of its time
+    ///
+    /// Example: mlops features get-historical --project churn --service churn_v1 --entities
+    /// labels.parquet --dataset churn-training
+    GetHistorical {
+        /// The project
+        #[arg(long)]
+        project: String,
+        /// Feature references view:feature (comma-separated or repeated)
+        #[arg(long, value_delimiter = ',', required_unless_present = "service")]
+        features: Vec<String>,
+        /// A feature service instead of --features
+        #[arg(long, conflicts_with = "features")]
+        service: Option<String>,
+        /// Entity rows: a Parquet file or a dataset NAME[@VERSION]
+        #[arg(long)]
+        entities: String,
+        /// Name feature columns view__feature
+        #[arg(long)]
+        full_feature_names: bool,
+        /// Only rows created by each entity row's time (Feast's filter_by_created_timestamp)
+        #[arg(long)]
+        filter_by_created_timestamp: bool,
+        /// The folder relative Parquet source paths start from
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        /// Write the training set to this Parquet file
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Write the training set as the next version of this dataset, with its lineage
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Print the lineage as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl FeaturesCommand {
+    /// Whether the command writes into the store.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Self::Apply { .. }
+                | Self::GetHistorical {
+                    dataset: Some(_),
+                    ..
+                }
+        )
+    }
+}
+
+fn read_repo(path: &Path) -> Result<FeatureRepo> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::io("feature repo", "read", path, e))?;
+    FeatureRepo::from_yaml(&text).map_err(|e| e.context(path.display()))
+}
+
+pub async fn run(store: Arc<dyn Store>, cmd: &FeaturesCommand) -> Result<()> {
+    let registry = FeatureRegistry::new(store.clone());
+    match cmd {
+        FeaturesCommand::Apply { repo, json } => {
+            let applied = registry.apply(&read_repo(repo)?).await?;
+            if *json {
+                return print_json(&serde_json::json!({
+                    "project": applied.applied.repo.project,
+                    "version": applied.applied.version,
+                    "digest": applied.applied.digest,
+                    "changes": applied.plan.changes,
+                }));
+            }
+            print!("{}", applied.plan);
+            if !applied.plan.is_empty() {
+                println!(
+                    "applied {} as registry version {}",
+                    applied.applied.repo.project, applied.applied.version
+                );
+            }
+        }
+        FeaturesCommand::Plan { repo, json } => {
+            let plan = registry.plan(&read_repo(repo)?).await?;
+            if *json {
+                return print_json(&plan);
+            }
+            print!("{plan}");
+        }
+        FeaturesCommand::List {
+            project: None,
+            json,
+        } => {
+            let projects = registry.projects().await?;
+            if *json {
+                return print_json(&projects);
+            }
+            if projects.is_empty() {
+                println!("no feature projects in this store (mlops features apply adds one)");
+            }
+            for p in projects {
+                let a = registry.get(&p, RefVersion::Latest).await?;
+                println!(
+                    "{p}: registry version {}, applied {}, {} feature views, {} services",
+                    a.version,
+                    when(a.applied_ms),
+                    a.repo.feature_views.len(),
+                    a.repo.feature_services.len()
+                );
+            }
+        }
+        FeaturesCommand::List {
+            project: Some(project),
+            json,
+        } => {
+            let a = registry.get(project, RefVersion::Latest).await?;
+            if *json {
+                return print_json(&a.repo);
+            }
+            println!(
+                "project {project}: registry version {}, applied {}",
+                a.version,
+                when(a.applied_ms)
+            );
+            for e in &a.repo.entities {
+                println!("entity {}: join keys {}", e.name, e.join_keys.join(", "));
+            }
+            for s in &a.repo.sources {
+                println!(
+                    "source {}: {} (event time {})",
+                    s.name, s.location, s.timestamp_field
+                );
+            }
+            for v in &a.repo.feature_views {
+                let features: Vec<String> = v
+                    .schema
+                    .iter()
+                    .map(|f| format!("{}: {:?}", f.name, f.dtype))
+                    .collect();
+                println!(
+                    "feature view {}: entities [{}], ttl {}, source {}, features [{}]",
+                    v.name,
+                    v.entities.join(", "),
+                    v.ttl
+                        .map_or("none".to_owned(), |t| humantime::format_duration(t)
+                            .to_string()),
+                    v.source,
+                    if features.is_empty() {
+                        "inferred".to_owned()
+                    } else {
+                        features.join(", ")
+                    }
+                );
+            }
+            for s in &a.repo.feature_services {
+                println!("feature service {}: {}", s.name, s.features.join(", "));
+            }
+        }
+        FeaturesCommand::GetHistorical {
+            project,
+            features,
+            service,
+            entities,
+            full_feature_names,
+            filter_by_created_timestamp,
+            root,
+            output,
+            dataset,
+            json,
+        } => {
+            let selection = match service {
+                Some(s) => FeatureSelection::service(s.clone()),
+                None => FeatureSelection::features(features)?,
+            };
+            let datasets = Datasets::new(store.clone());
+            let entity_rows: Vec<RecordBatch> = if is_local_file(entities) {
+                read_parquet(Path::new(entities))?
+            } else {
+                let (name, at) = parse_ref(entities)?;
+                datasets.read_all(&name, at).await?.1
+            };
+            let fs = FeatureStore::new(store.clone(), Arc::new(StoreSources::new(store, root)));
+            let options = HistoricalOptions::default()
+                .with_full_feature_names(*full_feature_names)
+                .with_filter_by_created_timestamp(*filter_by_created_timestamp);
+            let set = fs
+                .get_historical_features(project, &entity_rows, &selection, options)
+                .await?;
+            if let Some(path) = output {
+                write_parquet(path, &set.rows)?;
+            }
+            let written = match dataset {
+                Some(name) => Some(
+                    write_training_set(
+                        &datasets,
+                        &name.parse()?,
+                        &set,
+                        &format!("training set of {project}"),
+                    )
+                    .await?,
+                ),
+                None => None,
+            };
+            if *json {
+                return print_json(&serde_json::json!({
+                    "rows": set.rows.num_rows(),
+                    "columns": set.rows.schema().fields().iter().map(|f| f.name()).collect::<Vec<_>>(),
+                    "lineage": set.lineage,
+                    "dataset": written.as_ref().map(|v| format!("{}@{}", v.name, v.version)),
+                }));
+            }
+            if output.is_none() && written.is_none() {
+                // Neither a file nor a dataset: the rows go to stdout as CSV.
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(std::io::stdout());
+                w.write(&set.rows)
+                    .map_err(|e| Error::invalid("output", e.to_string()))?;
+                return Ok(());
+            }
+            eprintln!(
+                "{} rows with {} features (project {project}, registry version {}); sources: {}",
+                set.rows.num_rows(),
+                set.lineage.features.len(),
+                set.lineage.registry_version,
+                set.lineage
+                    .sources
+                    .iter()
+                    .map(|s| s.location.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if let Some(path) = output {
+                eprintln!("wrote {}", path.display());
+            }
+            if let Some(v) = written {
+                eprintln!("wrote dataset {}@{}", v.name, v.version);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One Parquet file, written to a temporary name and renamed: never a partial file.
+fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
+    let tmp = path.with_extension("parquet.partial");
+    let file =
+        std::fs::File::create(&tmp).map_err(|e| Error::io("output file", "create", &tmp, e))?;
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)
+        .map_err(|e| Error::invalid("output", e.to_string()))?;
+    w.write(batch)
+        .and_then(|()| w.close().map(|_| ()))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::invalid("output", format!("cannot write {}: {e}", path.display()))
+        })?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("output file", "write", path, e))
+}

@@ -1,0 +1,233 @@
+//! Reading sources: the [`SourceReader`] trait, and [`ParquetFiles`] for Parquet paths.
+//!
+//! Datasets of the store are read by a reader the composition layer provides
+//! (`mlops_steps::features::StoreSources`, over `mlops_storage::Datasets`), since this crate
+//! depends on core alone; it hands Parquet paths to [`ParquetFiles`].
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
+use async_trait::async_trait;
+use bytes::Bytes;
+use mlops_core::{Digest, Digester, Error, Result, Version};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::definitions::{DataSource, SourceLocation};
+use crate::historical::arrow_err;
+
+/// Exactly what a source read: recorded in training sets' lineage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SourceLineage {
+    /// The source's name.
+    pub source: String,
+    /// Where it was read: `dataset <name>@<version>` or `parquet <path>`.
+    pub location: String,
+    /// The dataset version read, for dataset sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+    /// The digest of what was read (a dataset version's manifest, or the Parquet bytes).
+    pub digest: Digest,
+}
+
+impl SourceLineage {
+    /// Lineage of a read.
+    pub fn new(
+        source: impl Into<String>,
+        location: impl Into<String>,
+        version: Option<Version>,
+        digest: Digest,
+    ) -> Self {
+        Self {
+            source: source.into(),
+            location: location.into(),
+            version,
+            digest,
+        }
+    }
+}
+
+/// A source's rows, read.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SourceTable {
+    /// The rows (one batch; possibly empty, with the schema).
+    pub rows: RecordBatch,
+    /// What was read.
+    pub lineage: SourceLineage,
+}
+
+impl SourceTable {
+    /// Rows with their lineage.
+    pub fn new(rows: RecordBatch, lineage: SourceLineage) -> Self {
+        Self { rows, lineage }
+    }
+}
+
+/// Reads the rows of data sources.
+///
+/// # Contract
+///
+/// `read` answers the source's rows projected to `columns` (every column when `None`), in one
+/// batch, with the lineage of exactly what was read; a missing column is
+/// [`Error::InvalidArgument`] naming it, a missing source [`Error::NotFound`]; a location the
+/// reader cannot read is [`Error::NotSupported`].
+#[async_trait]
+pub trait SourceReader: Debug + Send + Sync + 'static {
+    /// Reads a source.
+    async fn read(&self, source: &DataSource, columns: Option<&[String]>) -> Result<SourceTable>;
+}
+
+#[async_trait]
+impl<T: SourceReader + ?Sized> SourceReader for Arc<T> {
+    async fn read(&self, source: &DataSource, columns: Option<&[String]>) -> Result<SourceTable> {
+        (**self).read(source, columns).await
+    }
+}
+
+/// Parquet files and folders, relative paths resolved against a root (the feature repo's
+/// folder). Dataset sources are [`Error::NotSupported`] here.
+#[derive(Debug, Clone)]
+pub struct ParquetFiles {
+    root: PathBuf,
+}
+
+impl ParquetFiles {
+    /// Resolves relative paths against `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The folder relative paths start from.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Reads a Parquet file or a folder of `*.parquet` files (in name order) synchronously.
+    pub fn read_path(
+        &self,
+        source: &str,
+        path: &str,
+        columns: Option<&[String]>,
+    ) -> Result<SourceTable> {
+        let full = self.root.join(path);
+        let files = if full.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&full)
+                .map_err(|e| Error::io("parquet folder", "list", &full, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Error::invalid(
+                    "source",
+                    format!(
+                        "source {source}: {} holds no .parquet files",
+                        full.display()
+                    ),
+                ));
+            }
+            files
+        } else {
+            vec![full.clone()]
+        };
+        let mut digester = Digester::new();
+        let mut batches = Vec::new();
+        let mut schema: Option<Arc<Schema>> = None;
+        for file in &files {
+            let bytes =
+                std::fs::read(file).map_err(|e| Error::io("parquet file", "read", file, e))?;
+            let digest = Digest::of(&bytes);
+            digester.update(digest.to_string().as_bytes());
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).map_err(|e| {
+                    Error::invalid("source", format!("{} is not Parquet: {e}", file.display()))
+                })?;
+            let mask = match columns {
+                None => ProjectionMask::all(),
+                Some(cols) => {
+                    let arrow_schema = builder.schema();
+                    let mut idx = Vec::with_capacity(cols.len());
+                    for c in cols {
+                        idx.push(arrow_schema.index_of(c).map_err(|_| {
+                            let names: Vec<&str> = arrow_schema
+                                .fields()
+                                .iter()
+                                .map(|f| f.name().as_str())
+                                .collect();
+                            Error::invalid(
+                                "column",
+                                format!(
+                                    "source {source}: {} has no column {c:?}; it has {}",
+                                    file.display(),
+                                    names.join(", ")
+                                ),
+                            )
+                        })?);
+                    }
+                    ProjectionMask::roots(builder.parquet_schema(), idx)
+                }
+            };
+            let reader = builder
+                .with_projection(mask)
+                .with_batch_size(64 * 1024)
+                .build()
+                .map_err(|e| Error::invalid("source", format!("{}: {e}", file.display())))?;
+            let this_schema = arrow::array::RecordBatchReader::schema(&reader);
+            match &schema {
+                None => schema = Some(this_schema),
+                Some(s) if s.fields() != this_schema.fields() => {
+                    return Err(Error::invalid(
+                        "source",
+                        format!(
+                            "source {source}: {} has another schema than the folder's first file",
+                            file.display()
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            for b in reader {
+                batches.push(
+                    b.map_err(|e| Error::corrupt("parquet file", file.display(), e.to_string()))?,
+                );
+            }
+        }
+        let schema = schema.unwrap_or_else(|| Arc::new(Schema::empty()));
+        let rows = arrow::compute::concat_batches(&schema, &batches).map_err(arrow_err)?;
+        Ok(SourceTable::new(
+            rows,
+            SourceLineage::new(source, format!("parquet {path}"), None, digester.finalize()),
+        ))
+    }
+}
+
+#[async_trait]
+impl SourceReader for ParquetFiles {
+    async fn read(&self, source: &DataSource, columns: Option<&[String]>) -> Result<SourceTable> {
+        match &source.location {
+            SourceLocation::Parquet { path } => {
+                let this = self.clone();
+                let (name, path) = (source.name.clone(), path.clone());
+                let columns = columns.map(<[String]>::to_vec);
+                tokio::task::spawn_blocking(move || {
+                    this.read_path(&name, &path, columns.as_deref())
+                })
+                .await
+                .map_err(|e| Error::backend("tokio", e))?
+            }
+            other => Err(Error::not_supported(
+                "source",
+                source.name.clone(),
+                format!(
+                    "{other} needs a reader of the store's datasets (mlops_steps::features::StoreSources)"
+                ),
+            )),
+        }
+    }
+}
