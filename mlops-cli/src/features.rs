@@ -1,13 +1,16 @@
 //! `mlops features …`: the feature store — apply and plan definitions, list them, build
-//! point-in-time-correct training sets.
+//! point-in-time-correct training sets, materialize into the online store and look up.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use clap::Subcommand;
+use mlops::OnlineStore;
+use mlops::features::online::now_ns;
 use mlops::features::{
-    FeatureRegistry, FeatureRepo, FeatureSelection, FeatureStore, HistoricalOptions,
+    EmbeddedOnlineStore, FeatureRegistry, FeatureRepo, FeatureSelection, FeatureStore,
+    FeatureValue, HistoricalOptions, MaterializeOptions, MemoryOnlineStore, OnlineFeatures,
 };
 use mlops::steps::features::{StoreSources, write_training_set};
 use mlops::storage::Datasets;
@@ -90,6 +93,142 @@ pub enum FeaturesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write the latest row per entity key with START <= event time <= END of every online
+    /// view into the online store (resumes a killed run of the same window)
+    ///
+    /// Example: mlops features materialize --project churn 2026-11-01T00:00:00Z
+    /// 2026-12-01T00:00:00Z
+    Materialize {
+        /// The project
+        #[arg(long)]
+        project: String,
+        /// Window start (RFC 3339, UTC)
+        start: String,
+        /// Window end (RFC 3339, UTC, or "now")
+        end: String,
+        #[command(flatten)]
+        online: OnlineArgs,
+    },
+    /// Materialize each online view from where its last materialization ended (else now -
+    /// ttl, else now - 52 weeks) to END
+    ///
+    /// Example: mlops features materialize-incremental --project churn now
+    MaterializeIncremental {
+        /// The project
+        #[arg(long)]
+        project: String,
+        /// Window end (RFC 3339, UTC, or "now")
+        end: String,
+        #[command(flatten)]
+        online: OnlineArgs,
+    },
+    /// Look features up in the online store by entity key: values, statuses (PRESENT,
+    /// NULL_VALUE, NOT_FOUND, OUTSIDE_MAX_AGE) and event times
+    ///
+    /// Example: mlops features get-online --project churn --service churn_v1 --entity
+    /// customer_id=1001,1002
+    GetOnline {
+        /// The project
+        #[arg(long)]
+        project: String,
+        /// Feature references view:feature (comma-separated or repeated)
+        #[arg(long, value_delimiter = ',', required_unless_present = "service")]
+        features: Vec<String>,
+        /// A feature service instead of --features
+        #[arg(long, conflicts_with = "features")]
+        service: Option<String>,
+        /// Entity key values, JOIN_KEY=V1,V2,... (repeat for several join keys)
+        #[arg(long = "entity", value_name = "KEY=VALUES", required = true)]
+        entities: Vec<String>,
+        /// Name feature columns view__feature
+        #[arg(long)]
+        full_feature_names: bool,
+        #[command(flatten)]
+        online: OnlineArgs,
+        /// Print Feast's HTTP response JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the online store is.
+#[derive(Debug, clap::Args)]
+pub struct OnlineArgs {
+    /// The online store: a redb file (created when absent) or memory://
+    #[arg(
+        long = "online",
+        env = "MLOPS_ONLINE_STORE",
+        default_value = "mlops-online.redb"
+    )]
+    pub location: String,
+    /// Source rows per atomic write during materialization
+    #[arg(long, default_value_t = 50_000)]
+    pub chunk_rows: usize,
+    /// The folder relative Parquet source paths start from
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+}
+
+impl OnlineArgs {
+    fn open(&self) -> Result<Arc<dyn OnlineStore>> {
+        if self.location == "memory://" {
+            return Ok(Arc::new(MemoryOnlineStore::new()));
+        }
+        Ok(Arc::new(EmbeddedOnlineStore::open(&self.location)?))
+    }
+}
+
+/// RFC 3339 (a missing zone is UTC) or `now`, as ns since the epoch.
+fn parse_time(s: &str) -> Result<i64> {
+    if s == "now" {
+        return Ok(now_ns());
+    }
+    let t = humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).map_err(|e| {
+        Error::invalid(
+            "time",
+            format!("{s:?} is not an RFC 3339 time (2026-12-01T00:00:00Z) or now: {e}"),
+        )
+    })?;
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| Error::invalid("time", format!("{s} is before 1970")))?;
+    i64::try_from(d.as_nanos()).map_err(|_| Error::invalid("time", format!("{s} is after 2262")))
+}
+
+/// `KEY=1,2,3`: integers when every value is one, else strings.
+fn parse_entity(spec: &str) -> Result<(String, Vec<FeatureValue>)> {
+    let (key, values) = spec
+        .split_once('=')
+        .filter(|(k, _)| !k.trim().is_empty())
+        .ok_or_else(|| Error::invalid("--entity", format!("{spec:?} is not JOIN_KEY=V1,V2,...")))?;
+    let raw: Vec<&str> = values.split(',').map(str::trim).collect();
+    let ints: Option<Vec<i64>> = raw.iter().map(|v| v.parse().ok()).collect();
+    let values = match ints {
+        Some(ints) => ints.into_iter().map(FeatureValue::Int64).collect(),
+        None => raw
+            .iter()
+            .map(|v| FeatureValue::String((*v).to_owned()))
+            .collect(),
+    };
+    Ok((key.trim().to_owned(), values))
+}
+
+fn print_materialized(report: &mlops::features::MaterializeReport) {
+    for v in &report.views {
+        println!(
+            "{}: {} rows in {} .. {}, {} entities written ({} older skipped) in {} chunk(s){}",
+            v.view,
+            v.rows_in_window,
+            mlops::features::online::rfc3339(v.start_ns),
+            mlops::features::online::rfc3339(v.end_ns),
+            v.written,
+            v.skipped_older,
+            v.chunks,
+            v.resumed_from_ns
+                .map(|w| format!(", resumed from {}", mlops::features::online::rfc3339(w)))
+                .unwrap_or_default()
+        );
+    }
 }
 
 impl FeaturesCommand {
@@ -288,6 +427,90 @@ pub async fn run(store: Arc<dyn Store>, cmd: &FeaturesCommand) -> Result<()> {
             }
             if let Some(v) = written {
                 eprintln!("wrote dataset {}@{}", v.name, v.version);
+            }
+        }
+        FeaturesCommand::Materialize {
+            project,
+            start,
+            end,
+            online,
+        } => {
+            let (start, end) = (parse_time(start)?, parse_time(end)?);
+            let fs = FeatureStore::new(
+                store.clone(),
+                Arc::new(StoreSources::new(store, &online.root)),
+            );
+            let options = MaterializeOptions::default().with_chunk_rows(online.chunk_rows);
+            let report = fs
+                .materialize(project, online.open()?.as_ref(), start, end, &options)
+                .await?;
+            print_materialized(&report);
+        }
+        FeaturesCommand::MaterializeIncremental {
+            project,
+            end,
+            online,
+        } => {
+            let end = parse_time(end)?;
+            let fs = FeatureStore::new(
+                store.clone(),
+                Arc::new(StoreSources::new(store, &online.root)),
+            );
+            let options = MaterializeOptions::default().with_chunk_rows(online.chunk_rows);
+            let report = fs
+                .materialize_incremental(project, online.open()?.as_ref(), end, &options)
+                .await?;
+            print_materialized(&report);
+        }
+        FeaturesCommand::GetOnline {
+            project,
+            features,
+            service,
+            entities,
+            full_feature_names,
+            online,
+            json,
+        } => {
+            let selection = match service {
+                Some(s) => FeatureSelection::service(s.clone()),
+                None => FeatureSelection::features(features)?,
+            };
+            let entities: Vec<(String, Vec<FeatureValue>)> = entities
+                .iter()
+                .map(|e| parse_entity(e))
+                .collect::<Result<_>>()?;
+            let fs = FeatureStore::new(
+                store.clone(),
+                Arc::new(StoreSources::new(store, &online.root)),
+            );
+            let client = OnlineFeatures::open(fs, online.open()?, project).await?;
+            let response = client
+                .get_online_features(&selection, &entities, *full_feature_names)
+                .await?;
+            if *json {
+                return print_json(&response.to_feast_json());
+            }
+            let rows = response.results.first().map_or(0, |r| r.values.len());
+            for row in 0..rows {
+                let cells: Vec<String> = response
+                    .feature_names
+                    .iter()
+                    .zip(&response.results)
+                    .map(|(n, r)| {
+                        let status = match r.statuses[row] {
+                            mlops::features::FeatureStatus::Present => String::new(),
+                            other => format!(
+                                " ({})",
+                                serde_json::to_value(other)
+                                    .ok()
+                                    .and_then(|v| v.as_str().map(str::to_owned))
+                                    .unwrap_or_default()
+                            ),
+                        };
+                        format!("{n}={}{status}", r.values[row].to_json())
+                    })
+                    .collect();
+                println!("{}", cells.join("  "));
             }
         }
     }

@@ -37,7 +37,7 @@ Data commands:
   drift        Test current data for drift against reference data or a saved profile
   quality      Check data against a quality suite (Great Expectations' expectation names)
   fairness     Group fairness of predictions: fairlearn's and AIF360's metrics, intervals
-  features     The feature store: apply, plan, list, get-historical (Feast's semantics)
+  features     The feature store: apply, plan, list, get-historical, materialize, get-online
 
 Training and tracking commands:
   train        Train a model on a dataset as a tracked run; register, search, export a Job
@@ -100,7 +100,7 @@ enum Command {
     #[command(subcommand)]
     Datasets(datasets::DatasetsCommand),
     /// The feature store: apply and plan definitions (Feast's names), list them, build
-    /// point-in-time-correct training sets
+    /// point-in-time-correct training sets, materialize into the online store, look up
     #[command(subcommand)]
     Features(features::FeaturesCommand),
     /// Experiments in the store's tracker: list

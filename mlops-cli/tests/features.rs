@@ -250,6 +250,72 @@ fn apply_plan_list_and_a_training_set_with_lineage() {
         "churn_v1"
     );
 
+    // Materialize everything into the embedded online store, then look up by key.
+    let out = ok(&mlops(
+        &store,
+        cwd,
+        &[
+            "features",
+            "materialize",
+            "--project",
+            "churn",
+            "1970-01-01T00:00:00Z",
+            "now",
+        ],
+    ));
+    assert!(out.contains("customer_stats: 3 rows"), "{out}");
+    assert!(out.contains("2 entities written"), "{out}");
+    assert!(cwd.join("mlops-online.redb").exists());
+    let out = ok(&mlops(
+        &store,
+        cwd,
+        &[
+            "features",
+            "get-online",
+            "--project",
+            "churn",
+            "--service",
+            "churn_v1",
+            "--entity",
+            "customer_id=1,3",
+            "--json",
+        ],
+    ));
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        r["metadata"]["feature_names"],
+        serde_json::json!(["customer_id", "spend", "plan"])
+    );
+    // spend's 100 s ttl has long passed; the plan view has no ttl.
+    assert_eq!(
+        r["results"][1]["statuses"],
+        serde_json::json!(["OUTSIDE_MAX_AGE", "NOT_FOUND"])
+    );
+    assert_eq!(
+        r["results"][1]["event_timestamps"][0],
+        "1970-01-01T00:00:50Z"
+    );
+    assert_eq!(r["results"][2]["values"], serde_json::json!(["gold", null]));
+    assert_eq!(
+        r["results"][2]["statuses"],
+        serde_json::json!(["PRESENT", "NOT_FOUND"])
+    );
+    let out = ok(&mlops(
+        &store,
+        cwd,
+        &[
+            "features",
+            "materialize-incremental",
+            "--project",
+            "churn",
+            "now",
+        ],
+    ));
+    assert!(
+        out.contains("0 rows"),
+        "nothing new since the last run: {out}"
+    );
+
     // Bad input: exit 2, naming the problem.
     let e = bad(&mlops(
         &store,
@@ -284,4 +350,32 @@ fn apply_plan_list_and_a_training_set_with_lineage() {
         ],
     ));
     assert!(e.contains("feature project") && e.contains("nope"), "{e}");
+    let e = bad(&mlops(
+        &store,
+        cwd,
+        &[
+            "features",
+            "materialize",
+            "--project",
+            "churn",
+            "yesterday",
+            "now",
+        ],
+    ));
+    assert!(e.contains("RFC 3339"), "{e}");
+    let e = bad(&mlops(
+        &store,
+        cwd,
+        &[
+            "features",
+            "get-online",
+            "--project",
+            "churn",
+            "--service",
+            "churn_v1",
+            "--entity",
+            "customer_id",
+        ],
+    ));
+    assert!(e.contains("JOIN_KEY="), "{e}");
 }

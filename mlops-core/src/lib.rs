@@ -55,6 +55,7 @@ pub mod error;
 pub mod html;
 pub mod id;
 pub mod model;
+pub mod online;
 pub mod page;
 pub mod policy;
 pub mod registry;
@@ -78,6 +79,7 @@ pub use id::{
     ModelName, ParamKey, RefName, RunId, TagKey, Version,
 };
 pub use model::{Model, ModelArtifact, ModelLoader, ModelSink};
+pub use online::OnlineStore;
 pub use page::Page;
 pub use policy::{
     Decision, GovernanceInput, GovernedAction, PolicyEngine, PolicyEngineExt, PolicyQuery,

@@ -31,6 +31,7 @@
 
 pub mod definitions;
 pub mod historical;
+pub mod online;
 pub mod registry;
 pub mod source;
 
@@ -47,6 +48,10 @@ pub use definitions::{
     Field, SourceLocation, ValueType, ViewRequest,
 };
 pub use historical::{HistoricalOptions, ViewTable, entity_timestamp_column, point_in_time_join};
+pub use online::{
+    EmbeddedOnlineStore, FeatureStatus, FeatureValue, MaterializeOptions, MaterializeReport,
+    MemoryOnlineStore, OnlineFeatures, OnlineResponse,
+};
 pub use registry::{Applied, AppliedRepo, Change, ChangeAction, FeatureRegistry, Plan};
 pub use source::{ParquetFiles, SourceLineage, SourceReader, SourceTable};
 

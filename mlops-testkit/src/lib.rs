@@ -13,6 +13,7 @@
 //! | [`store`] | [`Store`](mlops_core::Store) | a tamper hook that corrupts a stored blob |
 //! | [`tracker`] | [`Tracker`](mlops_core::Tracker) | — |
 //! | [`registry`] | [`Registry`](mlops_core::Registry) | — |
+//! | [`online`] | [`OnlineStore`](mlops_core::OnlineStore) | — |
 //!
 //! [`rng`] is a deterministic generator for test data; [`python`] finds and runs the Python
 //! reference tools (`MLOPS_TEST_PYTHON`) that tests compare numbers against.
@@ -37,6 +38,7 @@
 // A conformance suite exists to assert: panicking with a message is how it reports a failure.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod online;
 pub mod python;
 pub mod registry;
 pub mod rng;

@@ -1,0 +1,943 @@
+//! Online features: materialization into an [`OnlineStore`] and lookups by entity key.
+//!
+//! **Materialization** (`materialize(start, end)`, `materialize_incremental(end)`) writes, per
+//! online feature view, the latest row per entity key among the source rows with `start <=
+//! event_ts <= end` (both inclusive, as Feast's `BETWEEN`), ties broken by the created time.
+//! No ttl filter applies (Feast applies none either); the ttl is judged at read time. Rows are
+//! taken in event-time order in chunks of [`MaterializeOptions::chunk_rows`]: each chunk is one
+//! atomic store write carrying a watermark mark, so a killed run resumes after the last chunk
+//! it wrote, and since the store keeps the newer row per key (by event, then created time)
+//! re-writing a chunk changes nothing — no duplicates, never a half-written entity.
+//! `materialize_incremental` starts each view at its last materialized end, else `now - ttl`,
+//! else `now - 52 weeks` (Feast's rule).
+//!
+//! **Layout.** A view's rows live in the table `<project>/<view>/<fingerprint>`, the
+//! fingerprint of its join keys and features (names and types), recorded at materialization in
+//! the mark `layout/<project>/<view>`; a changed schema writes a new table, so old rows are
+//! never decoded with new types.
+//!
+//! **Lookups** ([`OnlineFeatures::get_online_features`]) answer Feast's column-oriented
+//! response: join keys first, then the features view by view in request order, each with
+//! values, statuses and event times. Statuses follow Feast's serving proto: `PRESENT`;
+//! `NULL_VALUE` for a stored null; `NOT_FOUND` when the key has no row (or a null join key);
+//! `OUTSIDE_MAX_AGE` when the row is older than the view's ttl (`now - event_ts > ttl`, Feast's
+//! strict comparison), whose value is then null — a stale value is never served as if fresh.
+//! (Feast 0.67's Python server answers `PRESENT` for stored nulls and checks ttls only on its
+//! precomputed feature-service path; see ARCHITECTURE.md.)
+
+mod stores;
+mod value;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use bytes::{Bytes, BytesMut};
+use mlops_core::online::{OnlineRow, OnlineStore};
+use mlops_core::store::RefVersion;
+use mlops_core::{Digest, Error, Result};
+use serde::{Deserialize, Serialize};
+
+pub use stores::{EmbeddedOnlineStore, MemoryOnlineStore};
+pub use value::{FeatureValue, decode_values, encode_key, push_key, push_value};
+
+use crate::definitions::{FeatureSelection, FeatureView, ValueType, ViewRequest, known};
+use crate::historical::{cast_feature, output_name, timestamps_ns};
+use crate::registry::AppliedRepo;
+use crate::{FeatureStore, SourceLineage};
+
+/// Where a view's rows live in the online store, and their columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Layout {
+    /// The table.
+    pub table: String,
+    /// The join keys, in key order.
+    pub join_keys: Vec<String>,
+    /// The features, in row order.
+    pub features: Vec<(String, ValueType)>,
+}
+
+impl Layout {
+    fn new(
+        project: &str,
+        view: &str,
+        join_keys: Vec<String>,
+        features: Vec<(String, ValueType)>,
+    ) -> Self {
+        let doc = serde_json::json!([join_keys, features]).to_string();
+        let fp = Digest::of(doc.as_bytes()).to_hex();
+        Self {
+            table: format!("{project}/{view}/{}", &fp[..16]),
+            join_keys,
+            features,
+        }
+    }
+}
+
+fn layout_mark(project: &str, view: &str) -> String {
+    format!("layout/{project}/{view}")
+}
+
+fn progress_mark(table: &str) -> String {
+    format!("progress/{table}")
+}
+
+fn materialized_mark(project: &str, view: &str) -> String {
+    format!("materialized/{project}/{view}")
+}
+
+/// A chunked run's position, kept with each chunk: rows with an event time before
+/// `watermark_ns` are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Progress {
+    start_ns: i64,
+    end_ns: i64,
+    watermark_ns: i64,
+}
+
+/// What a view's last completed materialization covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Materialized {
+    start_ns: i64,
+    most_recent_end_ns: i64,
+}
+
+/// Options of a materialization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MaterializeOptions {
+    /// Only these views (all online views when `None`).
+    pub views: Option<Vec<String>>,
+    /// Source rows per atomic write (and per watermark).
+    pub chunk_rows: usize,
+}
+
+impl Default for MaterializeOptions {
+    fn default() -> Self {
+        Self {
+            views: None,
+            chunk_rows: 50_000,
+        }
+    }
+}
+
+impl MaterializeOptions {
+    /// Only these views.
+    pub fn with_views<S: Into<String>>(mut self, views: impl IntoIterator<Item = S>) -> Self {
+        self.views = Some(views.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Rows per chunk (at least 1).
+    pub fn with_chunk_rows(mut self, rows: usize) -> Self {
+        self.chunk_rows = rows.max(1);
+        self
+    }
+}
+
+/// One view's materialization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ViewMaterialization {
+    /// The view.
+    pub view: String,
+    /// The window, ns (inclusive).
+    pub start_ns: i64,
+    /// End of the window, ns (inclusive).
+    pub end_ns: i64,
+    /// Source rows inside the window.
+    pub rows_in_window: usize,
+    /// Entity rows written to the store.
+    pub written: usize,
+    /// Rows the store kept a newer row for.
+    pub skipped_older: usize,
+    /// Atomic writes made.
+    pub chunks: usize,
+    /// Where an interrupted run was resumed (its watermark), if it was.
+    pub resumed_from_ns: Option<i64>,
+    /// The source as read.
+    pub source: SourceLineage,
+}
+
+/// A materialization's views.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MaterializeReport {
+    /// The project.
+    pub project: String,
+    /// The registry version whose definitions were materialized.
+    pub registry_version: mlops_core::Version,
+    /// Per view.
+    pub views: Vec<ViewMaterialization>,
+}
+
+/// Nanoseconds since the epoch now.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn ttl_ns(ttl: Option<Duration>) -> Option<i64> {
+    ttl.map(|t| i64::try_from(t.as_nanos()).unwrap_or(i64::MAX))
+}
+
+impl FeatureStore {
+    /// Writes the latest row per entity key with `start_ns <= event_ts <= end_ns` of every
+    /// online view (or those of `options`) into `online`; see the [module docs](self).
+    pub async fn materialize(
+        &self,
+        project: &str,
+        online: &dyn OnlineStore,
+        start_ns: i64,
+        end_ns: i64,
+        options: &MaterializeOptions,
+    ) -> Result<MaterializeReport> {
+        if start_ns > end_ns {
+            return Err(Error::invalid(
+                "materialize",
+                format!("the window starts ({start_ns} ns) after it ends ({end_ns} ns)"),
+            ));
+        }
+        let applied = self.registry().get(project, RefVersion::Latest).await?;
+        let mut views = Vec::new();
+        for view in selected_views(&applied, options)? {
+            views.push(
+                self.materialize_view(&applied, online, view, start_ns, end_ns, options)
+                    .await?,
+            );
+        }
+        Ok(MaterializeReport {
+            project: project.to_owned(),
+            registry_version: applied.version,
+            views,
+        })
+    }
+
+    /// Materializes each view from where its last materialization ended (else `now - ttl`,
+    /// else `now - 52 weeks`) to `end_ns`.
+    pub async fn materialize_incremental(
+        &self,
+        project: &str,
+        online: &dyn OnlineStore,
+        end_ns: i64,
+        options: &MaterializeOptions,
+    ) -> Result<MaterializeReport> {
+        let applied = self.registry().get(project, RefVersion::Latest).await?;
+        let now = now_ns();
+        let mut views = Vec::new();
+        for view in selected_views(&applied, options)? {
+            let start = match online.mark(&materialized_mark(project, &view.name)).await? {
+                Some(m) => {
+                    let m: Materialized = serde_json::from_slice(&m).map_err(|e| {
+                        Error::corrupt("materialization mark", &view.name, e.to_string())
+                    })?;
+                    m.most_recent_end_ns
+                }
+                None => match ttl_ns(view.ttl) {
+                    Some(ttl) => now.saturating_sub(ttl),
+                    None => now.saturating_sub(52 * 7 * 86_400 * 1_000_000_000),
+                },
+            };
+            if start > end_ns {
+                return Err(Error::invalid(
+                    "materialize",
+                    format!(
+                        "view {} is materialized up to {start} ns, after the requested end {end_ns} ns",
+                        view.name
+                    ),
+                ));
+            }
+            views.push(
+                self.materialize_view(&applied, online, view, start, end_ns, options)
+                    .await?,
+            );
+        }
+        Ok(MaterializeReport {
+            project: project.to_owned(),
+            registry_version: applied.version,
+            views,
+        })
+    }
+
+    async fn materialize_view(
+        &self,
+        applied: &AppliedRepo,
+        online: &dyn OnlineStore,
+        view: &FeatureView,
+        start_ns: i64,
+        end_ns: i64,
+        options: &MaterializeOptions,
+    ) -> Result<ViewMaterialization> {
+        let repo = &applied.repo;
+        let project = repo.project.as_str();
+        let source = repo.source(&view.source).ok_or_else(|| {
+            Error::invalid(
+                "feature view",
+                format!("view {} reads an undefined source", view.name),
+            )
+        })?;
+        let join_keys = repo.join_keys(view);
+        let mut columns = join_keys.clone();
+        columns.push(source.timestamp_field.clone());
+        columns.extend(source.created_timestamp_column.iter().cloned());
+        let table = if view.schema.is_empty() {
+            self.reader().read(source, None).await?
+        } else {
+            let mut wanted = columns.clone();
+            wanted.extend(view.schema.iter().map(|f| f.name.clone()));
+            self.reader().read(source, Some(&wanted)).await?
+        };
+        let rows = &table.rows;
+        // The features and their types: declared, or every other column of the source.
+        let mut features: Vec<(String, ArrayRef, ValueType)> = Vec::new();
+        if view.schema.is_empty() {
+            for (i, f) in rows.schema().fields().iter().enumerate() {
+                if columns.contains(f.name()) {
+                    continue;
+                }
+                let dtype = ValueType::of_arrow(f.data_type()).ok_or_else(|| {
+                    Error::not_supported(
+                        "feature type",
+                        format!("{}:{}", view.name, f.name()),
+                        format!(
+                            "{} columns cannot be online features; declare the view's schema",
+                            f.data_type()
+                        ),
+                    )
+                })?;
+                let col = cast_feature(rows.column(i), dtype, &view.name, f.name())?;
+                features.push((f.name().clone(), col, dtype));
+            }
+        } else {
+            for f in &view.schema {
+                let col = column(rows, &f.name, &source.name)?;
+                features.push((
+                    f.name.clone(),
+                    cast_feature(&col, f.dtype, &view.name, &f.name)?,
+                    f.dtype,
+                ));
+            }
+        }
+        let layout = Layout::new(
+            project,
+            &view.name,
+            join_keys.clone(),
+            features.iter().map(|(n, _, t)| (n.clone(), *t)).collect(),
+        );
+        let event = timestamps_ns(
+            &column(rows, &source.timestamp_field, &source.name)?,
+            &source.timestamp_field,
+        )?;
+        let created = match &source.created_timestamp_column {
+            Some(c) => Some(timestamps_ns(&column(rows, c, &source.name)?, c)?),
+            None => None,
+        };
+        let key_cols: Vec<ArrayRef> = join_keys
+            .iter()
+            .map(|k| column(rows, k, &source.name))
+            .collect::<Result<_>>()?;
+
+        // Resume an interrupted run of this same window.
+        let progress_name = progress_mark(&layout.table);
+        let resumed_from_ns = match online.mark(&progress_name).await? {
+            Some(p) => serde_json::from_slice::<Progress>(&p)
+                .ok()
+                .filter(|p| p.start_ns == start_ns && p.end_ns == end_ns)
+                .map(|p| p.watermark_ns),
+            None => None,
+        };
+        let from = resumed_from_ns.unwrap_or(start_ns);
+        let cr = |i: usize| created.as_ref().and_then(|c| c[i]).unwrap_or(i64::MIN);
+        let mut order: Vec<usize> = (0..rows.num_rows())
+            .filter(|&i| event[i].is_some_and(|t| t >= start_ns && t <= end_ns))
+            .collect();
+        let rows_in_window = order.len();
+        order.retain(|&i| event[i].is_some_and(|t| t >= from));
+        order.sort_unstable_by_key(|&i| (event[i].unwrap_or(i64::MIN), cr(i), i));
+
+        let layout_json = Bytes::from(
+            serde_json::to_vec(&layout).map_err(|e| Error::invalid("layout", e.to_string()))?,
+        );
+        let mut report = ViewMaterialization {
+            view: view.name.clone(),
+            start_ns,
+            end_ns,
+            rows_in_window,
+            written: 0,
+            skipped_older: 0,
+            chunks: 0,
+            resumed_from_ns,
+            source: table.lineage.clone(),
+        };
+        let mut first = true;
+        for chunk in order.chunks(options.chunk_rows) {
+            // The latest row per key within the chunk (later in the order wins).
+            let mut latest: HashMap<Bytes, usize> = HashMap::with_capacity(chunk.len());
+            let mut key_values = Vec::with_capacity(key_cols.len());
+            for &i in chunk {
+                key_values.clear();
+                for c in &key_cols {
+                    key_values.push(FeatureValue::from_arrow(c, i)?);
+                }
+                if let Some(key) = encode_key(&key_values)? {
+                    latest.insert(key, i);
+                }
+            }
+            let mut out = Vec::with_capacity(latest.len());
+            for (key, i) in latest {
+                let mut buf = BytesMut::with_capacity(8 * features.len());
+                for (_, col, _) in &features {
+                    push_value(&mut buf, &FeatureValue::from_arrow(col, i)?)?;
+                }
+                out.push(OnlineRow::new(
+                    key,
+                    event[i].unwrap_or(i64::MIN),
+                    cr(i),
+                    buf.freeze(),
+                ));
+            }
+            let watermark = chunk.last().and_then(|&i| event[i]).unwrap_or(from);
+            let mut marks = vec![(
+                progress_name.clone(),
+                Bytes::from(
+                    serde_json::to_vec(&Progress {
+                        start_ns,
+                        end_ns,
+                        watermark_ns: watermark,
+                    })
+                    .unwrap_or_default(),
+                ),
+            )];
+            if first {
+                marks.push((layout_mark(project, &view.name), layout_json.clone()));
+                first = false;
+            }
+            let s = online.write(&layout.table, &out, &marks).await?;
+            report.written += s.written;
+            report.skipped_older += s.skipped_older;
+            report.chunks += 1;
+        }
+        // Done: the layout (also when no row was in the window), the end for incremental runs,
+        // and a progress mark past the window so a re-run of it starts afresh.
+        let done = Materialized {
+            start_ns,
+            most_recent_end_ns: end_ns,
+        };
+        let marks = vec![
+            (layout_mark(project, &view.name), layout_json),
+            (
+                materialized_mark(project, &view.name),
+                Bytes::from(serde_json::to_vec(&done).unwrap_or_default()),
+            ),
+            (
+                progress_name,
+                Bytes::from(
+                    serde_json::to_vec(&Progress {
+                        start_ns: i64::MIN,
+                        end_ns: i64::MIN,
+                        watermark_ns: end_ns,
+                    })
+                    .unwrap_or_default(),
+                ),
+            ),
+        ];
+        online.write(&layout.table, &[], &marks).await?;
+        Ok(report)
+    }
+}
+
+fn column(rows: &RecordBatch, name: &str, source: &str) -> Result<ArrayRef> {
+    rows.column_by_name(name)
+        .cloned()
+        .ok_or_else(|| Error::invalid("source", format!("source {source} has no column {name}")))
+}
+
+fn selected_views<'a>(
+    applied: &'a AppliedRepo,
+    options: &MaterializeOptions,
+) -> Result<Vec<&'a FeatureView>> {
+    let repo = &applied.repo;
+    match &options.views {
+        None => Ok(repo.feature_views.iter().filter(|v| v.online).collect()),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                let v = repo.feature_view(n).ok_or_else(|| {
+                    Error::invalid(
+                        "feature view",
+                        format!(
+                            "project {} has no feature view {n}{}",
+                            repo.project,
+                            known(repo.feature_views.iter().map(|v| &v.name))
+                        ),
+                    )
+                })?;
+                if !v.online {
+                    return Err(Error::invalid(
+                        "feature view",
+                        format!("feature view {n} is not online (online: false)"),
+                    ));
+                }
+                Ok(v)
+            })
+            .collect(),
+    }
+}
+
+/// A feature's status in an online response (Feast's `FieldStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum FeatureStatus {
+    /// A value was found.
+    Present,
+    /// A row was found whose value is null.
+    NullValue,
+    /// No row for the key.
+    NotFound,
+    /// The row is older than the view's ttl; the value is withheld (null).
+    OutsideMaxAge,
+}
+
+/// One column of an online response: a join key or a feature across the entity rows.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct FeatureVector {
+    /// A value per entity row.
+    pub values: Vec<FeatureValue>,
+    /// A status per entity row.
+    pub statuses: Vec<FeatureStatus>,
+    /// The row's event time per entity row, ns (0 for join keys and rows not found).
+    pub event_timestamps_ns: Vec<i64>,
+}
+
+/// An online response, column-oriented as Feast's.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct OnlineResponse {
+    /// Join keys, then features (named `feature` or `view__feature`).
+    pub feature_names: Vec<String>,
+    /// One vector per name.
+    pub results: Vec<FeatureVector>,
+}
+
+impl OnlineResponse {
+    /// `{name: [value per entity row]}`, as Feast's `OnlineResponse.to_dict()`.
+    pub fn to_dict(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.feature_names
+            .iter()
+            .zip(&self.results)
+            .map(|(n, r)| {
+                (
+                    n.clone(),
+                    r.values.iter().map(FeatureValue::to_json).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Feast's HTTP response: `{"results": [{"values", "statuses", "event_timestamps"}],
+    /// "metadata": {"feature_names"}}`, `results[i]` being `feature_names[i]` across the entity
+    /// rows, event times as RFC 3339 UTC (`1970-01-01T00:00:00Z` for join keys and rows not
+    /// found).
+    pub fn to_feast_json(&self) -> serde_json::Value {
+        let results: Vec<serde_json::Value> = self
+            .results
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "values": r.values.iter().map(FeatureValue::to_json).collect::<Vec<_>>(),
+                    "statuses": r.statuses,
+                    "event_timestamps": r.event_timestamps_ns.iter().map(|&t| rfc3339(t)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({"results": results, "metadata": {"feature_names": self.feature_names}})
+    }
+
+    /// A column by name.
+    pub fn get(&self, name: &str) -> Option<&FeatureVector> {
+        self.feature_names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| &self.results[i])
+    }
+}
+
+/// A view as the online path needs it.
+#[derive(Debug)]
+struct OnlineView {
+    layout: Layout,
+    ttl_ns: Option<i64>,
+    positions: HashMap<String, usize>,
+}
+
+#[derive(Debug)]
+struct Resolved {
+    applied: AppliedRepo,
+    views: HashMap<String, OnlineView>,
+}
+
+/// Online lookups of one project, over the definitions and layouts of a registry version
+/// (re-read by [`refresh`](Self::refresh)).
+#[derive(Debug, Clone)]
+pub struct OnlineFeatures {
+    features: FeatureStore,
+    online: Arc<dyn OnlineStore>,
+    project: String,
+    resolved: Arc<RwLock<Arc<Resolved>>>,
+}
+
+impl OnlineFeatures {
+    /// Reads the project's definitions and the layouts materialization recorded.
+    pub async fn open(
+        features: FeatureStore,
+        online: Arc<dyn OnlineStore>,
+        project: &str,
+    ) -> Result<Self> {
+        let resolved = Self::resolve(&features, online.as_ref(), project).await?;
+        Ok(Self {
+            features,
+            online,
+            project: project.to_owned(),
+            resolved: Arc::new(RwLock::new(Arc::new(resolved))),
+        })
+    }
+
+    async fn resolve(
+        features: &FeatureStore,
+        online: &dyn OnlineStore,
+        project: &str,
+    ) -> Result<Resolved> {
+        let applied = features.registry().get(project, RefVersion::Latest).await?;
+        let mut views = HashMap::new();
+        for v in applied.repo.feature_views.iter().filter(|v| v.online) {
+            let Some(mark) = online.mark(&layout_mark(project, &v.name)).await? else {
+                continue;
+            };
+            let layout: Layout = serde_json::from_slice(&mark)
+                .map_err(|e| Error::corrupt("layout mark", &v.name, e.to_string()))?;
+            // A layout of other keys or types than the definitions now say is stale: skip it
+            // until the view is materialized again.
+            let keys = applied.repo.join_keys(v);
+            let declared_match = v.schema.is_empty()
+                || v.schema.iter().all(|f| {
+                    layout
+                        .features
+                        .iter()
+                        .any(|(n, t)| *n == f.name && *t == f.dtype)
+                });
+            if layout.join_keys != keys || !declared_match {
+                continue;
+            }
+            let positions = layout
+                .features
+                .iter()
+                .enumerate()
+                .map(|(i, (n, _))| (n.clone(), i))
+                .collect();
+            views.insert(
+                v.name.clone(),
+                OnlineView {
+                    layout,
+                    ttl_ns: ttl_ns(v.ttl),
+                    positions,
+                },
+            );
+        }
+        Ok(Resolved { applied, views })
+    }
+
+    /// Re-reads the definitions and layouts when the registry has a newer version (or the
+    /// layouts changed); answers whether anything was re-read.
+    pub async fn refresh(&self) -> Result<bool> {
+        let fresh = Self::resolve(&self.features, self.online.as_ref(), &self.project).await?;
+        let current = self
+            .resolved
+            .read()
+            .map_err(|_| Error::unavailable("poisoned lock"))?
+            .clone();
+        let changed = fresh.applied.version != current.applied.version
+            || fresh.views.len() != current.views.len()
+            || fresh
+                .views
+                .iter()
+                .any(|(n, v)| current.views.get(n).is_none_or(|c| c.layout != v.layout));
+        if changed {
+            *self
+                .resolved
+                .write()
+                .map_err(|_| Error::unavailable("poisoned lock"))? = Arc::new(fresh);
+        }
+        Ok(changed)
+    }
+
+    /// The registry version in use.
+    pub fn registry_version(&self) -> Result<mlops_core::Version> {
+        Ok(self
+            .resolved
+            .read()
+            .map_err(|_| Error::unavailable("poisoned lock"))?
+            .applied
+            .version)
+    }
+
+    /// The online store.
+    pub fn store(&self) -> &Arc<dyn OnlineStore> {
+        &self.online
+    }
+
+    /// The features of `selection` for each entity row (`entities`: join-key columns, every
+    /// column of one length), column-oriented; see the [module docs](self) for statuses.
+    pub async fn get_online_features(
+        &self,
+        selection: &FeatureSelection,
+        entities: &[(String, Vec<FeatureValue>)],
+        full_feature_names: bool,
+    ) -> Result<OnlineResponse> {
+        let resolved = self
+            .resolved
+            .read()
+            .map_err(|_| Error::unavailable("poisoned lock"))?
+            .clone();
+        let requests = resolved.applied.repo.resolve(selection)?;
+        let n = entities.first().map_or(0, |(_, v)| v.len());
+        if let Some((name, v)) = entities.iter().find(|(_, v)| v.len() != n) {
+            return Err(Error::invalid(
+                "entities",
+                format!(
+                    "entity column {name} has {} values, the first has {n}",
+                    v.len()
+                ),
+            ));
+        }
+        let mut feature_names: Vec<String> = entities.iter().map(|(k, _)| k.clone()).collect();
+        let mut results: Vec<FeatureVector> = entities
+            .iter()
+            .map(|(_, v)| FeatureVector {
+                values: v.clone(),
+                statuses: vec![FeatureStatus::Present; n],
+                event_timestamps_ns: vec![0; n],
+            })
+            .collect();
+        let now = now_ns();
+        for req in &requests {
+            self.lookup(
+                &resolved,
+                req,
+                entities,
+                n,
+                now,
+                full_feature_names,
+                &mut feature_names,
+                &mut results,
+            )
+            .await?;
+        }
+        Ok(OnlineResponse {
+            feature_names,
+            results,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn lookup(
+        &self,
+        resolved: &Resolved,
+        req: &ViewRequest,
+        entities: &[(String, Vec<FeatureValue>)],
+        n: usize,
+        now: i64,
+        full_feature_names: bool,
+        names: &mut Vec<String>,
+        results: &mut Vec<FeatureVector>,
+    ) -> Result<()> {
+        let view = resolved.views.get(&req.view.name).ok_or_else(|| {
+            Error::invalid(
+                "feature view",
+                format!(
+                    "feature view {} has not been materialized (mlops features materialize)",
+                    req.view.name
+                ),
+            )
+        })?;
+        let wanted: Vec<String> = if req.features.is_empty() {
+            view.layout
+                .features
+                .iter()
+                .map(|(f, _)| f.clone())
+                .collect()
+        } else {
+            req.features.clone()
+        };
+        let positions: Vec<usize> = wanted
+            .iter()
+            .map(|f| {
+                view.positions.get(f).copied().ok_or_else(|| {
+                    Error::invalid(
+                        "feature reference",
+                        format!("feature view {} has no feature {f}", req.view.name),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+        let key_columns: Vec<&Vec<FeatureValue>> = view
+            .layout
+            .join_keys
+            .iter()
+            .map(|k| {
+                entities
+                    .iter()
+                    .find(|(name, _)| name == k)
+                    .map(|(_, v)| v)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "entities",
+                            format!(
+                                "the entity rows have no join key {k} (view {} needs it)",
+                                req.view.name
+                            ),
+                        )
+                    })
+            })
+            .collect::<Result<_>>()?;
+        // Encode each row's key; rows with a null key are not looked up.
+        let mut keys = Vec::with_capacity(n);
+        let mut slots = Vec::with_capacity(n);
+        let mut buf = BytesMut::new();
+        for row in 0..n {
+            buf.clear();
+            let mut null = false;
+            for col in &key_columns {
+                if push_key(&mut buf, &col[row])?.is_none() {
+                    null = true;
+                    break;
+                }
+            }
+            if null {
+                slots.push(None);
+            } else {
+                slots.push(Some(keys.len()));
+                keys.push(buf.split().freeze());
+            }
+        }
+        let found = self.online.read(&view.layout.table, &keys).await?;
+        let width = view.layout.features.len();
+        let mut columns: Vec<FeatureVector> = wanted
+            .iter()
+            .map(|_| FeatureVector {
+                values: Vec::with_capacity(n),
+                statuses: Vec::with_capacity(n),
+                event_timestamps_ns: Vec::with_capacity(n),
+            })
+            .collect();
+        for slot in slots {
+            let stored = slot.and_then(|i| found.get(i).cloned().flatten());
+            match stored {
+                None => {
+                    for c in &mut columns {
+                        c.values.push(FeatureValue::Null);
+                        c.statuses.push(FeatureStatus::NotFound);
+                        c.event_timestamps_ns.push(0);
+                    }
+                }
+                Some(v) => {
+                    let stale = view
+                        .ttl_ns
+                        .is_some_and(|ttl| now.saturating_sub(v.event_ts_ns) > ttl);
+                    let values = decode_values(&v.values, width)?;
+                    for (c, &p) in columns.iter_mut().zip(&positions) {
+                        let value = values.get(p).cloned().unwrap_or(FeatureValue::Null);
+                        let (value, status) = if stale {
+                            (FeatureValue::Null, FeatureStatus::OutsideMaxAge)
+                        } else if value.is_null() {
+                            (value, FeatureStatus::NullValue)
+                        } else {
+                            (value, FeatureStatus::Present)
+                        };
+                        c.values.push(value);
+                        c.statuses.push(status);
+                        c.event_timestamps_ns.push(v.event_ts_ns);
+                    }
+                }
+            }
+        }
+        for (f, c) in wanted.iter().zip(columns) {
+            let name = output_name(&req.view.name, f, full_feature_names);
+            if names.contains(&name) {
+                return Err(Error::invalid(
+                    "features",
+                    format!(
+                        "result column {name} collides with another column; request full feature names"
+                    ),
+                ));
+            }
+            names.push(name);
+            results.push(c);
+        }
+        Ok(())
+    }
+}
+
+/// `2026-01-01T00:00:00Z`, with a fraction only when there is one (3, 6 or 9 digits).
+pub fn rfc3339(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000);
+    let t = if secs >= 0 {
+        std::time::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+    } else {
+        std::time::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    };
+    let whole = humantime::format_rfc3339_seconds(t).to_string();
+    let base = whole.trim_end_matches('Z');
+    if nanos == 0 {
+        format!("{base}Z")
+    } else if nanos % 1_000_000 == 0 {
+        format!("{base}.{:03}Z", nanos / 1_000_000)
+    } else if nanos % 1_000 == 0 {
+        format!("{base}.{:06}Z", nanos / 1_000)
+    } else {
+        format!("{base}.{nanos:09}Z")
+    }
+}
+
+/// Entity rows of a batch as columns of values (for [`OnlineFeatures::get_online_features`]).
+pub fn entity_columns(batch: &RecordBatch) -> Result<Vec<(String, Vec<FeatureValue>)>> {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, col)| {
+            let values = (0..batch.num_rows())
+                .map(|i| FeatureValue::from_arrow(col, i))
+                .collect::<Result<_>>()?;
+            Ok((f.name().clone(), values))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn timestamps_print_as_feast_does() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_796_294_978_000_000_000), "2026-12-03T10:49:38Z");
+        assert_eq!(
+            rfc3339(1_796_294_978_250_000_000),
+            "2026-12-03T10:49:38.250Z"
+        );
+        assert_eq!(
+            rfc3339(1_796_294_978_000_001_000),
+            "2026-12-03T10:49:38.000001Z"
+        );
+    }
+}
