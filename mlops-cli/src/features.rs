@@ -149,6 +149,29 @@ pub enum FeaturesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Serve Feast's feature server API (POST /get-online-features, POST /push) over the
+    /// online store until Ctrl-C; definitions are re-read every --refresh-ms
+    ///
+    /// Example: mlops features serve --project churn --port 6566
+    Serve {
+        /// The project
+        #[arg(long)]
+        project: String,
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port (Feast's default 6566; 0 picks a free one, printed)
+        #[arg(long, default_value_t = 6566)]
+        port: u16,
+        /// Require `Authorization: Bearer <token>` with the token in this file
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// How often to re-read definitions and materialized layouts, in ms
+        #[arg(long, default_value_t = 1000)]
+        refresh_ms: u64,
+        #[command(flatten)]
+        online: OnlineArgs,
+    },
 }
 
 /// Where the online store is.
@@ -428,6 +451,35 @@ pub async fn run(store: Arc<dyn Store>, cmd: &FeaturesCommand) -> Result<()> {
             if let Some(v) = written {
                 eprintln!("wrote dataset {}@{}", v.name, v.version);
             }
+        }
+        FeaturesCommand::Serve {
+            project,
+            host,
+            port,
+            token_file,
+            refresh_ms,
+            online,
+        } => {
+            let fs = FeatureStore::new(
+                store.clone(),
+                Arc::new(StoreSources::new(store, &online.root)),
+            );
+            let client = OnlineFeatures::open(fs, online.open()?, project).await?;
+            let mut server = mlops::features::http::FeatureServer::new(client)
+                .with_refresh(Some(std::time::Duration::from_millis((*refresh_ms).max(1))));
+            if let Some(file) = token_file {
+                server = server.with_bearer_token(crate::server::read_token(file)?);
+            }
+            let (listener, addr) = crate::listen(host, *port).await?;
+            let stop = crate::stop_signal();
+            println!(
+                "listening on http://{addr} (Feast's feature server API for project {project}; Ctrl-C or SIGTERM stops)"
+            );
+            mlops::serve::http::serve(listener, server.router(), async {
+                let why = stop.await;
+                println!("{why}: shutting down");
+            })
+            .await?;
         }
         FeaturesCommand::Materialize {
             project,

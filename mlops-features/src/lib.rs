@@ -31,6 +31,8 @@
 
 pub mod definitions;
 pub mod historical;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod online;
 pub mod registry;
 pub mod source;

@@ -53,8 +53,8 @@ use crate::{FeatureStore, SourceLineage};
 pub struct Layout {
     /// The table.
     pub table: String,
-    /// The join keys, in key order.
-    pub join_keys: Vec<String>,
+    /// The join keys, in key order, with the source's types.
+    pub join_keys: Vec<(String, ValueType)>,
     /// The features, in row order.
     pub features: Vec<(String, ValueType)>,
 }
@@ -63,7 +63,7 @@ impl Layout {
     fn new(
         project: &str,
         view: &str,
-        join_keys: Vec<String>,
+        join_keys: Vec<(String, ValueType)>,
         features: Vec<(String, ValueType)>,
     ) -> Self {
         let doc = serde_json::json!([join_keys, features]).to_string();
@@ -322,10 +322,25 @@ impl FeatureStore {
                 ));
             }
         }
+        let mut typed_keys = Vec::with_capacity(join_keys.len());
+        for k in &join_keys {
+            let col = column(rows, k, &source.name)?;
+            let dtype = ValueType::of_arrow(col.data_type()).ok_or_else(|| {
+                Error::invalid(
+                    "join key",
+                    format!(
+                        "join key {k} of source {} is {}, not an integer, string, boolean or bytes",
+                        source.name,
+                        col.data_type()
+                    ),
+                )
+            })?;
+            typed_keys.push((k.clone(), dtype));
+        }
         let layout = Layout::new(
             project,
             &view.name,
-            join_keys.clone(),
+            typed_keys,
             features.iter().map(|(n, _, t)| (n.clone(), *t)).collect(),
         );
         let event = timestamps_ns(
@@ -631,7 +646,8 @@ impl OnlineFeatures {
                         .iter()
                         .any(|(n, t)| *n == f.name && *t == f.dtype)
                 });
-            if layout.join_keys != keys || !declared_match {
+            let layout_keys: Vec<&String> = layout.join_keys.iter().map(|(k, _)| k).collect();
+            if layout_keys != keys.iter().collect::<Vec<_>>() || !declared_match {
                 continue;
             }
             let positions = layout
@@ -716,10 +732,25 @@ impl OnlineFeatures {
             ));
         }
         let mut feature_names: Vec<String> = entities.iter().map(|(k, _)| k.clone()).collect();
+        // Join keys echo in their key's type ("1001" for an integer key answers 1001).
+        let key_type = |name: &str| {
+            requests.iter().find_map(|r| {
+                resolved.views.get(&r.view.name).and_then(|v| {
+                    v.layout
+                        .join_keys
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, t)| *t)
+                })
+            })
+        };
         let mut results: Vec<FeatureVector> = entities
             .iter()
-            .map(|(_, v)| FeatureVector {
-                values: v.clone(),
+            .map(|(name, v)| FeatureVector {
+                values: match key_type(name) {
+                    Some(t) => v.iter().map(|x| key_value(x, t).into_owned()).collect(),
+                    None => v.clone(),
+                },
                 statuses: vec![FeatureStatus::Present; n],
                 event_timestamps_ns: vec![0; n],
             })
@@ -785,15 +816,15 @@ impl OnlineFeatures {
                 })
             })
             .collect::<Result<_>>()?;
-        let key_columns: Vec<&Vec<FeatureValue>> = view
+        let key_columns: Vec<(&Vec<FeatureValue>, ValueType)> = view
             .layout
             .join_keys
             .iter()
-            .map(|k| {
+            .map(|(k, dtype)| {
                 entities
                     .iter()
                     .find(|(name, _)| name == k)
-                    .map(|(_, v)| v)
+                    .map(|(_, v)| (v, *dtype))
                     .ok_or_else(|| {
                         Error::invalid(
                             "entities",
@@ -812,8 +843,8 @@ impl OnlineFeatures {
         for row in 0..n {
             buf.clear();
             let mut null = false;
-            for col in &key_columns {
-                if push_key(&mut buf, &col[row])?.is_none() {
+            for (col, dtype) in &key_columns {
+                if push_key(&mut buf, &key_value(&col[row], *dtype))?.is_none() {
                     null = true;
                     break;
                 }
@@ -880,6 +911,237 @@ impl OnlineFeatures {
             results.push(c);
         }
         Ok(())
+    }
+}
+
+/// What a push wrote, per view reading the pushed source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PushReport {
+    /// The source pushed to.
+    pub source: String,
+    /// Rows received.
+    pub rows: usize,
+    /// Per view: entity rows written, and rows skipped because a newer row was stored.
+    pub views: Vec<(String, usize, usize)>,
+}
+
+impl OnlineFeatures {
+    /// Writes rows of `source` (its join keys, timestamp columns and features, as columns of
+    /// values) to the online table of every materialized online view that reads it; the
+    /// newer row per key wins, as in materialization. Timestamps are
+    /// [`FeatureValue::Timestamp`] values.
+    pub async fn push(
+        &self,
+        source: &str,
+        columns: &[(String, Vec<FeatureValue>)],
+    ) -> Result<PushReport> {
+        let resolved = self
+            .resolved
+            .read()
+            .map_err(|_| Error::unavailable("poisoned lock"))?
+            .clone();
+        let repo = &resolved.applied.repo;
+        let src = repo.source(source).ok_or_else(|| {
+            Error::invalid(
+                "push source",
+                format!(
+                    "project {} has no source {source}{}",
+                    repo.project,
+                    known(repo.sources.iter().map(|s| &s.name))
+                ),
+            )
+        })?;
+        let n = columns.first().map_or(0, |(_, v)| v.len());
+        if let Some((name, v)) = columns.iter().find(|(_, v)| v.len() != n) {
+            return Err(Error::invalid(
+                "push",
+                format!("column {name} has {} values, the first has {n}", v.len()),
+            ));
+        }
+        let col = |name: &str, view: &str| -> Result<&Vec<FeatureValue>> {
+            columns
+                .iter()
+                .find(|(c, _)| c == name)
+                .map(|(_, v)| v)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "push",
+                        format!("the pushed rows have no column {name} (view {view} needs it)"),
+                    )
+                })
+        };
+        let stamp = |v: &FeatureValue, name: &str, row: usize| -> Result<Option<i64>> {
+            match v {
+                FeatureValue::Timestamp(us) => Ok(Some(us.saturating_mul(1_000))),
+                FeatureValue::Null => Ok(None),
+                other => Err(Error::invalid(
+                    "push",
+                    format!("row {row}: {name} is {other:?}, not a timestamp"),
+                )),
+            }
+        };
+        let mut report = PushReport {
+            source: source.to_owned(),
+            rows: n,
+            views: Vec::new(),
+        };
+        for view in repo
+            .feature_views
+            .iter()
+            .filter(|v| v.source == source && v.online)
+        {
+            let Some(online) = resolved.views.get(&view.name) else {
+                continue;
+            };
+            let event = col(&src.timestamp_field, &view.name)?;
+            let created = match &src.created_timestamp_column {
+                Some(c) => columns.iter().find(|(n, _)| n == c).map(|(_, v)| v),
+                None => None,
+            };
+            let keys: Vec<(&Vec<FeatureValue>, ValueType)> = online
+                .layout
+                .join_keys
+                .iter()
+                .map(|(k, t)| Ok((col(k, &view.name)?, *t)))
+                .collect::<Result<_>>()?;
+            let features: Vec<(&Vec<FeatureValue>, ValueType)> = online
+                .layout
+                .features
+                .iter()
+                .map(|(f, t)| Ok((col(f, &view.name)?, *t)))
+                .collect::<Result<_>>()?;
+            let mut rows = Vec::with_capacity(n);
+            for row in 0..n {
+                let Some(ev) = stamp(&event[row], &src.timestamp_field, row)? else {
+                    return Err(Error::invalid(
+                        "push",
+                        format!("row {row} has no {}", src.timestamp_field),
+                    ));
+                };
+                let cr = match created {
+                    Some(c) => stamp(&c[row], "created timestamp", row)?.unwrap_or(i64::MIN),
+                    None => i64::MIN,
+                };
+                let mut key = BytesMut::new();
+                let mut null = false;
+                for (c, t) in &keys {
+                    null |= push_key(&mut key, &key_value(&c[row], *t))?.is_none();
+                }
+                if null {
+                    return Err(Error::invalid(
+                        "push",
+                        format!("row {row} has a null join key"),
+                    ));
+                }
+                let mut values = BytesMut::new();
+                for (c, t) in &features {
+                    push_value(&mut values, &conform(&c[row], *t, row)?)?;
+                }
+                rows.push(OnlineRow::new(key.freeze(), ev, cr, values.freeze()));
+            }
+            let s = self.online.write(&online.layout.table, &rows, &[]).await?;
+            report
+                .views
+                .push((view.name.clone(), s.written, s.skipped_older));
+        }
+        if report.views.is_empty() {
+            return Err(Error::invalid(
+                "push source",
+                format!(
+                    "no materialized online feature view reads source {source}; materialize one first"
+                ),
+            ));
+        }
+        Ok(report)
+    }
+
+    /// The definitions in use (a registry version's).
+    pub fn applied(&self) -> Result<AppliedRepo> {
+        Ok(self
+            .resolved
+            .read()
+            .map_err(|_| Error::unavailable("poisoned lock"))?
+            .applied
+            .clone())
+    }
+
+    /// The types of a source's columns as the online views reading it store them: join keys,
+    /// features, and the timestamp columns (as `UnixTimestamp`).
+    pub fn source_types(&self, source: &str) -> Result<HashMap<String, ValueType>> {
+        let resolved = self
+            .resolved
+            .read()
+            .map_err(|_| Error::unavailable("poisoned lock"))?
+            .clone();
+        let repo = &resolved.applied.repo;
+        let src = repo.source(source).ok_or_else(|| {
+            Error::invalid(
+                "push source",
+                format!("project {} has no source {source}", repo.project),
+            )
+        })?;
+        let mut out = HashMap::new();
+        out.insert(src.timestamp_field.clone(), ValueType::UnixTimestamp);
+        if let Some(c) = &src.created_timestamp_column {
+            out.insert(c.clone(), ValueType::UnixTimestamp);
+        }
+        for view in repo.feature_views.iter().filter(|v| v.source == source) {
+            if let Some(o) = resolved.views.get(&view.name) {
+                out.extend(o.layout.join_keys.iter().cloned());
+                out.extend(o.layout.features.iter().cloned());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A pushed value in a feature's stored type (integers widen to floats; anything else must
+/// match).
+fn conform(v: &FeatureValue, dtype: ValueType, row: usize) -> Result<FeatureValue> {
+    use FeatureValue as F;
+    Ok(match (v, dtype) {
+        (F::Null, _) => F::Null,
+        (F::Int32(i), ValueType::Int32) => F::Int32(*i),
+        (F::Int32(i), ValueType::Int64) => F::Int64(i64::from(*i)),
+        (F::Int64(i), ValueType::Int64) => F::Int64(*i),
+        (F::Int64(i), ValueType::Int32) => {
+            F::Int32(i32::try_from(*i).map_err(|_| {
+                Error::invalid("push", format!("row {row}: {i} does not fit Int32"))
+            })?)
+        }
+        (F::Float32(f), ValueType::Float32) => F::Float32(*f),
+        (F::Float64(f), ValueType::Float32) => F::Float32(*f as f32),
+        (F::Float32(f), ValueType::Float64) => F::Float64(f64::from(*f)),
+        (F::Float64(f), ValueType::Float64) => F::Float64(*f),
+        (F::Int32(i), ValueType::Float64) => F::Float64(f64::from(*i)),
+        (F::Int64(i), ValueType::Float64) => F::Float64(*i as f64),
+        (F::Int64(i), ValueType::Float32) => F::Float32(*i as f32),
+        (F::String(s), ValueType::String) => F::String(s.clone()),
+        (F::Bool(b), ValueType::Bool) => F::Bool(*b),
+        (F::Bytes(b), ValueType::Bytes) => F::Bytes(b.clone()),
+        (F::Timestamp(t), ValueType::UnixTimestamp) => F::Timestamp(*t),
+        (other, _) => {
+            return Err(Error::invalid(
+                "push",
+                format!("row {row}: {other:?} is not a {dtype:?} value"),
+            ));
+        }
+    })
+}
+
+/// A join-key value as the key's type: an integer key accepts integers sent as strings
+/// (`"1001"`), as Feast's server does.
+fn key_value(v: &FeatureValue, dtype: ValueType) -> std::borrow::Cow<'_, FeatureValue> {
+    use std::borrow::Cow;
+    match (v, dtype) {
+        (FeatureValue::String(s), ValueType::Int32 | ValueType::Int64) => {
+            match s.trim().parse::<i64>() {
+                Ok(i) => Cow::Owned(FeatureValue::Int64(i)),
+                Err(_) => Cow::Borrowed(v),
+            }
+        }
+        _ => Cow::Borrowed(v),
     }
 }
 
