@@ -10,6 +10,7 @@
 mod digest;
 mod drift;
 mod explain;
+mod features;
 mod pipeline;
 mod policy;
 mod search;
@@ -21,6 +22,7 @@ criterion::criterion_main!(
     digest::benches,
     drift::benches,
     explain::benches,
+    features::benches,
     pipeline::benches,
     policy::benches,
     search::benches,

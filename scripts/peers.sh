@@ -83,3 +83,31 @@ start_mlflow() {
   export MLOPS_TEST_MLFLOW_URI="http://127.0.0.1:$port"
   echo "MLflow on 127.0.0.1:$port"
 }
+
+# Starts a real Redis server (installed with apt-get when missing) and exports its URL.
+start_redis() {
+  if ! command -v redis-server > /dev/null; then
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "installing redis-server with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y --no-install-recommends redis-server > /dev/null 2>&1 \
+      || { $sudo apt-get update > /dev/null && $sudo apt-get install -y --no-install-recommends redis-server > /dev/null; }
+  fi
+  local port
+  port="$(free_port)"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    > "${TMPDIR:-/tmp}/mlops-redis-$port.log" 2>&1 &
+  PEER_PIDS+=("$!")
+  local deadline=$((SECONDS + 30))
+  until [ "$(redis-cli -p "$port" ping 2>/dev/null)" = "PONG" ]; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "Redis did not start; its log:" >&2
+      tail -20 "${TMPDIR:-/tmp}/mlops-redis-$port.log" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  export MLOPS_TEST_REDIS_URL="redis://127.0.0.1:$port"
+  echo "Redis on 127.0.0.1:$port"
+}

@@ -106,6 +106,9 @@ pub enum FeaturesCommand {
         start: String,
         /// Window end (RFC 3339, UTC, or "now")
         end: String,
+        /// Source rows per atomic write (and per resumable watermark)
+        #[arg(long, default_value_t = 50_000)]
+        chunk_rows: usize,
         #[command(flatten)]
         online: OnlineArgs,
     },
@@ -119,6 +122,9 @@ pub enum FeaturesCommand {
         project: String,
         /// Window end (RFC 3339, UTC, or "now")
         end: String,
+        /// Source rows per atomic write (and per resumable watermark)
+        #[arg(long, default_value_t = 50_000)]
+        chunk_rows: usize,
         #[command(flatten)]
         online: OnlineArgs,
     },
@@ -177,25 +183,32 @@ pub enum FeaturesCommand {
 /// Where the online store is.
 #[derive(Debug, clap::Args)]
 pub struct OnlineArgs {
-    /// The online store: a redb file (created when absent) or memory://
+    /// The online store: a redb file (created when absent), redis://[user:password@]host:port[/db],
+    /// or memory://
     #[arg(
         long = "online",
         env = "MLOPS_ONLINE_STORE",
         default_value = "mlops-online.redb"
     )]
     pub location: String,
-    /// Source rows per atomic write during materialization
-    #[arg(long, default_value_t = 50_000)]
-    pub chunk_rows: usize,
+    /// The prefix of every Redis key the online store writes
+    #[arg(long, default_value = "mlops:")]
+    pub redis_prefix: String,
     /// The folder relative Parquet source paths start from
     #[arg(long, default_value = ".")]
     pub root: PathBuf,
 }
 
 impl OnlineArgs {
-    fn open(&self) -> Result<Arc<dyn OnlineStore>> {
+    pub async fn open(&self) -> Result<Arc<dyn OnlineStore>> {
         if self.location == "memory://" {
             return Ok(Arc::new(MemoryOnlineStore::new()));
+        }
+        if self.location.starts_with("redis://") || self.location.starts_with("rediss://") {
+            return Ok(Arc::new(
+                mlops::features::RedisOnlineStore::connect(&self.location, &self.redis_prefix)
+                    .await?,
+            ));
         }
         Ok(Arc::new(EmbeddedOnlineStore::open(&self.location)?))
     }
@@ -247,8 +260,8 @@ fn print_materialized(report: &mlops::features::MaterializeReport) {
             v.written,
             v.skipped_older,
             v.chunks,
-            v.resumed_from_ns
-                .map(|w| format!(", resumed from {}", mlops::features::online::rfc3339(w)))
+            v.resumed_after
+                .map(|n| format!(", resumed after {n} entities an interrupted run wrote"))
                 .unwrap_or_default()
         );
     }
@@ -464,7 +477,7 @@ pub async fn run(store: Arc<dyn Store>, cmd: &FeaturesCommand) -> Result<()> {
                 store.clone(),
                 Arc::new(StoreSources::new(store, &online.root)),
             );
-            let client = OnlineFeatures::open(fs, online.open()?, project).await?;
+            let client = OnlineFeatures::open(fs, online.open().await?, project).await?;
             let mut server = mlops::features::http::FeatureServer::new(client)
                 .with_refresh(Some(std::time::Duration::from_millis((*refresh_ms).max(1))));
             if let Some(file) = token_file {
@@ -485,6 +498,7 @@ pub async fn run(store: Arc<dyn Store>, cmd: &FeaturesCommand) -> Result<()> {
             project,
             start,
             end,
+            chunk_rows,
             online,
         } => {
             let (start, end) = (parse_time(start)?, parse_time(end)?);
@@ -492,15 +506,16 @@ pub async fn run(store: Arc<dyn Store>, cmd: &FeaturesCommand) -> Result<()> {
                 store.clone(),
                 Arc::new(StoreSources::new(store, &online.root)),
             );
-            let options = MaterializeOptions::default().with_chunk_rows(online.chunk_rows);
+            let options = MaterializeOptions::default().with_chunk_rows(*chunk_rows);
             let report = fs
-                .materialize(project, online.open()?.as_ref(), start, end, &options)
+                .materialize(project, online.open().await?.as_ref(), start, end, &options)
                 .await?;
             print_materialized(&report);
         }
         FeaturesCommand::MaterializeIncremental {
             project,
             end,
+            chunk_rows,
             online,
         } => {
             let end = parse_time(end)?;
@@ -508,9 +523,9 @@ pub async fn run(store: Arc<dyn Store>, cmd: &FeaturesCommand) -> Result<()> {
                 store.clone(),
                 Arc::new(StoreSources::new(store, &online.root)),
             );
-            let options = MaterializeOptions::default().with_chunk_rows(online.chunk_rows);
+            let options = MaterializeOptions::default().with_chunk_rows(*chunk_rows);
             let report = fs
-                .materialize_incremental(project, online.open()?.as_ref(), end, &options)
+                .materialize_incremental(project, online.open().await?.as_ref(), end, &options)
                 .await?;
             print_materialized(&report);
         }
@@ -535,7 +550,7 @@ pub async fn run(store: Arc<dyn Store>, cmd: &FeaturesCommand) -> Result<()> {
                 store.clone(),
                 Arc::new(StoreSources::new(store, &online.root)),
             );
-            let client = OnlineFeatures::open(fs, online.open()?, project).await?;
+            let client = OnlineFeatures::open(fs, online.open().await?, project).await?;
             let response = client
                 .get_online_features(&selection, &entities, *full_feature_names)
                 .await?;

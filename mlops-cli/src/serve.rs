@@ -18,7 +18,7 @@ pub struct ServeArgs {
     #[arg(
         long = "model",
         value_name = "URI",
-        required_unless_present = "model_dirs"
+        required_unless_present_any = ["model_dirs", "features"]
     )]
     models: Vec<String>,
     /// A model to serve from a directory (its files plus a FLAVOR file), as version 1 of NAME.
@@ -69,6 +69,12 @@ pub struct ServeArgs {
     /// requests, before it is closed; also how long a request body may take to arrive (408)
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     client_timeout_s: u64,
+    /// Also answer Feast's feature server API (POST /get-online-features, POST /push) for this
+    /// feature project, from the online store (--online)
+    #[arg(long, value_name = "PROJECT")]
+    features: Option<String>,
+    #[command(flatten)]
+    online: crate::features::OnlineArgs,
 }
 
 fn model_name(uri: &ModelUri) -> Result<ModelName> {
@@ -163,7 +169,7 @@ fn explainer(args: &ServeArgs, server: &ModelServer) -> Result<mlops::explain::S
 /// Loads the models and serves until Ctrl-C, then drains in-flight requests.
 pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
     let registry = Arc::new(StoreRegistry::new(Arc::clone(&store)));
-    let artifacts = Arc::new(Artifacts::new(store));
+    let artifacts = Arc::new(Artifacts::new(store.clone()));
     let mut builder = ModelServer::builder("mlops")
         .loader(Arc::new(mlops::train::CandleLoader::new()))
         .registry(registry.clone(), artifacts)
@@ -216,7 +222,29 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
     if args.explain {
         options = options.with_explainer(Arc::new(explainer(args, &server)?));
     }
-    let app = mlops::serve::model_server_router(server, options);
+    let token = match &args.token_file {
+        Some(file) => Some(crate::server::read_token(file)?),
+        None => None,
+    };
+    let mut app = mlops::serve::model_server_router(server, options);
+    if let Some(project) = &args.features {
+        let features = mlops::features::FeatureStore::new(
+            store.clone(),
+            Arc::new(mlops::steps::features::StoreSources::new(
+                store.clone(),
+                &args.online.root,
+            )),
+        );
+        let online =
+            mlops::features::OnlineFeatures::open(features, args.online.open().await?, project)
+                .await?;
+        let mut feature_server = mlops::features::http::FeatureServer::new(online);
+        if let Some(token) = token {
+            feature_server = feature_server.with_bearer_token(token);
+        }
+        app = app.merge(feature_server.router());
+        println!("serving feature project {project} (POST /get-online-features, /push)");
+    }
     let (listener, addr) = crate::listen(&args.host, args.port).await?;
     let stop = crate::stop_signal();
     println!("listening on http://{addr} (Open Inference Protocol v2; Ctrl-C or SIGTERM stops)");

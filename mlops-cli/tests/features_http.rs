@@ -298,6 +298,37 @@ async fn online_features_and_push_answer_as_feast_serve_does() {
     let after = json!({"feature_service": "scoring", "entities": {"customer_id": [1, 7, 2]}});
     compare(&http, &ours, &feast, &after).await;
 
+    // The same API mounted in `mlops serve` beside the Open Inference Protocol.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(cwd)
+        .env_remove("MLOPS_STORE")
+        .args(["serve", "--features", "shop", "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let serving = loop {
+        let line = lines.next().expect("mlops serve exited early").unwrap();
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let _serving_process = Process(child);
+    let (s1, a) = post(&http, format!("{ours}/get-online-features"), &after).await;
+    let (s2, b) = post(&http, format!("{serving}/get-online-features"), &after).await;
+    assert_eq!((s1, s2), (200, 200), "{b}");
+    assert_eq!(
+        a, b,
+        "mlops serve --features answers as mlops features serve"
+    );
+    let live = http
+        .get(format!("{serving}/v2/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert!(live.status().is_success());
+
     // Bad requests name what was wrong.
     let (status, body) = post(
         &http,

@@ -156,6 +156,12 @@ macro_rules! forward_online {
 forward_online!(Arc<S>);
 forward_online!(Box<S>);
 
+/// Checks a write's table and mark names against the contract's limits.
+pub fn check_write(table: &str, marks: &[(String, Bytes)]) -> Result<()> {
+    check_name("table", table)?;
+    marks.iter().try_for_each(|(m, _)| check_name("mark", m))
+}
+
 /// Checks a table or mark name against the contract's limits.
 pub fn check_name(kind: &'static str, name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 512 {

@@ -65,6 +65,15 @@ pub async fn resolve_options(
     Ok(out)
 }
 
+/// Whether an `Authorization` header value is `Bearer <secret>` (compared as
+/// [`matches_secret`] does); a missing header never matches.
+pub fn bearer_matches(authorization: Option<&str>, secret: &SecretString) -> bool {
+    let given = authorization
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    matches_secret(given, secret)
+}
+
 /// Whether a presented value (a bearer token) equals `secret`, in time that depends on neither:
 /// both are hashed to 32 bytes first, so not even their lengths leak through early exits.
 pub fn matches_secret(given: &str, secret: &SecretString) -> bool {

@@ -13,8 +13,7 @@
 //! Arrow type are compared through Arrow's row format. Memory is the projected source (join
 //! keys, timestamps and the requested features only) plus the entity rows.
 
-use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
@@ -23,7 +22,7 @@ use arrow::datatypes::{
     DataType, Field as ArrowField, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::row::{RowConverter, SortField};
 use mlops_core::{Error, Result};
 use rayon::prelude::*;
 
@@ -212,7 +211,12 @@ fn join_view(
         source_keys.push(s);
         entity_keys.push(e);
     }
-    let keys = Keys::new(&source_keys, &entity_keys)?;
+    let keys = Keys::new(
+        &source_keys,
+        &entity_keys,
+        rows.num_rows(),
+        entity.num_rows(),
+    )?;
 
     // Source rows with a null key or event time never match.
     let mut order: Vec<u32> = (0..rows.num_rows())
@@ -226,19 +230,12 @@ fn join_view(
             .and_then(|c| c[i as usize])
             .unwrap_or(i64::MIN)
     };
-    order.par_sort_unstable_by(|&a, &b| {
-        keys.cmp_source(a as usize, b as usize)
-            .then(ev(a).cmp(&ev(b)))
-            .then(cr(a).cmp(&cr(b)))
-            .then(a.cmp(&b))
-    });
+    order.par_sort_unstable_by_key(|&i| (keys.source[i as usize], ev(i), cr(i), i));
     let mut entity_order: Vec<u32> = (0..entity.num_rows())
         .map(index_u32)
         .collect::<Result<_>>()?;
-    entity_order.par_sort_unstable_by(|&a, &b| {
-        keys.cmp_entity(a as usize, b as usize)
-            .then(entity_ts[a as usize].cmp(&entity_ts[b as usize]))
-    });
+    entity_order
+        .par_sort_unstable_by_key(|&i| (keys.entity_key(i as usize), entity_ts[i as usize]));
 
     let ttl_ns =
         match req.view.ttl {
@@ -254,24 +251,21 @@ fn join_view(
         let first = entity_order[e] as usize;
         // The run of entity rows with this key.
         let mut e_end = e + 1;
-        while e_end < entity_order.len()
-            && keys.cmp_entity(first, entity_order[e_end] as usize) == Ordering::Equal
-        {
+        let group = keys.entity_key(first);
+        while e_end < entity_order.len() && keys.entity_key(entity_order[e_end] as usize) == group {
             e_end += 1;
         }
-        if keys.entity_null(first) {
-            e = e_end;
-            continue;
+        if group.0 {
+            // Null or unknown keys sort last: nothing after them can match.
+            break;
         }
-        while f < order.len() && keys.cmp_source_entity(order[f] as usize, first) == Ordering::Less
-        {
+        let id = group.1;
+        while f < order.len() && keys.source[order[f] as usize] < id {
             f += 1;
         }
         let g0 = f;
         let mut g1 = g0;
-        while g1 < order.len()
-            && keys.cmp_source_entity(order[g1] as usize, first) == Ordering::Equal
-        {
+        while g1 < order.len() && keys.source[order[g1] as usize] == id {
             g1 += 1;
         }
         // Entity rows of this key ascend in time, so the first row later than T only moves on.
@@ -419,25 +413,55 @@ fn entity_key(
     })
 }
 
-/// Join keys of both sides in one row format (or none: a view joined on time alone).
+/// Join keys of both sides as ids that are equal exactly when the keys are: a single integer
+/// key is its own id; other keys (strings, several columns) go through Arrow's row format and
+/// a hash map of the source's distinct keys. Entity rows whose key the source lacks, and rows
+/// with a null key, never match. A view without entities joins on time alone (every id 0).
 struct Keys {
-    source: Option<Rows>,
-    entity: Option<Rows>,
+    source: Vec<u64>,
+    entity: Vec<u64>,
     source_nulls: Vec<bool>,
     entity_nulls: Vec<bool>,
 }
 
 impl Keys {
-    fn new(source: &[ArrayRef], entity: &[ArrayRef]) -> Result<Self> {
+    fn new(
+        source: &[ArrayRef],
+        entity: &[ArrayRef],
+        n_source: usize,
+        n_entity: usize,
+    ) -> Result<Self> {
         let nulls = |cols: &[ArrayRef], n: usize| -> Vec<bool> {
             (0..n).map(|i| cols.iter().any(|c| c.is_null(i))).collect()
         };
-        let source_nulls = nulls(source, source.first().map_or(0, |c| c.len()));
-        let entity_nulls = nulls(entity, entity.first().map_or(0, |c| c.len()));
+        let source_nulls = nulls(source, n_source);
+        let mut entity_nulls = nulls(entity, n_entity);
         if source.is_empty() {
             return Ok(Self {
-                source: None,
-                entity: None,
+                source: vec![0; n_source],
+                entity: vec![0; n_entity],
+                source_nulls,
+                entity_nulls,
+            });
+        }
+        let integer = source.len() == 1
+            && matches!(
+                ValueType::of_arrow(source[0].data_type()),
+                Some(ValueType::Int32 | ValueType::Int64)
+            );
+        if integer {
+            let ids = |col: &ArrayRef| -> Result<Vec<u64>> {
+                let col = arrow::compute::cast(col, &DataType::Int64).map_err(arrow_err)?;
+                Ok(col
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .values()
+                    .iter()
+                    .map(|v| *v as u64)
+                    .collect())
+            };
+            return Ok(Self {
+                source: ids(&source[0])?,
+                entity: ids(&entity[0])?,
                 source_nulls,
                 entity_nulls,
             });
@@ -449,9 +473,27 @@ impl Keys {
                 .collect(),
         )
         .map_err(arrow_err)?;
+        let source_rows = converter.convert_columns(source).map_err(arrow_err)?;
+        let entity_rows = converter.convert_columns(entity).map_err(arrow_err)?;
+        let mut distinct: HashMap<&[u8], u64> = HashMap::new();
+        let source_ids: Vec<u64> = (0..n_source)
+            .map(|i| {
+                let next = distinct.len() as u64;
+                *distinct.entry(source_rows.row(i).data()).or_insert(next)
+            })
+            .collect();
+        let entity_ids: Vec<u64> = (0..n_entity)
+            .map(|i| match distinct.get(entity_rows.row(i).data()) {
+                Some(id) => *id,
+                None => {
+                    entity_nulls[i] = true;
+                    u64::MAX
+                }
+            })
+            .collect();
         Ok(Self {
-            source: Some(converter.convert_columns(source).map_err(arrow_err)?),
-            entity: Some(converter.convert_columns(entity).map_err(arrow_err)?),
+            source: source_ids,
+            entity: entity_ids,
             source_nulls,
             entity_nulls,
         })
@@ -465,25 +507,9 @@ impl Keys {
         self.entity_nulls.get(i).copied().unwrap_or(false)
     }
 
-    fn cmp_source(&self, a: usize, b: usize) -> Ordering {
-        match &self.source {
-            Some(r) => r.row(a).cmp(&r.row(b)),
-            None => Ordering::Equal,
-        }
-    }
-
-    fn cmp_entity(&self, a: usize, b: usize) -> Ordering {
-        match &self.entity {
-            Some(r) => r.row(a).cmp(&r.row(b)),
-            None => Ordering::Equal,
-        }
-    }
-
-    fn cmp_source_entity(&self, s: usize, e: usize) -> Ordering {
-        match (&self.source, &self.entity) {
-            (Some(a), Some(b)) => a.row(s).cmp(&b.row(e)),
-            _ => Ordering::Equal,
-        }
+    /// The entity side's sort and group key: matchable rows first, by id.
+    fn entity_key(&self, i: usize) -> (bool, u64) {
+        (self.entity_null(i), self.entity[i])
     }
 }
 
@@ -665,6 +691,58 @@ mod tests {
             [Some(2.0), Some(2.5)],
             "only rows created by T"
         );
+    }
+
+    #[test]
+    fn several_join_keys_and_views_without_entities() {
+        let src = RecordBatch::try_from_iter([
+            (
+                "store",
+                Arc::new(Int64Array::from(vec![1, 1, 2])) as ArrayRef,
+            ),
+            (
+                "sku",
+                Arc::new(StringArray::from(vec!["a", "b", "a"])) as ArrayRef,
+            ),
+            (
+                "ts",
+                Arc::new(TimestampSecondArray::from(vec![1, 2, 3])) as ArrayRef,
+            ),
+            (
+                "spend",
+                Arc::new(Float64Array::from(vec![10.0, 20.0, 30.0])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let ents = RecordBatch::try_from_iter([
+            (
+                "store",
+                Arc::new(Int64Array::from(vec![1, 2, 1, 2])) as ArrayRef,
+            ),
+            (
+                "sku",
+                Arc::new(StringArray::from(vec!["b", "a", "a", "b"])) as ArrayRef,
+            ),
+            (
+                "event_timestamp",
+                Arc::new(TimestampSecondArray::from(vec![9, 9, 9, 9])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let mut v = view(None, src.clone());
+        v.request.join_keys = vec!["store".into(), "sku".into()];
+        v.request.source = DataSource::parquet("src", "x.parquet", "ts");
+        let out = point_in_time_join(&ents, &[v.clone()], HistoricalOptions::default()).unwrap();
+        assert_eq!(spend(&out), [Some(20.0), Some(30.0), Some(10.0), None]);
+        // No join keys: the latest row at or before T, whoever it belongs to.
+        v.request.join_keys.clear();
+        let ents = RecordBatch::try_from_iter([(
+            "event_timestamp",
+            Arc::new(TimestampSecondArray::from(vec![0, 2, 5])) as ArrayRef,
+        )])
+        .unwrap();
+        let out = point_in_time_join(&ents, &[v], HistoricalOptions::default()).unwrap();
+        assert_eq!(spend(&out), [None, Some(20.0), Some(30.0)]);
     }
 
     #[test]

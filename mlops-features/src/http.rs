@@ -117,10 +117,8 @@ async fn authorize(
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !mlops_core::secret::matches_secret(given, token) {
+            .and_then(|v| v.to_str().ok());
+        if !mlops_core::secret::bearer_matches(given, token) {
             let mut r = ApiError(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHENTICATED",

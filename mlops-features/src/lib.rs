@@ -50,6 +50,8 @@ pub use definitions::{
     Field, SourceLocation, ValueType, ViewRequest,
 };
 pub use historical::{HistoricalOptions, ViewTable, entity_timestamp_column, point_in_time_join};
+#[cfg(feature = "redis")]
+pub use online::RedisOnlineStore;
 pub use online::{
     EmbeddedOnlineStore, FeatureStatus, FeatureValue, MaterializeOptions, MaterializeReport,
     MemoryOnlineStore, OnlineFeatures, OnlineResponse,

@@ -362,7 +362,10 @@ async fn a_killed_run_resumes_to_the_same_state_and_incremental_runs_continue() 
         .materialize("shop", store.as_ref(), start, end, &options)
         .await
         .unwrap();
-    assert!(report.views[0].resumed_from_ns.is_some(), "{report:?}");
+    assert!(
+        report.views[0].resumed_after.is_some_and(|n| n > 0),
+        "{report:?}"
+    );
     let client = OnlineFeatures::open(fs.clone(), store.clone(), "shop")
         .await
         .unwrap();

@@ -288,11 +288,8 @@ async fn authorize(
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let ok = mlops_core::secret::matches_secret(given, token);
-        if !ok {
+            .and_then(|v| v.to_str().ok());
+        if !mlops_core::secret::bearer_matches(given, token) {
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],

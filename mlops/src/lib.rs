@@ -27,6 +27,7 @@
 //! | `mlflow` | `mlflow` | `MlflowTracker`/`MlflowRegistry` over MLflow's REST API, MLflow's file layout both ways, `Replicator` | no |
 //! | `mlflow-server` | `mlflow::server` | an MLflow-compatible tracking server (REST API and artifact proxy) over any tracker and registry | no |
 //! | `features` | `features` | the feature store: definitions (Feast's), registry, point-in-time training sets, materialization, online stores and lookups | no |
+//! | `features-redis` | `features::RedisOnlineStore` | Redis as the online store | no |
 //! | `features-server` | `features::http` | Feast's feature server API (`/get-online-features`, `/push`) as an axum router | no |
 //! | `explain` | `explain` | permutation importance, exact linear SHAP, KernelSHAP over any model | no |
 //! | `fairness` | `fairness` | fairlearn's and AIF360's group-fairness metrics, bootstrap intervals | no |

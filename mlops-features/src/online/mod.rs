@@ -3,11 +3,12 @@
 //! **Materialization** (`materialize(start, end)`, `materialize_incremental(end)`) writes, per
 //! online feature view, the latest row per entity key among the source rows with `start <=
 //! event_ts <= end` (both inclusive, as Feast's `BETWEEN`), ties broken by the created time.
-//! No ttl filter applies (Feast applies none either); the ttl is judged at read time. Rows are
-//! taken in event-time order in chunks of [`MaterializeOptions::chunk_rows`]: each chunk is one
-//! atomic store write carrying a watermark mark, so a killed run resumes after the last chunk
-//! it wrote, and since the store keeps the newer row per key (by event, then created time)
-//! re-writing a chunk changes nothing — no duplicates, never a half-written entity.
+//! No ttl filter applies (Feast applies none either); the ttl is judged at read time. The
+//! window is reduced to one row per key first (memory: the projected source and one index per
+//! distinct key), then written in key order in chunks of [`MaterializeOptions::chunk_rows`]
+//! keys: each chunk is one atomic store write carrying the last key it wrote, so a killed run
+//! resumes after it, and since the store keeps the newer row per key (by event, then created
+//! time) re-writing a chunk changes nothing — no duplicates, never a half-written entity.
 //! `materialize_incremental` starts each view at its last materialized end, else `now - ttl`,
 //! else `now - 52 weeks` (Feast's rule).
 //!
@@ -25,6 +26,8 @@
 //! (Feast 0.67's Python server answers `PRESENT` for stored nulls and checks ttls only on its
 //! precomputed feature-service path; see ARCHITECTURE.md.)
 
+#[cfg(feature = "redis")]
+mod redis_store;
 mod stores;
 mod value;
 
@@ -39,8 +42,10 @@ use mlops_core::store::RefVersion;
 use mlops_core::{Digest, Error, Result};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "redis")]
+pub use redis_store::RedisOnlineStore;
 pub use stores::{EmbeddedOnlineStore, MemoryOnlineStore};
-pub use value::{FeatureValue, decode_values, encode_key, push_key, push_value};
+pub use value::{FeatureValue, decode_values, encode_key, push_key, push_key_arrow, push_value};
 
 use crate::definitions::{FeatureSelection, FeatureView, ValueType, ViewRequest, known};
 use crate::historical::{cast_feature, output_name, timestamps_ns};
@@ -88,13 +93,27 @@ fn materialized_mark(project: &str, view: &str) -> String {
     format!("materialized/{project}/{view}")
 }
 
-/// A chunked run's position, kept with each chunk: rows with an event time before
-/// `watermark_ns` are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A chunked run's position, kept with each chunk: every key up to `after_key` (hex; keys are
+/// written in byte order) is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Progress {
     start_ns: i64,
     end_ns: i64,
-    watermark_ns: i64,
+    after_key: Option<String>,
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// What a view's last completed materialization covered.
@@ -155,8 +174,9 @@ pub struct ViewMaterialization {
     pub skipped_older: usize,
     /// Atomic writes made.
     pub chunks: usize,
-    /// Where an interrupted run was resumed (its watermark), if it was.
-    pub resumed_from_ns: Option<i64>,
+    /// When an interrupted run of the same window was resumed: how many entity keys it had
+    /// already written.
+    pub resumed_after: Option<usize>,
     /// The source as read.
     pub source: SourceLineage,
 }
@@ -202,19 +222,8 @@ impl FeatureStore {
                 format!("the window starts ({start_ns} ns) after it ends ({end_ns} ns)"),
             ));
         }
-        let applied = self.registry().get(project, RefVersion::Latest).await?;
-        let mut views = Vec::new();
-        for view in selected_views(&applied, options)? {
-            views.push(
-                self.materialize_view(&applied, online, view, start_ns, end_ns, options)
-                    .await?,
-            );
-        }
-        Ok(MaterializeReport {
-            project: project.to_owned(),
-            registry_version: applied.version,
-            views,
-        })
+        self.materialize_window(project, online, Some(start_ns), end_ns, options)
+            .await
     }
 
     /// Materializes each view from where its last materialization ended (else `now - ttl`,
@@ -226,21 +235,26 @@ impl FeatureStore {
         end_ns: i64,
         options: &MaterializeOptions,
     ) -> Result<MaterializeReport> {
+        self.materialize_window(project, online, None, end_ns, options)
+            .await
+    }
+
+    /// Every selected view from `start_ns` (or, when `None`, its incremental start) to `end_ns`.
+    async fn materialize_window(
+        &self,
+        project: &str,
+        online: &dyn OnlineStore,
+        start_ns: Option<i64>,
+        end_ns: i64,
+        options: &MaterializeOptions,
+    ) -> Result<MaterializeReport> {
         let applied = self.registry().get(project, RefVersion::Latest).await?;
         let now = now_ns();
         let mut views = Vec::new();
         for view in selected_views(&applied, options)? {
-            let start = match online.mark(&materialized_mark(project, &view.name)).await? {
-                Some(m) => {
-                    let m: Materialized = serde_json::from_slice(&m).map_err(|e| {
-                        Error::corrupt("materialization mark", &view.name, e.to_string())
-                    })?;
-                    m.most_recent_end_ns
-                }
-                None => match ttl_ns(view.ttl) {
-                    Some(ttl) => now.saturating_sub(ttl),
-                    None => now.saturating_sub(52 * 7 * 86_400 * 1_000_000_000),
-                },
+            let start = match start_ns {
+                Some(s) => s,
+                None => incremental_start(online, project, view, now).await?,
             };
             if start > end_ns {
                 return Err(Error::invalid(
@@ -356,23 +370,52 @@ impl FeatureStore {
             .map(|k| column(rows, k, &source.name))
             .collect::<Result<_>>()?;
 
-        // Resume an interrupted run of this same window.
+        // The latest row per key in the window (ties: later created, then later source row).
+        let cr = |i: usize| created.as_ref().and_then(|c| c[i]).unwrap_or(i64::MIN);
+        let mut latest: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut rows_in_window = 0usize;
+        let mut key = Vec::new();
+        for i in 0..rows.num_rows() {
+            let Some(t) = event[i].filter(|t| *t >= start_ns && *t <= end_ns) else {
+                continue;
+            };
+            rows_in_window += 1;
+            key.clear();
+            if !push_key_arrow(&key_cols, i, &mut key)? {
+                continue;
+            }
+            match latest.get_mut(key.as_slice()) {
+                Some(j) => {
+                    if (t, cr(i), i) > (event[*j].unwrap_or(i64::MIN), cr(*j), *j) {
+                        *j = i;
+                    }
+                }
+                None => {
+                    latest.insert(key.clone(), i);
+                }
+            }
+        }
+        // Written in key order, each chunk with the last key it wrote: a killed run of the
+        // same window resumes after it.
+        let mut ordered: Vec<(Vec<u8>, usize)> = latest.into_iter().collect();
+        ordered.sort_unstable();
         let progress_name = progress_mark(&layout.table);
-        let resumed_from_ns = match online.mark(&progress_name).await? {
+        let resume_after: Option<Vec<u8>> = match online.mark(&progress_name).await? {
             Some(p) => serde_json::from_slice::<Progress>(&p)
                 .ok()
                 .filter(|p| p.start_ns == start_ns && p.end_ns == end_ns)
-                .map(|p| p.watermark_ns),
+                .and_then(|p| p.after_key)
+                .and_then(|hex| from_hex(&hex)),
             None => None,
         };
-        let from = resumed_from_ns.unwrap_or(start_ns);
-        let cr = |i: usize| created.as_ref().and_then(|c| c[i]).unwrap_or(i64::MIN);
-        let mut order: Vec<usize> = (0..rows.num_rows())
-            .filter(|&i| event[i].is_some_and(|t| t >= start_ns && t <= end_ns))
-            .collect();
-        let rows_in_window = order.len();
-        order.retain(|&i| event[i].is_some_and(|t| t >= from));
-        order.sort_unstable_by_key(|&i| (event[i].unwrap_or(i64::MIN), cr(i), i));
+        let resumed_after = match &resume_after {
+            Some(after) => {
+                let before = ordered.len();
+                ordered.retain(|(k, _)| k > after);
+                Some(before - ordered.len())
+            }
+            None => None,
+        };
 
         let layout_json = Bytes::from(
             serde_json::to_vec(&layout).map_err(|e| Error::invalid("layout", e.to_string()))?,
@@ -385,44 +428,32 @@ impl FeatureStore {
             written: 0,
             skipped_older: 0,
             chunks: 0,
-            resumed_from_ns,
+            resumed_after,
             source: table.lineage.clone(),
         };
         let mut first = true;
-        for chunk in order.chunks(options.chunk_rows) {
-            // The latest row per key within the chunk (later in the order wins).
-            let mut latest: HashMap<Bytes, usize> = HashMap::with_capacity(chunk.len());
-            let mut key_values = Vec::with_capacity(key_cols.len());
-            for &i in chunk {
-                key_values.clear();
-                for c in &key_cols {
-                    key_values.push(FeatureValue::from_arrow(c, i)?);
-                }
-                if let Some(key) = encode_key(&key_values)? {
-                    latest.insert(key, i);
-                }
-            }
-            let mut out = Vec::with_capacity(latest.len());
-            for (key, i) in latest {
-                let mut buf = BytesMut::with_capacity(8 * features.len());
+        for chunk in ordered.chunks(options.chunk_rows) {
+            let mut out = Vec::with_capacity(chunk.len());
+            for (key, i) in chunk {
+                let mut buf = BytesMut::with_capacity(9 * features.len());
                 for (_, col, _) in &features {
-                    push_value(&mut buf, &FeatureValue::from_arrow(col, i)?)?;
+                    push_value(&mut buf, &FeatureValue::from_arrow(col, *i)?)?;
                 }
                 out.push(OnlineRow::new(
-                    key,
-                    event[i].unwrap_or(i64::MIN),
-                    cr(i),
+                    Bytes::copy_from_slice(key),
+                    event[*i].unwrap_or(i64::MIN),
+                    cr(*i),
                     buf.freeze(),
                 ));
             }
-            let watermark = chunk.last().and_then(|&i| event[i]).unwrap_or(from);
+            let after_key = chunk.last().map(|(k, _)| to_hex(k));
             let mut marks = vec![(
                 progress_name.clone(),
                 Bytes::from(
                     serde_json::to_vec(&Progress {
                         start_ns,
                         end_ns,
-                        watermark_ns: watermark,
+                        after_key,
                     })
                     .unwrap_or_default(),
                 ),
@@ -454,7 +485,7 @@ impl FeatureStore {
                     serde_json::to_vec(&Progress {
                         start_ns: i64::MIN,
                         end_ns: i64::MIN,
-                        watermark_ns: end_ns,
+                        after_key: None,
                     })
                     .unwrap_or_default(),
                 ),
@@ -463,6 +494,30 @@ impl FeatureStore {
         online.write(&layout.table, &[], &marks).await?;
         Ok(report)
     }
+}
+
+/// Where an incremental run of `view` starts: its last materialized end, else `now - ttl`,
+/// else `now - 52 weeks` (Feast's rule).
+async fn incremental_start(
+    online: &dyn OnlineStore,
+    project: &str,
+    view: &FeatureView,
+    now: i64,
+) -> Result<i64> {
+    Ok(
+        match online.mark(&materialized_mark(project, &view.name)).await? {
+            Some(m) => {
+                let m: Materialized = serde_json::from_slice(&m).map_err(|e| {
+                    Error::corrupt("materialization mark", &view.name, e.to_string())
+                })?;
+                m.most_recent_end_ns
+            }
+            None => match ttl_ns(view.ttl) {
+                Some(ttl) => now.saturating_sub(ttl),
+                None => now.saturating_sub(52 * 7 * 86_400 * 1_000_000_000),
+            },
+        },
+    )
 }
 
 fn column(rows: &RecordBatch, name: &str, source: &str) -> Result<ArrayRef> {

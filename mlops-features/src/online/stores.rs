@@ -3,11 +3,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use mlops_core::online::{OnlineRow, OnlineStore, OnlineValue, WriteSummary, check_name};
+use mlops_core::online::{
+    OnlineRow, OnlineStore, OnlineValue, WriteSummary, check_name, check_write,
+};
 use mlops_core::{Error, Result};
 use redb::{
     ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition, TableError,
@@ -40,10 +44,7 @@ impl OnlineStore for MemoryOnlineStore {
         rows: &[OnlineRow],
         marks: &[(String, Bytes)],
     ) -> Result<WriteSummary> {
-        check_name("table", table)?;
-        for (m, _) in marks {
-            check_name("mark", m)?;
-        }
+        check_write(table, marks)?;
         let mut state = self.state.write().map_err(|_| poisoned())?;
         let (tables, all_marks) = &mut *state;
         let t = tables.entry(table.to_owned()).or_default();
@@ -97,12 +98,27 @@ const MARKS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("marks
 
 /// Online rows in one redb file: pure Rust, ACID (a write is one transaction, fsynced before it
 /// returns), opened in redb's multi-writer mode so a materializing process and serving
-/// processes share the file. Reads run inline (a read transaction over redb's page cache takes
-/// microseconds); writes run on a blocking thread.
+/// processes share the file. Writes run on a blocking thread; reads run inline on a snapshot of
+/// the table that is reused for up to [`EmbeddedOnlineStore::with_snapshot_age`] (10 ms by
+/// default) — a multi-process read transaction costs file-lock system calls, a snapshot lookup
+/// a B-tree walk in memory. So another process's writes are visible within that age; this
+/// handle's own writes at once (they invalidate its snapshots).
 #[derive(Clone)]
 pub struct EmbeddedOnlineStore {
     db: Arc<Database>,
     path: PathBuf,
+    snapshots: Arc<Mutex<HashMap<String, Snapshot>>>,
+    generation: Arc<AtomicU64>,
+    max_age: Duration,
+}
+
+type RowTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// A table as of a read transaction (`None`: it did not exist then).
+struct Snapshot {
+    taken: Instant,
+    generation: u64,
+    table: Option<Arc<RowTable>>,
 }
 
 impl std::fmt::Debug for EmbeddedOnlineStore {
@@ -165,7 +181,49 @@ impl EmbeddedOnlineStore {
         Ok(Self {
             db: Arc::new(db),
             path,
+            snapshots: Arc::new(Mutex::new(HashMap::new())),
+            generation: Arc::new(AtomicU64::new(0)),
+            max_age: Duration::from_millis(10),
         })
+    }
+
+    /// Reuses a read snapshot for at most `age` (zero: a fresh read transaction per read).
+    pub fn with_snapshot_age(mut self, age: Duration) -> Self {
+        self.max_age = age;
+        self
+    }
+
+    /// The table's snapshot, fresh when the cached one is too old or this handle wrote since.
+    fn snapshot(&self, name: &str) -> Result<Option<Arc<RowTable>>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let now = Instant::now();
+        if !self.max_age.is_zero() {
+            let cache = self.snapshots.lock().map_err(|_| poisoned())?;
+            if let Some(s) = cache.get(name)
+                && s.generation == generation
+                && now.duration_since(s.taken) < self.max_age
+            {
+                return Ok(s.table.clone());
+            }
+        }
+        let txn = self.db.begin_read().map_err(redb_err)?;
+        let table = match txn.open_table(table_def(name)) {
+            Ok(t) => Some(Arc::new(t)),
+            Err(TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(redb_err(e)),
+        };
+        if !self.max_age.is_zero() {
+            let mut cache = self.snapshots.lock().map_err(|_| poisoned())?;
+            cache.insert(
+                name.to_owned(),
+                Snapshot {
+                    taken: now,
+                    generation,
+                    table: table.clone(),
+                },
+            );
+        }
+        Ok(table)
     }
 
     /// The file.
@@ -202,6 +260,7 @@ impl EmbeddedOnlineStore {
             }
         }
         txn.commit().map_err(redb_err)?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(summary)
     }
 }
@@ -214,10 +273,7 @@ impl OnlineStore for EmbeddedOnlineStore {
         rows: &[OnlineRow],
         marks: &[(String, Bytes)],
     ) -> Result<WriteSummary> {
-        check_name("table", table)?;
-        for (m, _) in marks {
-            check_name("mark", m)?;
-        }
+        check_write(table, marks)?;
         let this = self.clone();
         let (table, rows, marks) = (table.to_owned(), rows.to_vec(), marks.to_vec());
         tokio::task::spawn_blocking(move || this.write_blocking(&table, &rows, &marks))
@@ -228,11 +284,8 @@ impl OnlineStore for EmbeddedOnlineStore {
     async fn read(&self, table: &str, keys: &[Bytes]) -> Result<Vec<Option<OnlineValue>>> {
         check_name("table", table)?;
         let name = format!("t/{table}");
-        let txn = self.db.begin_read().map_err(redb_err)?;
-        let t = match txn.open_table(table_def(&name)) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
-            Err(e) => return Err(redb_err(e)),
+        let Some(t) = self.snapshot(&name)? else {
+            return Ok(vec![None; keys.len()]);
         };
         keys.iter()
             .map(|k| match t.get(&k[..]).map_err(redb_err)? {
@@ -262,7 +315,9 @@ impl OnlineStore for EmbeddedOnlineStore {
         tokio::task::spawn_blocking(move || {
             let txn = this.db.begin_write().map_err(redb_err)?;
             txn.delete_table(table_def(&name)).map_err(redb_err)?;
-            txn.commit().map_err(redb_err)
+            txn.commit().map_err(redb_err)?;
+            this.generation.fetch_add(1, Ordering::AcqRel);
+            Ok(())
         })
         .await
         .map_err(|e| Error::backend("tokio", e))?
