@@ -30,6 +30,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -289,8 +290,10 @@ def main():
         # Online over HTTP.
         feast_port, our_port = free_port(), free_port()
         feast_bin = os.path.join(os.path.dirname(sys.executable), "feast")
+        # Its own session, so that its worker processes stop with it (os.killpg below).
         fp = subprocess.Popen([feast_bin, "serve", "-h", "127.0.0.1", "-p", str(feast_port), "-w", "1"],
-                              cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
         op = subprocess.Popen([args.mlops, "--store", os.path.join(dir, "store"), "features", "serve", "--project", "bench",
                                "--port", str(our_port), "--online", os.path.join(dir, "online.redb"), "--root", dir],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -305,8 +308,9 @@ def main():
                 f"{f50 * 1e3:.2f} / {f99 * 1e3:.2f} ms", f"{o50 * 1e3:.3f} / {o99 * 1e3:.3f} ms",
                 f"{f50 / o50:.1f}x / {f99 / o99:.1f}x")
         finally:
+            os.killpg(fp.pid, signal.SIGTERM)
+            op.terminate()
             for p in (fp, op):
-                p.terminate()
                 p.wait()
     finally:
         shutil.rmtree(dir, ignore_errors=True)

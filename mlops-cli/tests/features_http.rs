@@ -27,6 +27,10 @@ struct Process(Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
+        // `feast serve` runs its workers as child processes that outlive their parent's kill.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &self.0.id().to_string()])
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
