@@ -723,15 +723,20 @@ impl OnlineFeatures {
         Ok(Resolved { applied, views })
     }
 
+    /// The definitions and layouts in use.
+    fn current(&self) -> Result<Arc<Resolved>> {
+        Ok(self
+            .resolved
+            .read()
+            .map_err(|_| Error::unavailable("poisoned lock"))?
+            .clone())
+    }
+
     /// Re-reads the definitions and layouts when the registry has a newer version (or the
     /// layouts changed); answers whether anything was re-read.
     pub async fn refresh(&self) -> Result<bool> {
         let fresh = Self::resolve(&self.features, self.online.as_ref(), &self.project).await?;
-        let current = self
-            .resolved
-            .read()
-            .map_err(|_| Error::unavailable("poisoned lock"))?
-            .clone();
+        let current = self.current()?;
         let changed = fresh.applied.version != current.applied.version
             || fresh.views.len() != current.views.len()
             || fresh
@@ -749,12 +754,7 @@ impl OnlineFeatures {
 
     /// The registry version in use.
     pub fn registry_version(&self) -> Result<mlops_core::Version> {
-        Ok(self
-            .resolved
-            .read()
-            .map_err(|_| Error::unavailable("poisoned lock"))?
-            .applied
-            .version)
+        Ok(self.current()?.applied.version)
     }
 
     /// The online store.
@@ -770,22 +770,9 @@ impl OnlineFeatures {
         entities: &[(String, Vec<FeatureValue>)],
         full_feature_names: bool,
     ) -> Result<OnlineResponse> {
-        let resolved = self
-            .resolved
-            .read()
-            .map_err(|_| Error::unavailable("poisoned lock"))?
-            .clone();
+        let resolved = self.current()?;
         let requests = resolved.applied.repo.resolve(selection)?;
-        let n = entities.first().map_or(0, |(_, v)| v.len());
-        if let Some((name, v)) = entities.iter().find(|(_, v)| v.len() != n) {
-            return Err(Error::invalid(
-                "entities",
-                format!(
-                    "entity column {name} has {} values, the first has {n}",
-                    v.len()
-                ),
-            ));
-        }
+        let n = rows_of(entities, "entities", "entity column")?;
         let mut feature_names: Vec<String> = entities.iter().map(|(k, _)| k.clone()).collect();
         // Join keys echo in their key's type ("1001" for an integer key answers 1001).
         let key_type = |name: &str| {
@@ -991,11 +978,7 @@ impl OnlineFeatures {
         source: &str,
         columns: &[(String, Vec<FeatureValue>)],
     ) -> Result<PushReport> {
-        let resolved = self
-            .resolved
-            .read()
-            .map_err(|_| Error::unavailable("poisoned lock"))?
-            .clone();
+        let resolved = self.current()?;
         let repo = &resolved.applied.repo;
         let src = repo.source(source).ok_or_else(|| {
             Error::invalid(
@@ -1007,13 +990,7 @@ impl OnlineFeatures {
                 ),
             )
         })?;
-        let n = columns.first().map_or(0, |(_, v)| v.len());
-        if let Some((name, v)) = columns.iter().find(|(_, v)| v.len() != n) {
-            return Err(Error::invalid(
-                "push",
-                format!("column {name} has {} values, the first has {n}", v.len()),
-            ));
-        }
+        let n = rows_of(columns, "push", "column")?;
         let col = |name: &str, view: &str| -> Result<&Vec<FeatureValue>> {
             columns
                 .iter()
@@ -1113,22 +1090,13 @@ impl OnlineFeatures {
 
     /// The definitions in use (a registry version's).
     pub fn applied(&self) -> Result<AppliedRepo> {
-        Ok(self
-            .resolved
-            .read()
-            .map_err(|_| Error::unavailable("poisoned lock"))?
-            .applied
-            .clone())
+        Ok(self.current()?.applied.clone())
     }
 
     /// The types of a source's columns as the online views reading it store them: join keys,
     /// features, and the timestamp columns (as `UnixTimestamp`).
     pub fn source_types(&self, source: &str) -> Result<HashMap<String, ValueType>> {
-        let resolved = self
-            .resolved
-            .read()
-            .map_err(|_| Error::unavailable("poisoned lock"))?
-            .clone();
+        let resolved = self.current()?;
         let repo = &resolved.applied.repo;
         let src = repo.source(source).ok_or_else(|| {
             Error::invalid(
@@ -1148,6 +1116,22 @@ impl OnlineFeatures {
             }
         }
         Ok(out)
+    }
+}
+
+/// The rows of columns of values, which must all have the first one's length.
+fn rows_of(
+    columns: &[(String, Vec<FeatureValue>)],
+    what: &'static str,
+    kind: &str,
+) -> Result<usize> {
+    let n = columns.first().map_or(0, |(_, v)| v.len());
+    match columns.iter().find(|(_, v)| v.len() != n) {
+        Some((name, v)) => Err(Error::invalid(
+            what,
+            format!("{kind} {name} has {} values, the first has {n}", v.len()),
+        )),
+        None => Ok(n),
     }
 }
 
