@@ -7,10 +7,11 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use clap::Subcommand;
 use mlops::OnlineStore;
-use mlops::features::online::now_ns;
+use mlops::features::online::{entity_columns, now_ns};
 use mlops::features::{
     EmbeddedOnlineStore, FeatureRegistry, FeatureRepo, FeatureSelection, FeatureStore,
     FeatureValue, HistoricalOptions, MaterializeOptions, MemoryOnlineStore, OnlineFeatures,
+    PushTarget,
 };
 use mlops::steps::features::{StoreSources, write_training_set};
 use mlops::storage::Datasets;
@@ -155,6 +156,30 @@ pub enum FeaturesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Push rows of a source (a Parquet file: join keys, timestamps, features) into the online
+    /// store of every materialized view reading it, and/or append them to the source's dataset
+    /// as its next version
+    ///
+    /// Example: mlops features push --project churn --source customer_stats rows.parquet --to
+    /// online_and_offline
+    Push {
+        /// The project
+        #[arg(long)]
+        project: String,
+        /// The source the rows belong to
+        #[arg(long)]
+        source: String,
+        /// The rows: a Parquet file
+        rows: PathBuf,
+        /// Where they go: online, offline or online_and_offline
+        #[arg(long, default_value = "online")]
+        to: String,
+        #[command(flatten)]
+        online: OnlineArgs,
+        /// Print what was written as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve Feast's feature server API (POST /get-online-features, POST /push) over the
     /// online store until Ctrl-C; definitions are re-read every --refresh-ms
     ///
@@ -277,7 +302,7 @@ impl FeaturesCommand {
                     dataset: Some(_),
                     ..
                 }
-        )
+        ) || matches!(self, Self::Push { to, .. } if to != "online")
     }
 }
 
@@ -493,6 +518,49 @@ pub async fn run(store: Arc<dyn Store>, cmd: &FeaturesCommand) -> Result<()> {
                 println!("{why}: shutting down");
             })
             .await?;
+        }
+        FeaturesCommand::Push {
+            project,
+            source,
+            rows,
+            to,
+            online,
+            json,
+        } => {
+            let target: PushTarget = to.parse()?;
+            let batches = read_parquet(rows)?;
+            let schema = batches.first().map_or_else(
+                || Arc::new(arrow::datatypes::Schema::empty()),
+                RecordBatch::schema,
+            );
+            let batch = arrow::compute::concat_batches(&schema, &batches)
+                .map_err(|e| Error::invalid("rows", e.to_string()))?;
+            if batch.num_rows() == 0 {
+                return Err(Error::invalid(
+                    "rows",
+                    format!("{} has no rows to push", rows.display()),
+                ));
+            }
+            let fs = FeatureStore::new(
+                store.clone(),
+                Arc::new(StoreSources::new(store, &online.root)),
+            );
+            let client = OnlineFeatures::open(fs, online.open().await?, project).await?;
+            let report = client
+                .push_to(source, &entity_columns(&batch)?, target)
+                .await?;
+            if *json {
+                return print_json(&report);
+            }
+            println!("pushed {} rows of source {source}", report.rows);
+            for (view, written, skipped) in &report.views {
+                println!(
+                    "online view {view}: {written} entities written ({skipped} older skipped)"
+                );
+            }
+            if let Some(l) = &report.offline {
+                println!("offline: {}", l.location);
+            }
         }
         FeaturesCommand::Materialize {
             project,

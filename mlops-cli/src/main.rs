@@ -37,7 +37,7 @@ Data commands:
   drift        Test current data for drift against reference data or a saved profile
   quality      Check data against a quality suite (Great Expectations' expectation names)
   fairness     Group fairness of predictions: fairlearn's and AIF360's metrics, intervals
-  features     The feature store: apply, plan, list, get-historical, materialize, get-online
+  features     The feature store: apply, plan, get-historical, materialize, get-online, push
 
 Training and tracking commands:
   train        Train a model on a dataset as a tracked run; register, search, export a Job
@@ -143,11 +143,14 @@ enum Command {
     /// Example: mlops explain models:/churn@champion churn-production --target churned
     /// --sensitive region --html model-report.html
     Explain(Box<explain::ExplainArgs>),
-    /// Train a model (linear, logistic, softmax, MLP) on a dataset as a tracked run; register
-    /// it, search hyper-parameters, or write a Kubernetes Job that runs the same command
+    /// Train a model (linear, logistic, softmax, MLP) on a dataset, or on a feature service's
+    /// training set, as a tracked run; register it, search hyper-parameters, or write a
+    /// Kubernetes Job that runs the same command
     ///
     /// Example: mlops train --data churn --target churned --model mlp --hidden 64,32 --epochs 20
     /// --register churn
+    ///
+    /// Example: mlops train --features churn_v1 --entities labels.parquet --target churned
     Train(Box<train::TrainArgs>),
     /// Serve registered models over the Open Inference Protocol (HTTP) until Ctrl-C
     ///

@@ -73,6 +73,15 @@ pub struct ServeArgs {
     /// feature project, from the online store (--online)
     #[arg(long, value_name = "PROJECT")]
     features: Option<String>,
+    /// Complete requests to model NAME with feature service SERVICE's features, looked up in
+    /// the online store by the entity keys the request carries (request inputs override).
+    /// Repeatable
+    #[arg(long, value_name = "NAME=SERVICE", value_parser = crate::key_value)]
+    model_features: Vec<(String, String)>,
+    /// The value a looked-up feature takes when the online store has none for an entity
+    /// (else such a request is a 400 naming it). Repeatable
+    #[arg(long, value_name = "FEATURE=VALUE", requires = "model_features")]
+    feature_default: Vec<String>,
     #[command(flatten)]
     online: crate::features::OnlineArgs,
 }
@@ -181,6 +190,74 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
         let engine = crate::policy::engine_with_library(path)?;
         builder = builder.policy(Arc::new(engine), GOVERNANCE_PATH);
     }
+    // One view of the online store for the feature API and the models' lookups.
+    let mut online = None;
+    if args.features.is_some() || !args.model_features.is_empty() {
+        let features = mlops::features::FeatureStore::new(
+            store.clone(),
+            Arc::new(mlops::steps::features::StoreSources::new(
+                store.clone(),
+                &args.online.root,
+            )),
+        );
+        let project = match (&args.features, args.model_features.first()) {
+            (Some(p), _) => p.clone(),
+            (None, Some((_, service))) => {
+                mlops::steps::features::service_project(features.registry(), None, service).await?
+            }
+            (None, None) => {
+                return Err(Error::invalid(
+                    "--features",
+                    "no feature project or service",
+                ));
+            }
+        };
+        let client =
+            mlops::features::OnlineFeatures::open(features, args.online.open().await?, &project)
+                .await?;
+        online = Some((project, client));
+    }
+    if let Some((project, client)) = &online {
+        let defaults = args
+            .feature_default
+            .iter()
+            .map(|d| mlops::features::serving::parse_default(d))
+            .collect::<Result<Vec<_>>>()?;
+        for (model, service) in &args.model_features {
+            let selection = mlops::features::FeatureSelection::service(service.clone());
+            // Fail at start, not on the first request, when the service cannot be looked up.
+            let keys = client.join_keys(&selection).map_err(|e| {
+                e.context(format!(
+                    "--model-features {model}={service} (project {project})"
+                ))
+            })?;
+            let mut lookup = mlops::features::FeatureLookup::new(client.clone(), selection);
+            for (name, value) in &defaults {
+                lookup = lookup.with_default(name.clone(), value.clone());
+            }
+            builder = builder.preprocessor(model.parse()?, Arc::new(lookup));
+            println!(
+                "{model}: features of {service} looked up by {}",
+                keys.iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if args.features.is_none() {
+            // No feature API to refresh the definitions: refresh them here.
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = client.refresh().await {
+                        eprintln!("warning: feature definitions were not refreshed: {e}");
+                    }
+                }
+            });
+        }
+    }
     let server = Arc::new(builder.build());
     for spec in &args.models {
         let uri: ModelUri = spec.parse()?;
@@ -227,18 +304,8 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
         None => None,
     };
     let mut app = mlops::serve::model_server_router(server, options);
-    if let Some(project) = &args.features {
-        let features = mlops::features::FeatureStore::new(
-            store.clone(),
-            Arc::new(mlops::steps::features::StoreSources::new(
-                store.clone(),
-                &args.online.root,
-            )),
-        );
-        let online =
-            mlops::features::OnlineFeatures::open(features, args.online.open().await?, project)
-                .await?;
-        let mut feature_server = mlops::features::http::FeatureServer::new(online);
+    if let (Some(project), Some((_, client))) = (&args.features, online) {
+        let mut feature_server = mlops::features::http::FeatureServer::new(client);
         if let Some(token) = token {
             feature_server = feature_server.with_bearer_token(token);
         }

@@ -20,8 +20,30 @@ use mlops::{CancelToken, Error, FitOptions, Result, Store, Tracker};
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Training data: a dataset in the store (NAME or NAME@VERSION) or a local .parquet file
-    #[arg(long, value_name = "DATASET|FILE")]
-    data: String,
+    #[arg(
+        long,
+        value_name = "DATASET|FILE",
+        required_unless_present = "features",
+        conflicts_with = "features"
+    )]
+    data: Option<String>,
+    /// Train on a feature service's point-in-time-correct training set of --entities instead
+    /// (written as a dataset version with its lineage; the model reads the feature columns)
+    #[arg(long, value_name = "SERVICE", requires = "entities")]
+    features: Option<String>,
+    /// The entity rows for --features: join keys, event_timestamp and the target (a Parquet
+    /// file or a dataset NAME[@VERSION])
+    #[arg(long, value_name = "DATASET|FILE", requires = "features")]
+    entities: Option<String>,
+    /// The feature project of --features (default: the one project defining the service)
+    #[arg(long, value_name = "PROJECT", requires = "features")]
+    feature_project: Option<String>,
+    /// The dataset the training set is written to (default: SERVICE-training)
+    #[arg(long, value_name = "NAME", requires = "features")]
+    training_set: Option<String>,
+    /// The folder relative Parquet feature-source paths start from
+    #[arg(long, value_name = "DIR", default_value = ".", requires = "features")]
+    feature_root: PathBuf,
     /// The column to predict
     #[arg(long)]
     target: String,
@@ -231,19 +253,101 @@ fn job_args(args: &[String]) -> Vec<String> {
     out
 }
 
+/// The rows to train on and their dataset's metadata: `--data`, or the training set of
+/// `--features` over `--entities`, written as a dataset version first.
+async fn training_data(
+    args: &TrainArgs,
+    store: &Arc<dyn Store>,
+    datasets: &Datasets,
+) -> Result<(TrainingData, BTreeMap<String, String>)> {
+    let version = match (&args.data, &args.features, &args.entities) {
+        (Some(data), _, _) if crate::datasets::is_local_file(data) => {
+            let batches = crate::datasets::read_parquet(Path::new(data))?;
+            return Ok((TrainingData::new(batches), BTreeMap::new()));
+        }
+        (Some(data), _, _) => {
+            let (name, at) = crate::datasets::parse_ref(data)?;
+            datasets.version(&name, at).await?
+        }
+        (None, Some(service), Some(entities)) => {
+            use mlops::features::{FeatureSelection, FeatureStore, HistoricalOptions};
+            use mlops::steps::features::{StoreSources, service_project, write_training_set};
+            let rows = if crate::datasets::is_local_file(entities) {
+                crate::datasets::read_parquet(Path::new(entities))?
+            } else {
+                let (name, at) = crate::datasets::parse_ref(entities)?;
+                datasets.read_all(&name, at).await?.1
+            };
+            let fs = FeatureStore::new(
+                store.clone(),
+                Arc::new(StoreSources::new(store.clone(), &args.feature_root)),
+            );
+            let project =
+                service_project(fs.registry(), args.feature_project.as_deref(), service).await?;
+            let set = fs
+                .get_historical_features(
+                    &project,
+                    &rows,
+                    &FeatureSelection::service(service.clone()),
+                    HistoricalOptions::default(),
+                )
+                .await?;
+            let name = match &args.training_set {
+                Some(n) => n.parse()?,
+                None => format!("{service}-training").parse()?,
+            };
+            let v = write_training_set(
+                datasets,
+                &name,
+                &set,
+                &format!("training set of {project}/{service} for mlops train"),
+            )
+            .await?;
+            eprintln!(
+                "training set {}@{}: {} rows, features {}",
+                v.name,
+                v.version,
+                v.manifest.rows,
+                set.lineage.feature_columns.join(", ")
+            );
+            v
+        }
+        _ => return Err(Error::invalid("--data", "give --data or --features")),
+    };
+    let (version, batches) = datasets
+        .read_all(
+            &version.name,
+            mlops::store::RefVersion::Exact(version.version),
+        )
+        .await?;
+    let mut data = TrainingData::new(batches).with_source(DatasetLineage {
+        name: version.name.clone(),
+        version: version.version,
+        digest: version.digest,
+    });
+    if let Ok(schema) = serde_json::to_string(&version.manifest.schema) {
+        data = data.with_schema(schema);
+    }
+    Ok((data, version.manifest.metadata))
+}
+
 /// Writes the Job manifest for `mlops train … --emit-job FILE` (without opening the store).
 pub fn emit_job(
     args: &TrainArgs,
     store_url: &str,
     store_options: &[(String, String)],
 ) -> Result<bool> {
-    if crate::datasets::is_local_file(&args.data) {
+    let (flag, input) = match (&args.data, &args.entities) {
+        (Some(d), _) => ("--data", d),
+        (None, Some(e)) => ("--entities", e),
+        (None, None) => return Err(Error::invalid("--data", "give --data or --features")),
+    };
+    if crate::datasets::is_local_file(input) {
         return Err(Error::invalid(
-            "--data",
+            flag,
             format!(
-                "{} is a local file, which a pod cannot read: put it in the store first \
-                 (mlops datasets put NAME {})",
-                args.data, args.data
+                "{input} is a local file, which a pod cannot read: put it in the store first \
+                 (mlops datasets put NAME {input})"
             ),
         ));
     }
@@ -285,25 +389,14 @@ fn print_metrics(metrics: &BTreeMap<String, f64>) {
 
 /// Runs `mlops train`.
 pub async fn train(args: &TrainArgs, store: Arc<dyn Store>) -> Result<bool> {
-    let config = args.config()?;
+    let mut config = args.config()?;
     let datasets = Datasets::new(store.clone());
-    let mut metadata = std::collections::BTreeMap::new();
-    let data = if crate::datasets::is_local_file(&args.data) {
-        TrainingData::new(crate::datasets::read_parquet(Path::new(&args.data))?)
-    } else {
-        let (name, at) = crate::datasets::parse_ref(&args.data)?;
-        let (version, batches) = datasets.read_all(&name, at).await?;
-        metadata.clone_from(&version.manifest.metadata);
-        let mut data = TrainingData::new(batches).with_source(DatasetLineage {
-            name: version.name,
-            version: version.version,
-            digest: version.digest,
-        });
-        if let Ok(schema) = serde_json::to_string(&version.manifest.schema) {
-            data = data.with_schema(schema);
-        }
-        data
-    };
+    let (data, metadata) = training_data(args, &store, &datasets).await?;
+    // A training set from the feature store trains on its feature columns.
+    if config.features.is_none() {
+        config.features = mlops::steps::features::feature_columns(&metadata)
+            .map(|c| c.into_iter().filter(|c| *c != args.target).collect());
+    }
     let tracker = Arc::new(StoreTracker::open(store.clone(), crate::durable()).await?);
     let job = TrainingJob::new(
         args.experiment.clone(),

@@ -378,4 +378,313 @@ fn apply_plan_list_and_a_training_set_with_lineage() {
         ],
     ));
     assert!(e.contains("JOIN_KEY="), "{e}");
+
+    // Push a fresh row for customer 3: online and appended to the stats dataset.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    write_parquet(
+        &cwd.join("push.parquet"),
+        vec![
+            ("spend", Arc::new(Float64Array::from(vec![9.0])) as ArrayRef),
+            ("customer_id", Arc::new(Int64Array::from(vec![3]))),
+            (
+                "event_timestamp",
+                Arc::new(TimestampSecondArray::from(vec![now])),
+            ),
+        ],
+    );
+    let out = ok(&mlops(
+        &store,
+        cwd,
+        &[
+            "features",
+            "push",
+            "--project",
+            "churn",
+            "--source",
+            "stats",
+            "push.parquet",
+            "--to",
+            "online_and_offline",
+            "--json",
+        ],
+    ));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["rows"], 1);
+    assert_eq!(
+        report["views"],
+        serde_json::json!([["customer_stats", 1, 0]])
+    );
+    assert_eq!(report["offline"]["location"], "dataset customer_stats@2");
+    let out = ok(&mlops(
+        &store,
+        cwd,
+        &[
+            "features",
+            "get-online",
+            "--project",
+            "churn",
+            "--features",
+            "customer_stats:spend",
+            "--entity",
+            "customer_id=3",
+            "--json",
+        ],
+    ));
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["results"][1]["values"], serde_json::json!([9.0]));
+    assert_eq!(r["results"][1]["statuses"], serde_json::json!(["PRESENT"]));
+    let shown: serde_json::Value = serde_json::from_str(&ok(&mlops(
+        &store,
+        cwd,
+        &["datasets", "show", "customer_stats", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(shown["manifest"]["rows"], 4, "the pushed row was appended");
+    // The appended row is in the next training set: customer 3 at its label time has none
+    // (the row is newer), so look at a fresh entity row.
+    write_parquet(
+        &cwd.join("late.parquet"),
+        vec![
+            (
+                "customer_id",
+                Arc::new(Int64Array::from(vec![3])) as ArrayRef,
+            ),
+            (
+                "event_timestamp",
+                Arc::new(TimestampSecondArray::from(vec![now + 1])),
+            ),
+        ],
+    );
+    let out = ok(&mlops(
+        &store,
+        cwd,
+        &[
+            "features",
+            "get-historical",
+            "--project",
+            "churn",
+            "--features",
+            "customer_stats:spend",
+            "--entities",
+            "late.parquet",
+        ],
+    ));
+    assert!(out.contains(",9.0") || out.contains(",9"), "{out}");
+
+    // Bad pushes change nothing.
+    let e = bad(&mlops(
+        &store,
+        cwd,
+        &[
+            "features",
+            "push",
+            "--project",
+            "churn",
+            "--source",
+            "plans",
+            "push.parquet",
+            "--to",
+            "offline",
+        ],
+    ));
+    assert!(e.contains("read-only"), "{e}");
+    write_parquet(
+        &cwd.join("extra.parquet"),
+        vec![
+            (
+                "customer_id",
+                Arc::new(Int64Array::from(vec![3])) as ArrayRef,
+            ),
+            (
+                "event_timestamp",
+                Arc::new(TimestampSecondArray::from(vec![now])),
+            ),
+            ("spend", Arc::new(Float64Array::from(vec![1.0]))),
+            ("age", Arc::new(Int64Array::from(vec![40]))),
+        ],
+    );
+    let e = bad(&mlops(
+        &store,
+        cwd,
+        &[
+            "features",
+            "push",
+            "--project",
+            "churn",
+            "--source",
+            "stats",
+            "extra.parquet",
+            "--to",
+            "offline",
+        ],
+    ));
+    assert!(e.contains("no column age"), "{e}");
+    let e = bad(&mlops(
+        &store,
+        cwd,
+        &[
+            "features",
+            "push",
+            "--project",
+            "churn",
+            "--source",
+            "stats",
+            "push.parquet",
+            "--to",
+            "elsewhere",
+        ],
+    ));
+    assert!(e.contains("online_and_offline"), "{e}");
+    let shown: serde_json::Value = serde_json::from_str(&ok(&mlops(
+        &store,
+        cwd,
+        &["datasets", "show", "customer_stats", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(shown["version"], 2, "no version from a failed push");
+
+    // Train on the service's training set of the labelled entity rows.
+    let out = ok(&mlops(
+        &store,
+        cwd,
+        &[
+            "train",
+            "--features",
+            "churn_v1",
+            "--entities",
+            "labels.parquet",
+            "--target",
+            "churned",
+            "--epochs",
+            "2",
+            "--register",
+            "churn",
+            "--quiet",
+            "--json",
+        ],
+    ));
+    let trained: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let run = ok(&mlops(
+        &store,
+        cwd,
+        &[
+            "runs",
+            "show",
+            trained["run_id"].as_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let run: serde_json::Value = serde_json::from_str(&run).unwrap();
+    assert_eq!(
+        run["run"]["data"]["params"]["features"], "spend,plan",
+        "the model reads the feature columns, not the keys: {run}"
+    );
+    assert_eq!(
+        run["run"]["inputs"]["dataset_inputs"][0]["dataset"]["source"],
+        "datasets/churn_v1-training@1"
+    );
+    let shown: serde_json::Value = serde_json::from_str(&ok(&mlops(
+        &store,
+        cwd,
+        &["datasets", "show", "churn_v1-training", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(
+        shown["manifest"]["metadata"]["features.service"],
+        "churn_v1"
+    );
+    let e = bad(&mlops(
+        &store,
+        cwd,
+        &[
+            "train",
+            "--features",
+            "nope",
+            "--entities",
+            "labels.parquet",
+            "--target",
+            "churned",
+        ],
+    ));
+    assert!(e.contains("service nope"), "{e}");
+
+    // Serve it with its features looked up by customer_id; defaults fill what is missing.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .arg("--store")
+        .arg(&store)
+        .current_dir(cwd)
+        .args([
+            "serve",
+            "--model",
+            "models:/churn/1",
+            "--model-features",
+            "churn=churn_v1",
+            "--feature-default",
+            "plan=basic",
+            "--port",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let url = loop {
+        let line = lines.next().expect("mlops serve exited early").unwrap();
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(child);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let infer = |body: serde_json::Value| {
+        runtime.block_on(async {
+            let r = reqwest::Client::new()
+                .post(format!("{url}/v2/models/churn/infer"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        })
+    };
+    // Customer 3: spend 9.0 was pushed a moment ago, its plan is unknown (the default).
+    let (status, answer) = infer(serde_json::json!({"inputs": [
+        {"name": "customer_id", "datatype": "INT64", "shape": [1], "data": [3]}
+    ]}));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["model_name"], "churn");
+    assert!(
+        !answer["outputs"].as_array().unwrap().is_empty(),
+        "{answer}"
+    );
+    // Customer 1's spend is past its ttl and has no default: a 400 naming it.
+    let (status, answer) = infer(serde_json::json!({"inputs": [
+        {"name": "customer_id", "datatype": "INT64", "shape": [2], "data": [3, 1]}
+    ]}));
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("spend (row 1: OUTSIDE_MAX_AGE)"),
+        "{answer}"
+    );
+    // The request's own spend overrides the store's.
+    let (status, answer) = infer(serde_json::json!({"inputs": [
+        {"name": "customer_id", "datatype": "INT64", "shape": [2], "data": [3, 1]},
+        {"name": "spend", "datatype": "FP64", "shape": [2], "data": [1.0, 2.0]}
+    ]}));
+    assert_eq!(status, 200, "{answer}");
 }

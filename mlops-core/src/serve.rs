@@ -230,6 +230,40 @@ macro_rules! forward_server {
 forward_server!(Arc<S>);
 forward_server!(Box<S>);
 
+/// Turns a request's inputs into the model's: KServe's transformer `preprocess` step, in
+/// process and without the network hop — e.g. `mlops_features::FeatureLookup` looks features up
+/// by the entity keys a request carries.
+///
+/// # Contract
+/// - Called once per request to the model it was configured for, before the inputs are checked
+///   against `signature` (the served version's), with the request's inputs; what it returns is
+///   what the model receives (and what drift observers see).
+/// - Inputs it cannot complete are [`crate::Error::InvalidArgument`] naming what is missing
+///   (a 400 over HTTP); a backend it cannot reach is [`crate::Error::Unavailable`].
+#[async_trait]
+pub trait Preprocessor: Debug + Send + Sync + 'static {
+    /// The model's inputs for a request's `inputs`.
+    async fn preprocess(
+        &self,
+        model: &ModelName,
+        signature: &crate::signature::Signature,
+        inputs: Vec<Tensor>,
+    ) -> Result<Vec<Tensor>>;
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<P: Preprocessor + ?Sized> Preprocessor for Arc<P> {
+    async fn preprocess(
+        &self,
+        model: &ModelName,
+        signature: &crate::signature::Signature,
+        inputs: Vec<Tensor>,
+    ) -> Result<Vec<Tensor>> {
+        (**self).preprocess(model, signature, inputs).await
+    }
+}
+
 /// The served model's inference, as an [`Explainer`] calls it: inputs in, outputs out, always
 /// against the same model version.
 pub type InferFn<'a> = &'a (dyn Fn(Vec<Tensor>) -> Result<Vec<Tensor>> + Sync);

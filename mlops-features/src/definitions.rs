@@ -522,7 +522,7 @@ impl fmt::Display for FeatureRef {
 }
 
 /// Which features a request wants: references, or a feature service's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FeatureSelection {
     /// `view:feature` references, in the order the result's columns take.

@@ -18,6 +18,9 @@
 //! -> 200, empty body
 //! ```
 //!
+//! `"to": "offline"` or `"online_and_offline"` also appends the rows to the source (a new
+//! version of its dataset; see [`OnlineFeatures::push_to`]).
+//!
 //! Unlike Feast's server (a 500 with a bare JSON string), bad requests answer 400 or 422 with
 //! `{"error": "INVALID_ARGUMENT", "detail": "..."}` naming what was wrong. Definitions are
 //! re-read in the background at the interval given to [`FeatureServer::with_refresh`] (Feast's
@@ -38,7 +41,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::definitions::{FeatureSelection, ValueType};
-use crate::online::{FeatureValue, OnlineFeatures};
+use crate::online::{FeatureValue, OnlineFeatures, PushTarget};
 
 /// Largest request body.
 const MAX_BODY_BYTES: usize = 64 << 20;
@@ -284,22 +287,17 @@ fn push_value(
 
 async fn push(State(state): AppState, bytes: axum::body::Bytes) -> Result<Response, ApiError> {
     let request: PushRequest = body(&bytes)?;
-    match request.to.as_deref().unwrap_or("online") {
-        "online" => {}
-        "offline" | "online_and_offline" => {
-            return Err(Error::not_supported(
-                "push target",
-                request.to.unwrap_or_default(),
-                "pushes go to the online store; write offline rows as a new dataset version",
-            )
-            .into());
-        }
-        other => {
-            return Err(bad(format!(
-                "to must be online, offline or online_and_offline, not {other:?}"
-            )));
-        }
-    }
+    let target: PushTarget = request
+        .to
+        .as_deref()
+        .unwrap_or("online")
+        .parse()
+        .map_err(|_| {
+            bad(format!(
+                "to must be online, offline or online_and_offline, not {:?}",
+                request.to.as_deref().unwrap_or_default()
+            ))
+        })?;
     let types = state.online.source_types(&request.push_source_name)?;
     let columns = columns(&request.df, "column")?
         .into_iter()
@@ -315,7 +313,7 @@ async fn push(State(state): AppState, bytes: axum::body::Bytes) -> Result<Respon
         .collect::<Result<Vec<_>, ApiError>>()?;
     state
         .online
-        .push(&request.push_source_name, &columns)
+        .push_to(&request.push_source_name, &columns, target)
         .await?;
     Ok(StatusCode::OK.into_response())
 }

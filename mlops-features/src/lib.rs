@@ -6,6 +6,10 @@
 //!   the store, visible to every reader as soon as it is applied.
 //! - [`historical`]: point-in-time-correct training sets (Feast's `get_historical_features`) as
 //!   a sort-merge join over Arrow, checked value for value against Feast itself.
+//! - [`online`]: materialization into an online store and lookups by entity key, in process
+//!   ([`OnlineFeatures`]) and over Feast's HTTP API (`http`, feature `http`).
+//! - [`serving`]: [`FeatureLookup`], which completes a served model's requests with their
+//!   features by entity key.
 //! - [`source`]: how sources' rows are read ([`SourceReader`]; Parquet paths here, the store's
 //!   datasets through `mlops_steps::features::StoreSources`).
 //!
@@ -35,6 +39,7 @@ pub mod historical;
 pub mod http;
 pub mod online;
 pub mod registry;
+pub mod serving;
 pub mod source;
 
 use std::collections::BTreeMap;
@@ -54,9 +59,10 @@ pub use historical::{HistoricalOptions, ViewTable, entity_timestamp_column, poin
 pub use online::RedisOnlineStore;
 pub use online::{
     EmbeddedOnlineStore, FeatureStatus, FeatureValue, MaterializeOptions, MaterializeReport,
-    MemoryOnlineStore, OnlineFeatures, OnlineResponse,
+    MemoryOnlineStore, OnlineFeatures, OnlineResponse, PushReport, PushTarget,
 };
 pub use registry::{Applied, AppliedRepo, Change, ChangeAction, FeatureRegistry, Plan};
+pub use serving::FeatureLookup;
 pub use source::{ParquetFiles, SourceLineage, SourceReader, SourceTable};
 
 /// Definitions from the registry, sources through a reader: the feature store's entry point.
@@ -88,6 +94,10 @@ pub struct TrainingSetLineage {
     pub registry_digest: Digest,
     /// The features, as `view:feature`, in result order.
     pub features: Vec<String>,
+    /// The result's feature columns (`feature` or `view__feature`), in order: what a model
+    /// trains on, the entity columns and labels excluded.
+    #[serde(default)]
+    pub feature_columns: Vec<String>,
     /// The feature service requested, if one was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feature_service: Option<String>,
@@ -97,8 +107,9 @@ pub struct TrainingSetLineage {
 
 impl TrainingSetLineage {
     /// As string metadata (for a dataset version or a run's tags): `features.project`,
-    /// `features.registry_version`, `features.registry_digest`, `features.service` and
-    /// `features.lineage` (this whole record as JSON).
+    /// `features.registry_version`, `features.registry_digest`, `features.service`,
+    /// `features.columns` (the feature columns as a JSON array) and `features.lineage` (this
+    /// whole record as JSON).
     pub fn to_metadata(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         out.insert("features.project".to_owned(), self.project.clone());
@@ -113,6 +124,10 @@ impl TrainingSetLineage {
         if let Some(s) = &self.feature_service {
             out.insert("features.service".to_owned(), s.clone());
         }
+        out.insert(
+            "features.columns".to_owned(),
+            serde_json::to_string(&self.feature_columns).unwrap_or_default(),
+        );
         out.insert(
             "features.lineage".to_owned(),
             serde_json::to_string(self).unwrap_or_default(),
@@ -219,10 +234,23 @@ impl FeatureStore {
             }
             views.push(view);
         }
+        let entity_columns: Vec<String> = entity
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let rows =
             tokio::task::spawn_blocking(move || point_in_time_join(&entity, &views, options))
                 .await
                 .map_err(|e| Error::backend("tokio", e))??;
+        let feature_columns = rows
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| !entity_columns.contains(n))
+            .collect();
         Ok(TrainingSet {
             rows,
             lineage: TrainingSetLineage {
@@ -230,6 +258,7 @@ impl FeatureStore {
                 registry_version: applied.version,
                 registry_digest: applied.digest,
                 features,
+                feature_columns,
                 feature_service: match selection {
                     FeatureSelection::Service(s) => Some(s.clone()),
                     FeatureSelection::Features(_) => None,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::Schema;
+use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
 use bytes::Bytes;
 use mlops_core::{Digest, Digester, Error, Result, Version};
@@ -77,10 +77,41 @@ impl SourceTable {
 /// batch, with the lineage of exactly what was read; a missing column is
 /// [`Error::InvalidArgument`] naming it, a missing source [`Error::NotFound`]; a location the
 /// reader cannot read is [`Error::NotSupported`].
+///
+/// `append` (an offline push) adds rows to the source atomically — all of them become
+/// visible in one new version, or none — and answers the lineage of the version it made. The
+/// rows carry the source's columns (by name, in any order, each castable to the source's
+/// type); a missing or unknown column is [`Error::InvalidArgument`] naming it. Readers that
+/// cannot write a location answer [`Error::NotSupported`] (the default).
 #[async_trait]
 pub trait SourceReader: Debug + Send + Sync + 'static {
     /// Reads a source.
     async fn read(&self, source: &DataSource, columns: Option<&[String]>) -> Result<SourceTable>;
+
+    /// The lineage a read of `source` would record now, without its rows: what a cached
+    /// training set compares against to know whether its sources moved. By default a read of
+    /// the timestamp column.
+    async fn current(&self, source: &DataSource) -> Result<SourceLineage> {
+        Ok(self
+            .read(source, Some(std::slice::from_ref(&source.timestamp_field)))
+            .await?
+            .lineage)
+    }
+
+    /// Appends rows to a source (see the contract above).
+    async fn append(&self, source: &DataSource, rows: &RecordBatch) -> Result<SourceLineage> {
+        let _ = rows;
+        Err(Error::not_supported(
+            "offline push",
+            format!("source {} ({})", source.name, source.location),
+            match source.location {
+                SourceLocation::Parquet { .. } => {
+                    "Parquet path sources are read-only; define the source with `dataset: NAME` to push rows offline"
+                }
+                _ => "this source reader cannot write",
+            },
+        ))
+    }
 }
 
 #[async_trait]
@@ -88,6 +119,82 @@ impl<T: SourceReader + ?Sized> SourceReader for Arc<T> {
     async fn read(&self, source: &DataSource, columns: Option<&[String]>) -> Result<SourceTable> {
         (**self).read(source, columns).await
     }
+
+    async fn current(&self, source: &DataSource) -> Result<SourceLineage> {
+        (**self).current(source).await
+    }
+
+    async fn append(&self, source: &DataSource, rows: &RecordBatch) -> Result<SourceLineage> {
+        (**self).append(source, rows).await
+    }
+}
+
+/// `rows` in the order and types of `schema`: every column of `schema` must be present (by
+/// name) and castable without loss; no other column may be. For appending to a source.
+pub fn conform_rows(source: &str, schema: &SchemaRef, rows: &RecordBatch) -> Result<RecordBatch> {
+    let given = rows.schema();
+    if let Some(extra) = given
+        .fields()
+        .iter()
+        .find(|f| schema.field_with_name(f.name()).is_err())
+    {
+        return Err(Error::invalid(
+            "offline push",
+            format!(
+                "source {source} has no column {} (its columns: {})",
+                extra.name(),
+                names(schema)
+            ),
+        ));
+    }
+    let options = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let col = rows.column_by_name(f.name()).ok_or_else(|| {
+                Error::invalid(
+                    "offline push",
+                    format!(
+                        "the pushed rows have no column {} of source {source}",
+                        f.name()
+                    ),
+                )
+            })?;
+            if col.data_type() == f.data_type() {
+                return Ok(col.clone());
+            }
+            arrow::compute::cast_with_options(col, f.data_type(), &options).map_err(|e| {
+                Error::invalid(
+                    "offline push",
+                    format!(
+                        "column {} ({}) does not fit source {source}'s {}: {e}",
+                        f.name(),
+                        col.data_type(),
+                        f.data_type()
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| {
+        Error::invalid(
+            "offline push",
+            format!("the pushed rows do not fit source {source}: {e}"),
+        )
+    })
+}
+
+fn names(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Parquet files and folders, relative paths resolved against a root (the feature repo's

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mlops_core::store::RefVersion;
 use mlops_core::{DatasetName, Result, Version};
-use mlops_pipeline::{Output, Outputs, Step, StepContext, parse_params};
+use mlops_pipeline::{Outputs, Step, StepContext, parse_params};
 use mlops_storage::Datasets;
 use serde::Deserialize;
 
@@ -40,16 +40,7 @@ impl Step for DatasetStep {
         let v = Datasets::new(self.0.store.clone())
             .version(&params.name, params.at())
             .await?;
-        let dataset = DatasetRef {
-            name: v.name,
-            version: v.version,
-            digest: v.digest,
-            rows: v.manifest.rows,
-        };
-        Ok(Outputs::from([(
-            "dataset".to_owned(),
-            Output::typed(dataset.digest, &dataset)?,
-        )]))
+        DatasetRef::of(&v).into_outputs()
     }
 
     async fn outputs_exist(&self, ctx: &StepContext, outputs: &Outputs) -> Result<bool> {

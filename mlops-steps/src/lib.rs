@@ -13,6 +13,7 @@
 //! | `drift` | `reference`, `current` (datasets) | `fail_on_drift` (default false), `drift_share` | `report` ([`DriftSummary`]) |
 //! | `promote` | `model` (registered) | `alias` (default `champion`) | `promoted` ([`Promoted`]) |
 //! | `monitor` | `current` (a dataset: production data, with labels if known) | `model`, `alias` (default `champion`), `target`, `max_drift_share` (0.3), `max_accuracy_drop` (0.05) | `decision` ([`MonitorDecision`]) |
+//! | `training_set` | `entities` (a dataset: join keys, `event_timestamp`, labels) | `service` or `features`, `dataset`, `project` (default: the one defining `service`), `full_feature_names`, `filter_by_created_timestamp`, `root` | `dataset` ([`DatasetRef`]) |
 //! | `validate` | `candidate` (a `train` output); `holdout` (a labelled dataset), optional | `model`, `alias` (default `champion`), `metric` (default `val_accuracy`), `target` (with `holdout`), `min_delta` (0), `assess` (on the holdout) | `verdict` ([`Verdict`]) |
 //!
 //! `train` assesses every model on its validation rows ([`assess::ModelAssessor`]: permutation
@@ -108,6 +109,7 @@ pub fn builtin(env: StepEnv) -> StepRegistry {
         .register("drift", DriftStep(env.clone()))
         .register("promote", PromoteStep(env.clone()))
         .register("monitor", MonitorStep(env.clone()))
+        .register("training_set", features::TrainingSetStep(env.clone()))
         .register("validate", ValidateStep(env))
 }
 
@@ -130,6 +132,10 @@ pub fn describe() -> BTreeMap<&'static str, &'static str> {
         (
             "monitor",
             "needs {current}; with {model, alias?, target?, max_drift_share?, max_accuracy_drop?}; outputs decision",
+        ),
+        (
+            "training_set",
+            "needs {entities}; with {service | features, dataset, project?, full_feature_names?, filter_by_created_timestamp?, root?}; outputs dataset",
         ),
         (
             "validate",

@@ -22,6 +22,24 @@ pub struct DatasetRef {
 }
 
 impl DatasetRef {
+    /// A committed version, as the step output that names it.
+    pub fn of(v: &mlops_storage::dataset::DatasetVersion) -> Self {
+        Self {
+            name: v.name.clone(),
+            version: v.version,
+            digest: v.digest,
+            rows: v.manifest.rows,
+        }
+    }
+
+    /// As the output `dataset` (its digest: the manifest's).
+    pub fn into_outputs(self) -> mlops_core::Result<mlops_pipeline::Outputs> {
+        Ok(mlops_pipeline::Outputs::from([(
+            "dataset".to_owned(),
+            mlops_pipeline::Output::typed(self.digest, &self)?,
+        )]))
+    }
+
     /// The lineage a model trained on it records.
     pub fn lineage(&self) -> DatasetLineage {
         DatasetLineage {

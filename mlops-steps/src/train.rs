@@ -96,7 +96,7 @@ impl Step for TrainStep {
     async fn run(&self, ctx: Arc<StepContext>) -> Result<Outputs> {
         let env = &self.0;
         let params = TrainParams::parse(&ctx.params)?;
-        let config = params.train_config()?;
+        let mut config = params.train_config()?;
         let data: DatasetRef = ctx.input("data")?.get()?;
         let mut options = FitOptions::new(params.target.clone());
         if let Some(seed) = params.seed {
@@ -108,6 +108,11 @@ impl Step for TrainStep {
         let (version, batches) = Datasets::new(env.store.clone())
             .read_all(&data.name, RefVersion::Exact(data.version))
             .await?;
+        // A training set from the feature store trains on its feature columns.
+        if config.features.is_none() {
+            config.features = crate::features::feature_columns(&version.manifest.metadata)
+                .map(|c| c.into_iter().filter(|c| *c != params.target).collect());
+        }
         let assessor = params
             .assess_params()?
             .map(|a| a.assessor(&version.manifest.metadata))

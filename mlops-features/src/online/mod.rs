@@ -32,7 +32,7 @@ mod stores;
 mod value;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use arrow::array::{ArrayRef, RecordBatch};
@@ -47,7 +47,7 @@ pub use redis_store::RedisOnlineStore;
 pub use stores::{EmbeddedOnlineStore, MemoryOnlineStore};
 pub use value::{FeatureValue, decode_values, encode_key, push_key, push_key_arrow, push_value};
 
-use crate::definitions::{FeatureSelection, FeatureView, ValueType, ViewRequest, known};
+use crate::definitions::{FeatureSelection, FeatureView, ValueType, known};
 use crate::historical::{cast_feature, output_name, timestamps_ns};
 use crate::registry::AppliedRepo;
 use crate::{FeatureStore, SourceLineage};
@@ -650,6 +650,110 @@ struct OnlineView {
 struct Resolved {
     applied: AppliedRepo,
     views: HashMap<String, OnlineView>,
+    /// Selections planned against these definitions, so a lookup resolves nothing again.
+    plans: Mutex<HashMap<(FeatureSelection, bool), Arc<LookupPlan>>>,
+}
+
+/// At most this many selections keep a plan per registry version (HTTP clients may send any
+/// list of references); past it the cache starts over.
+const MAX_PLANS: usize = 1024;
+
+/// What a selection reads: per view, the positions of its features in the stored rows and
+/// their result names.
+#[derive(Debug)]
+struct LookupPlan {
+    views: Vec<PlannedView>,
+    /// Join keys and their types, for echoing entity columns in their key's type.
+    key_types: Vec<(String, ValueType)>,
+}
+
+#[derive(Debug)]
+struct PlannedView {
+    view: String,
+    positions: Vec<usize>,
+    names: Vec<String>,
+}
+
+impl Resolved {
+    /// The selection's plan, from the cache when it was planned before.
+    fn plan(&self, selection: &FeatureSelection, full: bool) -> Result<Arc<LookupPlan>> {
+        let poisoned = || Error::unavailable("poisoned lock");
+        let key = (selection.clone(), full);
+        if let Some(p) = self.plans.lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(p.clone());
+        }
+        let plan = Arc::new(self.plan_uncached(selection, full)?);
+        let mut plans = self.plans.lock().map_err(|_| poisoned())?;
+        if plans.len() >= MAX_PLANS {
+            plans.clear();
+        }
+        plans.insert(key, plan.clone());
+        Ok(plan)
+    }
+
+    fn plan_uncached(&self, selection: &FeatureSelection, full: bool) -> Result<LookupPlan> {
+        let requests = self.applied.repo.resolve(selection)?;
+        let mut views = Vec::with_capacity(requests.len());
+        let mut key_types: Vec<(String, ValueType)> = Vec::new();
+        let mut all_names: Vec<&str> = Vec::new();
+        for req in &requests {
+            let view = self.views.get(&req.view.name).ok_or_else(|| {
+                Error::invalid(
+                    "feature view",
+                    format!(
+                        "feature view {} has not been materialized (mlops features materialize)",
+                        req.view.name
+                    ),
+                )
+            })?;
+            let wanted: Vec<&String> = if req.features.is_empty() {
+                view.layout.features.iter().map(|(f, _)| f).collect()
+            } else {
+                req.features.iter().collect()
+            };
+            let positions = wanted
+                .iter()
+                .map(|f| {
+                    view.positions.get(*f).copied().ok_or_else(|| {
+                        Error::invalid(
+                            "feature reference",
+                            format!("feature view {} has no feature {f}", req.view.name),
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?;
+            for (k, t) in &view.layout.join_keys {
+                if !key_types.iter().any(|(n, _)| n == k) {
+                    key_types.push((k.clone(), *t));
+                }
+            }
+            let names: Vec<String> = wanted
+                .iter()
+                .map(|f| output_name(&req.view.name, f, full))
+                .collect();
+            views.push(PlannedView {
+                view: req.view.name.clone(),
+                positions,
+                names,
+            });
+        }
+        for v in &views {
+            for name in &v.names {
+                if all_names.contains(&name.as_str()) {
+                    return Err(collision(name));
+                }
+                all_names.push(name);
+            }
+        }
+        Ok(LookupPlan { views, key_types })
+    }
+}
+
+fn collision(name: &str) -> Error {
+    Error::invalid(
+        "features",
+        format!("result column {name} collides with another column; request full feature names"),
+    )
 }
 
 /// Online lookups of one project, over the definitions and layouts of a registry version
@@ -720,7 +824,11 @@ impl OnlineFeatures {
                 },
             );
         }
-        Ok(Resolved { applied, views })
+        Ok(Resolved {
+            applied,
+            views,
+            plans: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The definitions and layouts in use.
@@ -752,6 +860,11 @@ impl OnlineFeatures {
         Ok(changed)
     }
 
+    /// The join keys (and their types) that `selection`'s features are looked up by.
+    pub fn join_keys(&self, selection: &FeatureSelection) -> Result<Vec<(String, ValueType)>> {
+        Ok(self.current()?.plan(selection, false)?.key_types.clone())
+    }
+
     /// The registry version in use.
     pub fn registry_version(&self) -> Result<mlops_core::Version> {
         Ok(self.current()?.applied.version)
@@ -771,45 +884,32 @@ impl OnlineFeatures {
         full_feature_names: bool,
     ) -> Result<OnlineResponse> {
         let resolved = self.current()?;
-        let requests = resolved.applied.repo.resolve(selection)?;
+        let plan = resolved.plan(selection, full_feature_names)?;
         let n = rows_of(entities, "entities", "entity column")?;
-        let mut feature_names: Vec<String> = entities.iter().map(|(k, _)| k.clone()).collect();
-        // Join keys echo in their key's type ("1001" for an integer key answers 1001).
-        let key_type = |name: &str| {
-            requests.iter().find_map(|r| {
-                resolved.views.get(&r.view.name).and_then(|v| {
-                    v.layout
-                        .join_keys
-                        .iter()
-                        .find(|(k, _)| k == name)
-                        .map(|(_, t)| *t)
-                })
-            })
-        };
-        let mut results: Vec<FeatureVector> = entities
-            .iter()
-            .map(|(name, v)| FeatureVector {
-                values: match key_type(name) {
-                    Some(t) => v.iter().map(|x| key_value(x, t).into_owned()).collect(),
-                    None => v.clone(),
-                },
+        let width: usize = plan.views.iter().map(|v| v.names.len()).sum();
+        let mut feature_names: Vec<String> = Vec::with_capacity(entities.len() + width);
+        let mut results: Vec<FeatureVector> = Vec::with_capacity(entities.len() + width);
+        for (name, v) in entities {
+            if plan.views.iter().any(|p| p.names.contains(name)) {
+                return Err(collision(name));
+            }
+            // Join keys echo in their key's type ("1001" for an integer key answers 1001).
+            let values = match plan.key_types.iter().find(|(k, _)| k == name) {
+                Some((_, t)) => v.iter().map(|x| key_value(x, *t).into_owned()).collect(),
+                None => v.clone(),
+            };
+            feature_names.push(name.clone());
+            results.push(FeatureVector {
+                values,
                 statuses: vec![FeatureStatus::Present; n],
                 event_timestamps_ns: vec![0; n],
-            })
-            .collect();
+            });
+        }
         let now = now_ns();
-        for req in &requests {
-            self.lookup(
-                &resolved,
-                req,
-                entities,
-                n,
-                now,
-                full_feature_names,
-                &mut feature_names,
-                &mut results,
-            )
-            .await?;
+        for planned in &plan.views {
+            self.lookup(&resolved, planned, entities, n, now, &mut results)
+                .await?;
+            feature_names.extend(planned.names.iter().cloned());
         }
         Ok(OnlineResponse {
             feature_names,
@@ -817,47 +917,21 @@ impl OnlineFeatures {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn lookup(
         &self,
         resolved: &Resolved,
-        req: &ViewRequest,
+        planned: &PlannedView,
         entities: &[(String, Vec<FeatureValue>)],
         n: usize,
         now: i64,
-        full_feature_names: bool,
-        names: &mut Vec<String>,
         results: &mut Vec<FeatureVector>,
     ) -> Result<()> {
-        let view = resolved.views.get(&req.view.name).ok_or_else(|| {
+        let view = resolved.views.get(&planned.view).ok_or_else(|| {
             Error::invalid(
                 "feature view",
-                format!(
-                    "feature view {} has not been materialized (mlops features materialize)",
-                    req.view.name
-                ),
+                format!("feature view {} has not been materialized", planned.view),
             )
         })?;
-        let wanted: Vec<String> = if req.features.is_empty() {
-            view.layout
-                .features
-                .iter()
-                .map(|(f, _)| f.clone())
-                .collect()
-        } else {
-            req.features.clone()
-        };
-        let positions: Vec<usize> = wanted
-            .iter()
-            .map(|f| {
-                view.positions.get(f).copied().ok_or_else(|| {
-                    Error::invalid(
-                        "feature reference",
-                        format!("feature view {} has no feature {f}", req.view.name),
-                    )
-                })
-            })
-            .collect::<Result<_>>()?;
         let key_columns: Vec<(&Vec<FeatureValue>, ValueType)> = view
             .layout
             .join_keys
@@ -872,7 +946,7 @@ impl OnlineFeatures {
                             "entities",
                             format!(
                                 "the entity rows have no join key {k} (view {} needs it)",
-                                req.view.name
+                                planned.view
                             ),
                         )
                     })
@@ -900,19 +974,17 @@ impl OnlineFeatures {
         }
         let found = self.online.read(&view.layout.table, &keys).await?;
         let width = view.layout.features.len();
-        let mut columns: Vec<FeatureVector> = wanted
-            .iter()
-            .map(|_| FeatureVector {
-                values: Vec::with_capacity(n),
-                statuses: Vec::with_capacity(n),
-                event_timestamps_ns: Vec::with_capacity(n),
-            })
-            .collect();
+        let first = results.len();
+        results.extend(planned.positions.iter().map(|_| FeatureVector {
+            values: Vec::with_capacity(n),
+            statuses: Vec::with_capacity(n),
+            event_timestamps_ns: Vec::with_capacity(n),
+        }));
+        let columns = &mut results[first..];
         for slot in slots {
-            let stored = slot.and_then(|i| found.get(i).cloned().flatten());
-            match stored {
+            match slot.and_then(|i| found.get(i).and_then(Option::as_ref)) {
                 None => {
-                    for c in &mut columns {
+                    for c in columns.iter_mut() {
                         c.values.push(FeatureValue::Null);
                         c.statuses.push(FeatureStatus::NotFound);
                         c.event_timestamps_ns.push(0);
@@ -922,9 +994,9 @@ impl OnlineFeatures {
                     let stale = view
                         .ttl_ns
                         .is_some_and(|ttl| now.saturating_sub(v.event_ts_ns) > ttl);
-                    let values = decode_values(&v.values, width)?;
-                    for (c, &p) in columns.iter_mut().zip(&positions) {
-                        let value = values.get(p).cloned().unwrap_or(FeatureValue::Null);
+                    let mut values = decode_values(&v.values, width)?;
+                    for (c, &p) in columns.iter_mut().zip(&planned.positions) {
+                        let value = values.get_mut(p).map_or(FeatureValue::Null, std::mem::take);
                         let (value, status) = if stale {
                             (FeatureValue::Null, FeatureStatus::OutsideMaxAge)
                         } else if value.is_null() {
@@ -938,19 +1010,6 @@ impl OnlineFeatures {
                     }
                 }
             }
-        }
-        for (f, c) in wanted.iter().zip(columns) {
-            let name = output_name(&req.view.name, f, full_feature_names);
-            if names.contains(&name) {
-                return Err(Error::invalid(
-                    "features",
-                    format!(
-                        "result column {name} collides with another column; request full feature names"
-                    ),
-                ));
-            }
-            names.push(name);
-            results.push(c);
         }
         Ok(())
     }
@@ -966,6 +1025,49 @@ pub struct PushReport {
     pub rows: usize,
     /// Per view: entity rows written, and rows skipped because a newer row was stored.
     pub views: Vec<(String, usize, usize)>,
+    /// The source version the rows were appended to, for offline pushes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offline: Option<SourceLineage>,
+}
+
+/// Where pushed rows go (Feast's `PushMode`: `online`, `offline`, `online_and_offline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PushTarget {
+    /// The online store only (the default, as Feast's).
+    #[default]
+    Online,
+    /// The source only (a new version of its dataset).
+    Offline,
+    /// Both: the source first, then the online store.
+    OnlineAndOffline,
+}
+
+impl PushTarget {
+    fn online(self) -> bool {
+        matches!(self, Self::Online | Self::OnlineAndOffline)
+    }
+
+    fn offline(self) -> bool {
+        matches!(self, Self::Offline | Self::OnlineAndOffline)
+    }
+}
+
+impl std::str::FromStr for PushTarget {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "online" => Ok(Self::Online),
+            "offline" => Ok(Self::Offline),
+            "online_and_offline" => Ok(Self::OnlineAndOffline),
+            other => Err(Error::invalid(
+                "push target",
+                format!("{other:?} is not online, offline or online_and_offline"),
+            )),
+        }
+    }
 }
 
 impl OnlineFeatures {
@@ -977,6 +1079,20 @@ impl OnlineFeatures {
         &self,
         source: &str,
         columns: &[(String, Vec<FeatureValue>)],
+    ) -> Result<PushReport> {
+        self.push_to(source, columns, PushTarget::Online).await
+    }
+
+    /// Pushes rows to `target`. Offline, the rows are appended to the source as a new version
+    /// of its dataset (the source reader's [`append`](crate::SourceReader::append); Parquet
+    /// path sources are read-only). Every row is checked for every target before anything is
+    /// written; with both targets the source is written first, so a failure of the online
+    /// write leaves rows that the next materialization brings online.
+    pub async fn push_to(
+        &self,
+        source: &str,
+        columns: &[(String, Vec<FeatureValue>)],
+        target: PushTarget,
     ) -> Result<PushReport> {
         let resolved = self.current()?;
         let repo = &resolved.applied.repo;
@@ -1016,12 +1132,13 @@ impl OnlineFeatures {
         let mut report = PushReport {
             source: source.to_owned(),
             rows: n,
-            views: Vec::new(),
+            ..PushReport::default()
         };
+        let mut writes: Vec<(&str, &str, Vec<OnlineRow>)> = Vec::new();
         for view in repo
             .feature_views
             .iter()
-            .filter(|v| v.source == source && v.online)
+            .filter(|v| v.source == source && v.online && target.online())
         {
             let Some(online) = resolved.views.get(&view.name) else {
                 continue;
@@ -1072,18 +1189,30 @@ impl OnlineFeatures {
                 }
                 rows.push(OnlineRow::new(key.freeze(), ev, cr, values.freeze()));
             }
-            let s = self.online.write(&online.layout.table, &rows, &[]).await?;
-            report
-                .views
-                .push((view.name.clone(), s.written, s.skipped_older));
+            writes.push((&view.name, &online.layout.table, rows));
         }
-        if report.views.is_empty() {
+        if target.online() && writes.is_empty() {
             return Err(Error::invalid(
                 "push source",
                 format!(
                     "no materialized online feature view reads source {source}; materialize one first"
                 ),
             ));
+        }
+        if target.offline() {
+            let arrays = columns
+                .iter()
+                .map(|(name, values)| Ok((name.clone(), FeatureValue::to_arrow(values, name)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let batch = RecordBatch::try_from_iter(arrays)
+                .map_err(|e| Error::invalid("push", e.to_string()))?;
+            report.offline = Some(self.features.reader().append(src, &batch).await?);
+        }
+        for (view, table, rows) in writes {
+            let s = self.online.write(table, &rows, &[]).await?;
+            report
+                .views
+                .push((view.to_owned(), s.written, s.skipped_older));
         }
         Ok(report)
     }

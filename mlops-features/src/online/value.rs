@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 use crate::definitions::ValueType;
 
 /// One feature or join-key value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum FeatureValue {
     /// Missing.
+    #[default]
     Null,
     /// A boolean.
     Bool(bool),
@@ -97,6 +98,86 @@ impl FeatureValue {
                     "online features are booleans, integers, floats, strings, bytes or timestamps",
                 ));
             }
+        })
+    }
+
+    /// A column of values as an Arrow array of their natural type: `Int64` for integers,
+    /// `Float64` once a float appears among numbers, `Utf8`, `Boolean`, `Binary`, or
+    /// `Timestamp(µs, UTC)`; all nulls make a `Null` array. Mixed kinds are
+    /// [`Error::InvalidArgument`] naming `column`.
+    pub fn to_arrow(values: &[Self], column: &str) -> Result<ArrayRef> {
+        use arrow::array::{
+            BinaryArray, BooleanArray, Float64Array, Int64Array, NullArray, StringArray,
+            TimestampMicrosecondArray,
+        };
+        use std::sync::Arc;
+        #[derive(PartialEq, Clone, Copy)]
+        enum Kind {
+            Int,
+            Float,
+            Str,
+            Bool,
+            Bin,
+            Ts,
+        }
+        let kind_of = |v: &Self| match v {
+            Self::Null => None,
+            Self::Int32(_) | Self::Int64(_) => Some(Kind::Int),
+            Self::Float32(_) | Self::Float64(_) => Some(Kind::Float),
+            Self::String(_) => Some(Kind::Str),
+            Self::Bool(_) => Some(Kind::Bool),
+            Self::Bytes(_) => Some(Kind::Bin),
+            Self::Timestamp(_) => Some(Kind::Ts),
+        };
+        let mut kind = None;
+        for (row, v) in values.iter().enumerate() {
+            let Some(k) = kind_of(v) else { continue };
+            kind = match (kind, k) {
+                (None, k) => Some(k),
+                (Some(a), b) if a == b => Some(a),
+                (Some(Kind::Int | Kind::Float), Kind::Int | Kind::Float) => Some(Kind::Float),
+                (Some(_), _) => {
+                    return Err(Error::invalid(
+                        "column",
+                        format!("{column}[{row}] is {v:?}, unlike the column's earlier values"),
+                    ));
+                }
+            };
+        }
+        let float = |v: &Self| match v {
+            Self::Int32(i) => Some(f64::from(*i)),
+            Self::Int64(i) => Some(*i as f64),
+            Self::Float32(f) => Some(f64::from(*f)),
+            Self::Float64(f) => Some(*f),
+            _ => None,
+        };
+        Ok(match kind {
+            None => Arc::new(NullArray::new(values.len())),
+            Some(Kind::Int) => Arc::new(Int64Array::from_iter(values.iter().map(|v| match v {
+                Self::Int32(i) => Some(i64::from(*i)),
+                Self::Int64(i) => Some(*i),
+                _ => None,
+            }))),
+            Some(Kind::Float) => Arc::new(Float64Array::from_iter(values.iter().map(float))),
+            Some(Kind::Str) => Arc::new(StringArray::from_iter(values.iter().map(|v| match v {
+                Self::String(s) => Some(s.as_str()),
+                _ => None,
+            }))),
+            Some(Kind::Bool) => Arc::new(BooleanArray::from_iter(values.iter().map(|v| match v {
+                Self::Bool(b) => Some(*b),
+                _ => None,
+            }))),
+            Some(Kind::Bin) => Arc::new(BinaryArray::from_iter(values.iter().map(|v| match v {
+                Self::Bytes(b) => Some(b.as_slice()),
+                _ => None,
+            }))),
+            Some(Kind::Ts) => Arc::new(
+                TimestampMicrosecondArray::from_iter(values.iter().map(|v| match v {
+                    Self::Timestamp(t) => Some(*t),
+                    _ => None,
+                }))
+                .with_timezone("UTC"),
+            ),
         })
     }
 

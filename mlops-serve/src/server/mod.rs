@@ -14,7 +14,8 @@ use mlops_core::model::{ArtifactSource, Model, ModelArtifact, ModelLoader};
 use mlops_core::policy::PolicyEngine;
 use mlops_core::registry::{Registry, RegistryExt};
 use mlops_core::serve::{
-    InferRequest, InferResponse, LoadOptions, ModelMetadata, ModelState, Server, ServerMetadata,
+    InferRequest, InferResponse, LoadOptions, ModelMetadata, ModelState, Preprocessor, Server,
+    ServerMetadata,
 };
 use mlops_core::{Error, ModelName, ModelUri, Result, Tensor, Version};
 
@@ -77,6 +78,7 @@ pub struct ModelServer {
     registry: Option<(Arc<dyn Registry>, Arc<dyn ArtifactSource>)>,
     gate: Option<(Arc<dyn PolicyEngine>, String)>,
     observer: Option<Arc<dyn InferenceObserver>>,
+    preprocessors: BTreeMap<ModelName, Arc<dyn Preprocessor>>,
     models: RwLock<BTreeMap<ModelName, Slot>>,
     tickets: std::sync::atomic::AtomicU64,
     shadows: Shadows,
@@ -146,6 +148,14 @@ impl ModelServerBuilder {
         self
     }
 
+    /// Runs `preprocessor` on every request to model `name` before the model sees it (see
+    /// [`Preprocessor`]: e.g. a feature lookup by entity key). Explainers' synthetic requests
+    /// skip it: they carry the model's own inputs.
+    pub fn preprocessor(mut self, name: ModelName, preprocessor: Arc<dyn Preprocessor>) -> Self {
+        self.server.preprocessors.insert(name, preprocessor);
+        self
+    }
+
     /// The server.
     pub fn build(self) -> ModelServer {
         self.server
@@ -171,6 +181,7 @@ impl ModelServer {
                 registry: None,
                 gate: None,
                 observer: None,
+                preprocessors: BTreeMap::new(),
                 models: RwLock::new(BTreeMap::new()),
                 tickets: std::sync::atomic::AtomicU64::new(0),
                 shadows: Arc::new(std::sync::Mutex::new(BTreeMap::new())),
@@ -621,11 +632,23 @@ impl Server for ModelServer {
         if synthetic(&request) {
             return self.infer_on(&loaded, request).await;
         }
-        let copy = shadow.as_ref().map(|_| request.clone());
-        let result = self.infer_on(&loaded, request).await;
-        if let (Some(shadow), Some(copy), Ok(answer)) = (shadow, copy, &result) {
-            shadow::mirror(&self.shadows, shadow, copy, answer.outputs.clone());
+        let result = async {
+            let request = self.preprocess(&loaded, request).await?;
+            // The shadow sees what the primary saw: the preprocessed inputs.
+            let copy = shadow.as_ref().map(|_| request.clone());
+            let answer = self.infer_on(&loaded, request).await?;
+            Ok::<_, Error>((copy, answer))
         }
+        .await;
+        let result = match result {
+            Ok((copy, answer)) => {
+                if let (Some(shadow), Some(copy)) = (shadow, copy) {
+                    shadow::mirror(&self.shadows, shadow, copy, answer.outputs.clone());
+                }
+                Ok(answer)
+            }
+            Err(e) => Err(e),
+        };
         match &result {
             Ok(_) => loaded.series.ok.inc(),
             Err(e) => self
@@ -647,6 +670,21 @@ impl Server for ModelServer {
 }
 
 impl ModelServer {
+    /// The request with the inputs the model's preprocessor (if any) makes of its own.
+    async fn preprocess(
+        &self,
+        loaded: &LoadedModel,
+        mut request: InferRequest,
+    ) -> Result<InferRequest> {
+        if let Some(p) = self.preprocessors.get(loaded.name()) {
+            let inputs = std::mem::take(&mut request.inputs);
+            request.inputs = p
+                .preprocess(loaded.name(), loaded.model().signature(), inputs)
+                .await?;
+        }
+        Ok(request)
+    }
+
     async fn infer_on(
         &self,
         loaded: &Arc<LoadedModel>,
@@ -654,6 +692,7 @@ impl ModelServer {
     ) -> Result<InferResponse> {
         use tracing::Instrument;
         let span = tracing::debug_span!("infer", model = %loaded.name(), version = %loaded.version(), id = ?request.id);
+        let synthetic = synthetic(&request);
         let (ordered, mut outputs) = loaded.run(&request.inputs).instrument(span).await?;
         if !request.outputs.is_empty() {
             for r in &request.outputs {
@@ -666,7 +705,7 @@ impl ModelServer {
             }
             outputs.retain(|o| request.outputs.iter().any(|r| r.name == o.name()));
         }
-        if !synthetic(&request) {
+        if !synthetic {
             self.observe(loaded, &ordered);
         }
         Ok(InferResponse {

@@ -57,6 +57,9 @@ pub struct WriteOptions {
     pub schema_policy: SchemaPolicy,
     /// Commit message.
     pub message: String,
+    /// Commit only while this version is the dataset's latest (else [`Error::Conflict`]): for
+    /// read-modify-write updates such as appends.
+    pub if_latest: Option<Version>,
 }
 
 impl Default for WriteOptions {
@@ -67,6 +70,7 @@ impl Default for WriteOptions {
             metadata: BTreeMap::new(),
             schema_policy: SchemaPolicy::Allow,
             message: String::new(),
+            if_latest: None,
         }
     }
 }
@@ -99,6 +103,13 @@ impl WriteOptions {
     /// Sets the commit message.
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
         self.message = message.into();
+        self
+    }
+
+    /// Commits only while `version` is the dataset's latest; otherwise the write fails with
+    /// [`Error::Conflict`] and commits nothing (read it again and retry).
+    pub fn with_if_latest(mut self, version: Version) -> Self {
+        self.if_latest = Some(version);
         self
     }
 }
@@ -292,6 +303,21 @@ impl Datasets {
                 Err(e) if e.is_not_found() => None,
                 Err(e) => return Err(e),
             };
+            if let Some(expected) = options.if_latest
+                && latest.as_ref().map(|v| v.version) != Some(expected)
+            {
+                return Err(Error::conflict(
+                    "dataset",
+                    name,
+                    format!(
+                        "version {expected} is no longer the latest ({})",
+                        latest.map_or("the dataset is gone".to_owned(), |v| format!(
+                            "version {} is",
+                            v.version
+                        ))
+                    ),
+                ));
+            }
             if let (Some(prev), SchemaPolicy::MustMatch) = (&latest, options.schema_policy) {
                 let diff = SchemaDiff::between(&prev.manifest.schema, &manifest.schema);
                 if !diff.is_empty() {
