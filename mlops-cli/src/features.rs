@@ -405,6 +405,31 @@ pub async fn run(store: Arc<dyn Store>, cmd: &FeaturesCommand) -> Result<()> {
                     }
                 );
             }
+            for o in &a.repo.on_demand_feature_views {
+                let features: Vec<String> = o
+                    .features
+                    .iter()
+                    .map(|f| {
+                        let how = match (&f.expression, &f.udf) {
+                            (Some(e), _) => format!("= {e}"),
+                            (None, Some(u)) => format!("= closure {u}"),
+                            (None, None) => String::new(),
+                        };
+                        format!("{}: {:?} {how}", f.name, f.dtype)
+                    })
+                    .collect();
+                println!(
+                    "on-demand feature view {}: sources [{}], request fields [{}], features [{}]",
+                    o.name,
+                    o.sources.join(", "),
+                    o.request_schema
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    features.join(", ")
+                );
+            }
             for s in &a.repo.feature_services {
                 println!("feature service {}: {}", s.name, s.features.join(", "));
             }

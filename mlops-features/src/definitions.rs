@@ -25,9 +25,15 @@
 //!     schema:                        # absent: every column but keys and timestamps
 //!       - {name: tenure, dtype: Int64}
 //!       - {name: spend, dtype: Float64}
+//! on_demand_feature_views:          # request-time features (crate::ondemand)
+//!   - name: order_features
+//!     request_schema: [{name: amount, dtype: Float64}]
+//!     sources: [customer_stats]
+//!     features:
+//!       - {name: amount_per_month, dtype: Float64, expression: "amount / max(tenure, 1)"}
 //! feature_services:
 //!   - name: churn_v1
-//!     features: ["customer_stats:tenure", "customer_stats"]   # a view alone: all its features
+//!     features: ["customer_stats:tenure", "customer_stats", order_features]   # a view alone: all its features
 //! ```
 //!
 //! Feature dtypes are Feast's: `Int32`, `Int64`, `Float32`, `Float64`, `String`, `Bool`,
@@ -43,6 +49,8 @@ use std::time::Duration;
 use arrow::datatypes::{DataType, TimeUnit};
 use mlops_core::{DatasetName, Error, Result, Version};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ondemand::{OnDemandFeatureView, OnDemandRequest};
 
 /// Something features are about, identified by one or more join keys (`customer_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -566,6 +574,21 @@ pub struct FeatureRepo {
     /// Feature services.
     #[serde(default)]
     pub feature_services: Vec<FeatureService>,
+    /// Request-time features ([`crate::ondemand`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_demand_feature_views: Vec<OnDemandFeatureView>,
+}
+
+/// How a selection is answered ([`FeatureRepo::resolve_all`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Resolution {
+    /// The feature views' shares, with the inputs of the on-demand features.
+    pub views: Vec<ViewRequest>,
+    /// The on-demand views' shares.
+    pub on_demand: Vec<OnDemandRequest>,
+    /// `(view, feature)`s fetched only as on-demand inputs: not part of the result.
+    pub hidden: Vec<(String, String)>,
 }
 
 /// One view's share of a request: its features in request order.
@@ -612,6 +635,17 @@ impl FeatureRepo {
     pub fn with_feature_service(mut self, service: FeatureService) -> Self {
         self.feature_services.push(service);
         self
+    }
+
+    /// Adds an on-demand feature view.
+    pub fn with_on_demand_feature_view(mut self, view: OnDemandFeatureView) -> Self {
+        self.on_demand_feature_views.push(view);
+        self
+    }
+
+    /// An on-demand feature view by name.
+    pub fn on_demand_feature_view(&self, name: &str) -> Option<&OnDemandFeatureView> {
+        self.on_demand_feature_views.iter().find(|v| v.name == name)
     }
 
     /// Parses a YAML feature repo (see the [module docs](self)) and validates it.
@@ -745,6 +779,41 @@ impl FeatureRepo {
                 }
             }
         }
+        let mut on_demand = BTreeMap::new();
+        for o in &self.on_demand_feature_views {
+            check_name("on-demand feature view", &o.name)?;
+            if views.contains_key(o.name.as_str()) || on_demand.insert(o.name.as_str(), o).is_some()
+            {
+                return Err(duplicate("feature view", &o.name));
+            }
+            let mut sources = Vec::new();
+            for v in &o.sources {
+                let view = views.get(v.as_str()).ok_or_else(|| {
+                    Error::invalid(
+                        "on-demand feature view",
+                        format!(
+                            "on-demand feature view {} reads feature view {v}, which is not defined{}",
+                            o.name,
+                            known(views.keys())
+                        ),
+                    )
+                })?;
+                if view.schema.is_empty() {
+                    return Err(Error::invalid(
+                        "on-demand feature view",
+                        format!(
+                            "on-demand feature view {} reads {v}, whose features are inferred: declare its schema",
+                            o.name
+                        ),
+                    ));
+                }
+                sources.push(*view);
+            }
+            for f in &o.request_schema {
+                check_column("request field", &f.name)?;
+            }
+            o.check(&sources)?;
+        }
         let mut services = BTreeSet::new();
         for s in &self.feature_services {
             check_name("feature service", &s.name)?;
@@ -762,6 +831,12 @@ impl FeatureRepo {
                     Some((v, f)) => (v, Some(f)),
                     None => (r.as_str(), None),
                 };
+                if let Some(o) = on_demand.get(view) {
+                    if let Some(f) = feature {
+                        o.feature(f)?;
+                    }
+                    continue;
+                }
                 let v = views.get(view).ok_or_else(|| {
                     Error::invalid(
                         "feature service",
@@ -817,6 +892,13 @@ impl FeatureRepo {
     /// a view whose features are inferred is resolved by the caller, who knows the source's
     /// columns (`features` is then empty).
     pub fn resolve(&self, selection: &FeatureSelection) -> Result<Vec<ViewRequest>> {
+        Ok(self.resolve_all(selection)?.views)
+    }
+
+    /// How `selection` is answered: the feature views' shares (the inputs of requested
+    /// on-demand features included), the on-demand views' shares, and the features fetched only
+    /// as such inputs (not part of the result).
+    pub fn resolve_all(&self, selection: &FeatureSelection) -> Result<Resolution> {
         let refs: Vec<(String, Option<String>)> = match selection {
             FeatureSelection::Features(refs) => {
                 if refs.is_empty() {
@@ -847,6 +929,67 @@ impl FeatureRepo {
                     .collect()
             }
         };
+        let mut regular: Vec<(String, Option<String>)> = Vec::new();
+        let mut on_demand: Vec<OnDemandRequest> = Vec::new();
+        for (view_name, feature) in refs {
+            let Some(o) = self.on_demand_feature_view(&view_name) else {
+                regular.push((view_name, feature));
+                continue;
+            };
+            let features = match feature {
+                Some(f) => {
+                    o.feature(&f)?;
+                    vec![f]
+                }
+                None => o.features.iter().map(|f| f.name.clone()).collect(),
+            };
+            let i = match on_demand.iter().position(|r| r.view.name == o.name) {
+                Some(i) => i,
+                None => {
+                    on_demand.push(OnDemandRequest {
+                        view: o.clone(),
+                        features: Vec::new(),
+                        sources: o
+                            .sources
+                            .iter()
+                            .filter_map(|s| self.feature_view(s).cloned())
+                            .collect(),
+                    });
+                    on_demand.len() - 1
+                }
+            };
+            for f in features {
+                if !on_demand[i].features.contains(&f) {
+                    on_demand[i].features.push(f);
+                }
+            }
+        }
+        let mut hidden: Vec<(String, String)> = Vec::new();
+        for o in &on_demand {
+            let views: Vec<&FeatureView> = o.sources.iter().collect();
+            for (v, f) in o.view.feature_inputs(&o.features, &views)? {
+                let explicit = regular.iter().any(|(rv, rf)| {
+                    *rv == v
+                        && match rf {
+                            Some(rf) => *rf == f,
+                            None => true,
+                        }
+                });
+                if !explicit && !hidden.contains(&(v.clone(), f.clone())) {
+                    hidden.push((v, f));
+                }
+            }
+        }
+        let mut refs = regular;
+        refs.extend(hidden.iter().map(|(v, f)| (v.clone(), Some(f.clone()))));
+        Ok(Resolution {
+            views: self.resolve_refs(refs)?,
+            on_demand,
+            hidden,
+        })
+    }
+
+    fn resolve_refs(&self, refs: Vec<(String, Option<String>)>) -> Result<Vec<ViewRequest>> {
         let mut out: Vec<ViewRequest> = Vec::new();
         for (view_name, feature) in refs {
             let view = self.feature_view(&view_name).ok_or_else(|| {

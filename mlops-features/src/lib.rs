@@ -8,6 +8,8 @@
 //!   a sort-merge join over Arrow, checked value for value against Feast itself.
 //! - [`online`]: materialization into an online store and lookups by entity key, in process
 //!   ([`OnlineFeatures`]) and over Feast's HTTP API (`http`, feature `http`).
+//! - [`ondemand`]: request-time features computed from request fields and other views'
+//!   features (a small expression language, or Rust closures), in both paths.
 //! - [`serving`]: [`FeatureLookup`], which completes a served model's requests with their
 //!   features by entity key.
 //! - [`source`]: how sources' rows are read ([`SourceReader`]; Parquet paths here, the store's
@@ -37,6 +39,7 @@ pub mod definitions;
 pub mod historical;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod ondemand;
 pub mod online;
 pub mod registry;
 pub mod serving;
@@ -52,9 +55,10 @@ use serde::{Deserialize, Serialize};
 
 pub use definitions::{
     DataSource, Entity, FeatureRef, FeatureRepo, FeatureSelection, FeatureService, FeatureView,
-    Field, SourceLocation, ValueType, ViewRequest,
+    Field, Resolution, SourceLocation, ValueType, ViewRequest,
 };
 pub use historical::{HistoricalOptions, ViewTable, entity_timestamp_column, point_in_time_join};
+pub use ondemand::{OnDemandFeature, OnDemandFeatureView, OnDemandRequest, Udf};
 #[cfg(feature = "redis")]
 pub use online::RedisOnlineStore;
 pub use online::{
@@ -70,6 +74,7 @@ pub use source::{ParquetFiles, SourceLineage, SourceReader, SourceTable};
 pub struct FeatureStore {
     registry: FeatureRegistry,
     reader: Arc<dyn SourceReader>,
+    udfs: ondemand::Udfs,
 }
 
 /// A training set: the entity rows with their features, and where every value came from.
@@ -142,7 +147,24 @@ impl FeatureStore {
         Self {
             registry: FeatureRegistry::new(store),
             reader,
+            udfs: ondemand::Udfs::default(),
         }
+    }
+
+    /// Registers `udf` as the closure named `name`, which on-demand features declared with
+    /// `udf: name` call (see [`ondemand`]); lookups opened from this store share it.
+    pub fn with_udf(
+        mut self,
+        name: impl Into<String>,
+        udf: impl Fn(&RecordBatch) -> Result<arrow::array::ArrayRef> + Send + Sync + 'static,
+    ) -> Self {
+        self.udfs.0.insert(name.into(), Arc::new(udf));
+        self
+    }
+
+    /// The registered closures.
+    pub fn udfs(&self) -> &ondemand::Udfs {
+        &self.udfs
     }
 
     /// The registry (apply, plan, get).
@@ -184,7 +206,8 @@ impl FeatureStore {
         let entity = historical::concat(&first.schema(), entity_rows)?;
         // Fail on the entity rows before reading any source.
         entity_timestamp_column(&entity.schema())?;
-        let requests = applied.repo.resolve(selection)?;
+        let resolution = applied.repo.resolve_all(selection)?;
+        let requests = resolution.views.clone();
         let reads = requests.into_iter().map(|request| {
             let reader = self.reader.clone();
             async move {
@@ -227,6 +250,12 @@ impl FeatureStore {
                 view.request
                     .features
                     .iter()
+                    .filter(|f| {
+                        !resolution
+                            .hidden
+                            .iter()
+                            .any(|(v, h)| *v == view.request.view.name && h == *f)
+                    })
                     .map(|f| format!("{}:{f}", view.request.view.name)),
             );
             if !sources.contains(&lineage) {
@@ -240,10 +269,17 @@ impl FeatureStore {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let rows =
-            tokio::task::spawn_blocking(move || point_in_time_join(&entity, &views, options))
-                .await
-                .map_err(|e| Error::backend("tokio", e))??;
+        for od in &resolution.on_demand {
+            features.extend(od.features.iter().map(|f| format!("{}:{f}", od.view.name)));
+        }
+        let full = options.full_feature_names;
+        let udfs = self.udfs.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            let joined = point_in_time_join(&entity, &views, options)?;
+            ondemand::complete_batch(joined, &resolution, full, &udfs)
+        })
+        .await
+        .map_err(|e| Error::backend("tokio", e))??;
         let feature_columns = rows
             .schema()
             .fields()

@@ -257,6 +257,13 @@ fn diff(new: &FeatureRepo, current: Option<&AppliedRepo>) -> Plan {
         &mut changes,
     );
     diff_kind(
+        "on-demand feature view",
+        &old.on_demand_feature_views,
+        &new.on_demand_feature_views,
+        |v| &v.name,
+        &mut changes,
+    );
+    diff_kind(
         "feature service",
         &old.feature_services,
         &new.feature_services,

@@ -13,7 +13,9 @@
 //!   feature's declared default ([`FeatureLookup::with_default`]); for an input the signature
 //!   marks optional (`required: false`), a float NaN (which our models impute); otherwise
 //!   the request fails with [`Error::InvalidArgument`] naming the features and rows (a 400);
-//! - the join keys are dropped unless the model reads them too.
+//! - the join keys (and request fields) are dropped unless the model reads them too;
+//! - on-demand features of the service are computed from the looked-up features and the
+//!   request fields the request carries (as inputs of the same names).
 //!
 //! ```no_run
 //! # async fn demo(online: mlops_features::OnlineFeatures) -> mlops_core::Result<()> {
@@ -280,6 +282,30 @@ impl Preprocessor for FeatureLookup {
             })?;
             entities.push((key.clone(), key_values(t)?));
         }
+        // Request fields of on-demand features travel with the entities.
+        for (field, _) in self.online.request_fields(&self.selection)? {
+            let t = inputs.iter().find(|t| t.name() == field).ok_or_else(|| {
+                Error::invalid(
+                    "request field",
+                    format!("{model}'s on-demand features read {field}: the request has no input {field}"),
+                )
+            })?;
+            let values = match t.datatype() {
+                DataType::Bytes => key_values(t)?,
+                _ => t
+                    .to_f64_lossy()?
+                    .into_iter()
+                    .map(|v| {
+                        if v.is_nan() {
+                            FeatureValue::Null
+                        } else {
+                            FeatureValue::Float64(v)
+                        }
+                    })
+                    .collect(),
+            };
+            entities.push((field, values));
+        }
         let rows = entities.first().map_or(0, |(_, v)| v.len());
         let response = self
             .online
@@ -289,8 +315,8 @@ impl Preprocessor for FeatureLookup {
         let mut missing: Vec<String> = Vec::new();
         let mut added = Vec::new();
         for (name, vector) in response.feature_names.iter().zip(&response.results) {
-            if keys.iter().any(|(k, _)| k == name) || inputs.iter().any(|t| t.name() == name) {
-                continue; // a join key, or a feature the request overrides
+            if entities.iter().any(|(k, _)| k == name) || inputs.iter().any(|t| t.name() == name) {
+                continue; // a join key or request field, or a feature the request overrides
             }
             let want = match &wanted {
                 Some(w) => match w.get(name) {
@@ -341,7 +367,9 @@ impl Preprocessor for FeatureLookup {
         }
         // The join keys stay only when the model reads them.
         if let Some(w) = &wanted {
-            inputs.retain(|t| !keys.iter().any(|(k, _)| k == t.name()) || w.contains_key(t.name()));
+            inputs.retain(|t| {
+                !entities.iter().any(|(k, _)| k == t.name()) || w.contains_key(t.name())
+            });
         }
         inputs.extend(added);
         Ok(inputs)

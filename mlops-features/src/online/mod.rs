@@ -665,6 +665,12 @@ struct LookupPlan {
     views: Vec<PlannedView>,
     /// Join keys and their types, for echoing entity columns in their key's type.
     key_types: Vec<(String, ValueType)>,
+    /// On-demand features, computed after the lookups.
+    on_demand: Vec<crate::ondemand::OnDemandRequest>,
+    /// Result names of features fetched only as on-demand inputs.
+    hidden: Vec<String>,
+    /// Request fields the on-demand features read, with their types.
+    request_fields: Vec<(String, ValueType)>,
 }
 
 #[derive(Debug)]
@@ -692,11 +698,12 @@ impl Resolved {
     }
 
     fn plan_uncached(&self, selection: &FeatureSelection, full: bool) -> Result<LookupPlan> {
-        let requests = self.applied.repo.resolve(selection)?;
+        let resolution = self.applied.repo.resolve_all(selection)?;
+        let requests = &resolution.views;
         let mut views = Vec::with_capacity(requests.len());
         let mut key_types: Vec<(String, ValueType)> = Vec::new();
         let mut all_names: Vec<&str> = Vec::new();
-        for req in &requests {
+        for req in requests {
             let view = self.views.get(&req.view.name).ok_or_else(|| {
                 Error::invalid(
                     "feature view",
@@ -737,15 +744,41 @@ impl Resolved {
                 names,
             });
         }
-        for v in &views {
-            for name in &v.names {
-                if all_names.contains(&name.as_str()) {
-                    return Err(collision(name));
+        let od_names: Vec<String> = resolution
+            .on_demand
+            .iter()
+            .flat_map(|o| {
+                o.features
+                    .iter()
+                    .map(|f| output_name(&o.view.name, f, full))
+            })
+            .collect();
+        for name in views.iter().flat_map(|v| &v.names).chain(&od_names) {
+            if all_names.contains(&name.as_str()) {
+                return Err(collision(name));
+            }
+            all_names.push(name);
+        }
+        let hidden = resolution
+            .hidden
+            .iter()
+            .map(|(v, f)| output_name(v, f, full))
+            .collect();
+        let mut request_fields: Vec<(String, ValueType)> = Vec::new();
+        for o in &resolution.on_demand {
+            for f in &o.view.request_schema {
+                if !request_fields.iter().any(|(n, _)| *n == f.name) {
+                    request_fields.push((f.name.clone(), f.dtype));
                 }
-                all_names.push(name);
             }
         }
-        Ok(LookupPlan { views, key_types })
+        Ok(LookupPlan {
+            views,
+            key_types,
+            on_demand: resolution.on_demand,
+            hidden,
+            request_fields,
+        })
     }
 }
 
@@ -865,6 +898,16 @@ impl OnlineFeatures {
         Ok(self.current()?.plan(selection, false)?.key_types.clone())
     }
 
+    /// The request fields (and their types) `selection`'s on-demand features read: entity
+    /// columns a lookup must carry besides the join keys.
+    pub fn request_fields(&self, selection: &FeatureSelection) -> Result<Vec<(String, ValueType)>> {
+        Ok(self
+            .current()?
+            .plan(selection, false)?
+            .request_fields
+            .clone())
+    }
+
     /// The registry version in use.
     pub fn registry_version(&self) -> Result<mlops_core::Version> {
         Ok(self.current()?.applied.version)
@@ -911,10 +954,96 @@ impl OnlineFeatures {
                 .await?;
             feature_names.extend(planned.names.iter().cloned());
         }
+        if !plan.on_demand.is_empty() {
+            self.on_demand(
+                &plan,
+                entities,
+                n,
+                full_feature_names,
+                &mut feature_names,
+                &mut results,
+            )?;
+        }
         Ok(OnlineResponse {
             feature_names,
             results,
         })
+    }
+
+    /// Computes the plan's on-demand features from the looked-up columns and the request
+    /// fields among `entities`, then drops the columns fetched only as their inputs.
+    fn on_demand(
+        &self,
+        plan: &LookupPlan,
+        entities: &[(String, Vec<FeatureValue>)],
+        n: usize,
+        full: bool,
+        names: &mut Vec<String>,
+        results: &mut Vec<FeatureVector>,
+    ) -> Result<()> {
+        use crate::ondemand::Input;
+        for od in &plan.on_demand {
+            let column = |input: &Input| -> Result<ArrayRef> {
+                let (name, values) = match input {
+                    Input::Request(field) => {
+                        let values = entities
+                            .iter()
+                            .find(|(k, _)| k == field)
+                            .map(|(_, v)| v)
+                            .ok_or_else(|| {
+                                Error::invalid(
+                                    "on-demand feature",
+                                    format!(
+                                        "on-demand feature view {} needs request field {field}: send it with the entities",
+                                        od.view.name
+                                    ),
+                                )
+                            })?;
+                        (field.clone(), values)
+                    }
+                    Input::Feature(v, f) => {
+                        let name = output_name(v, f, full);
+                        let i = names.iter().position(|x| *x == name).ok_or_else(|| {
+                            Error::invalid("on-demand feature", format!("{name} was not looked up"))
+                        })?;
+                        (name, &results[i].values)
+                    }
+                };
+                FeatureValue::to_arrow(values, &name)
+            };
+            let computed = od.compute(n, &column, self.features.udfs())?;
+            for (feature, array) in computed {
+                let values = (0..n)
+                    .map(|i| FeatureValue::from_arrow(&array, i))
+                    .collect::<Result<Vec<_>>>()?;
+                let statuses = values
+                    .iter()
+                    .map(|v| {
+                        if v.is_null() {
+                            FeatureStatus::NullValue
+                        } else {
+                            FeatureStatus::Present
+                        }
+                    })
+                    .collect();
+                names.push(output_name(&od.view.name, &feature, full));
+                results.push(FeatureVector {
+                    values,
+                    statuses,
+                    event_timestamps_ns: vec![0; n],
+                });
+            }
+        }
+        if !plan.hidden.is_empty() {
+            let mut i = 0;
+            results.retain(|_| {
+                let keep = !plan.hidden.contains(&names[i]);
+                i += 1;
+                keep
+            });
+            names.retain(|name| !plan.hidden.contains(name));
+        }
+        Ok(())
     }
 
     async fn lookup(
