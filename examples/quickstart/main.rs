@@ -6,17 +6,22 @@
 //! cargo run --release --example quickstart -- --store s3://bucket/prefix   (feature s3)
 //! ```
 //!
-//! 1. Data: generate customer-churn data (numbers and categories) and version it as a Parquet
-//!    dataset.
-//! 2. Train: a pipeline (dataset → train → promote) trains a logistic regression on candle as a
+//! 1. Data and features: generate customer-churn data (numbers and categories); version the
+//!    customers' profiles (by `customer_id`, as of a time) and their churn labels as Parquet
+//!    datasets, and apply the feature repo (`examples/features/churn.yaml`: the view
+//!    `customer_profile` over the profiles, the service `churn_v1`).
+//! 2. Train: a pipeline (labels → point-in-time-correct training set of `churn_v1` → train →
+//!    promote) trains a logistic regression on candle over the service's features as a
 //!    tracked run and registers it, assessed on its validation rows: permutation importance
 //!    and, since the dataset declares `region` sensitive, group fairness with bootstrap
 //!    intervals (as version tags, in the model card and in a model report). The registry is
 //!    governed by the shipped Rego library — accuracy and fairness thresholds, approval: the
 //!    first promotion to `champion` is denied for lack of approval; a reviewer approves, and the
 //!    re-run pipeline serves data and training from its cache and only promotes.
-//! 3. Serve: a `ModelServer` loads `models:/churn@champion` through the deploy gate and serves
-//!    the Open Inference Protocol over HTTP on 127.0.0.1; real requests get answers.
+//! 3. Serve: the profiles are materialized into the embedded online store; a `ModelServer`
+//!    loads `models:/churn@champion` through the deploy gate, looks each request's features up
+//!    by `customer_id` in process (a request carrying only the key gets an answer; features it
+//!    carries win) and serves the Open Inference Protocol over HTTP on 127.0.0.1.
 //! 4. Drift: production traffic shifts (longer tenure, higher charges, more "pro" plans); the
 //!    labelled production data is stored, and the retraining pipeline's monitor compares it
 //!    with the champion's stored reference profile (HTML report written).
@@ -39,9 +44,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use futures::stream;
 use mlops::drift::{Report, StatDetector, profiles};
+use mlops::features::{
+    EmbeddedOnlineStore, FeatureLookup, FeatureRepo, FeatureSelection, FeatureStore,
+    MaterializeOptions, OnlineFeatures,
+};
 use mlops::pipeline::export::PipelineExport;
 use mlops::pipeline::{PipelineReport, PipelineSpec, Runner, StepStatus};
 use mlops::policy::GOVERNANCE_PATH;
@@ -50,6 +62,7 @@ use mlops::registry::{Lineage, RegistryObject};
 use mlops::serve::LoadOptions;
 use mlops::serve::kserve::KServeExport;
 use mlops::serve::{HttpOptions, ModelServer, Routing};
+use mlops::steps::features::StoreSources;
 use mlops::steps::{ModelRef, MonitorDecision, StepEnv, Verdict, builtin};
 use mlops::storage::{
     Artifacts, DEFAULT_STORE, Datasets, ObjectStoreStore, StoreRegistry, StoreTracker,
@@ -123,6 +136,49 @@ fn customers(n: usize, seed: u64, shift: f64) -> anyhow::Result<RecordBatch> {
     ])?)
 }
 
+/// 2026-11-01T00:00:00Z, when the customers' profiles were taken (µs since the epoch).
+const PROFILED_US: i64 = 1_793_491_200_000_000;
+/// Two weeks later, when whether they churned was known.
+const LABELLED_US: i64 = PROFILED_US + 14 * 86_400_000_000;
+
+/// The feature repo: customer profiles by `customer_id`, the service `churn_v1`.
+const FEATURES: &str = include_str!("../features/churn.yaml");
+
+/// `batch`'s customers (ids from `first_id`) as the feature source — `customer_id`,
+/// `event_timestamp` and the profile — and as labels: `customer_id`, `event_timestamp`,
+/// `churned`.
+fn feature_tables(
+    batch: &RecordBatch,
+    first_id: i64,
+) -> anyhow::Result<(RecordBatch, RecordBatch)> {
+    let n = batch.num_rows();
+    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(
+        first_id..first_id + i64::try_from(n)?,
+    ));
+    let at = |t: i64| -> ArrayRef {
+        Arc::new(TimestampMicrosecondArray::from(vec![t; n]).with_timezone("UTC"))
+    };
+    let mut profile: Vec<(&str, ArrayRef)> = vec![
+        ("customer_id", ids.clone()),
+        ("event_timestamp", at(PROFILED_US)),
+    ];
+    for name in [
+        "tenure_months",
+        "monthly_charges",
+        "support_calls",
+        "plan",
+        "region",
+    ] {
+        profile.push((name, batch[name].clone()));
+    }
+    let labels = RecordBatch::try_from_iter([
+        ("customer_id", ids),
+        ("event_timestamp", at(LABELLED_US)),
+        ("churned", batch["churned"].clone()),
+    ])?;
+    Ok((RecordBatch::try_from_iter(profile)?, labels))
+}
+
 /// `--store <URL>`, else `$MLOPS_STORE`, else `./mlops-data`.
 fn store_url() -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -140,8 +196,14 @@ const TRAIN: &str = include_str!("../pipelines/churn-train.yaml");
 /// when the rule fires, validate the challenger, put it on the canary alias.
 const RETRAIN: &str = include_str!("../pipelines/churn-retrain.yaml");
 
-/// One row of a batch as Open Inference Protocol JSON inputs.
-fn infer_body(batch: &RecordBatch, row: usize) -> serde_json::Value {
+/// One row of a batch as Open Inference Protocol JSON inputs: the customer's id, and its
+/// features unless `keys_only` (the server looks them up then).
+fn infer_body(batch: &RecordBatch, row: usize, id: i64, keys_only: bool) -> serde_json::Value {
+    let key =
+        serde_json::json!({"name": "customer_id", "datatype": "INT64", "shape": [1], "data": [id]});
+    if keys_only {
+        return serde_json::json!({ "inputs": [key] });
+    }
     let f = |name: &str| -> f64 {
         batch[name]
             .as_any()
@@ -159,6 +221,7 @@ fn infer_body(batch: &RecordBatch, row: usize) -> serde_json::Value {
         .downcast_ref::<Int64Array>()
         .map_or(0, |a| a.value(row));
     serde_json::json!({"inputs": [
+        key,
         {"name": "tenure_months", "datatype": "FP64", "shape": [1], "data": [f("tenure_months")]},
         {"name": "monthly_charges", "datatype": "FP64", "shape": [1], "data": [f("monthly_charges")]},
         {"name": "support_calls", "datatype": "INT64", "shape": [1], "data": [calls]},
@@ -188,20 +251,24 @@ impl Live {
     }
 }
 
-/// Sends rows `rows` of `batch` to the server over HTTP, one request per row, and scores the
-/// answers against the labels, by the version that answered.
+/// Sends rows `rows` of `batch` (customer ids from `first_id`) to the server over HTTP, one
+/// request per row — only the id when `keys_only` — and scores the answers against the labels,
+/// by the version that answered.
 async fn send(
     client: &reqwest::Client,
     base: &str,
     batch: &RecordBatch,
     rows: std::ops::Range<usize>,
+    first_id: i64,
+    keys_only: bool,
 ) -> anyhow::Result<BTreeMap<String, Live>> {
     let mut live: BTreeMap<String, Live> = BTreeMap::new();
     for row in rows {
+        let id = first_id + i64::try_from(row)?;
         let resp = client
             .post(format!("{base}/v2/models/churn/infer"))
-            .header("X-Routing-Key", format!("customer-{row}"))
-            .json(&infer_body(batch, row))
+            .header("X-Routing-Key", format!("customer-{id}"))
+            .json(&infer_body(batch, row, id, keys_only))
             .send()
             .await?;
         let ok = resp.status().is_success();
@@ -321,31 +388,68 @@ async fn main() -> anyhow::Result<()> {
     let runner = Runner::new(store.clone()).tracker(tracker.clone(), "pipelines");
     let mut summary: Vec<String> = Vec::new();
 
-    // 1. Data.
+    // 1. Data and features: profiles by customer_id as of a time, labels two weeks later.
     let train_batch = customers(5_000, 7, 0.0)?;
-    let written = datasets
+    let (profiles_batch, labels_batch) = feature_tables(&train_batch, 0)?;
+    let profiles_written = datasets
         .write(
-            &"churn".parse()?,
-            train_batch.schema(),
-            stream::iter([Ok(train_batch.clone())]),
+            &"customer-profiles".parse()?,
+            profiles_batch.schema(),
+            stream::iter([Ok(profiles_batch)]),
             WriteOptions::default()
                 .with_metadata("source", "generated churn customers")
+                .with_metadata("license", "CC0-1.0"),
+        )
+        .await?;
+    let labels_written = datasets
+        .write(
+            &"churn-labels".parse()?,
+            labels_batch.schema(),
+            stream::iter([Ok(labels_batch)]),
+            WriteOptions::default()
+                .with_metadata("source", "churn outcomes two weeks after profiling")
                 .with_metadata("license", "CC0-1.0")
-                // Fairness is measured across regions at every training and validation.
+                // Fairness is measured across regions at every training and validation; the
+                // training set carries this over.
                 .with_metadata("sensitive", "region"),
         )
         .await?;
+    let features = FeatureStore::new(
+        store.clone(),
+        Arc::new(StoreSources::new(store.clone(), ".")),
+    );
+    let applied = features
+        .registry()
+        .apply(&FeatureRepo::from_yaml(FEATURES)?)
+        .await?;
     summary.push(format!(
-        "data         churn@{}: {} rows x {} columns (numbers and categories), manifest {}",
-        written.version,
-        written.manifest.rows,
-        written.manifest.schema.len(),
-        &written.digest.to_hex()[..12]
+        "data         customer-profiles@{}: {} customers x {} columns (numbers and categories); churn-labels@{}: {} labels",
+        profiles_written.version,
+        profiles_written.manifest.rows,
+        profiles_written.manifest.schema.len(),
+        labels_written.version,
+        labels_written.manifest.rows,
+    ));
+    summary.push(format!(
+        "features     project churn at registry version {} ({}): view customer_profile (5 features by customer_id), service churn_v1",
+        applied.applied.version,
+        if applied.plan.is_empty() { "unchanged".to_owned() } else { format!("{} changes applied", applied.plan.changes.len()) }
     ));
 
     // 2. Train, register, promote under policy.
     let train = PipelineSpec::from_yaml(TRAIN)?.build(&steps)?;
     let first = runner.run(&train).await?;
+    let training_set: mlops::steps::DatasetRef = first
+        .step("data")
+        .context("training_set step")?
+        .outputs
+        .get("dataset")
+        .context("a training set")?
+        .get()?;
+    summary.push(format!(
+        "             training set churn@{}: {} labelled rows joined point-in-time with churn_v1 (lineage in its metadata)",
+        training_set.version, training_set.rows
+    ));
     let model_out = &first.step("train").context("train step")?.outputs;
     let model: ModelRef = model_out.get("model").context("a trained model")?.get()?;
     let (_, version) = model.registered().context("a registered version")?;
@@ -394,9 +498,25 @@ async fn main() -> anyhow::Result<()> {
         version
     };
 
-    // 3. Serve the champion over HTTP on 127.0.0.1.
+    // 3. Serve the champion over HTTP on 127.0.0.1, its features looked up by customer_id in
+    // the embedded online store.
+    let online = Arc::new(EmbeddedOnlineStore::open(out_dir.join("online.redb"))?);
+    let materialized = features
+        .materialize(
+            "churn",
+            online.as_ref(),
+            PROFILED_US.saturating_mul(1_000) - 86_400_000_000_000,
+            mlops::features::online::now_ns(),
+            &MaterializeOptions::default(),
+        )
+        .await?;
+    let lookup = FeatureLookup::new(
+        OnlineFeatures::open(features.clone(), online, "churn").await?,
+        FeatureSelection::service("churn_v1"),
+    );
     let server = Arc::new(
         ModelServer::builder("quickstart")
+            .preprocessor("churn".parse()?, Arc::new(lookup))
             .loader(Arc::new(mlops::train::CandleLoader::new()))
             .registry(
                 Arc::new(StoreRegistry::new(store.clone())),
@@ -425,8 +545,23 @@ async fn main() -> anyhow::Result<()> {
     }));
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
+    let by_key = send(&client, &base, &train_batch, 0..200, 0, true).await?;
+    let by_key_accuracy = by_key
+        .values()
+        .map(Live::accuracy)
+        .next()
+        .unwrap_or(f64::NAN);
+    let by_key_errors: usize = by_key.values().map(|l| l.errors).sum();
+    summary.push(format!(
+        "features     materialized {} profile rows ({} entities written) into quickstart-out/online.redb; 200 requests carrying only customer_id: features looked up in process, {by_key_errors} errors, live accuracy {by_key_accuracy:.3}",
+        materialized.views.iter().map(|v| v.rows_in_window).sum::<usize>(),
+        materialized.views.iter().map(|v| v.written).sum::<usize>()
+    ));
+    if by_key_errors > 0 {
+        bail!("{by_key_errors} requests by customer_id failed");
+    }
     let calm = customers(400, 11, 0.0)?;
-    let live = send(&client, &base, &calm, 0..200).await?;
+    let live = send(&client, &base, &calm, 0..200, 100_000, false).await?;
     let champion_live = live
         .get(&champion_version.to_string())
         .map_or(0.0, Live::accuracy);
@@ -436,7 +571,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 4. Production shifts; labelled production data is stored and monitored.
     let production = customers(1_500, 13, 1.0)?;
-    let live_shifted = send(&client, &base, &production, 0..200).await?;
+    let live_shifted = send(&client, &base, &production, 0..200, 200_000, false).await?;
     let shifted_accuracy = live_shifted
         .values()
         .map(Live::accuracy)
@@ -541,7 +676,7 @@ async fn main() -> anyhow::Result<()> {
         &churn,
         Routing::to(champion.version).with_canary(challenger, 20),
     )?;
-    let canary_live = send(&client, &base, &production, 200..1_200).await?;
+    let canary_live = send(&client, &base, &production, 200..1_200, 200_000, false).await?;
     let (old, new) = (
         canary_live.get(&champion.version.to_string()),
         canary_live.get(&challenger.to_string()),
@@ -563,7 +698,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     server.set_routing(&churn, Routing::to(challenger))?;
     mlops::Server::unload(server.as_ref(), &churn, Some(champion.version)).await?;
-    let after = send(&client, &base, &production, 1_200..1_400).await?;
+    let after = send(&client, &base, &production, 1_200..1_400, 200_000, false).await?;
     summary.push(format!(
         "promote      v{challenger} (approved for the canary) promoted to champion; now serving {:?}",
         after.keys().collect::<Vec<_>>()

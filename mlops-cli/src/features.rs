@@ -14,7 +14,7 @@ use mlops::features::{
     PushTarget,
 };
 use mlops::steps::features::{StoreSources, write_training_set};
-use mlops::storage::Datasets;
+use mlops::storage::{Datasets, WriteOptions};
 use mlops::store::RefVersion;
 use mlops::{Error, Result, Store};
 
@@ -473,7 +473,7 @@ pub async fn run(store: Arc<dyn Store>, cmd: &FeaturesCommand) -> Result<()> {
                         &datasets,
                         &name.parse()?,
                         &set,
-                        &format!("training set of {project}"),
+                        WriteOptions::default().with_message(format!("training set of {project}")),
                     )
                     .await?,
                 ),

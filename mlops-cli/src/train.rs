@@ -300,7 +300,9 @@ async fn training_data(
                 datasets,
                 &name,
                 &set,
-                &format!("training set of {project}/{service} for mlops train"),
+                mlops::storage::WriteOptions::default().with_message(format!(
+                    "training set of {project}/{service} for mlops train"
+                )),
             )
             .await?;
             eprintln!(

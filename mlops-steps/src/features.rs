@@ -178,15 +178,16 @@ impl StoreSources {
 }
 
 /// Writes a training set as the next version of dataset `name`, its lineage in the version's
-/// metadata (`features.*` keys: project, registry version and digest, service, and the whole
-/// lineage as JSON), so training on it records where every feature came from.
+/// metadata (`features.*` keys: project, registry version and digest, service, feature columns
+/// and the whole lineage as JSON) on top of `options`' (its message, other metadata such as
+/// `sensitive`), so training on it records where every feature came from.
 pub async fn write_training_set(
     datasets: &Datasets,
     name: &DatasetName,
     set: &TrainingSet,
-    message: &str,
+    options: WriteOptions,
 ) -> Result<DatasetVersion> {
-    let mut options = WriteOptions::default().with_message(message);
+    let mut options = options;
     for (k, v) in set.lineage.to_metadata() {
         options = options.with_metadata(k, v);
     }
@@ -310,7 +311,7 @@ impl TrainingSetParams {
 /// `training_set`: the point-in-time-correct training set of the `entities` input (a dataset
 /// of join keys, an `event_timestamp` and labels) with a feature service's (or references')
 /// features, written as the next version of `dataset` with its lineage (registry version,
-/// each source's version). Its output is a `dataset`, which `train` reads as `data` — and
+/// each source's version) and the entity dataset's other metadata (`sensitive`, …). Its output is a `dataset`, which `train` reads as `data` — and
 /// trains on the feature columns only, unless its configuration names others.
 ///
 /// Cached: the step re-runs when the entity rows change (its input), and a cached result is
@@ -328,7 +329,7 @@ impl Step for TrainingSetStep {
         let datasets = Datasets::new(store.clone());
         let features = params.feature_store(store);
         let project = params.project(&features).await?;
-        let (_, rows) = datasets
+        let (entity_version, rows) = datasets
             .read_all(&entities.name, RefVersion::Exact(entities.version))
             .await?;
         let options = HistoricalOptions::default()
@@ -337,16 +338,17 @@ impl Step for TrainingSetStep {
         let set = features
             .get_historical_features(&project, &rows, &params.selection()?, options)
             .await?;
-        let v = write_training_set(
-            &datasets,
-            &params.dataset,
-            &set,
-            &format!(
-                "training set of {project} for {}@{} ({}.{})",
-                entities.name, entities.version, ctx.pipeline, ctx.step
-            ),
-        )
-        .await?;
+        // The entity rows' metadata (`sensitive`, `license`, …) carries over; lineage is new.
+        let mut options = WriteOptions::default().with_message(format!(
+            "training set of {project} for {}@{} ({}.{})",
+            entities.name, entities.version, ctx.pipeline, ctx.step
+        ));
+        for (k, v) in &entity_version.manifest.metadata {
+            if !k.starts_with("features.") {
+                options = options.with_metadata(k.clone(), v.clone());
+            }
+        }
+        let v = write_training_set(&datasets, &params.dataset, &set, options).await?;
         DatasetRef::of(&v).into_outputs()
     }
 

@@ -295,7 +295,7 @@ async fn a_pipeline_trains_on_a_feature_service_cached_until_a_source_moves() {
             &"labels".parse().unwrap(),
             labels.schema(),
             futures::stream::iter([Ok(labels)]),
-            WriteOptions::default(),
+            WriteOptions::default().with_metadata("license", "CC0-1.0"),
         )
         .await
         .unwrap();
@@ -336,6 +336,7 @@ async fn a_pipeline_trains_on_a_feature_service_cached_until_a_source_moves() {
         .metadata;
     assert_eq!(lineage["features.service"], "churn_v1");
     assert_eq!(lineage["features.columns"], r#"["spend"]"#);
+    assert_eq!(lineage["license"], "CC0-1.0", "the entity rows' metadata carries over");
 
     // Nothing moved: all cached.
     let second = runner.run(&pipeline).await.unwrap();
