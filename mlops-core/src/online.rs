@@ -100,6 +100,9 @@ impl WriteSummary {
 ///   writer's rows are never lost: the newer row of a key wins whatever the interleaving.
 /// - [`read`](OnlineStore::read) answers, per key in order, the stored value or `None`; an
 ///   absent table reads as all `None`.
+/// - [`read_tables`](OnlineStore::read_tables) answers exactly what a `read` per table would,
+///   in order; a store may answer them in one round trip (Redis pipelines them), which is why a
+///   lookup spanning several feature views calls it once.
 /// - [`mark`](OnlineStore::mark) answers a mark's value, `None` when never written.
 /// - [`drop_table`](OnlineStore::drop_table) removes a table's rows (idempotent).
 /// - Table and mark names are non-empty UTF-8 of at most 512 bytes; keys may be any bytes.
@@ -119,6 +122,19 @@ pub trait OnlineStore: Debug + Send + Sync + 'static {
 
     /// The stored value of each key, in order.
     async fn read(&self, table: &str, keys: &[Bytes]) -> Result<Vec<Option<OnlineValue>>>;
+
+    /// Several tables' reads at once: per `(table, keys)`, what [`read`](Self::read) answers.
+    /// By default one `read` after another.
+    async fn read_tables(
+        &self,
+        reads: &[(&str, &[Bytes])],
+    ) -> Result<Vec<Vec<Option<OnlineValue>>>> {
+        let mut out = Vec::with_capacity(reads.len());
+        for (table, keys) in reads {
+            out.push(self.read(table, keys).await?);
+        }
+        Ok(out)
+    }
 
     /// A mark's value.
     async fn mark(&self, name: &str) -> Result<Option<Bytes>>;
@@ -142,6 +158,12 @@ macro_rules! forward_online {
             }
             async fn read(&self, table: &str, keys: &[Bytes]) -> Result<Vec<Option<OnlineValue>>> {
                 (**self).read(table, keys).await
+            }
+            async fn read_tables(
+                &self,
+                reads: &[(&str, &[Bytes])],
+            ) -> Result<Vec<Vec<Option<OnlineValue>>>> {
+                (**self).read_tables(reads).await
             }
             async fn mark(&self, name: &str) -> Result<Option<Bytes>> {
                 (**self).mark(name).await

@@ -336,7 +336,10 @@ async fn a_pipeline_trains_on_a_feature_service_cached_until_a_source_moves() {
         .metadata;
     assert_eq!(lineage["features.service"], "churn_v1");
     assert_eq!(lineage["features.columns"], r#"["spend"]"#);
-    assert_eq!(lineage["license"], "CC0-1.0", "the entity rows' metadata carries over");
+    assert_eq!(
+        lineage["license"], "CC0-1.0",
+        "the entity rows' metadata carries over"
+    );
 
     // Nothing moved: all cached.
     let second = runner.run(&pipeline).await.unwrap();

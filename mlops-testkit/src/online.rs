@@ -39,7 +39,48 @@ pub async fn run_all(store: &dyn OnlineStore) {
     marks_are_written_with_rows(store).await;
     concurrent_writers_keep_the_newest(store).await;
     many_keys_in_one_write(store).await;
+    reads_of_several_tables_answer_as_reads(store).await;
     bad_names_are_invalid(store).await;
+}
+
+/// `read_tables` answers what a `read` per table does, in order (an absent table included).
+pub async fn reads_of_several_tables_answer_as_reads(store: &dyn OnlineStore) {
+    let (a, b, absent) = (unique("many-a"), unique("many-b"), unique("many-absent"));
+    store
+        .write(&a, &[row("k1", 1, 1, "a1"), row("k2", 2, 2, "a2")], &[])
+        .await
+        .unwrap();
+    store
+        .write(&b, &[row("k2", 3, 3, "b2")], &[])
+        .await
+        .unwrap();
+    let (ka, kb, kx) = (
+        vec![key("k2"), key("nope"), key("k1")],
+        vec![key("k1"), key("k2")],
+        vec![key("k1")],
+    );
+    let reads: Vec<(&str, &[Bytes])> = vec![(&a, &ka), (&b, &kb), (&absent, &kx), (&a, &[])];
+    let got = store.read_tables(&reads).await.unwrap();
+    assert_eq!(got.len(), 4);
+    for ((table, keys), answer) in reads.iter().zip(&got) {
+        assert_eq!(
+            *answer,
+            store.read(table, keys).await.unwrap(),
+            "read_tables differs from read for {table}"
+        );
+    }
+    assert_eq!(
+        got[0]
+            .iter()
+            .map(|v| v.as_ref().map(|v| v.values.clone()))
+            .collect::<Vec<_>>(),
+        [
+            Some(Bytes::from_static(b"a2")),
+            None,
+            Some(Bytes::from_static(b"a1"))
+        ]
+    );
+    assert_eq!(got[2], [None]);
 }
 
 /// Rows read back with their timestamps, keys in the order asked, binary keys included.

@@ -949,9 +949,19 @@ impl OnlineFeatures {
             });
         }
         let now = now_ns();
+        // Every view's keys first, then one read of all their tables (one round trip to a
+        // store that pipelines), then the columns.
+        let mut encoded = Vec::with_capacity(plan.views.len());
         for planned in &plan.views {
-            self.lookup(&resolved, planned, entities, n, now, &mut results)
-                .await?;
+            encoded.push(encode_keys(&resolved, planned, entities, n)?);
+        }
+        let reads: Vec<(&str, &[Bytes])> = encoded
+            .iter()
+            .map(|(view, keys, _)| (view.layout.table.as_str(), keys.as_slice()))
+            .collect();
+        let found = self.online.read_tables(&reads).await?;
+        for ((planned, (view, _, slots)), found) in plan.views.iter().zip(&encoded).zip(found) {
+            fill(view, planned, slots, &found, now, n, &mut results)?;
             feature_names.extend(planned.names.iter().cloned());
         }
         if !plan.on_demand.is_empty() {
@@ -1045,103 +1055,116 @@ impl OnlineFeatures {
         }
         Ok(())
     }
+}
 
-    async fn lookup(
-        &self,
-        resolved: &Resolved,
-        planned: &PlannedView,
-        entities: &[(String, Vec<FeatureValue>)],
-        n: usize,
-        now: i64,
-        results: &mut Vec<FeatureVector>,
-    ) -> Result<()> {
-        let view = resolved.views.get(&planned.view).ok_or_else(|| {
-            Error::invalid(
-                "feature view",
-                format!("feature view {} has not been materialized", planned.view),
-            )
-        })?;
-        let key_columns: Vec<(&Vec<FeatureValue>, ValueType)> = view
-            .layout
-            .join_keys
-            .iter()
-            .map(|(k, dtype)| {
-                entities
-                    .iter()
-                    .find(|(name, _)| name == k)
-                    .map(|(_, v)| (v, *dtype))
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "entities",
-                            format!(
-                                "the entity rows have no join key {k} (view {} needs it)",
-                                planned.view
-                            ),
-                        )
-                    })
-            })
-            .collect::<Result<_>>()?;
-        // Encode each row's key; rows with a null key are not looked up.
-        let mut keys = Vec::with_capacity(n);
-        let mut slots = Vec::with_capacity(n);
-        let mut buf = BytesMut::new();
-        for row in 0..n {
-            buf.clear();
-            let mut null = false;
-            for (col, dtype) in &key_columns {
-                if push_key(&mut buf, &key_value(&col[row], *dtype))?.is_none() {
-                    null = true;
-                    break;
-                }
-            }
-            if null {
-                slots.push(None);
-            } else {
-                slots.push(Some(keys.len()));
-                keys.push(buf.split().freeze());
+/// A view with its encoded entity keys and, per entity row, the index of its key (`None`: a
+/// null key, not looked up).
+type EncodedKeys<'a> = (&'a OnlineView, Vec<Bytes>, Vec<Option<usize>>);
+
+/// A view's encoded entity keys.
+fn encode_keys<'a>(
+    resolved: &'a Resolved,
+    planned: &PlannedView,
+    entities: &[(String, Vec<FeatureValue>)],
+    n: usize,
+) -> Result<EncodedKeys<'a>> {
+    let view = resolved.views.get(&planned.view).ok_or_else(|| {
+        Error::invalid(
+            "feature view",
+            format!("feature view {} has not been materialized", planned.view),
+        )
+    })?;
+    let key_columns: Vec<(&Vec<FeatureValue>, ValueType)> = view
+        .layout
+        .join_keys
+        .iter()
+        .map(|(k, dtype)| {
+            entities
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| (v, *dtype))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "entities",
+                        format!(
+                            "the entity rows have no join key {k} (view {} needs it)",
+                            planned.view
+                        ),
+                    )
+                })
+        })
+        .collect::<Result<_>>()?;
+    let mut keys = Vec::with_capacity(n);
+    let mut slots = Vec::with_capacity(n);
+    let mut buf = BytesMut::new();
+    for row in 0..n {
+        buf.clear();
+        let mut null = false;
+        for (col, dtype) in &key_columns {
+            if push_key(&mut buf, &key_value(&col[row], *dtype))?.is_none() {
+                null = true;
+                break;
             }
         }
-        let found = self.online.read(&view.layout.table, &keys).await?;
-        let width = view.layout.features.len();
-        let first = results.len();
-        results.extend(planned.positions.iter().map(|_| FeatureVector {
-            values: Vec::with_capacity(n),
-            statuses: Vec::with_capacity(n),
-            event_timestamps_ns: Vec::with_capacity(n),
-        }));
-        let columns = &mut results[first..];
-        for slot in slots {
-            match slot.and_then(|i| found.get(i).and_then(Option::as_ref)) {
-                None => {
-                    for c in columns.iter_mut() {
-                        c.values.push(FeatureValue::Null);
-                        c.statuses.push(FeatureStatus::NotFound);
-                        c.event_timestamps_ns.push(0);
-                    }
-                }
-                Some(v) => {
-                    let stale = view
-                        .ttl_ns
-                        .is_some_and(|ttl| now.saturating_sub(v.event_ts_ns) > ttl);
-                    let mut values = decode_values(&v.values, width)?;
-                    for (c, &p) in columns.iter_mut().zip(&planned.positions) {
-                        let value = values.get_mut(p).map_or(FeatureValue::Null, std::mem::take);
-                        let (value, status) = if stale {
-                            (FeatureValue::Null, FeatureStatus::OutsideMaxAge)
-                        } else if value.is_null() {
-                            (value, FeatureStatus::NullValue)
-                        } else {
-                            (value, FeatureStatus::Present)
-                        };
-                        c.values.push(value);
-                        c.statuses.push(status);
-                        c.event_timestamps_ns.push(v.event_ts_ns);
-                    }
-                }
-            }
+        if null {
+            slots.push(None);
+        } else {
+            slots.push(Some(keys.len()));
+            keys.push(buf.split().freeze());
         }
-        Ok(())
     }
+    Ok((view, keys, slots))
+}
+
+/// Appends a view's feature columns, from what its table held for each row's key.
+fn fill(
+    view: &OnlineView,
+    planned: &PlannedView,
+    slots: &[Option<usize>],
+    found: &[Option<mlops_core::online::OnlineValue>],
+    now: i64,
+    n: usize,
+    results: &mut Vec<FeatureVector>,
+) -> Result<()> {
+    let width = view.layout.features.len();
+    let first = results.len();
+    results.extend(planned.positions.iter().map(|_| FeatureVector {
+        values: Vec::with_capacity(n),
+        statuses: Vec::with_capacity(n),
+        event_timestamps_ns: Vec::with_capacity(n),
+    }));
+    let columns = &mut results[first..];
+    for slot in slots {
+        match slot.and_then(|i| found.get(i).and_then(Option::as_ref)) {
+            None => {
+                for c in columns.iter_mut() {
+                    c.values.push(FeatureValue::Null);
+                    c.statuses.push(FeatureStatus::NotFound);
+                    c.event_timestamps_ns.push(0);
+                }
+            }
+            Some(v) => {
+                let stale = view
+                    .ttl_ns
+                    .is_some_and(|ttl| now.saturating_sub(v.event_ts_ns) > ttl);
+                let mut values = decode_values(&v.values, width)?;
+                for (c, &p) in columns.iter_mut().zip(&planned.positions) {
+                    let value = values.get_mut(p).map_or(FeatureValue::Null, std::mem::take);
+                    let (value, status) = if stale {
+                        (FeatureValue::Null, FeatureStatus::OutsideMaxAge)
+                    } else if value.is_null() {
+                        (value, FeatureStatus::NullValue)
+                    } else {
+                        (value, FeatureStatus::Present)
+                    };
+                    c.values.push(value);
+                    c.statuses.push(status);
+                    c.event_timestamps_ns.push(v.event_ts_ns);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What a push wrote, per view reading the pushed source.

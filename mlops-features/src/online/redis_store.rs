@@ -83,6 +83,21 @@ fn header(event: i64, created: i64) -> String {
     )
 }
 
+/// A stored hash value: the 32-byte header, then the row's values.
+fn decode_stored(v: Option<Vec<u8>>) -> Result<Option<OnlineValue>> {
+    match v {
+        None => Ok(None),
+        Some(v) => {
+            let (event, created) = parse_header(&v)?;
+            Ok(Some(OnlineValue::new(
+                event,
+                created,
+                Bytes::copy_from_slice(&v[32..]),
+            )))
+        }
+    }
+}
+
 fn parse_header(bytes: &[u8]) -> Result<(i64, i64)> {
     let bad = || Error::corrupt("online row", "redis", "a row without its 32-digit header");
     let h = std::str::from_utf8(bytes.get(..32).ok_or_else(bad)?).map_err(|_| bad())?;
@@ -165,18 +180,42 @@ impl OnlineStore for RedisOnlineStore {
         }
         let mut conn = self.conn.clone();
         let values: Vec<Option<Vec<u8>>> = cmd.query_async(&mut conn).await.map_err(redis_err)?;
-        values
-            .into_iter()
-            .map(|v| match v {
-                None => Ok(None),
-                Some(v) => {
-                    let (event, created) = parse_header(&v)?;
-                    Ok(Some(OnlineValue::new(
-                        event,
-                        created,
-                        Bytes::copy_from_slice(&v[32..]),
-                    )))
+        values.into_iter().map(decode_stored).collect()
+    }
+
+    async fn read_tables(
+        &self,
+        reads: &[(&str, &[Bytes])],
+    ) -> Result<Vec<Vec<Option<OnlineValue>>>> {
+        // One round trip: a pipeline of one HMGET per table (empty reads skipped).
+        let mut pipe = redis::pipe();
+        for (table, keys) in reads {
+            check_name("table", table)?;
+            if keys.is_empty() {
+                continue;
+            }
+            let cmd = pipe.cmd("HMGET").arg(self.table_key(table));
+            for k in *keys {
+                cmd.arg(&k[..]);
+            }
+        }
+        let mut conn = self.conn.clone();
+        let answers: Vec<Vec<Option<Vec<u8>>>> = if reads.iter().all(|(_, k)| k.is_empty()) {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut conn).await.map_err(redis_err)?
+        };
+        let mut answers = answers.into_iter();
+        reads
+            .iter()
+            .map(|(_, keys)| {
+                if keys.is_empty() {
+                    return Ok(Vec::new());
                 }
+                let values = answers.next().ok_or_else(|| {
+                    Error::corrupt("redis reply", "HMGET", "a pipelined reply is missing")
+                })?;
+                values.into_iter().map(decode_stored).collect()
             })
             .collect()
     }
