@@ -67,7 +67,7 @@ pub use online::{
 };
 pub use registry::{Applied, AppliedRepo, Change, ChangeAction, FeatureRegistry, Plan};
 pub use serving::FeatureLookup;
-pub use source::{ParquetFiles, SourceLineage, SourceReader, SourceTable};
+pub use source::{ParquetFiles, SourceLineage, SourceReader, SourceStream, SourceTable};
 
 /// Definitions from the registry, sources through a reader: the feature store's entry point.
 #[derive(Debug, Clone)]

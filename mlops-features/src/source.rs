@@ -69,6 +69,41 @@ impl SourceTable {
     }
 }
 
+/// A source's rows as a stream of batches, for reading sources larger than memory.
+#[non_exhaustive]
+pub struct SourceStream {
+    /// The rows' schema (also when there are none).
+    pub schema: SchemaRef,
+    /// The rows, batch by batch, in the source's order.
+    pub batches: futures::stream::BoxStream<'static, Result<RecordBatch>>,
+    /// What is read.
+    pub lineage: SourceLineage,
+}
+
+impl SourceStream {
+    /// A stream of `batches` with `schema`.
+    pub fn new(
+        schema: SchemaRef,
+        batches: futures::stream::BoxStream<'static, Result<RecordBatch>>,
+        lineage: SourceLineage,
+    ) -> Self {
+        Self {
+            schema,
+            batches,
+            lineage,
+        }
+    }
+}
+
+impl std::fmt::Debug for SourceStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceStream")
+            .field("schema", &self.schema)
+            .field("lineage", &self.lineage)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Reads the rows of data sources.
 ///
 /// # Contract
@@ -87,6 +122,22 @@ impl SourceTable {
 pub trait SourceReader: Debug + Send + Sync + 'static {
     /// Reads a source.
     async fn read(&self, source: &DataSource, columns: Option<&[String]>) -> Result<SourceTable>;
+
+    /// The rows of [`read`](Self::read) as a stream of batches (materialization reads sources
+    /// this way, holding one batch at a time). By default `read`'s one batch.
+    async fn read_stream(
+        &self,
+        source: &DataSource,
+        columns: Option<&[String]>,
+    ) -> Result<SourceStream> {
+        let table = self.read(source, columns).await?;
+        let schema = table.rows.schema();
+        Ok(SourceStream::new(
+            schema,
+            Box::pin(futures::stream::once(async move { Ok(table.rows) })),
+            table.lineage,
+        ))
+    }
 
     /// The lineage a read of `source` would record now, without its rows: what a cached
     /// training set compares against to know whether its sources moved. By default a read of
@@ -118,6 +169,14 @@ pub trait SourceReader: Debug + Send + Sync + 'static {
 impl<T: SourceReader + ?Sized> SourceReader for Arc<T> {
     async fn read(&self, source: &DataSource, columns: Option<&[String]>) -> Result<SourceTable> {
         (**self).read(source, columns).await
+    }
+
+    async fn read_stream(
+        &self,
+        source: &DataSource,
+        columns: Option<&[String]>,
+    ) -> Result<SourceStream> {
+        (**self).read_stream(source, columns).await
     }
 
     async fn current(&self, source: &DataSource) -> Result<SourceLineage> {
@@ -222,6 +281,35 @@ impl ParquetFiles {
         path: &str,
         columns: Option<&[String]>,
     ) -> Result<SourceTable> {
+        let (readers, schema, lineage) = self.open_path(source, path, columns)?;
+        let mut batches = Vec::new();
+        for (file, reader) in readers {
+            for b in reader {
+                batches.push(
+                    b.map_err(|e| Error::corrupt("parquet file", file.display(), e.to_string()))?,
+                );
+            }
+        }
+        let rows = arrow::compute::concat_batches(&schema, &batches).map_err(arrow_err)?;
+        Ok(SourceTable::new(rows, lineage))
+    }
+
+    /// The decoders of a Parquet file or folder (its bytes read and digested), their schema
+    /// and the lineage.
+    #[allow(clippy::type_complexity)]
+    fn open_path(
+        &self,
+        source: &str,
+        path: &str,
+        columns: Option<&[String]>,
+    ) -> Result<(
+        Vec<(
+            PathBuf,
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+        )>,
+        SchemaRef,
+        SourceLineage,
+    )> {
         let full = self.root.join(path);
         let files = if full.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&full)
@@ -244,7 +332,7 @@ impl ParquetFiles {
             vec![full.clone()]
         };
         let mut digester = Digester::new();
-        let mut batches = Vec::new();
+        let mut readers = Vec::with_capacity(files.len());
         let mut schema: Option<Arc<Schema>> = None;
         for file in &files {
             let bytes =
@@ -299,16 +387,12 @@ impl ParquetFiles {
                 }
                 Some(_) => {}
             }
-            for b in reader {
-                batches.push(
-                    b.map_err(|e| Error::corrupt("parquet file", file.display(), e.to_string()))?,
-                );
-            }
+            readers.push((file.clone(), reader));
         }
         let schema = schema.unwrap_or_else(|| Arc::new(Schema::empty()));
-        let rows = arrow::compute::concat_batches(&schema, &batches).map_err(arrow_err)?;
-        Ok(SourceTable::new(
-            rows,
+        Ok((
+            readers,
+            schema,
             SourceLineage::new(source, format!("parquet {path}"), None, digester.finalize()),
         ))
     }
@@ -328,13 +412,51 @@ impl SourceReader for ParquetFiles {
                 .await
                 .map_err(|e| Error::backend("tokio", e))?
             }
-            other => Err(Error::not_supported(
-                "source",
-                source.name.clone(),
-                format!(
-                    "{other} needs a reader of the store's datasets (mlops_steps::features::StoreSources)"
-                ),
-            )),
+            other => Err(not_parquet(source, other)),
         }
     }
+
+    async fn read_stream(
+        &self,
+        source: &DataSource,
+        columns: Option<&[String]>,
+    ) -> Result<SourceStream> {
+        let SourceLocation::Parquet { path } = &source.location else {
+            return Err(not_parquet(source, &source.location));
+        };
+        let this = self.clone();
+        let (name, path) = (source.name.clone(), path.clone());
+        let columns = columns.map(<[String]>::to_vec);
+        let (readers, schema, lineage) =
+            tokio::task::spawn_blocking(move || this.open_path(&name, &path, columns.as_deref()))
+                .await
+                .map_err(|e| Error::backend("tokio", e))??;
+        // Decoded on a blocking thread, a batch or two ahead of the consumer.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        tokio::task::spawn_blocking(move || {
+            for (file, reader) in readers {
+                for b in reader {
+                    let b = b
+                        .map_err(|e| Error::corrupt("parquet file", file.display(), e.to_string()));
+                    let failed = b.is_err();
+                    if tx.blocking_send(b).is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        let batches =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+        Ok(SourceStream::new(schema, Box::pin(batches), lineage))
+    }
+}
+
+fn not_parquet(source: &DataSource, location: &SourceLocation) -> Error {
+    Error::not_supported(
+        "source",
+        source.name.clone(),
+        format!(
+            "{location} needs a reader of the store's datasets (mlops_steps::features::StoreSources)"
+        ),
+    )
 }

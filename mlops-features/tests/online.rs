@@ -476,3 +476,67 @@ async fn a_killed_run_resumes_to_the_same_state_and_incremental_runs_continue() 
         assert_eq!(on, offline, "customer {id}: {:?}", spend.statuses[j]);
     }
 }
+
+/// Streams a reader's rows in batches of 5: materialization must pick the same latest rows
+/// across batch boundaries as from one batch.
+#[derive(Debug)]
+struct Batched(ParquetFiles);
+
+#[async_trait]
+impl mlops_features::SourceReader for Batched {
+    async fn read(
+        &self,
+        source: &mlops_features::DataSource,
+        columns: Option<&[String]>,
+    ) -> Result<mlops_features::SourceTable> {
+        self.0.read(source, columns).await
+    }
+
+    async fn read_stream(
+        &self,
+        source: &mlops_features::DataSource,
+        columns: Option<&[String]>,
+    ) -> Result<mlops_features::SourceStream> {
+        let table = self.0.read(source, columns).await?;
+        let rows = table.rows;
+        let batches: Vec<Result<RecordBatch>> = (0..rows.num_rows())
+            .step_by(5)
+            .map(|at| Ok(rows.slice(at, 5.min(rows.num_rows() - at))))
+            .collect();
+        Ok(mlops_features::SourceStream::new(
+            rows.schema(),
+            Box::pin(futures::stream::iter(batches)),
+            table.lineage,
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_streamed_in_small_batches_materializes_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = now_ns();
+    let mut rng = SplitMix64::new(11);
+    let src = source(&mut rng, now);
+    write_parquet(&dir.path().join("stats.parquet"), &src.batch());
+    let fs = FeatureStore::new(
+        Arc::new(MemoryStore::new()),
+        Arc::new(Batched(ParquetFiles::new(dir.path()))),
+    );
+    fs.registry()
+        .apply(&FeatureRepo::from_yaml(REPO).unwrap())
+        .await
+        .unwrap();
+    let online: Arc<dyn OnlineStore> = Arc::new(MemoryOnlineStore::new());
+    let (start, end) = (now - 216 * HOUR, now - 24 * HOUR);
+    fs.materialize(
+        "shop",
+        online.as_ref(),
+        start,
+        end,
+        &MaterializeOptions::default().with_chunk_rows(7),
+    )
+    .await
+    .unwrap();
+    let client = OnlineFeatures::open(fs, online, "shop").await.unwrap();
+    check_against_expectation(&client, &src, start, end, now).await;
+}

@@ -15,7 +15,8 @@ use mlops_core::{DatasetName, Error, Result, Store};
 use mlops_features::source::conform_rows;
 use mlops_features::{
     DataSource, FeatureRegistry, FeatureSelection, FeatureStore, HistoricalOptions, ParquetFiles,
-    SourceLineage, SourceLocation, SourceReader, SourceTable, TrainingSet, TrainingSetLineage,
+    SourceLineage, SourceLocation, SourceReader, SourceStream, SourceTable, TrainingSet,
+    TrainingSetLineage,
 };
 use mlops_pipeline::{Outputs, Step, StepContext, parse_params};
 use serde::Deserialize;
@@ -67,6 +68,38 @@ impl SourceReader for StoreSources {
             .map_err(|e| Error::invalid("source", e.to_string()))?;
         Ok(SourceTable::new(
             rows,
+            SourceLineage::new(
+                source.name.clone(),
+                format!("dataset {name}@{}", found.version),
+                Some(found.version),
+                found.digest,
+            ),
+        ))
+    }
+
+    async fn read_stream(
+        &self,
+        source: &DataSource,
+        columns: Option<&[String]>,
+    ) -> Result<SourceStream> {
+        let (name, version) = match &source.location {
+            SourceLocation::Dataset { name, version } => (name, *version),
+            _ => return self.files.read_stream(source, columns).await,
+        };
+        let at = version.map_or(RefVersion::Latest, RefVersion::Exact);
+        let found = self.datasets.version(name, at).await?;
+        let options = match columns {
+            Some(cols) => ReadOptions::default().with_columns(cols.iter().cloned()),
+            None => ReadOptions::default(),
+        };
+        let stream = self
+            .datasets
+            .read(name, RefVersion::Exact(found.version), options)
+            .await
+            .map_err(|e| e.context(format!("source {}", source.name)))?;
+        Ok(SourceStream::new(
+            stream.schema,
+            stream.batches,
             SourceLineage::new(
                 source.name.clone(),
                 format!("dataset {name}@{}", found.version),

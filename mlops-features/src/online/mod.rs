@@ -36,7 +36,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::DataType;
 use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use mlops_core::online::{OnlineRow, OnlineStore};
 use mlops_core::store::RefVersion;
 use mlops_core::{Digest, Error, Result};
@@ -298,18 +300,31 @@ impl FeatureStore {
         let mut columns = join_keys.clone();
         columns.push(source.timestamp_field.clone());
         columns.extend(source.created_timestamp_column.iter().cloned());
-        let table = if view.schema.is_empty() {
-            self.reader().read(source, None).await?
+        // The source streams in batch by batch: memory is one batch plus the latest row of
+        // each entity key, however long the source's history.
+        let mut stream = if view.schema.is_empty() {
+            self.reader().read_stream(source, None).await?
         } else {
             let mut wanted = columns.clone();
             wanted.extend(view.schema.iter().map(|f| f.name.clone()));
-            self.reader().read(source, Some(&wanted)).await?
+            self.reader().read_stream(source, Some(&wanted)).await?
         };
-        let rows = &table.rows;
+        let schema = stream.schema.clone();
+        let field_type = |name: &str| -> Result<&DataType> {
+            schema
+                .field_with_name(name)
+                .map(|f| f.data_type())
+                .map_err(|_| {
+                    Error::invalid(
+                        "source",
+                        format!("source {} has no column {name}", source.name),
+                    )
+                })
+        };
         // The features and their types: declared, or every other column of the source.
-        let mut features: Vec<(String, ArrayRef, ValueType)> = Vec::new();
+        let mut features: Vec<(String, ValueType)> = Vec::new();
         if view.schema.is_empty() {
-            for (i, f) in rows.schema().fields().iter().enumerate() {
+            for f in schema.fields() {
                 if columns.contains(f.name()) {
                     continue;
                 }
@@ -323,82 +338,115 @@ impl FeatureStore {
                         ),
                     )
                 })?;
-                let col = cast_feature(rows.column(i), dtype, &view.name, f.name())?;
-                features.push((f.name().clone(), col, dtype));
+                features.push((f.name().clone(), dtype));
             }
         } else {
             for f in &view.schema {
-                let col = column(rows, &f.name, &source.name)?;
-                features.push((
-                    f.name.clone(),
-                    cast_feature(&col, f.dtype, &view.name, &f.name)?,
-                    f.dtype,
-                ));
+                field_type(&f.name)?;
+                features.push((f.name.clone(), f.dtype));
             }
         }
         let mut typed_keys = Vec::with_capacity(join_keys.len());
         for k in &join_keys {
-            let col = column(rows, k, &source.name)?;
-            let dtype = ValueType::of_arrow(col.data_type()).ok_or_else(|| {
+            let dt = field_type(k)?;
+            let dtype = ValueType::of_arrow(dt).ok_or_else(|| {
                 Error::invalid(
                     "join key",
                     format!(
-                        "join key {k} of source {} is {}, not an integer, string, boolean or bytes",
-                        source.name,
-                        col.data_type()
+                        "join key {k} of source {} is {dt}, not an integer, string, boolean or bytes",
+                        source.name
                     ),
                 )
             })?;
             typed_keys.push((k.clone(), dtype));
         }
-        let layout = Layout::new(
-            project,
-            &view.name,
-            typed_keys,
-            features.iter().map(|(n, _, t)| (n.clone(), *t)).collect(),
-        );
-        let event = timestamps_ns(
-            &column(rows, &source.timestamp_field, &source.name)?,
-            &source.timestamp_field,
-        )?;
-        let created = match &source.created_timestamp_column {
-            Some(c) => Some(timestamps_ns(&column(rows, c, &source.name)?, c)?),
-            None => None,
-        };
-        let key_cols: Vec<ArrayRef> = join_keys
-            .iter()
-            .map(|k| column(rows, k, &source.name))
-            .collect::<Result<_>>()?;
+        let layout = Layout::new(project, &view.name, typed_keys, features.clone());
 
         // The latest row per key in the window (ties: later created, then later source row).
-        let cr = |i: usize| created.as_ref().and_then(|c| c[i]).unwrap_or(i64::MIN);
-        let mut latest: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut latest: HashMap<Vec<u8>, Latest> = HashMap::new();
         let mut rows_in_window = 0usize;
+        let mut seq = 0usize;
         let mut key = Vec::new();
-        for i in 0..rows.num_rows() {
-            let Some(t) = event[i].filter(|t| *t >= start_ns && *t <= end_ns) else {
-                continue;
+        while let Some(rows) = stream.batches.next().await {
+            let rows = rows?;
+            let event = timestamps_ns(
+                &column(&rows, &source.timestamp_field, &source.name)?,
+                &source.timestamp_field,
+            )?;
+            let created = match &source.created_timestamp_column {
+                Some(c) => Some(timestamps_ns(&column(&rows, c, &source.name)?, c)?),
+                None => None,
             };
-            rows_in_window += 1;
-            key.clear();
-            if !push_key_arrow(&key_cols, i, &mut key)? {
-                continue;
-            }
-            match latest.get_mut(key.as_slice()) {
-                Some(j) => {
-                    if (t, cr(i), i) > (event[*j].unwrap_or(i64::MIN), cr(*j), *j) {
-                        *j = i;
+            let cr = |i: usize| created.as_ref().and_then(|c| c[i]).unwrap_or(i64::MIN);
+            let key_cols: Vec<ArrayRef> = join_keys
+                .iter()
+                .map(|k| column(&rows, k, &source.name))
+                .collect::<Result<_>>()?;
+            // This batch's latest row per key, then each against the latest so far.
+            let mut in_batch: HashMap<Vec<u8>, usize> = HashMap::new();
+            for i in 0..rows.num_rows() {
+                let Some(t) = event[i].filter(|t| *t >= start_ns && *t <= end_ns) else {
+                    continue;
+                };
+                rows_in_window += 1;
+                key.clear();
+                if !push_key_arrow(&key_cols, i, &mut key)? {
+                    continue;
+                }
+                match in_batch.get_mut(key.as_slice()) {
+                    Some(j) => {
+                        if (t, cr(i), i) > (event[*j].unwrap_or(i64::MIN), cr(*j), *j) {
+                            *j = i;
+                        }
+                    }
+                    None => {
+                        in_batch.insert(key.clone(), i);
                     }
                 }
-                None => {
-                    latest.insert(key.clone(), i);
-                }
             }
+            if in_batch.is_empty() {
+                seq += rows.num_rows();
+                continue;
+            }
+            let feature_cols: Vec<ArrayRef> = features
+                .iter()
+                .map(|(name, dtype)| {
+                    cast_feature(
+                        &column(&rows, name, &source.name)?,
+                        *dtype,
+                        &view.name,
+                        name,
+                    )
+                })
+                .collect::<Result<_>>()?;
+            for (k, i) in in_batch {
+                let candidate = (event[i].unwrap_or(i64::MIN), cr(i), seq + i);
+                if latest
+                    .get(&k)
+                    .is_some_and(|l| (l.event, l.created, l.seq) >= candidate)
+                {
+                    continue;
+                }
+                let mut buf = BytesMut::with_capacity(9 * feature_cols.len());
+                for col in &feature_cols {
+                    push_value(&mut buf, &FeatureValue::from_arrow(col, i)?)?;
+                }
+                latest.insert(
+                    k,
+                    Latest {
+                        event: candidate.0,
+                        created: candidate.1,
+                        seq: candidate.2,
+                        values: buf.freeze(),
+                    },
+                );
+            }
+            seq += rows.num_rows();
         }
         // Written in key order, each chunk with the last key it wrote: a killed run of the
         // same window resumes after it.
-        let mut ordered: Vec<(Vec<u8>, usize)> = latest.into_iter().collect();
-        ordered.sort_unstable();
+        let mut ordered: Vec<(Vec<u8>, Latest)> = latest.into_iter().collect();
+        ordered.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let progress_name = progress_mark(&layout.table);
         let resume_after: Option<Vec<u8>> = match online.mark(&progress_name).await? {
             Some(p) => serde_json::from_slice::<Progress>(&p)
@@ -429,23 +477,21 @@ impl FeatureStore {
             skipped_older: 0,
             chunks: 0,
             resumed_after,
-            source: table.lineage.clone(),
+            source: stream.lineage.clone(),
         };
         let mut first = true;
         for chunk in ordered.chunks(options.chunk_rows) {
-            let mut out = Vec::with_capacity(chunk.len());
-            for (key, i) in chunk {
-                let mut buf = BytesMut::with_capacity(9 * features.len());
-                for (_, col, _) in &features {
-                    push_value(&mut buf, &FeatureValue::from_arrow(col, *i)?)?;
-                }
-                out.push(OnlineRow::new(
-                    Bytes::copy_from_slice(key),
-                    event[*i].unwrap_or(i64::MIN),
-                    cr(*i),
-                    buf.freeze(),
-                ));
-            }
+            let out: Vec<OnlineRow> = chunk
+                .iter()
+                .map(|(key, l)| {
+                    OnlineRow::new(
+                        Bytes::copy_from_slice(key),
+                        l.event,
+                        l.created,
+                        l.values.clone(),
+                    )
+                })
+                .collect();
             let after_key = chunk.last().map(|(k, _)| to_hex(k));
             let mut marks = vec![(
                 progress_name.clone(),
@@ -494,6 +540,15 @@ impl FeatureStore {
         online.write(&layout.table, &[], &marks).await?;
         Ok(report)
     }
+}
+
+/// A key's latest row so far during materialization: its order (event, created, source row)
+/// and its encoded values.
+struct Latest {
+    event: i64,
+    created: i64,
+    seq: usize,
+    values: Bytes,
 }
 
 /// Where an incremental run of `view` starts: its last materialized end, else `now - ttl`,
