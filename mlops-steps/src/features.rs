@@ -46,35 +46,14 @@ impl StoreSources {
 #[async_trait]
 impl SourceReader for StoreSources {
     async fn read(&self, source: &DataSource, columns: Option<&[String]>) -> Result<SourceTable> {
-        let (name, version) = match &source.location {
-            SourceLocation::Dataset { name, version } => (name, *version),
-            _ => return self.files.read(source, columns).await,
-        };
-        let at = version.map_or(RefVersion::Latest, RefVersion::Exact);
-        // Pin the version first, so the rows and the lineage are of the same one.
-        let found = self.datasets.version(name, at).await?;
-        let options = match columns {
-            Some(cols) => ReadOptions::default().with_columns(cols.iter().cloned()),
-            None => ReadOptions::default(),
-        };
-        let stream = self
-            .datasets
-            .read(name, RefVersion::Exact(found.version), options)
-            .await
-            .map_err(|e| e.context(format!("source {}", source.name)))?;
-        let schema = stream.schema.clone();
+        if !matches!(source.location, SourceLocation::Dataset { .. }) {
+            return self.files.read(source, columns).await;
+        }
+        let stream = self.read_stream(source, columns).await?;
         let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(stream.batches).await?;
-        let rows = arrow::compute::concat_batches(&schema, &batches)
+        let rows = arrow::compute::concat_batches(&stream.schema, &batches)
             .map_err(|e| Error::invalid("source", e.to_string()))?;
-        Ok(SourceTable::new(
-            rows,
-            SourceLineage::new(
-                source.name.clone(),
-                format!("dataset {name}@{}", found.version),
-                Some(found.version),
-                found.digest,
-            ),
-        ))
+        Ok(SourceTable::new(rows, stream.lineage))
     }
 
     async fn read_stream(
@@ -87,6 +66,7 @@ impl SourceReader for StoreSources {
             _ => return self.files.read_stream(source, columns).await,
         };
         let at = version.map_or(RefVersion::Latest, RefVersion::Exact);
+        // Pin the version first, so the rows and the lineage are of the same one.
         let found = self.datasets.version(name, at).await?;
         let options = match columns {
             Some(cols) => ReadOptions::default().with_columns(cols.iter().cloned()),
