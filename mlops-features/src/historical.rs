@@ -10,8 +10,12 @@
 //! The join is a sort-merge: each view's rows are sorted by (join keys, event time, created
 //! time) once, the entity rows by (join keys, time), and one pass over both picks each row's
 //! match, so the cost is `O((n + m) log(n + m))` per view and views run in parallel. Keys of any
-//! Arrow type are compared through Arrow's row format. Memory is the projected source (join
-//! keys, timestamps and the requested features only) plus the entity rows.
+//! Arrow type are compared through Arrow's row format. [`FeatureStore::get_historical_features`]
+//! streams each source through a reducer first that keeps only the rows able to answer some
+//! entity row (at most one per entity row), so memory is bounded by the entity rows, not by the
+//! sources' history.
+//!
+//! [`FeatureStore::get_historical_features`]: crate::FeatureStore::get_historical_features
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -367,7 +371,7 @@ pub(crate) fn cast_feature(
 }
 
 /// An entity key column in the source's type.
-fn entity_key(
+pub(crate) fn entity_key(
     entity: &RecordBatch,
     key: &str,
     source_type: &DataType,

@@ -41,6 +41,7 @@ pub mod historical;
 pub mod http;
 pub mod ondemand;
 pub mod online;
+mod reduce;
 pub mod registry;
 pub mod serving;
 pub mod source;
@@ -208,38 +209,58 @@ impl FeatureStore {
         entity_timestamp_column(&entity.schema())?;
         let resolution = applied.repo.resolve_all(selection)?;
         let requests = resolution.views.clone();
+        let ts_name = entity_timestamp_column(&entity.schema())?;
+        let entity_ts = Arc::new(historical::timestamps_ns(
+            entity
+                .column_by_name(&ts_name)
+                .ok_or_else(|| Error::invalid("entity rows", format!("no column {ts_name}")))?,
+            &format!("entity column {ts_name}"),
+        )?);
+        // Each view's source streams through a reducer on a task of its own: memory is the
+        // rows able to answer some entity row, not the source's history.
         let reads = requests.into_iter().map(|request| {
             let reader = self.reader.clone();
-            async move {
+            let (entity, entity_ts) = (entity.clone(), entity_ts.clone());
+            let task = tokio::spawn(async move {
                 let mut columns = request.join_keys.clone();
                 columns.push(request.source.timestamp_field.clone());
                 columns.extend(request.source.created_timestamp_column.iter().cloned());
                 let inferred = request.features.is_empty();
-                let table = if inferred {
-                    reader.read(&request.source, None).await?
+                let mut stream = if inferred {
+                    reader.read_stream(&request.source, None).await?
                 } else {
                     columns.extend(request.features.iter().cloned());
-                    reader.read(&request.source, Some(&columns)).await?
+                    reader.read_stream(&request.source, Some(&columns)).await?
                 };
                 let mut request = request;
                 if inferred {
-                    request.features = table
-                        .rows
-                        .schema()
+                    request.features = stream
+                        .schema
                         .fields()
                         .iter()
                         .map(|f| f.name().clone())
                         .filter(|n| !columns.contains(n))
                         .collect();
                 }
+                let mut reducer = reduce::Reducer::new(
+                    &request,
+                    stream.schema.clone(),
+                    &entity,
+                    &entity_ts,
+                    options,
+                )?;
+                while let Some(batch) = futures::StreamExt::next(&mut stream.batches).await {
+                    reducer.push(&batch?)?;
+                }
                 Ok::<_, Error>((
                     ViewTable {
                         request,
-                        rows: table.rows,
+                        rows: reducer.finish()?,
                     },
-                    table.lineage,
+                    stream.lineage,
                 ))
-            }
+            });
+            async move { task.await.map_err(|e| Error::backend("tokio", e))? }
         });
         let read: Vec<(ViewTable, SourceLineage)> = futures::future::try_join_all(reads).await?;
         let mut features = Vec::new();
