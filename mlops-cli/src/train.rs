@@ -260,14 +260,14 @@ async fn training_data(
     store: &Arc<dyn Store>,
     datasets: &Datasets,
 ) -> Result<(TrainingData, BTreeMap<String, String>)> {
-    let version = match (&args.data, &args.features, &args.entities) {
+    let (version, batches) = match (&args.data, &args.features, &args.entities) {
         (Some(data), _, _) if crate::datasets::is_local_file(data) => {
             let batches = crate::datasets::read_parquet(Path::new(data))?;
             return Ok((TrainingData::new(batches), BTreeMap::new()));
         }
         (Some(data), _, _) => {
             let (name, at) = crate::datasets::parse_ref(data)?;
-            datasets.version(&name, at).await?
+            datasets.read_all(&name, at).await?
         }
         (None, Some(service), Some(entities)) => {
             use mlops::features::{FeatureSelection, FeatureStore, HistoricalOptions};
@@ -312,16 +312,11 @@ async fn training_data(
                 v.manifest.rows,
                 set.lineage.feature_columns.join(", ")
             );
-            v
+            // Train on the rows just written, not a re-read of them.
+            (v, vec![set.rows])
         }
         _ => return Err(Error::invalid("--data", "give --data or --features")),
     };
-    let (version, batches) = datasets
-        .read_all(
-            &version.name,
-            mlops::store::RefVersion::Exact(version.version),
-        )
-        .await?;
     let mut data = TrainingData::new(batches).with_source(DatasetLineage {
         name: version.name.clone(),
         version: version.version,

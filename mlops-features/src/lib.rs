@@ -206,10 +206,9 @@ impl FeatureStore {
             .ok_or_else(|| Error::invalid("entity rows", "no entity rows were given"))?;
         let entity = historical::concat(&first.schema(), entity_rows)?;
         // Fail on the entity rows before reading any source.
-        entity_timestamp_column(&entity.schema())?;
+        let ts_name = entity_timestamp_column(&entity.schema())?;
         let resolution = applied.repo.resolve_all(selection)?;
         let requests = resolution.views.clone();
-        let ts_name = entity_timestamp_column(&entity.schema())?;
         let entity_ts = Arc::new(historical::timestamps_ns(
             entity
                 .column_by_name(&ts_name)

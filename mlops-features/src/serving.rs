@@ -265,7 +265,7 @@ impl Preprocessor for FeatureLookup {
         signature: &Signature,
         mut inputs: Vec<Tensor>,
     ) -> Result<Vec<Tensor>> {
-        let keys = self.online.join_keys(&self.selection)?;
+        let (keys, request_fields) = self.online.lookup_inputs(&self.selection)?;
         let mut entities = Vec::with_capacity(keys.len());
         for (key, _) in &keys {
             let t = inputs.iter().find(|t| t.name() == key).ok_or_else(|| {
@@ -283,7 +283,7 @@ impl Preprocessor for FeatureLookup {
             entities.push((key.clone(), key_values(t)?));
         }
         // Request fields of on-demand features travel with the entities.
-        for (field, _) in self.online.request_fields(&self.selection)? {
+        for (field, _) in request_fields {
             let t = inputs.iter().find(|t| t.name() == field).ok_or_else(|| {
                 Error::invalid(
                     "request field",

@@ -956,11 +956,17 @@ impl OnlineFeatures {
     /// The request fields (and their types) `selection`'s on-demand features read: entity
     /// columns a lookup must carry besides the join keys.
     pub fn request_fields(&self, selection: &FeatureSelection) -> Result<Vec<(String, ValueType)>> {
-        Ok(self
-            .current()?
-            .plan(selection, false)?
-            .request_fields
-            .clone())
+        Ok(self.lookup_inputs(selection)?.1)
+    }
+
+    /// The join keys and the request fields of `selection`, from one plan lookup.
+    #[allow(clippy::type_complexity)]
+    pub fn lookup_inputs(
+        &self,
+        selection: &FeatureSelection,
+    ) -> Result<(Vec<(String, ValueType)>, Vec<(String, ValueType)>)> {
+        let plan = self.current()?.plan(selection, false)?;
+        Ok((plan.key_types.clone(), plan.request_fields.clone()))
     }
 
     /// The registry version in use.
