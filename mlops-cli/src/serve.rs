@@ -192,6 +192,7 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
     }
     // One view of the online store for the feature API and the models' lookups.
     let mut online = None;
+    let mut refresher = None;
     if args.features.is_some() || !args.model_features.is_empty() {
         let features = mlops::features::FeatureStore::new(
             store.clone(),
@@ -245,17 +246,9 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
             );
         }
         if args.features.is_none() {
-            // No feature API to refresh the definitions: refresh them here.
-            let client = client.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = client.refresh().await {
-                        eprintln!("warning: feature definitions were not refreshed: {e}");
-                    }
-                }
-            });
+            // No feature API to refresh the definitions: refresh them for the lookups. The
+            // task lives as long as the command.
+            refresher = Some(client.spawn_refresh(Duration::from_secs(1))?);
         }
     }
     let server = Arc::new(builder.build());
@@ -321,5 +314,6 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
         println!("{why}: shutting down, draining requests in flight");
     })
     .await?;
+    drop(refresher);
     Ok(true)
 }

@@ -79,21 +79,15 @@ impl FeatureServer {
     /// The router. With a refresh interval it spawns the refresher on the current tokio
     /// runtime, which stops when the router is dropped.
     pub fn router(self) -> Router {
-        let state = Arc::new(self);
-        if let (Some(every), Ok(handle)) = (state.refresh, tokio::runtime::Handle::try_current()) {
-            let weak = Arc::downgrade(&state);
-            handle.spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let Some(state) = weak.upgrade() else { break };
-                    if let Err(e) = state.online.refresh().await {
-                        tracing::warn!(error = %e, "feature definitions were not refreshed");
-                    }
-                }
-            });
-        }
+        // The refresher lives as long as the router (and its clones) hold the state.
+        let refresher = match (self.refresh, tokio::runtime::Handle::try_current()) {
+            (Some(every), Ok(_)) => self.online.spawn_refresh(every).ok(),
+            _ => None,
+        };
+        let state = Arc::new(ServerState {
+            server: self,
+            _refresher: refresher,
+        });
         let protected = Router::new()
             .route("/get-online-features", post(get_online_features))
             .route("/push", post(push))
@@ -109,14 +103,21 @@ impl FeatureServer {
     }
 }
 
-type AppState = State<Arc<FeatureServer>>;
+/// What the handlers share: the server, and its refresher, which stops with the last clone of
+/// the router.
+struct ServerState {
+    server: FeatureServer,
+    _refresher: Option<crate::online::RefreshTask>,
+}
+
+type AppState = State<Arc<ServerState>>;
 
 async fn authorize(
     State(state): AppState,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Some(token) = &state.token {
+    if let Some(token) = &state.server.token {
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -238,6 +239,7 @@ async fn get_online_features(
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let response = state
+        .server
         .online
         .get_online_features(&selection, &entities, request.full_feature_names)
         .await?;
@@ -298,7 +300,10 @@ async fn push(State(state): AppState, bytes: axum::body::Bytes) -> Result<Respon
                 request.to.as_deref().unwrap_or_default()
             ))
         })?;
-    let types = state.online.source_types(&request.push_source_name)?;
+    let types = state
+        .server
+        .online
+        .source_types(&request.push_source_name)?;
     let columns = columns(&request.df, "column")?
         .into_iter()
         .map(|(k, values)| {
@@ -312,6 +317,7 @@ async fn push(State(state): AppState, bytes: axum::body::Bytes) -> Result<Respon
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     state
+        .server
         .online
         .push_to(&request.push_source_name, &columns, target)
         .await?;

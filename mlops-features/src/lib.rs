@@ -64,7 +64,7 @@ pub use ondemand::{OnDemandFeature, OnDemandFeatureView, OnDemandRequest, Udf};
 pub use online::RedisOnlineStore;
 pub use online::{
     EmbeddedOnlineStore, FeatureStatus, FeatureValue, MaterializeOptions, MaterializeReport,
-    MemoryOnlineStore, OnlineFeatures, OnlineResponse, PushReport, PushTarget,
+    MemoryOnlineStore, OnlineFeatures, OnlineResponse, PushReport, PushTarget, RefreshTask,
 };
 pub use registry::{Applied, AppliedRepo, Change, ChangeAction, FeatureRegistry, Plan};
 pub use serving::FeatureLookup;

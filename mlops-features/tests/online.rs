@@ -4,6 +4,8 @@
 //! retrieval at the same instant.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,12 +18,14 @@ use arrow::array::{
 use arrow::datatypes::Float64Type;
 use async_trait::async_trait;
 use bytes::Bytes;
+use common::Batched;
 use mlops_core::online::{OnlineRow, OnlineStore, OnlineValue, WriteSummary};
 use mlops_core::{Error, Result};
 use mlops_features::online::now_ns;
 use mlops_features::{
     EmbeddedOnlineStore, FeatureRepo, FeatureSelection, FeatureStatus, FeatureStore, FeatureValue,
     HistoricalOptions, MaterializeOptions, MemoryOnlineStore, OnlineFeatures, ParquetFiles,
+    SourceReader,
 };
 use mlops_storage::MemoryStore;
 use mlops_testkit::rng::SplitMix64;
@@ -174,6 +178,25 @@ impl OnlineStore for Dying {
     }
 }
 
+/// A random source (from `seed`) written into `dir`, and a feature store over it, read in
+/// batches of `batch_rows` rows when given, with [`REPO`] applied; and the time it was made at.
+async fn shop(dir: &Path, seed: u64, batch_rows: Option<usize>) -> (FeatureStore, Source, i64) {
+    let now = now_ns();
+    let src = source(&mut SplitMix64::new(seed), now);
+    write_parquet(&dir.join("stats.parquet"), &src.batch());
+    let files = ParquetFiles::new(dir);
+    let reader: Arc<dyn SourceReader> = match batch_rows {
+        Some(n) => Arc::new(Batched(files, n)),
+        None => Arc::new(files),
+    };
+    let fs = FeatureStore::new(Arc::new(MemoryStore::new()), reader);
+    fs.registry()
+        .apply(&FeatureRepo::from_yaml(REPO).unwrap())
+        .await
+        .unwrap();
+    (fs, src, now)
+}
+
 fn entities(ids: &[i64]) -> Vec<(String, Vec<FeatureValue>)> {
     vec![(
         "customer_id".into(),
@@ -242,18 +265,7 @@ async fn check_against_expectation(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn materialize_then_look_up_with_feasts_statuses() {
     let dir = tempfile::tempdir().unwrap();
-    let now = now_ns();
-    let mut rng = SplitMix64::new(7);
-    let src = source(&mut rng, now);
-    write_parquet(&dir.path().join("stats.parquet"), &src.batch());
-    let fs = FeatureStore::new(
-        Arc::new(MemoryStore::new()),
-        Arc::new(ParquetFiles::new(dir.path())),
-    );
-    fs.registry()
-        .apply(&FeatureRepo::from_yaml(REPO).unwrap())
-        .await
-        .unwrap();
+    let (fs, src, now) = shop(dir.path(), 7, None).await;
 
     for online in [
         Arc::new(EmbeddedOnlineStore::open(dir.path().join("online.redb")).unwrap())
@@ -330,18 +342,7 @@ async fn materialize_then_look_up_with_feasts_statuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_run_resumes_to_the_same_state_and_incremental_runs_continue() {
     let dir = tempfile::tempdir().unwrap();
-    let now = now_ns();
-    let mut rng = SplitMix64::new(11);
-    let mut src = source(&mut rng, now);
-    write_parquet(&dir.path().join("stats.parquet"), &src.batch());
-    let fs = FeatureStore::new(
-        Arc::new(MemoryStore::new()),
-        Arc::new(ParquetFiles::new(dir.path())),
-    );
-    fs.registry()
-        .apply(&FeatureRepo::from_yaml(REPO).unwrap())
-        .await
-        .unwrap();
+    let (fs, mut src, now) = shop(dir.path(), 11, None).await;
     let store = Arc::new(EmbeddedOnlineStore::open(dir.path().join("online.redb")).unwrap());
     let options = MaterializeOptions::default()
         .with_views(["customer_stats"])
@@ -477,55 +478,10 @@ async fn a_killed_run_resumes_to_the_same_state_and_incremental_runs_continue() 
     }
 }
 
-/// Streams a reader's rows in batches of 5: materialization must pick the same latest rows
-/// across batch boundaries as from one batch.
-#[derive(Debug)]
-struct Batched(ParquetFiles);
-
-#[async_trait]
-impl mlops_features::SourceReader for Batched {
-    async fn read(
-        &self,
-        source: &mlops_features::DataSource,
-        columns: Option<&[String]>,
-    ) -> Result<mlops_features::SourceTable> {
-        self.0.read(source, columns).await
-    }
-
-    async fn read_stream(
-        &self,
-        source: &mlops_features::DataSource,
-        columns: Option<&[String]>,
-    ) -> Result<mlops_features::SourceStream> {
-        let table = self.0.read(source, columns).await?;
-        let rows = table.rows;
-        let batches: Vec<Result<RecordBatch>> = (0..rows.num_rows())
-            .step_by(5)
-            .map(|at| Ok(rows.slice(at, 5.min(rows.num_rows() - at))))
-            .collect();
-        Ok(mlops_features::SourceStream::new(
-            rows.schema(),
-            Box::pin(futures::stream::iter(batches)),
-            table.lineage,
-        ))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_streamed_in_small_batches_materializes_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let now = now_ns();
-    let mut rng = SplitMix64::new(11);
-    let src = source(&mut rng, now);
-    write_parquet(&dir.path().join("stats.parquet"), &src.batch());
-    let fs = FeatureStore::new(
-        Arc::new(MemoryStore::new()),
-        Arc::new(Batched(ParquetFiles::new(dir.path()))),
-    );
-    fs.registry()
-        .apply(&FeatureRepo::from_yaml(REPO).unwrap())
-        .await
-        .unwrap();
+    let (fs, src, now) = shop(dir.path(), 11, Some(5)).await;
     let online: Arc<dyn OnlineStore> = Arc::new(MemoryOnlineStore::new());
     let (start, end) = (now - 216 * HOUR, now - 24 * HOUR);
     fs.materialize(
@@ -539,4 +495,62 @@ async fn a_source_streamed_in_small_batches_materializes_the_same() {
     .unwrap();
     let client = OnlineFeatures::open(fs, online, "shop").await.unwrap();
     check_against_expectation(&client, &src, start, end, now).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_refresh_picks_up_a_materialization_and_needs_a_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, _, now) = shop(dir.path(), 5, None).await;
+    let store = Arc::new(MemoryOnlineStore::new());
+    // Opened before anything is materialized: the view is not online yet.
+    let client = OnlineFeatures::open(fs.clone(), store.clone(), "shop")
+        .await
+        .unwrap();
+    let scoring = FeatureSelection::service("scoring");
+    assert!(
+        client
+            .get_online_features(&scoring, &entities(&[0]), false)
+            .await
+            .is_err()
+    );
+
+    let task = client
+        .spawn_refresh(std::time::Duration::from_millis(10))
+        .unwrap();
+    fs.materialize(
+        "shop",
+        store.as_ref(),
+        now - 300 * HOUR,
+        now,
+        &MaterializeOptions::default(),
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if client
+            .get_online_features(&scoring, &entities(&[0]), false)
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refresher never picked up the materialized view"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    drop(task);
+
+    // Outside a runtime there is nothing to spawn on: a typed error, not a panic.
+    let outside = client.clone();
+    let e = std::thread::spawn(move || {
+        outside
+            .spawn_refresh(std::time::Duration::from_secs(1))
+            .unwrap_err()
+    })
+    .join()
+    .unwrap();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
 }

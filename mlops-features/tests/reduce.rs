@@ -4,15 +4,15 @@
 //! over the whole source, with and without `filter_by_created_timestamp`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampNanosecondArray};
-use async_trait::async_trait;
-use mlops_core::Result;
+use common::Batched;
 use mlops_features::historical::{ViewTable, point_in_time_join};
 use mlops_features::{
-    DataSource, FeatureRepo, FeatureSelection, FeatureStore, HistoricalOptions, ParquetFiles,
-    SourceReader, SourceStream, SourceTable,
+    FeatureRepo, FeatureSelection, FeatureStore, HistoricalOptions, ParquetFiles,
 };
 use mlops_storage::MemoryStore;
 use mlops_testkit::rng::SplitMix64;
@@ -33,35 +33,6 @@ feature_views:
     schema:
       - {name: spend, dtype: Float64}
 "#;
-
-/// Streams a reader's rows in batches of 7.
-#[derive(Debug)]
-struct Batched(ParquetFiles);
-
-#[async_trait]
-impl SourceReader for Batched {
-    async fn read(&self, source: &DataSource, columns: Option<&[String]>) -> Result<SourceTable> {
-        self.0.read(source, columns).await
-    }
-
-    async fn read_stream(
-        &self,
-        source: &DataSource,
-        columns: Option<&[String]>,
-    ) -> Result<SourceStream> {
-        let table = self.0.read(source, columns).await?;
-        let rows = table.rows;
-        let batches: Vec<Result<RecordBatch>> = (0..rows.num_rows())
-            .step_by(7)
-            .map(|at| Ok(rows.slice(at, 7.min(rows.num_rows() - at))))
-            .collect();
-        Ok(SourceStream::new(
-            rows.schema(),
-            Box::pin(futures::stream::iter(batches)),
-            table.lineage,
-        ))
-    }
-}
 
 fn ts(values: Vec<Option<i64>>) -> ArrayRef {
     Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC"))
@@ -110,7 +81,7 @@ async fn the_reduced_stream_joins_as_the_whole_source() {
     let repo = FeatureRepo::from_yaml(REPO).unwrap();
     let fs = FeatureStore::new(
         Arc::new(MemoryStore::new()),
-        Arc::new(Batched(ParquetFiles::new(dir.path()))),
+        Arc::new(Batched(ParquetFiles::new(dir.path()), 7)),
     );
     fs.registry().apply(&repo).await.unwrap();
     let selection = FeatureSelection::features(["customer_stats:spend"]).unwrap();

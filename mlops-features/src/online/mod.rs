@@ -844,6 +844,17 @@ fn collision(name: &str) -> Error {
     )
 }
 
+/// The background refresh of [`OnlineFeatures::spawn_refresh`]: stops when dropped.
+#[derive(Debug)]
+#[must_use = "the refresh stops when this is dropped"]
+pub struct RefreshTask(tokio::task::JoinHandle<()>);
+
+impl Drop for RefreshTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Online lookups of one project, over the definitions and layouts of a registry version
 /// (re-read by [`refresh`](Self::refresh)).
 #[derive(Debug, Clone)]
@@ -946,6 +957,31 @@ impl OnlineFeatures {
                 .map_err(|_| Error::unavailable("poisoned lock"))? = Arc::new(fresh);
         }
         Ok(changed)
+    }
+
+    /// Calls [`refresh`](Self::refresh) every `every` on the current tokio runtime until the
+    /// answer is dropped, so that a fresh `apply` or materialization reaches lookups within
+    /// one interval. A failed refresh is logged (`tracing` warning) and tried again at the
+    /// next tick; lookups keep the definitions they had.
+    ///
+    /// `InvalidArgument` outside a tokio runtime.
+    pub fn spawn_refresh(&self, every: Duration) -> Result<RefreshTask> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::invalid("features refresh", "spawn_refresh needs a tokio runtime")
+        })?;
+        let client = self.clone();
+        Ok(RefreshTask(runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick is immediate, and the definitions were just read.
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = client.refresh().await {
+                    tracing::warn!(project = %client.project, error = %e, "feature definitions were not refreshed");
+                }
+            }
+        })))
     }
 
     /// The join keys (and their types) that `selection`'s features are looked up by.
