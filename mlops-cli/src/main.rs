@@ -90,6 +90,17 @@ struct Cli {
     #[arg(long, global = true, env = "MLOPS_SECRETS", default_value = "env")]
     secrets: String,
 
+    /// The library's log messages go to stderr from this level up: off, error, warn, info,
+    /// debug, trace
+    #[arg(
+        long,
+        global = true,
+        env = "MLOPS_LOG",
+        default_value = "warn",
+        value_name = "LEVEL"
+    )]
+    log_level: tracing::level_filters::LevelFilter,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -427,6 +438,11 @@ fn quiet_on_broken_pipe() {
 async fn main() -> ExitCode {
     quiet_on_broken_pipe();
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_max_level(cli.log_level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     match run(&cli).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
