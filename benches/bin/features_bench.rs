@@ -4,7 +4,12 @@
 //! features-bench historical <dir>             # features.yaml + entities.parquet -> ours.parquet
 //! features-bench materialize <dir>            # every online view into <dir>/online.redb
 //! features-bench online <dir> <calls> <features> <batch>   # in-process lookups, latency
+//! features-bench http <port> <calls> <features> <customers> # POST /get-online-features, latency
 //! ```
+//!
+//! `http` is a minimal HTTP/1.1 client (one keep-alive connection, `TCP_NODELAY`, blocking
+//! reads), so that the figure is the server's and the loopback's, not a client library's; the
+//! script runs it against both servers.
 //!
 //! Each prints one JSON line with its timings. The definitions are `<dir>/features.yaml`
 //! (Parquet sources relative to `<dir>`), kept in a store at `<dir>/store`.
@@ -44,6 +49,58 @@ async fn store(dir: &Path) -> (FeatureStore, FeatureRepo) {
     (fs, repo)
 }
 
+/// `calls` requests for 1 entity each over one connection to `127.0.0.1:port`: the latencies in ns.
+fn http_latency(port: u16, calls: usize, features: &[String], customers: usize) -> Vec<u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut response = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    let mut lat = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let body = serde_json::json!({
+            "features": features,
+            "entities": {"customer_id": [(i * 7919) % customers]},
+        })
+        .to_string();
+        let request = format!(
+            "POST /get-online-features HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let t = Instant::now();
+        stream.write_all(request.as_bytes()).unwrap();
+        response.clear();
+        // Headers, then exactly Content-Length bytes of body.
+        let (head_end, length) = loop {
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "the server closed the connection");
+            response.extend_from_slice(&chunk[..n]);
+            if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&response[..end])
+                    .unwrap()
+                    .to_ascii_lowercase();
+                assert!(head.starts_with("http/1.1 200"), "{head}");
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .expect("a Content-Length header")
+                    .trim()
+                    .parse()
+                    .unwrap();
+                break (end + 4, length);
+            }
+        };
+        while response.len() < head_end + length {
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "the server closed the connection");
+            response.extend_from_slice(&chunk[..n]);
+        }
+        lat.push(t.elapsed().as_nanos() as u64);
+    }
+    lat
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -51,6 +108,20 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("http") {
+        let port: u16 = args[2].parse().unwrap();
+        let calls: usize = args[3].parse().unwrap();
+        let features: Vec<String> = args[4].split(',').map(str::to_owned).collect();
+        let customers: usize = args[5].parse().unwrap();
+        http_latency(port, calls.min(100), &features, customers); // warm up
+        let mut lat = http_latency(port, calls, &features, customers);
+        lat.sort_unstable();
+        println!(
+            "{}",
+            serde_json::json!({"calls": calls, "p50_us": percentile(&lat, 0.5) as f64 / 1000.0, "p99_us": percentile(&lat, 0.99) as f64 / 1000.0})
+        );
+        return;
+    }
     let dir = PathBuf::from(
         args.get(2)
             .expect("usage: features-bench <command> <dir> ..."),
