@@ -189,17 +189,23 @@ async fn main() {
             let keys = read_parquet(&dir.join("online_keys.parquet"));
             let keys = entity_columns(&keys[0]).unwrap();
             let (name, values) = &keys[0];
+            // The same sequence twice, the first pass unmeasured: a serving process's steady
+            // state, with its keys' pages in the store's cache (the script warms Feast alike).
             let mut lat = Vec::with_capacity(calls);
-            for i in 0..calls {
-                let start = (i * batch) % (values.len() - batch);
-                let entities = vec![(name.clone(), values[start..start + batch].to_vec())];
-                let t = Instant::now();
-                let r = client
-                    .get_online_features(&selection, &entities, false)
-                    .await
-                    .unwrap();
-                lat.push(t.elapsed().as_nanos() as u64);
-                std::hint::black_box(r);
+            for pass in 0..2 {
+                for i in 0..calls {
+                    let start = (i * batch) % (values.len() - batch);
+                    let entities = vec![(name.clone(), values[start..start + batch].to_vec())];
+                    let t = Instant::now();
+                    let r = client
+                        .get_online_features(&selection, &entities, false)
+                        .await
+                        .unwrap();
+                    if pass == 1 {
+                        lat.push(t.elapsed().as_nanos() as u64);
+                    }
+                    std::hint::black_box(r);
+                }
             }
             lat.sort_unstable();
             println!(
