@@ -11,6 +11,7 @@ mod digest;
 mod drift;
 mod explain;
 mod features;
+mod onnx;
 mod pipeline;
 mod policy;
 mod search;
@@ -23,6 +24,7 @@ criterion::criterion_main!(
     drift::benches,
     explain::benches,
     features::benches,
+    onnx::benches,
     pipeline::benches,
     policy::benches,
     search::benches,

@@ -10,6 +10,7 @@ mod drift;
 mod explain;
 mod fairness;
 mod features;
+mod models;
 mod output;
 mod pipeline;
 mod policy;
@@ -47,9 +48,9 @@ Training and tracking commands:
   runs         Runs in the store's tracker: list (MLflow filters), show, compare
 
 Model commands:
-  models       Registered models: list, show, alias, kserve
+  models       Registered models: list, show, register, alias, export, kserve
   explain      A model on labelled data: importance, SHAP, group fairness, HTML report
-  serve        Serve registered models over the Open Inference Protocol (HTTP)
+  serve        Serve models over the Open Inference Protocol (HTTP and gRPC)
 
 Governance commands:
   policy       Policy as code: eval, test, verify-log, log, library
@@ -120,7 +121,8 @@ enum Command {
     /// Runs in the store's tracker: list (MLflow filters), show, compare
     #[command(subcommand)]
     Runs(tracking::RunsCommand),
-    /// Registered models in the store's registry: list, show, alias, kserve
+    /// Registered models in the store's registry: list, show, register (ONNX, MLflow models),
+    /// alias, export (MLflow, ONNX), kserve
     #[command(subcommand)]
     Models(tracking::ModelsCommand),
     /// Export to other tools' formats: mlflow
@@ -163,10 +165,12 @@ enum Command {
     ///
     /// Example: mlops train --features churn_v1 --entities labels.parquet --target churned
     Train(Box<train::TrainArgs>),
-    /// Serve registered models over the Open Inference Protocol (HTTP) until Ctrl-C
+    /// Serve models over the Open Inference Protocol (HTTP, and gRPC with --grpc-port) until
+    /// Ctrl-C: registered versions (candle, ONNX, MLflow model directories), model directories,
+    /// ONNX files
     ///
-    /// Example: mlops serve --model models:/churn@champion --port 8080 --canary models:/churn/4=10
-    Serve(serve::ServeArgs),
+    /// Example: mlops serve --model models:/churn@champion --port 8080 --grpc-port 8081 --canary models:/churn/4=10
+    Serve(Box<serve::ServeArgs>),
     /// MLflow's tracking server API (REST and artifact proxy) over the store, until Ctrl-C: point
     /// MLFLOW_TRACKING_URI at it and MLflow's clients log into the store unchanged
     ///
@@ -209,7 +213,10 @@ impl Command {
                 | Self::Train(_)
                 | Self::Pipeline(_)
                 | Self::Import(_)
-                | Self::Models(tracking::ModelsCommand::Alias { .. })
+                | Self::Models(
+                    tracking::ModelsCommand::Alias { .. }
+                        | tracking::ModelsCommand::Register { .. }
+                )
                 | Self::Runs(tracking::RunsCommand::End { .. })
                 | Self::Policy(_)
                 | Self::Server(_)
@@ -398,12 +405,9 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
             })
             .await
         }
-        Command::Models(cmd) => {
-            let registry = StoreRegistry::new(Arc::new(open(cli).await?));
-            tracking::models(&registry, cmd, &cli.store)
-                .await
-                .map(|()| true)
-        }
+        Command::Models(cmd) => tracking::models(Arc::new(open(cli).await?), cmd, &cli.store)
+            .await
+            .map(|()| true),
     }
 }
 

@@ -8,7 +8,7 @@ use clap::Args;
 use mlops::policy::GOVERNANCE_PATH;
 use mlops::serve::{BatchConfig, ConnectionOptions, HttpOptions, ModelServer, Routing};
 use mlops::storage::{Artifacts, StoreRegistry};
-use mlops::{Error, ModelName, ModelUri, RegistryExt, Result, Store, Version};
+use mlops::{Error, ModelName, ModelUri, Registry, RegistryExt, Result, Store, Version};
 
 /// `mlops serve` arguments.
 #[derive(Debug, Args)]
@@ -21,16 +21,28 @@ pub struct ServeArgs {
         required_unless_present_any = ["model_dirs", "features"]
     )]
     models: Vec<String>,
-    /// A model to serve from a directory (its files plus a FLAVOR file), as version 1 of NAME.
-    /// Repeatable
-    #[arg(long = "model-dir", value_name = "NAME=DIR", value_parser = crate::key_value)]
+    /// A model to serve from a file or folder, as version 1 of NAME: a model directory (its
+    /// files plus a FLAVOR file), an MLflow model directory (an MLmodel file with an onnx
+    /// flavor) or an ONNX file (.onnx). Repeatable
+    #[arg(long = "model-dir", value_name = "NAME=PATH", value_parser = crate::key_value)]
     model_dirs: Vec<(String, String)>,
+    /// Resolve --model and --canary URIs in the model registry of this MLflow tracking server
+    /// (http://host:5000; credentials from MLFLOW_TRACKING_TOKEN) and fetch the versions' MLflow
+    /// model directories through its artifact proxy, instead of the store's registry
+    #[arg(long, value_name = "URL")]
+    mlflow_registry: Option<String>,
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Port (0 picks a free one; the address is printed)
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// Also serve the protocol over gRPC (KServe's and Triton's GRPCInferenceService) on this
+    /// port, on the same address (0 picks a free one)
+    #[arg(long, value_name = "PORT")]
+    grpc_port: Option<u16>,
+    #[command(flatten)]
+    onnx: crate::models::OnnxArgs,
     /// Require `Authorization: Bearer <token>` with the token in this file (health stays open)
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
@@ -55,10 +67,11 @@ pub struct ServeArgs {
     /// training data) instead of the request's own rows. Repeatable
     #[arg(long, value_name = "NAME=FILE", value_parser = crate::key_value, requires = "explain")]
     explain_background: Vec<(String, String)>,
-    /// Largest request body in bytes
+    /// Largest request body (HTTP) or message (gRPC) in bytes
     #[arg(long, default_value_t = 64 << 20)]
     max_body_bytes: usize,
-    /// Inference and repository requests worked on at once; more get 503 with Retry-After
+    /// Inference and repository requests worked on at once, per transport; more get 503 with
+    /// Retry-After over HTTP, RESOURCE_EXHAUSTED over gRPC
     #[arg(long, default_value_t = 512)]
     max_in_flight: usize,
     /// Bytes of request bodies held in memory at once, over all requests; a body the budget
@@ -175,12 +188,21 @@ fn explainer(args: &ServeArgs, server: &ModelServer) -> Result<mlops::explain::S
     Ok(service)
 }
 
-/// Loads the models and serves until Ctrl-C, then drains in-flight requests.
+/// Loads the models and serves until Ctrl-C, then drains in-flight requests on every
+/// transport.
 pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
-    let registry = Arc::new(StoreRegistry::new(Arc::clone(&store)));
-    let artifacts = Arc::new(Artifacts::new(store.clone()));
-    let mut builder = ModelServer::builder("mlops")
-        .loader(Arc::new(mlops::train::CandleLoader::new()))
+    let (registry, artifacts): (Arc<dyn Registry>, Arc<dyn mlops::model::ArtifactSource>) =
+        match &args.mlflow_registry {
+            Some(url) => (
+                Arc::new(mlops::mlflow::MlflowRegistry::new(url)?),
+                Arc::new(mlops::mlflow::model::MlflowArtifacts::new(url)?),
+            ),
+            None => (
+                Arc::new(StoreRegistry::new(Arc::clone(&store))),
+                Arc::new(Artifacts::new(store.clone())),
+            ),
+        };
+    let mut builder = crate::models::with_loaders(ModelServer::builder("mlops"), &args.onnx)?
         .registry(registry.clone(), artifacts)
         .batching(BatchConfig::new(
             args.max_batch,
@@ -259,9 +281,10 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
         let v = server.resolve(&name, None)?;
         println!("loaded {spec} as {name} version {}", v.version());
     }
-    for (name, dir) in &args.model_dirs {
-        server.load_dir(&name.parse()?, Version::FIRST, std::path::Path::new(dir))?;
-        println!("loaded {dir} as {name} version 1");
+    for (name, path) in &args.model_dirs {
+        let artifact = crate::models::read_model(std::path::Path::new(path))?;
+        server.load_artifact(&name.parse()?, Version::FIRST, &artifact)?;
+        println!("loaded {path} as {name} version 1 ({})", artifact.flavor);
     }
     for (spec, percent) in &args.canary {
         let uri: ModelUri = spec.parse()?;
@@ -286,34 +309,88 @@ pub async fn serve(args: &ServeArgs, store: Arc<dyn Store>) -> Result<bool> {
         .with_max_in_flight(args.max_in_flight)
         .with_max_body_memory(args.max_body_memory)
         .with_body_read_timeout(Some(client_timeout));
-    if let Some(file) = &args.token_file {
-        options = options.with_bearer_token(crate::server::read_token(file)?);
-    }
-    if args.explain {
-        options = options.with_explainer(Arc::new(explainer(args, &server)?));
-    }
+    // One token for every transport and the feature API.
     let token = match &args.token_file {
         Some(file) => Some(crate::server::read_token(file)?),
         None => None,
     };
+    if let Some(token) = &token {
+        options = options.with_bearer_token(token.clone());
+    }
+    if args.explain {
+        options = options.with_explainer(Arc::new(explainer(args, &server)?));
+    }
+    let server_for_grpc = Arc::clone(&server);
     let mut app = mlops::serve::model_server_router(server, options);
     if let (Some(project), Some((_, client))) = (&args.features, online) {
         let mut feature_server = mlops::features::http::FeatureServer::new(client);
-        if let Some(token) = token {
+        if let Some(token) = token.clone() {
             feature_server = feature_server.with_bearer_token(token);
         }
         app = app.merge(feature_server.router());
         println!("serving feature project {project} (POST /get-online-features, /push)");
     }
     let (listener, addr) = crate::listen(&args.host, args.port).await?;
+    let grpc_listener = match args.grpc_port {
+        Some(port) => Some(crate::listen(&args.host, port).await?),
+        None => None,
+    };
     let stop = crate::stop_signal();
+    // One signal stops both transports; each drains its own calls in flight. A transport that
+    // fails stops the other too, and its error is the command's.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let stopping = Arc::new(stopping);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let mut transports = tokio::task::JoinSet::new();
+    if let Some((listener, grpc_addr)) = grpc_listener {
+        let mut options = mlops::serve::grpc::GrpcOptions::default()
+            .with_max_message_bytes(args.max_body_bytes)
+            .with_max_in_flight(args.max_in_flight);
+        if let Some(token) = &token {
+            options = options.with_bearer_token(token.clone());
+        }
+        println!("listening on grpc://{grpc_addr} (Open Inference Protocol v2 over gRPC)");
+        let server: Arc<dyn mlops::serve::Server> = server_for_grpc;
+        let done = until_stopped();
+        transports.spawn(async move {
+            mlops::serve::grpc::serve(listener, server, options, done)
+                .await
+                .map_err(|e| e.context("the gRPC transport"))
+        });
+    }
     println!("listening on http://{addr} (Open Inference Protocol v2; Ctrl-C or SIGTERM stops)");
+    {
+        let stopping = Arc::clone(&stopping);
+        tokio::spawn(async move {
+            let why = stop.await;
+            println!("{why}: shutting down, draining requests in flight");
+            let _ = stopping.send(true);
+        });
+    }
     let connections = ConnectionOptions::default().with_header_read_timeout(client_timeout);
-    mlops::serve::http::serve_with(listener, app, connections, async {
-        let why = stop.await;
-        println!("{why}: shutting down, draining requests in flight");
-    })
-    .await?;
+    let done = until_stopped();
+    transports.spawn(async move {
+        mlops::serve::http::serve_with(listener, app, connections, done)
+            .await
+            .map_err(|e| e.context("the HTTP transport"))
+    });
+    let mut outcome = Ok(());
+    while let Some(ended) = transports.join_next().await {
+        // Whichever ends first, for whatever reason, ends the other.
+        let _ = stopping.send(true);
+        let ended = ended
+            .map_err(|e| Error::backend("server task", e))
+            .and_then(|r| r);
+        if outcome.is_ok() {
+            outcome = ended;
+        }
+    }
+    outcome?;
     drop(refresher);
     Ok(true)
 }

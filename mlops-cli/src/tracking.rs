@@ -3,9 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use std::sync::Arc;
+
 use clap::Subcommand;
 use mlops::registry::SearchRegistryOptions;
-use mlops::storage::{StoreRegistry, StoreTracker};
+use mlops::storage::{Artifacts, StoreRegistry, StoreTracker};
 
 use crate::output::{print_json, when};
 use mlops::tracker::{SearchExperimentsOptions, SearchRunsOptions};
@@ -118,8 +120,53 @@ pub enum ModelsCommand {
         /// Version number
         version: u64,
     },
-    /// Write a KServe InferenceService (serving.kserve.io/v1beta1) that serves a model with
-    /// `mlops serve` in your image
+    /// Register a model trained elsewhere as a new version: an ONNX file (signature read from
+    /// the graph) or an MLflow model directory with an onnx flavor. The files are stored in the
+    /// store; where they came from becomes version tags
+    ///
+    /// Example: mlops models register iris --onnx iris.onnx --tag team=risk
+    Register {
+        /// Model name (created when new)
+        name: String,
+        /// An ONNX file (scikit-learn through skl2onnx, torch.onnx.export, …)
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "mlflow_model",
+            conflicts_with = "mlflow_model"
+        )]
+        onnx: Option<std::path::PathBuf>,
+        /// An MLflow model directory (an MLmodel file) with an onnx flavor
+        #[arg(long, value_name = "DIR")]
+        mlflow_model: Option<std::path::PathBuf>,
+        /// The version's description
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A version tag, KEY=VALUE. Repeatable
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = crate::key_value)]
+        tags: Vec<(String, String)>,
+        /// Print the version as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a model version in another tool's format: an MLflow model directory (MLmodel and
+    /// model.onnx) that MLflow's mlflow.pyfunc.load_model serves, or a bare ONNX file. Candle
+    /// models are converted to ONNX (preprocessing included)
+    ///
+    /// Example: mlops models export models:/churn@champion --out churn-mlflow
+    Export {
+        /// The model, models:/NAME@ALIAS or models:/NAME/VERSION
+        model: String,
+        /// Where to write: a new directory (mlflow) or file (onnx)
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// mlflow or onnx
+        #[arg(long, default_value = "mlflow")]
+        format: String,
+    },
+    /// Write a KServe InferenceService (serving.kserve.io/v1beta1, modelFormat onnx for ONNX
+    /// models, protocol v2, HTTP and gRPC ports) and the ServingRuntime it names, serving a
+    /// model with `mlops serve` in your image
     ///
     /// Example: mlops models kserve models:/churn@champion --image ghcr.io/acme/mlops:1.0 --store-url s3://models/prod --canary 10
     Kserve {
@@ -137,9 +184,12 @@ pub enum ModelsCommand {
         /// Namespace
         #[arg(long)]
         namespace: Option<String>,
-        /// Roll out as a canary taking this percent of traffic (sets Knative mode)
+        /// Roll out as a canary taking this percent of traffic (sets Knative mode, HTTP only)
         #[arg(long)]
         canary: Option<u8>,
+        /// Serve HTTP only (no gRPC port)
+        #[arg(long)]
+        http_only: bool,
         /// Write to this file instead of stdout
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
@@ -399,8 +449,48 @@ pub async fn runs(tracker: &StoreTracker, cmd: &RunsCommand) -> Result<()> {
     Ok(())
 }
 
-pub async fn models(registry: &StoreRegistry, cmd: &ModelsCommand, store_url: &str) -> Result<()> {
+pub async fn models(
+    store: Arc<dyn mlops::Store>,
+    cmd: &ModelsCommand,
+    store_url: &str,
+) -> Result<()> {
+    let registry = &StoreRegistry::new(Arc::clone(&store));
+    let artifacts = Artifacts::new(Arc::clone(&store));
     match cmd {
+        ModelsCommand::Register {
+            name,
+            onnx,
+            mlflow_model,
+            description,
+            tags,
+            json,
+        } => {
+            let source = match (onnx, mlflow_model) {
+                (Some(file), _) => file,
+                (None, Some(dir)) => dir,
+                (None, None) => {
+                    return Err(mlops::Error::invalid(
+                        "models register",
+                        "give --onnx FILE or --mlflow-model DIR",
+                    ));
+                }
+            };
+            let version = crate::models::register(
+                registry,
+                &artifacts,
+                &name.parse()?,
+                source,
+                description,
+                tags,
+            )
+            .await?;
+            if *json {
+                return print_json(&version);
+            }
+        }
+        ModelsCommand::Export { model, out, format } => {
+            crate::models::export(registry, &artifacts, &model.parse()?, out, format).await?;
+        }
         ModelsCommand::List { json } => {
             let page = registry
                 .search_registered_models(SearchRegistryOptions::default().with_max_results(1000))
@@ -477,10 +567,12 @@ pub async fn models(registry: &StoreRegistry, cmd: &ModelsCommand, store_url: &s
             name,
             namespace,
             canary,
+            http_only,
             output,
         } => {
             let uri: mlops::ModelUri = model.parse()?;
             let version = registry.resolve(&uri).await?;
+            let format = crate::models::kserve_format(&artifacts, &version).await?;
             let isvc_name = name
                 .clone()
                 .unwrap_or_else(|| mlops::k8s::dns_label(version.name.as_str()));
@@ -491,6 +583,10 @@ pub async fn models(registry: &StoreRegistry, cmd: &ModelsCommand, store_url: &s
                 pods_store.clone().unwrap_or_else(|| store_url.to_string()),
             );
             export.namespace = namespace.clone();
+            export = export.with_model_format(format);
+            if *http_only {
+                export = export.without_grpc();
+            }
             if let Some(p) = canary {
                 export = export.with_canary(*p);
             }
@@ -500,7 +596,7 @@ pub async fn models(registry: &StoreRegistry, cmd: &ModelsCommand, store_url: &s
                     std::fs::write(path, &yaml)
                         .map_err(|e| mlops::Error::io("manifest", "write", path, e))?;
                     println!(
-                        "wrote {} (serves {} version {})",
+                        "wrote {} (serves {} version {} as modelFormat {format}, protocol v2)",
                         path.display(),
                         version.name,
                         version.version

@@ -7,6 +7,7 @@
 //! | [`MlflowTracker`], [`MlflowRegistry`] | the core [`Tracker`](mlops_core::Tracker) and [`Registry`](mlops_core::Registry) over a real MLflow server's REST API 2.0 (both pass the conformance suites against `mlflow server`) |
 //! | [`MlflowClient`] | the HTTP client underneath: MLflow's error codes mapped onto [`mlops_core::Error`]'s categories |
 //! | [`export_mlflow`], [`import_mlflow`] | any tracker and registry as MLflow's file-store layout (`mlruns/`), and back |
+//! | [`model`] | MLflow model directories (`MLmodel`): read and write them, serve them by their `onnx` flavor ([`model::MlflowModelLoader`]), fetch a registered version's directory from an MLflow server's artifact proxy ([`model::MlflowArtifacts`]) |
 //! | [`Replicator`] | local-first tracking: an embedded tracker copied into another one (typically an MLflow server) incrementally, surviving outages |
 //! | `server::MlflowServer` (feature `server`) | the other way round: MLflow's REST API and artifact proxy served over any tracker and registry, so MLflow's own clients log into an mlops store |
 //!
@@ -29,6 +30,7 @@
 mod client;
 mod files;
 mod json;
+pub mod model;
 mod registry;
 mod replicate;
 #[cfg(feature = "server")]

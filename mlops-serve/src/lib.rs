@@ -12,6 +12,8 @@
 //! - [`http`]: the protocol's REST API on axum — health, metadata, infer with JSON (flat or
 //!   nested `data`) and the binary tensor extension, KServe's model list and repository
 //!   load/unload, `{"error": …}` answers with the protocol's status codes, a body limit (413).
+//! - `grpc` (feature `grpc`): the same protocol over gRPC on tonic — KServe's and Triton's
+//!   `GRPCInferenceService`, raw tensor contents both ways, errors as status codes.
 //! - [`batch`]: dynamic batching per version (a worker stacks compatible requests up to a
 //!   size or a delay); [`routing`]: a weighted canary and a shadow per model; [`metrics`]:
 //!   Prometheus series per model and version.
@@ -52,6 +54,8 @@
 mod admission;
 pub mod batch;
 pub mod codec;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod http;
 pub mod identity;
 pub mod kserve;

@@ -22,6 +22,9 @@
 //! `validate` re-measures the candidate on its holdout when the holdout declares sensitive
 //! columns and replaces the version's `explain.*`/`fairness.*` tags with what it found there.
 //!
+//! With the `onnx` feature, `export` writes models trained here in other tools' formats: a
+//! candle model as an ONNX graph, an ONNX model as an MLflow model directory.
+//!
 //! Each step reads its parameters into one struct (unknown keys are errors naming them) that
 //! both its parameter check, before anything runs, and its run use; outputs are typed values
 //! (their JSON is what `when:` conditions and downstream steps read).
@@ -65,6 +68,8 @@
 pub mod assess;
 mod dataset;
 mod drift;
+#[cfg(feature = "onnx")]
+pub mod export;
 pub mod features;
 mod monitor;
 mod promote;

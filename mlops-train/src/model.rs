@@ -237,6 +237,22 @@ impl CandleModel {
         Ok(out)
     }
 
+    /// Every layer's weight (`[out, in]`, row-major) and bias, first to last — what an exporter
+    /// to another format needs (the layout is PyTorch's, as in the safetensors file).
+    pub fn layer_weights(&self) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+        self.layers
+            .iter()
+            .map(|(w, b)| {
+                let w = w
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .map_err(candle_err)?;
+                let b = b.to_vec1::<f32>().map_err(candle_err)?;
+                Ok((w, b))
+            })
+            .collect()
+    }
+
     /// Logits of an encoded feature matrix (`rows × inputs`, row-major).
     pub(crate) fn logits(&self, x: Vec<f32>, rows: usize) -> Result<Vec<Vec<f32>>> {
         if rows == 0 {

@@ -18,6 +18,7 @@
 //! | `storage` | `storage` | `Store`, `Tracker`, `Registry` implementations | yes |
 //! | `train` | [`train`] + | candle trainers, model flavor, evaluation, tracked jobs, tuning | no |
 //! | `serve` | [`serve`] + | Open Inference Protocol server | no |
+//! | `grpc` | `serve::grpc` | the Open Inference Protocol over gRPC (tonic) | no |
 //! | `drift` | [`drift`] + | drift detectors, data quality, reports | no |
 //! | `policy` | [`policy`] + | Rego policy engine, governed registry, decision log | no |
 //! | `secrets` | [`secret`] + | secret providers: environment, files, HashiCorp Vault KV v2 | no |
@@ -29,6 +30,8 @@
 //! | `features` | `features` | the feature store: definitions (Feast's), registry, point-in-time training sets, materialization, online stores and lookups | no |
 //! | `features-redis` | `features::RedisOnlineStore` | Redis as the online store | no |
 //! | `features-server` | `features::http` | Feast's feature server API (`/get-online-features`, `/push`) as an axum router | no |
+//! | `onnx` | `onnx` | the `onnx` flavor: ONNX models (scikit-learn, PyTorch, …) run in pure Rust by tract, signatures from the graph; with `steps`, `steps::export` (candle models as ONNX, MLflow model directories) | no |
+//! | `onnx-ort` | `onnx` | onnxruntime as a second runtime for `onnx` models, loaded at run time from `ORT_DYLIB_PATH` | no |
 //! | `explain` | `explain` | permutation importance, exact linear SHAP, KernelSHAP over any model | no |
 //! | `fairness` | `fairness` | fairlearn's and AIF360's group-fairness metrics, bootstrap intervals | no |
 //! | `testkit` | `testkit` | conformance suites for your own implementations | no |
@@ -127,6 +130,8 @@ pub use mlops_features as features;
 pub use mlops_k8s as k8s;
 #[cfg(feature = "mlflow")]
 pub use mlops_mlflow as mlflow;
+#[cfg(feature = "onnx")]
+pub use mlops_onnx as onnx;
 #[cfg(feature = "pipeline")]
 pub use mlops_pipeline as pipeline;
 #[cfg(feature = "steps")]
