@@ -51,6 +51,54 @@ fn identity() -> Arc<IdentityModel> {
     )
 }
 
+/// Keeps every client busy with `call` (one call at a time each) for `seconds`, then prints
+/// one JSON line: requests, errors, requests/s, p50/p90/p99 latency (µs).
+async fn drive<C, F, Fut>(clients: Vec<C>, seconds: f64, call: F)
+where
+    C: Send + 'static,
+    F: Fn(C) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (C, bool)> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|client| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let (mut lat, mut errors) = (Vec::with_capacity(100_000), 0u64);
+                let mut client = Some(client);
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let (back, ok) = call(client.take().unwrap()).await;
+                    client = Some(back);
+                    if ok {
+                        lat.push(t.elapsed().as_micros() as u64);
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    println!(
+        "{}",
+        serde_json::json!({
+            "requests": all.len(), "errors": errors, "rps": all.len() as f64 / elapsed,
+            "p50_us": percentile(&all, 0.5), "p90_us": percentile(&all, 0.9), "p99_us": percentile(&all, 0.99),
+        })
+    );
+}
+
 type GrpcClient =
     mlops::serve::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient<
         tonic::transport::Channel,
@@ -153,48 +201,24 @@ async fn run() {
                 .http1_only()
                 .build()
                 .unwrap();
-            let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-            let started = Instant::now();
-            let tasks: Vec<_> = (0..connections)
-                .map(|_| {
-                    let (client, url, payload) = (client.clone(), url.clone(), payload.clone());
-                    tokio::spawn(async move {
-                        let (mut lat, mut errors) = (Vec::with_capacity(100_000), 0u64);
-                        while Instant::now() < deadline {
-                            let t = Instant::now();
-                            let r = client
-                                .post(&url)
-                                .header("content-type", "application/json")
-                                .body(payload.clone())
-                                .send()
-                                .await;
-                            match r {
-                                Ok(r) if r.status().is_success() => {
-                                    let _ = r.bytes().await;
-                                    lat.push(t.elapsed().as_micros() as u64);
-                                }
-                                _ => errors += 1,
-                            }
-                        }
-                        (lat, errors)
-                    })
-                })
-                .collect();
-            let (mut all, mut errors) = (Vec::new(), 0);
-            for t in tasks {
-                let (l, e) = t.await.unwrap();
-                all.extend(l);
-                errors += e;
-            }
-            let elapsed = started.elapsed().as_secs_f64();
-            all.sort_unstable();
-            println!(
-                "{}",
-                serde_json::json!({
-                    "requests": all.len(), "errors": errors, "rps": all.len() as f64 / elapsed,
-                    "p50_us": percentile(&all, 0.5), "p90_us": percentile(&all, 0.9), "p99_us": percentile(&all, 0.99),
-                })
-            );
+            let clients = (0..connections).map(|_| client.clone()).collect();
+            drive(clients, seconds, move |client| {
+                let (url, payload) = (url.clone(), payload.clone());
+                async move {
+                    let ok = match client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(payload)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                        _ => false,
+                    };
+                    (client, ok)
+                }
+            })
+            .await;
         }
         Some("serve-onnx") => {
             let http_port: u16 = args[2].parse().unwrap();
@@ -233,7 +257,6 @@ async fn run() {
             let connections: usize = args[4].parse().unwrap();
             let seconds: f64 = args[5].parse().unwrap();
             let request = grpc_request(&payload);
-            let deadline = Instant::now() + Duration::from_secs_f64(seconds);
             let mut clients = Vec::with_capacity(connections);
             for _ in 0..connections {
                 let channel = tonic::transport::Endpoint::from_shared(addr.clone())
@@ -244,39 +267,14 @@ async fn run() {
                     .unwrap();
                 clients.push(GrpcClient::new(channel).max_decoding_message_size(64 << 20));
             }
-            let started = Instant::now();
-            let tasks: Vec<_> = clients
-                .into_iter()
-                .map(|mut client| {
-                    let request = request.clone();
-                    tokio::spawn(async move {
-                        let (mut lat, mut errors) = (Vec::with_capacity(100_000), 0u64);
-                        while Instant::now() < deadline {
-                            let t = Instant::now();
-                            match client.model_infer(request.clone()).await {
-                                Ok(_) => lat.push(t.elapsed().as_micros() as u64),
-                                Err(_) => errors += 1,
-                            }
-                        }
-                        (lat, errors)
-                    })
-                })
-                .collect();
-            let (mut all, mut errors) = (Vec::new(), 0);
-            for t in tasks {
-                let (l, e) = t.await.unwrap();
-                all.extend(l);
-                errors += e;
-            }
-            let elapsed = started.elapsed().as_secs_f64();
-            all.sort_unstable();
-            println!(
-                "{}",
-                serde_json::json!({
-                    "requests": all.len(), "errors": errors, "rps": all.len() as f64 / elapsed,
-                    "p50_us": percentile(&all, 0.5), "p90_us": percentile(&all, 0.9), "p99_us": percentile(&all, 0.99),
-                })
-            );
+            drive(clients, seconds, move |mut client| {
+                let request = request.clone();
+                async move {
+                    let ok = client.model_infer(request).await.is_ok();
+                    (client, ok)
+                }
+            })
+            .await;
         }
         Some("overhead") => {
             let seconds: f64 = args[2].parse().unwrap();

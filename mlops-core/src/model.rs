@@ -46,6 +46,58 @@ impl ModelArtifact {
     }
 }
 
+impl ModelArtifact {
+    /// Adds every regular file under `dir` (recursively, paths relative to it with `/`), but
+    /// those whose relative path is in `skip`. A symbolic link is refused rather than followed
+    /// (it could bring in any file the process can read), as is a path that is not a valid
+    /// [`ArtifactPath`].
+    pub fn with_dir(mut self, dir: &std::path::Path, skip: &[&str]) -> Result<Self> {
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let entries =
+                std::fs::read_dir(&d).map_err(|e| Error::io("model directory", "read", &d, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io("model directory", "read", &d, e))?;
+                let path = entry.path();
+                let kind = entry
+                    .file_type()
+                    .map_err(|e| Error::io("model directory", "read", &path, e))?;
+                if kind.is_symlink() {
+                    return Err(Error::invalid(
+                        "model directory",
+                        format!(
+                            "{} is a symbolic link; a model directory holds files",
+                            path.display()
+                        ),
+                    ));
+                }
+                if kind.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let rel = path
+                    .strip_prefix(dir)
+                    .map_err(|_| {
+                        Error::invalid(
+                            "model directory",
+                            format!("{} escapes the folder", path.display()),
+                        )
+                    })?
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                if skip.contains(&rel.as_str()) {
+                    continue;
+                }
+                let bytes =
+                    std::fs::read(&path).map_err(|e| Error::io("model file", "read", &path, e))?;
+                self.files
+                    .insert(ArtifactPath::new(rel)?, Bytes::from(bytes));
+            }
+        }
+        Ok(self)
+    }
+}
+
 /// A loaded model.
 ///
 /// # Contract
@@ -164,3 +216,31 @@ macro_rules! forward_sink {
 
 forward_sink!(Arc<S>);
 forward_sink!(Box<S>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_reads_as_files_and_refuses_links() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+        std::fs::write(dir.path().join("sub/b.bin"), [1u8, 2]).unwrap();
+        std::fs::write(dir.path().join("FLAVOR"), "x").unwrap();
+        let artifact = ModelArtifact::new("x")
+            .with_dir(dir.path(), &["FLAVOR"])
+            .unwrap();
+        let names: Vec<&str> = artifact.files.keys().map(ArtifactPath::as_str).collect();
+        assert_eq!(names, vec!["a.txt", "sub/b.bin"]);
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("/etc/hostname", dir.path().join("sub/link")).unwrap();
+            let e = ModelArtifact::new("x")
+                .with_dir(dir.path(), &[])
+                .unwrap_err();
+            assert!(e.is_invalid_argument(), "{e}");
+            assert!(e.to_string().contains("symbolic link"), "{e}");
+        }
+    }
+}

@@ -285,43 +285,7 @@ pub fn read_mlflow_dir(dir: &std::path::Path) -> Result<ModelArtifact> {
         }
     })?;
     MlModel::parse(&bytes)?;
-    let mut artifact = ModelArtifact::new(FLAVOR);
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&d).map_err(|e| Error::io("MLflow model", "read", &d, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("MLflow model", "read", &d, e))?;
-            let path = entry.path();
-            let kind = entry
-                .file_type()
-                .map_err(|e| Error::io("MLflow model", "read", &path, e))?;
-            if kind.is_symlink() {
-                return Err(Error::invalid(
-                    "MLflow model",
-                    format!("{} is a symbolic link", path.display()),
-                ));
-            }
-            if kind.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let rel = path
-                .strip_prefix(dir)
-                .map_err(|_| {
-                    Error::invalid(
-                        "MLflow model",
-                        format!("{} escapes the folder", path.display()),
-                    )
-                })?
-                .to_string_lossy()
-                .replace('\\', "/");
-            let data =
-                std::fs::read(&path).map_err(|e| Error::io("MLflow model", "read", &path, e))?;
-            artifact = artifact.with_file(ArtifactPath::new(rel)?, data);
-        }
-    }
-    Ok(artifact)
+    ModelArtifact::new(FLAVOR).with_dir(dir, &[])
 }
 
 /// Writes an artifact's files (an MLflow model directory) as `dir`, which must not exist or be

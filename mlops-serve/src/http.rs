@@ -674,56 +674,18 @@ pub async fn serve_with(
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
         .keep_alive(true);
-    // Connections watch `stop` (its receivers all dropped = shut down) and hold `done` until
-    // they finish, so the loop knows when the last one has.
-    let (stop, stopping) = tokio::sync::watch::channel(());
-    let (done_tx, done) = tokio::sync::watch::channel(());
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors, or a connection reset before it was accepted:
-                    // back off briefly rather than spin, and keep serving.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-        let service = TowerToHyperService::new(router.clone());
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let stop = stop.clone();
-        let done = done.clone();
-        tokio::spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let mut asked_to_stop = false;
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    () = stop.closed(), if !asked_to_stop => {
-                        asked_to_stop = true;
-                        connection.as_mut().graceful_shutdown();
-                    }
-                }
-            }
-            drop(done);
-        });
-    }
-    drop(stopping);
-    drop(done);
-    drop(listener);
-    done_tx.closed().await;
+    crate::accept::serve_connections(
+        listener,
+        "http",
+        |stream| {
+            builder.serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(router.clone()),
+            )
+        },
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 

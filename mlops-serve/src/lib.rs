@@ -51,6 +51,7 @@
 //! # }
 //! ```
 
+mod accept;
 mod admission;
 pub mod batch;
 pub mod codec;

@@ -56,48 +56,5 @@ pub fn read_model_dir(dir: &std::path::Path) -> Result<ModelArtifact> {
             Error::io("model file", "read", &flavor_path, e)
         }
     })?;
-    let mut artifact = ModelArtifact::new(flavor.trim());
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&d).map_err(|e| Error::io("model directory", "read", &d, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("model directory", "read", &d, e))?;
-            let path = entry.path();
-            // Not followed: a link could bring in any file the server can read.
-            let kind = entry
-                .file_type()
-                .map_err(|e| Error::io("model directory", "read", &path, e))?;
-            if kind.is_symlink() {
-                return Err(Error::invalid(
-                    "model dir",
-                    format!(
-                        "{} is a symbolic link; a model directory holds files",
-                        path.display()
-                    ),
-                ));
-            }
-            if kind.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let rel = path
-                .strip_prefix(dir)
-                .map_err(|_| {
-                    Error::invalid(
-                        "model dir",
-                        format!("{} escapes the folder", path.display()),
-                    )
-                })?
-                .to_string_lossy()
-                .replace('\\', "/");
-            if rel == FLAVOR_FILE {
-                continue;
-            }
-            let bytes =
-                std::fs::read(&path).map_err(|e| Error::io("model file", "read", &path, e))?;
-            artifact = artifact.with_file(mlops_core::ArtifactPath::new(rel)?, bytes);
-        }
-    }
-    Ok(artifact)
+    ModelArtifact::new(flavor.trim()).with_dir(dir, &[FLAVOR_FILE])
 }

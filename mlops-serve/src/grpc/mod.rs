@@ -474,53 +474,17 @@ pub async fn serve(
         // Dead peers are found and their connections closed.
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
-    let (stop, stopping) = tokio::sync::watch::channel(());
-    let (done_tx, done) = tokio::sync::watch::channel(());
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a gRPC connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-        let connection = builder.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(service.clone()),
-        );
-        let stop = stop.clone();
-        let done = done.clone();
-        tokio::spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let mut asked_to_stop = false;
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!(error = %e, "gRPC connection ended with an error");
-                        }
-                        break;
-                    }
-                    () = stop.closed(), if !asked_to_stop => {
-                        asked_to_stop = true;
-                        connection.as_mut().graceful_shutdown();
-                    }
-                }
-            }
-            drop(done);
-        });
-    }
-    drop(stopping);
-    drop(done);
-    drop(listener);
-    done_tx.closed().await;
+    crate::accept::serve_connections(
+        listener,
+        "grpc",
+        |stream| {
+            builder.serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service.clone()),
+            )
+        },
+        shutdown,
+    )
+    .await;
     Ok(())
 }
