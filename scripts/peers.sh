@@ -3,7 +3,7 @@
 
 PEERS_VENV="${PEERS_VENV:-.venv-peers}"
 # Pinned so a fresh machine gets what the tests were written against.
-PEERS_PACKAGES=("moto[server]==5.2.5" "pyarrow==25.0.1" "polars==2.1.0" "numpy==2.4.6" "mlflow==3.17.2" "scipy==1.16.3" "pandas==2.3.3" "evidently==0.7.23" "prometheus-client==0.24.1" "tritonclient[http,grpc]==2.73.0" "scikit-learn==1.9.1" "hera==7.1.0" "fairlearn==0.15.0" "aif360==0.6.1" "shap==0.51.0" "feast[duckdb]==0.67.0" "skl2onnx==1.20.0" "onnx==1.23.2" "onnxruntime==1.32.0")
+PEERS_PACKAGES=("moto[server]==5.2.5" "pyarrow==25.0.1" "polars==2.1.0" "numpy==2.4.6" "mlflow==3.17.2" "scipy==1.16.3" "pandas==2.3.3" "evidently==0.7.23" "prometheus-client==0.24.1" "tritonclient[http,grpc]==2.73.0" "scikit-learn==1.9.1" "hera==7.1.0" "fairlearn==0.15.0" "aif360==0.6.1" "shap==0.51.0" "feast[duckdb]==0.67.0" "skl2onnx==1.20.0" "onnx==1.23.2" "onnxruntime==1.32.0" "maturin==1.16.0" "pytest==9.2.0" "mypy==2.4.1")
 PEER_PIDS=()
 
 stop_peers() {

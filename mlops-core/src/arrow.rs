@@ -60,9 +60,12 @@ pub fn tensor_type_of(ty: &ArrowType) -> Option<DataType> {
         ArrowType::Float16 => DataType::Fp16,
         ArrowType::Float32 => DataType::Fp32,
         ArrowType::Float64 => DataType::Fp64,
-        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Binary | ArrowType::LargeBinary => {
-            DataType::Bytes
-        }
+        ArrowType::Utf8
+        | ArrowType::LargeUtf8
+        | ArrowType::Utf8View
+        | ArrowType::Binary
+        | ArrowType::LargeBinary
+        | ArrowType::BinaryView => DataType::Bytes,
         _ => return None,
     })
 }
@@ -123,6 +126,14 @@ pub fn tensor_from_array(name: &str, array: &dyn Array) -> Result<Tensor> {
         }
         ArrowType::LargeUtf8 => {
             let v: Vec<&str> = array.as_string::<i64>().iter().flatten().collect();
+            return Tensor::from_byte_strings(name, shape, &v);
+        }
+        ArrowType::Utf8View => {
+            let v: Vec<&str> = array.as_string_view().iter().flatten().collect();
+            return Tensor::from_byte_strings(name, shape, &v);
+        }
+        ArrowType::BinaryView => {
+            let v: Vec<&[u8]> = array.as_binary_view().iter().flatten().collect();
             return Tensor::from_byte_strings(name, shape, &v);
         }
         ArrowType::Binary => {
@@ -310,6 +321,24 @@ mod tests {
         assert_eq!(t.to_byte_strings().unwrap(), vec![&b"yes"[..], b"no"]);
         let back = array_from_tensor(&t).unwrap();
         assert_eq!(back.as_binary::<i32>().value(1), b"no");
+    }
+
+    #[test]
+    fn string_and_binary_views_become_bytes() {
+        // Polars exports its strings as views.
+        let s: ArrayRef = Arc::new(arrow_array::StringViewArray::from(vec![
+            "yes",
+            "a string longer than twelve bytes",
+        ]));
+        let t = tensor_from_array("s", s.as_ref()).unwrap();
+        assert_eq!(t.datatype(), DataType::Bytes);
+        assert_eq!(
+            t.to_byte_strings().unwrap(),
+            vec![&b"yes"[..], &b"a string longer than twelve bytes"[..]]
+        );
+        let b: ArrayRef = Arc::new(arrow_array::BinaryViewArray::from(vec![&b"\x00\x01"[..]]));
+        let t = tensor_from_array("b", b.as_ref()).unwrap();
+        assert_eq!(t.to_byte_strings().unwrap(), vec![&b"\x00\x01"[..]]);
     }
 
     #[test]

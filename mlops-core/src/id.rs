@@ -397,6 +397,21 @@ string_id!(
     |s| check_relative_path("artifact path", s, 1024)
 );
 
+/// A random (version 4) UUID from the operating system's generator, drawn anew on every call.
+///
+/// Every id and temporary name the SDK makes comes from here rather than `Uuid::new_v4`: with
+/// uuid's `fast-rng` feature (which regorus turns on) that draws from a thread-local generator,
+/// and `fork()` copies its state, so a forked child — multiprocessing's default on Linux, a
+/// pre-forking server — would repeat its parent's run ids, writer logs and temporary file names.
+pub fn random_uuid() -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => uuid::Builder::from_random_bytes(bytes).into_uuid(),
+        // The OS generator does not fail on supported platforms; keep ids coming regardless.
+        Err(_) => uuid::Uuid::new_v4(),
+    }
+}
+
 impl ExperimentId {
     /// The id of MLflow's default experiment, `"0"`.
     pub fn default_experiment() -> Self {
@@ -405,7 +420,7 @@ impl ExperimentId {
 
     /// A new random id: 18 decimal digits with no leading zero, like MLflow's.
     pub fn generate() -> Self {
-        let n = uuid::Uuid::new_v4().as_u128();
+        let n = random_uuid().as_u128();
         let id = 100_000_000_000_000_000u128 + n % 900_000_000_000_000_000u128;
         Self(id.to_string())
     }
@@ -421,7 +436,7 @@ impl ExperimentName {
 impl RunId {
     /// A new random id: 32 lowercase hex digits (MLflow's `uuid4().hex`).
     pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().simple().to_string())
+        Self(random_uuid().simple().to_string())
     }
 }
 
@@ -599,6 +614,16 @@ impl Digester {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_uuids_are_version_4_and_distinct() {
+        let a = random_uuid();
+        let b = random_uuid();
+        assert_ne!(a, b);
+        assert_eq!(a.get_version_num(), 4);
+        assert_eq!(RunId::generate().as_str().len(), 32);
+        assert_eq!(ExperimentId::generate().as_str().len(), 18);
+    }
 
     #[test]
     fn storage_names_reject_path_tricks() {

@@ -669,7 +669,8 @@ mod tests {
 
     #[test]
     fn reads_the_checked_out_commit_of_a_repository() {
-        let dir = std::env::temp_dir().join(format!("mlops-git-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("mlops-git-{}", crate::id::random_uuid().simple()));
         let git = dir.join(".git");
         std::fs::create_dir_all(git.join("refs/heads")).unwrap();
         std::fs::create_dir_all(dir.join("sub/deeper")).unwrap();

@@ -476,7 +476,7 @@ const NOUNS: &[&str] = &[
 
 /// A generated run name like MLflow's: `<adjective>-<noun>-<0..999>`, e.g. `brave-owl-402`.
 pub fn generate_run_name() -> String {
-    let n = uuid::Uuid::new_v4().as_u128();
+    let n = crate::id::random_uuid().as_u128();
     let adj = ADJECTIVES[(n % ADJECTIVES.len() as u128) as usize];
     let noun = NOUNS[((n >> 32) % NOUNS.len() as u128) as usize];
     let num = (n >> 64) % 1000;

@@ -52,7 +52,7 @@ fn ref_name(name: &ModelName) -> Result<RefName> {
 
 async fn backoff(attempt: u32) {
     let cap_ms = 1u64 << attempt.min(6);
-    let jitter = uuid::Uuid::new_v4().as_u128() as u64 % (cap_ms + 1);
+    let jitter = mlops_core::id::random_uuid().as_u128() as u64 % (cap_ms + 1);
     tokio::time::sleep(Duration::from_millis(jitter)).await;
 }
 

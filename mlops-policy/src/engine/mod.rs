@@ -264,7 +264,7 @@ impl PolicyEngine for RegoPolicyEngine {
         let path = normalize_path(&query.path)?;
         let (reasons, result) = self.decide(&path, &query.input)?;
         Ok(Decision {
-            decision_id: uuid::Uuid::new_v4().to_string(),
+            decision_id: mlops_core::id::random_uuid().to_string(),
             allowed: reasons.is_empty(),
             reasons,
             result,

@@ -476,7 +476,7 @@ impl Store for ObjectStoreStore {
     async fn put_blob(&self, data: ByteStream) -> Result<BlobInfo> {
         let staging = self.path([
             PathPart::from("staging"),
-            PathPart::from(uuid::Uuid::new_v4().simple().to_string()),
+            PathPart::from(mlops_core::id::random_uuid().simple().to_string()),
         ]);
         let (digest, size, cvs) = self.stage(data, &staging).await?;
         let final_path = self.blob_path(&digest);
