@@ -47,6 +47,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tracking::RunInfo>()?;
     m.add_class::<tracking::RunData>()?;
     m.add_class::<tracking::MetricValue>()?;
+    m.add_function(wrap_pyfunction!(tracking::flush_all, m)?)?;
     m.add_class::<registry::Registry>()?;
     m.add_class::<registry::RegisteredModel>()?;
     m.add_class::<registry::ModelVersion>()?;

@@ -238,8 +238,10 @@ impl Model {
         if self.inner.flavor() != mlops::train::model::FLAVOR {
             return Ok(None);
         }
-        let artifact = self.inner.to_artifact().or_py(py)?;
-        let card = ModelCard::read(&artifact).or_py(py)?;
+        let model = Arc::clone(&self.inner);
+        let card = py
+            .detach(move || ModelCard::read(&model.to_artifact()?))
+            .or_py(py)?;
         Ok(Some(to_py(py, &card)?))
     }
 
@@ -525,10 +527,11 @@ fn space(py: Python<'_>, space: &Bound<'_, PyDict>) -> PyResult<SearchSpace> {
     Ok(out)
 }
 
-/// Hyper-parameter search: one parent run, a child run per trial; returns `{"parent_run_id",
+/// Hyper-parameter search: one parent run (a child of `parent_run_id` when given), a child run
+/// per trial; returns `{"parent_run_id",
 /// "best": {...}, "trials": [{"run_id", "params", "metrics", "error"}]}`.
 #[pyfunction]
-#[pyo3(signature = (data, target, space, model="logistic", *, tracker, metric="val_accuracy", strategy="grid", trials=10, seed=42, goal=None, parallelism=None, experiment="Default", run_name=None, validation_fraction=0.2, params=None))]
+#[pyo3(signature = (data, target, space, model="logistic", *, tracker, metric="val_accuracy", strategy="grid", trials=10, seed=42, goal=None, parallelism=None, experiment="Default", run_name=None, parent_run_id=None, validation_fraction=0.2, params=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tune<'py>(
     py: Python<'py>,
@@ -545,6 +548,7 @@ pub(crate) fn tune<'py>(
     parallelism: Option<usize>,
     experiment: &str,
     run_name: Option<String>,
+    parent_run_id: Option<&str>,
     validation_fraction: f64,
     params: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -587,7 +591,7 @@ pub(crate) fn tune<'py>(
         seed,
         validation_fraction,
         run_name,
-        None,
+        parent_run_id,
         BTreeMap::new(),
     )?;
     let cancel = CancelToken::new();
@@ -615,15 +619,84 @@ pub(crate) fn tune<'py>(
     crate::store::json_to_py(py, &result)
 }
 
+/// Where the model a run logged is stored: `runs:/<run id>/model` names the model `train`
+/// logged in that run (its files under `model/`, their stored tree in the run's
+/// `mlops.model.source` tag).
+pub(crate) async fn run_model_source(
+    tracker: &dyn mlops::Tracker,
+    uri: &ModelUri,
+) -> mlops::Result<(String, mlops::RunId)> {
+    let ModelUri::Run { run_id, path } = uri else {
+        return Err(mlops::Error::invalid(
+            "model uri",
+            format!("{uri} is not a runs:/ URI"),
+        ));
+    };
+    if path.as_ref().is_some_and(|p| p.as_str() != "model") {
+        return Err(mlops::Error::not_supported(
+            "model uri",
+            uri.to_string(),
+            format!("a run's model is at runs:/{run_id}/model"),
+        ));
+    }
+    let run = tracker.get_run(run_id).await?;
+    match run.data.tags.get(mlops::train::job::MODEL_SOURCE_TAG) {
+        Some(source) => Ok((source.clone(), run_id.clone())),
+        None => Err(mlops::Error::invalid(
+            "model uri",
+            format!(
+                "run {run_id} logged no model (train() logs one; a model saved elsewhere is \
+                 registered by its directory's store tree, Model.source)"
+            ),
+        )),
+    }
+}
+
 /// A model from a directory (`Model.save`, `mlops models export`, an MLflow-style folder with
-/// a `FLAVOR` file) or from the registry (`models:/churn@champion`, `models:/churn/3`).
+/// a `FLAVOR` file), from the registry (`models:/churn@champion`, `models:/churn/3`) or from
+/// the run that trained it (`runs:/<run id>/model`).
 #[pyfunction]
-#[pyo3(signature = (model_uri, registry=None))]
+#[pyo3(signature = (model_uri, registry=None, tracker=None))]
 pub(crate) fn load_model(
     py: Python<'_>,
     model_uri: &str,
     registry: Option<&Bound<'_, Registry>>,
+    tracker: Option<&Bound<'_, Tracker>>,
 ) -> PyResult<Model> {
+    if model_uri.starts_with("runs:/") {
+        let uri: ModelUri = model_uri.parse().or_py(py)?;
+        let Some(tracker) = tracker else {
+            return Err(error_to_py(
+                py,
+                &mlops::Error::invalid(
+                    "tracker",
+                    format!("{model_uri} names a run's model: pass the tracker to read it from"),
+                ),
+            ));
+        };
+        let tracker = tracker.get();
+        let t = tracker.shared(py)?;
+        let artifacts = Artifacts::new(tracker.backing_store());
+        let inner = block_on(py, async move {
+            let (source, _) = run_model_source(t.as_ref(), &uri).await?;
+            let digest = source
+                .strip_prefix(mlops::storage::MODEL_SOURCE_PREFIX)
+                .ok_or_else(|| {
+                    mlops::Error::not_supported(
+                        "model source",
+                        source.clone(),
+                        "the run's model is not stored in this store",
+                    )
+                })?
+                .parse()?;
+            load_artifact(&artifacts.get_model(&digest).await?)
+        })?
+        .or_py(py)?;
+        return Ok(Model {
+            inner,
+            trained: None,
+        });
+    }
     if model_uri.starts_with("models:/") {
         let uri: ModelUri = model_uri.parse().or_py(py)?;
         let Some(registry) = registry else {

@@ -428,16 +428,45 @@ impl Registry {
     }
 
     /// MLflow's `register_model`: a new version of `name` from `model_uri`, creating the
-    /// registered model when it does not exist yet.
-    #[pyo3(signature = (model_uri, name, tags=None))]
+    /// registered model when it does not exist yet. `runs:/<run id>/model` registers the model
+    /// that run trained (read from `tracker`, else from this registry's store), so the version
+    /// loads and serves.
+    #[pyo3(signature = (model_uri, name, tags=None, tracker=None))]
     fn register_model(
         &self,
         py: Python<'_>,
         model_uri: &str,
         name: &str,
         tags: Option<&Bound<'_, PyAny>>,
+        tracker: Option<&Bound<'_, crate::tracking::Tracker>>,
     ) -> PyResult<ModelVersion> {
         let model = model_name(py, name)?;
+        let (source, run_id) = if model_uri.starts_with("runs:/") {
+            let uri: ModelUri = model_uri.parse().or_py(py)?;
+            let t: Arc<dyn mlops::Tracker> = match tracker {
+                Some(t) => t.get().shared(py)?,
+                None => {
+                    let store = Arc::clone(&self.store.get().inner);
+                    Arc::new(
+                        block_on(
+                            py,
+                            mlops::storage::StoreTracker::open(
+                                store,
+                                mlops::storage::StoreTrackerOptions::default(),
+                            ),
+                        )?
+                        .or_py(py)?,
+                    )
+                }
+            };
+            let (source, run_id) = block_on(py, async move {
+                crate::model::run_model_source(t.as_ref(), &uri).await
+            })?
+            .or_py(py)?;
+            (source, Some(run_id.to_string()))
+        } else {
+            (model_uri.to_owned(), None)
+        };
         let r = self.registry();
         block_on(py, async move {
             match r.get_registered_model(&model).await {
@@ -458,7 +487,7 @@ impl Registry {
             }
         })?
         .or_py(py)?;
-        self.create_model_version(py, name, model_uri, None, tags, "")
+        self.create_model_version(py, name, &source, run_id.as_deref(), tags, "")
     }
 
     /// A version.

@@ -56,27 +56,6 @@ where
     Ok(py.detach(|| runtime.block_on(future)))
 }
 
-/// Like [`block_on`], for calls whose work is an in-memory update (logging a metric, a param,
-/// a tag): the future is polled once on this thread, with the GIL, and only when it has to wait
-/// (a flush in progress, a lock) is it run to completion without the GIL. This saves releasing
-/// and re-taking the GIL and parking a thread on every call of a tight logging loop.
-pub(crate) fn block_on_quick<F>(py: Python<'_>, future: F) -> PyResult<F::Output>
-where
-    F: std::future::Future + Send,
-    F::Output: Send,
-{
-    let runtime = runtime()?;
-    let mut future = std::pin::pin!(future);
-    {
-        let _context = runtime.enter();
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return Ok(output);
-        }
-    }
-    Ok(py.detach(|| runtime.block_on(future)))
-}
-
 /// Runs `future` on the runtime without the GIL, checking for Python signals every 100 ms: on
 /// Ctrl-C (or any signal handler raising), `cancel` is cancelled, the future is awaited to its
 /// end (a cancelled training run ends KILLED), and the signal's exception is raised.
@@ -99,9 +78,12 @@ where
         });
         match done {
             Ok(Ok(output)) => return Ok(output),
+            // A panic is a bug: re-raised as itself, PyO3 reports it as a PanicException
+            // rather than an ordinary error the caller might handle.
+            Ok(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             Ok(Err(join)) => {
                 return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
-                    "mlops: the task failed: {join}"
+                    "mlops: the task was cancelled: {join}"
                 )));
             }
             Err(_elapsed) => {

@@ -117,11 +117,18 @@ impl Server {
         block_on(py, async move { server.unload(&name, v).await })?.or_py(py)
     }
 
-    /// The loaded models: `[{"name", "version", "ready"}]`.
+    /// The loaded models: `[{"name": str, "version": int | None, "ready": bool}]`.
     fn models<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let server = Arc::clone(&self.inner);
         let states = block_on(py, async move { server.list_models().await })?.or_py(py)?;
-        to_py(py, &states)
+        let listed: Vec<serde_json::Value> = states
+            .into_iter()
+            .map(|s| {
+                let version = s.version.and_then(|v| v.parse::<u64>().ok());
+                serde_json::json!({"name": s.name, "version": version, "ready": s.ready})
+            })
+            .collect();
+        crate::store::json_to_py(py, &serde_json::Value::Array(listed))
     }
 
     /// A model's metadata: name, versions, platform, inputs and outputs with datatypes and
@@ -187,7 +194,21 @@ impl Server {
         let name = model_name(py, name)?;
         let mut routing = Routing::to(Version::new(version).or_py(py)?);
         if let Some(c) = self::version(py, canary_version)? {
+            if !(1..=100).contains(&canary_percent) {
+                return Err(crate::errors::to_py(
+                    py,
+                    &mlops::Error::invalid(
+                        "canary_percent",
+                        format!("{canary_percent} is not a share of traffic from 1 to 100"),
+                    ),
+                ));
+            }
             routing = routing.with_canary(c, canary_percent);
+        } else if canary_percent != 0 {
+            return Err(crate::errors::to_py(
+                py,
+                &mlops::Error::invalid("canary_percent", "a canary share needs canary_version"),
+            ));
         }
         if let Some(s) = self::version(py, shadow_version)? {
             routing = routing.with_shadow(s);
@@ -244,6 +265,7 @@ impl Server {
         Ok(HttpServer {
             host: local.ip().to_string(),
             port: local.port(),
+            pid: std::process::id(),
             running: Mutex::new(Some((stop, task))),
         })
     }
@@ -277,6 +299,8 @@ type Running = (
 pub(crate) struct HttpServer {
     host: String,
     port: u16,
+    /// The process serving: a forked child has the handle but not the threads.
+    pid: u32,
     running: Mutex<Option<Running>>,
 }
 
@@ -304,14 +328,17 @@ impl HttpServer {
         }
     }
 
-    /// Whether it still serves.
+    /// Whether it still serves (never in a forked child: the server's threads are the
+    /// parent's).
     #[getter]
     fn running(&self) -> bool {
-        self.running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|(_, task)| !task.is_finished())
+        self.pid == std::process::id()
+            && self
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .is_some_and(|(_, task)| !task.is_finished())
     }
 
     /// Stops accepting connections, lets requests in flight finish, and returns when it has
@@ -325,6 +352,11 @@ impl HttpServer {
         let Some((stop, task)) = taken else {
             return Ok(());
         };
+        if self.pid != std::process::id() {
+            // The parent's server: nothing of it runs here, and its task is the parent's.
+            std::mem::forget((stop, task));
+            return Ok(());
+        }
         let _ = stop.send(());
         match block_on(py, task)? {
             Ok(result) => result.or_py(py),

@@ -9,8 +9,10 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 
 use crate::errors::{OrPy, type_error};
 
-/// Where the data lives: a directory (created when missing) or `memory://`. Trackers,
-/// registries and datasets made from one `Store` see the same data.
+/// Where the data lives: a directory (created when missing), `memory://`, `s3://bucket/prefix`,
+/// `az://…`, `gs://…`. `options` are object_store's keys for the backend (`aws_endpoint`,
+/// `aws_access_key_id`, `aws_allow_http`, …), over the environment's (`AWS_*`, `AZURE_*`,
+/// `GOOGLE_*`). Trackers, registries and datasets made from one `Store` see the same data.
 #[pyclass(module = "mlops._native", frozen)]
 pub(crate) struct Store {
     pub(crate) url: String,
@@ -20,8 +22,13 @@ pub(crate) struct Store {
 #[pymethods]
 impl Store {
     #[new]
-    fn new(py: Python<'_>, url: &str) -> PyResult<Self> {
-        let store = mlops::storage::ObjectStoreStore::open(url, &[]).or_py(py)?;
+    #[pyo3(signature = (url, options=None))]
+    fn new(py: Python<'_>, url: &str, options: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let options: Vec<(String, String)> = string_map("options", options)?.into_iter().collect();
+        let url_owned = url.to_owned();
+        let store = py
+            .detach(move || mlops::storage::ObjectStoreStore::open(&url_owned, &options))
+            .or_py(py)?;
         Ok(Self {
             url: url.to_owned(),
             inner: Arc::new(store),
@@ -45,7 +52,7 @@ pub(crate) fn store_of(py: Python<'_>, store: &Bound<'_, PyAny>) -> PyResult<Py<
         return Ok(s.clone().unbind());
     }
     if let Ok(url) = store.extract::<String>() {
-        return Py::new(py, Store::new(py, &url)?);
+        return Py::new(py, Store::new(py, &url, None)?);
     }
     Err(type_error(
         "store",
@@ -75,22 +82,22 @@ pub(crate) fn string_map(
     Ok(out)
 }
 
-/// A param or tag value as text: str as it is; bool, int and float as Python prints them.
+/// A param or tag value as text: str as it is, anything else as `str()` writes it (as MLflow
+/// does: `3`, `0.1`, `True`, `[64, 32]`, a NumPy scalar's value).
 pub(crate) fn scalar_text(argument: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = value.cast::<PyString>() {
-        return Ok(s.to_string());
+        return Ok(s.to_cow()?.into_owned());
     }
-    if value.is_instance_of::<PyBool>()
-        || value.is_instance_of::<PyInt>()
-        || value.is_instance_of::<PyFloat>()
-    {
-        return Ok(value.str()?.to_string());
-    }
-    Err(type_error(
-        &format!("a value of {argument}"),
-        "a str, int, float or bool",
-        value,
-    ))
+    value
+        .str()
+        .and_then(|s| Ok(s.to_cow()?.into_owned()))
+        .map_err(|_| {
+            type_error(
+                &format!("a value of {argument}"),
+                "printable with str()",
+                value,
+            )
+        })
 }
 
 /// A JSON value as the Python object `json.loads` would give.

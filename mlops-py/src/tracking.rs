@@ -2,7 +2,7 @@
 //! MLflow's client names (`create_run`, `log_metric`, `set_terminated`, `search_runs`, …).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::OrPy;
-use crate::runtime::{block_on, block_on_quick};
+use crate::runtime::block_on;
 use crate::store::{Store, scalar_text, store_of, string_map};
 use crate::table::Table;
 
@@ -109,19 +109,25 @@ pub(crate) struct Run {
     inputs: Vec<String>,
 }
 
+impl RunInfo {
+    fn of(info: &mlops::RunInfo) -> Self {
+        RunInfo {
+            run_id: info.run_id.to_string(),
+            run_name: info.run_name.clone(),
+            experiment_id: info.experiment_id.to_string(),
+            user_id: info.user_id.clone(),
+            status: info.status.as_str().to_owned(),
+            start_time: info.start_time,
+            end_time: info.end_time,
+            artifact_uri: info.artifact_uri.clone(),
+            lifecycle_stage: info.lifecycle_stage.as_str().to_owned(),
+        }
+    }
+}
+
 impl Run {
     fn of(py: Python<'_>, run: mlops::Run) -> PyResult<Self> {
-        let info = RunInfo {
-            run_id: run.info.run_id.to_string(),
-            run_name: run.info.run_name.clone(),
-            experiment_id: run.info.experiment_id.to_string(),
-            user_id: run.info.user_id.clone(),
-            status: run.info.status.as_str().to_owned(),
-            start_time: run.info.start_time,
-            end_time: run.info.end_time,
-            artifact_uri: run.info.artifact_uri.clone(),
-            lifecycle_stage: run.info.lifecycle_stage.as_str().to_owned(),
-        };
+        let info = RunInfo::of(&run.info);
         let data = RunData {
             metrics: run
                 .data
@@ -208,10 +214,36 @@ struct PerProcess {
     tracker: Arc<StoreTracker>,
 }
 
+/// Every tracker this process opened, so that `flush_all` (at exit, before a fork) makes what
+/// each one logged durable.
+static OPENED: Mutex<Vec<(u32, Weak<StoreTracker>)>> = Mutex::new(Vec::new());
+
+/// Makes what every live tracker of this process logged durable: run by `mlops` at
+/// interpreter exit and before `os.fork()`.
+#[pyfunction]
+pub(crate) fn flush_all(py: Python<'_>) -> PyResult<()> {
+    let pid = std::process::id();
+    let live: Vec<Arc<StoreTracker>> = {
+        let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
+        opened.retain(|(p, t)| *p == pid && t.strong_count() > 0);
+        opened.iter().filter_map(|(_, t)| t.upgrade()).collect()
+    };
+    let mut first_error = None;
+    for tracker in live {
+        if let Err(e) = block_on(py, async move { tracker.flush().await })? {
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(crate::errors::to_py(py, &e)),
+        None => Ok(()),
+    }
+}
+
 /// Experiments and runs in a store, with MLflow's semantics and client names.
 ///
-/// Writes are buffered and made durable by `flush`, `set_terminated` (ending a run) and a
-/// background flush every second; what a process logged survives it up to the last of those.
+/// Writes are buffered and made durable by `flush`, `set_terminated` (ending a run), a
+/// background flush every second, the tracker's collection, and the interpreter's exit.
 #[pyclass(module = "mlops._native", frozen)]
 pub(crate) struct Tracker {
     store: Py<Store>,
@@ -237,33 +269,96 @@ impl Tracker {
         Ok(self.tracker(py)?)
     }
 
+    fn run_lifecycle(
+        &self,
+        py: Python<'_>,
+        run_id: &str,
+        stage: mlops::tracking::LifecycleStage,
+    ) -> PyResult<()> {
+        let t = self.tracker(py)?;
+        let id = self::run_id(py, run_id)?;
+        block_on(py, async move {
+            t.set_run_lifecycle(&id, stage).await?;
+            t.flush().await
+        })?
+        .or_py(py)
+    }
+
+    fn experiment_lifecycle(
+        &self,
+        py: Python<'_>,
+        experiment_id: &str,
+        stage: mlops::tracking::LifecycleStage,
+    ) -> PyResult<()> {
+        let t = self.tracker(py)?;
+        let id = self::experiment_id(py, experiment_id)?;
+        block_on(py, async move {
+            t.set_experiment_lifecycle(&id, stage).await?;
+            t.flush().await
+        })?
+        .or_py(py)
+    }
+
     /// This process's tracker, opened on first use (and in a forked child).
     fn tracker(&self, py: Python<'_>) -> PyResult<Arc<StoreTracker>> {
         let pid = std::process::id();
-        let mut slot = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(p) = slot.as_ref()
-            && p.pid == pid
         {
-            return Ok(Arc::clone(&p.tracker));
+            let mut slot = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(p) = slot.as_ref()
+                && p.pid == pid
+            {
+                return Ok(Arc::clone(&p.tracker));
+            }
+            if let Some(stale) = slot.take() {
+                // The parent's: its background task is not in this process, and its unflushed
+                // writes are the parent's to write.
+                std::mem::forget(stale);
+            }
         }
-        if let Some(stale) = slot.take() {
-            // The parent's: its background task is not in this process, and its unflushed
-            // writes are the parent's to write.
-            std::mem::forget(stale);
-        }
+        // Opened without the lock held: opening replays the store without the GIL, and a
+        // thread waiting on the lock with the GIL would keep this one from returning.
         let store = Arc::clone(&self.store.get().inner);
-        let tracker = Arc::new(
+        let opened = Arc::new(
             block_on(
                 py,
                 StoreTracker::open(store, StoreTrackerOptions::default()),
             )?
             .or_py(py)?,
         );
+        let mut slot = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(p) = slot.as_ref()
+            && p.pid == pid
+        {
+            // Another thread opened it meanwhile: use that one (ours has logged nothing).
+            return Ok(Arc::clone(&p.tracker));
+        }
+        OPENED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((pid, Arc::downgrade(&opened)));
         *slot = Some(PerProcess {
             pid,
-            tracker: Arc::clone(&tracker),
+            tracker: Arc::clone(&opened),
         });
-        Ok(tracker)
+        Ok(opened)
+    }
+}
+
+impl Drop for Tracker {
+    /// Makes what this tracker logged durable before it goes (its background flush goes with
+    /// it).
+    fn drop(&mut self) {
+        let slot = self.inner.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let Some(p) = slot.take() else {
+            return;
+        };
+        if p.pid != std::process::id() {
+            std::mem::forget(p);
+            return;
+        }
+        if let Ok(runtime) = crate::runtime::runtime() {
+            let _ = runtime.block_on(p.tracker.flush());
+        }
     }
 }
 
@@ -380,24 +475,25 @@ impl Tracker {
         Run::of(py, run)
     }
 
-    /// Appends a metric value (`timestamp` in ms since the epoch; now when omitted).
-    #[pyo3(signature = (run_id, key, value, step=0, timestamp=None))]
+    /// Appends a metric value at `step` (0 when omitted); `timestamp` in ms since the epoch
+    /// (now when omitted). Positional arguments follow `MlflowClient.log_metric`.
+    #[pyo3(signature = (run_id, key, value, timestamp=None, step=None))]
     fn log_metric(
         &self,
         py: Python<'_>,
         run_id: &str,
         key: &str,
         value: f64,
-        step: i64,
         timestamp: Option<i64>,
+        step: Option<i64>,
     ) -> PyResult<()> {
         let t = self.tracker(py)?;
         let id = self::run_id(py, run_id)?;
-        let mut metric = Metric::new(key.parse().or_py(py)?, value, step);
+        let mut metric = Metric::new(key.parse().or_py(py)?, value, step.unwrap_or(0));
         if let Some(ts) = timestamp {
             metric.timestamp_ms = ts;
         }
-        block_on_quick(py, async move {
+        block_on(py, async move {
             t.log_batch(&id, LogBatch::new().metric(metric)).await
         })?
         .or_py(py)
@@ -416,7 +512,7 @@ impl Tracker {
         let t = self.tracker(py)?;
         let id = self::run_id(py, run_id)?;
         let key = key.to_owned();
-        block_on_quick(py, async move { t.log_param(&id, &key, &value).await })?.or_py(py)
+        block_on(py, async move { t.log_param(&id, &key, &value).await })?.or_py(py)
     }
 
     /// Sets a tag (the last value wins).
@@ -431,7 +527,7 @@ impl Tracker {
         let t = self.tracker(py)?;
         let id = self::run_id(py, run_id)?;
         let key = key.to_owned();
-        block_on_quick(py, async move { t.set_tag(&id, &key, &value).await })?.or_py(py)
+        block_on(py, async move { t.set_tag(&id, &key, &value).await })?.or_py(py)
     }
 
     /// Deletes a tag.
@@ -483,7 +579,7 @@ impl Tracker {
         }
         let t = self.tracker(py)?;
         let id = self::run_id(py, run_id)?;
-        block_on_quick(py, async move { t.log_batch(&id, batch).await })?.or_py(py)
+        block_on(py, async move { t.log_batch(&id, batch).await })?.or_py(py)
     }
 
     /// Ends a run with `status` (FINISHED, FAILED or KILLED) and makes everything logged so
@@ -512,6 +608,94 @@ impl Tracker {
             }
         })?
         .or_py(py)
+    }
+
+    /// Changes a run's status (`RUNNING` reopens an ended run) or display name.
+    #[pyo3(signature = (run_id, status=None, name=None))]
+    fn update_run(
+        &self,
+        py: Python<'_>,
+        run_id: &str,
+        status: Option<&str>,
+        name: Option<String>,
+    ) -> PyResult<RunInfo> {
+        let t = self.tracker(py)?;
+        let id = self::run_id(py, run_id)?;
+        let mut options = UpdateRunOptions::default();
+        options.status = status.map(str::parse::<RunStatus>).transpose().or_py(py)?;
+        options.run_name = name;
+        let info = block_on(py, async move { t.update_run(&id, options).await })?.or_py(py)?;
+        Ok(RunInfo::of(&info))
+    }
+
+    /// Soft-deletes a run: hidden from searches, restorable.
+    fn delete_run(&self, py: Python<'_>, run_id: &str) -> PyResult<()> {
+        self.run_lifecycle(py, run_id, mlops::tracking::LifecycleStage::Deleted)
+    }
+
+    /// Restores a deleted run.
+    fn restore_run(&self, py: Python<'_>, run_id: &str) -> PyResult<()> {
+        self.run_lifecycle(py, run_id, mlops::tracking::LifecycleStage::Active)
+    }
+
+    /// Soft-deletes an experiment and its runs.
+    fn delete_experiment(&self, py: Python<'_>, experiment_id: &str) -> PyResult<()> {
+        self.experiment_lifecycle(py, experiment_id, mlops::tracking::LifecycleStage::Deleted)
+    }
+
+    /// Restores a deleted experiment and its runs.
+    fn restore_experiment(&self, py: Python<'_>, experiment_id: &str) -> PyResult<()> {
+        self.experiment_lifecycle(py, experiment_id, mlops::tracking::LifecycleStage::Active)
+    }
+
+    /// Experiments matching MLflow's filter (`name LIKE 'churn%'`, `tags.team = 'x'`);
+    /// `view_type` is `ACTIVE_ONLY`, `DELETED_ONLY` or `ALL`.
+    #[pyo3(signature = (filter_string="", order_by=None, max_results=1000, view_type="ACTIVE_ONLY"))]
+    fn search_experiments(
+        &self,
+        py: Python<'_>,
+        filter_string: &str,
+        order_by: Option<Vec<String>>,
+        max_results: usize,
+        view_type: &str,
+    ) -> PyResult<Vec<Experiment>> {
+        let mut options = mlops::tracker::SearchExperimentsOptions::default();
+        if !filter_string.trim().is_empty() {
+            options = options.with_filter(filter_string);
+        }
+        options.order_by = order_by.unwrap_or_default();
+        options.view_type = match view_type {
+            "ACTIVE_ONLY" => mlops::tracking::ViewType::ActiveOnly,
+            "DELETED_ONLY" => mlops::tracking::ViewType::DeletedOnly,
+            "ALL" => mlops::tracking::ViewType::All,
+            other => {
+                return Err(crate::errors::to_py(
+                    py,
+                    &mlops::Error::invalid(
+                        "view_type",
+                        format!("{other:?} is not ACTIVE_ONLY, DELETED_ONLY or ALL"),
+                    ),
+                ));
+            }
+        };
+        let max_results = max_results.max(1);
+        options.max_results = Some(max_results.min(1000));
+        let t = self.tracker(py)?;
+        let found = block_on(py, async move {
+            let mut out = Vec::new();
+            loop {
+                let page = t.search_experiments(options.clone()).await?;
+                out.extend(page.items);
+                match page.next_page_token {
+                    Some(token) if out.len() < max_results => options.page_token = Some(token),
+                    _ => break,
+                }
+            }
+            out.truncate(max_results);
+            Ok::<_, mlops::Error>(out)
+        })?
+        .or_py(py)?;
+        Ok(found.into_iter().map(Experiment::from).collect())
     }
 
     /// Every value logged for a metric, in logging order.
@@ -563,12 +747,11 @@ impl Tracker {
             None => name,
         };
         let path = ArtifactPath::new(path).or_py(py)?;
-        let data = std::fs::read(&local_path)
-            .map_err(|e| mlops::Error::io("artifact", "read", &local_path, e))
-            .or_py(py)?;
         let t = self.tracker(py)?;
         let id = self::run_id(py, run_id)?;
         block_on(py, async move {
+            let data = std::fs::read(&local_path)
+                .map_err(|e| mlops::Error::io("artifact", "read", &local_path, e))?;
             t.put_artifact(&id, &path, data.into()).await.map(|_| ())
         })?
         .or_py(py)
@@ -583,24 +766,19 @@ impl Tracker {
         local_dir: std::path::PathBuf,
         artifact_path: Option<&str>,
     ) -> PyResult<()> {
-        let files = mlops::ModelArtifact::new("files")
-            .with_dir(&local_dir, &[])
-            .or_py(py)?
-            .files;
         let prefix = artifact_path.map(|p| p.trim_end_matches('/').to_owned());
         let t = self.tracker(py)?;
         let id = self::run_id(py, run_id)?;
-        let mut paths = Vec::with_capacity(files.len());
-        for (path, data) in files {
-            let full = match &prefix {
-                Some(p) => ArtifactPath::new(format!("{p}/{path}")).or_py(py)?,
-                None => path,
-            };
-            paths.push((full, data));
-        }
         block_on(py, async move {
-            for (path, data) in paths {
-                t.put_artifact(&id, &path, data).await?;
+            let files = mlops::ModelArtifact::new("files")
+                .with_dir(&local_dir, &[])?
+                .files;
+            for (path, data) in files {
+                let full = match &prefix {
+                    Some(p) => ArtifactPath::new(format!("{p}/{path}"))?,
+                    None => path,
+                };
+                t.put_artifact(&id, &full, data).await?;
             }
             Ok::<_, mlops::Error>(())
         })?

@@ -23,7 +23,7 @@ def test_eight_threads_logging_ten_thousand_metrics_each_lose_nothing(store: str
     def log(thread: int) -> None:
         try:
             for step in range(PER_THREAD):
-                tracker.log_metric(run_id, f"thread{thread}", float(step * thread), step)
+                tracker.log_metric(run_id, f"thread{thread}", float(step * thread), step=step)
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -46,6 +46,66 @@ def test_eight_threads_logging_ten_thousand_metrics_each_lose_nothing(store: str
     )
 
 
+def test_threads_making_the_first_call_together_do_not_deadlock(store: str) -> None:
+    # Every thread's first call opens the same fresh tracker at once.
+    tracker = mlops.Tracker(store)
+    fresh = mlops.Tracker(store)
+    start = threading.Barrier(THREADS)
+    runs: list[str] = []
+    errors: list[BaseException] = []
+
+    def first_call() -> None:
+        try:
+            start.wait()
+            run = fresh.create_run(run_name="t")
+            fresh.log_metric(run.info.run_id, "x", 1.0)
+            runs.append(run.info.run_id)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    workers = [threading.Thread(target=first_call) for _ in range(THREADS)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    assert not any(w.is_alive() for w in workers), "threads deadlocked on first use"
+    assert errors == []
+    fresh.flush()
+    assert all(tracker.get_run(r).data.metrics == {"x": 1.0} for r in runs)
+    assert len(set(runs)) == THREADS
+
+
+def _log_into_inherited_run(out: "multiprocessing.Queue[str]") -> None:
+    # The parent's active run, store and tracker are inherited: logging must reach the run.
+    run = mlops.active_run()
+    assert run is not None
+    mlops.log_metric("from_child", 3.0)
+    mlops.get_tracker().flush()
+    out.put(run.info.run_id)
+
+
+def _run_to_completion(child: "multiprocessing.process.BaseProcess") -> None:
+    """Starts a forked child and fails the test if it deadlocks or exits non-zero."""
+    child.start()
+    child.join(timeout=120)
+    if child.is_alive():
+        child.kill()
+        raise AssertionError("the forked child deadlocked")
+    assert child.exitcode == 0
+
+
+def test_a_forked_child_logs_into_the_run_it_inherits(store: str) -> None:
+    context = multiprocessing.get_context("fork")
+    queue: "multiprocessing.Queue[str]" = context.Queue()
+    with mlops.start_run(run_name="shared") as run:
+        mlops.log_metric("from_parent", 1.0)
+        child = context.Process(target=_log_into_inherited_run, args=(queue,))
+        _run_to_completion(child)
+        assert queue.get(timeout=5) == run.info.run_id
+    metrics = mlops.Tracker(store).get_run(run.info.run_id).data.metrics
+    assert metrics == {"from_parent": 1.0, "from_child": 3.0}
+
+
 def _child(store: str, parent_run: str, out: "multiprocessing.Queue[str]") -> None:
     # The parent's runtime and tracker threads do not exist here: every call must still work.
     mlops.set_store(store)
@@ -63,12 +123,7 @@ def test_a_forked_child_uses_the_module_without_deadlock(store: str) -> None:
     context = multiprocessing.get_context("fork")
     queue: "multiprocessing.Queue[str]" = context.Queue()
     child = context.Process(target=_child, args=(store, parent.info.run_id, queue))
-    child.start()
-    child.join(timeout=120)
-    if child.is_alive():
-        child.kill()
-        raise AssertionError("the forked child deadlocked")
-    assert child.exitcode == 0
+    _run_to_completion(child)
     child_run = queue.get(timeout=5)
     # The parent still works, and reads what the child wrote.
     assert mlops.Tracker(store).get_run(child_run).data.metrics == {"from_child": 2.0}

@@ -118,7 +118,7 @@ def test_the_server_infers_routes_and_serves_http(store: str, churn: pd.DataFram
     server = mlops.Server(registry=mlops.get_registry())
     server.load("churn", "models:/churn/1")
     server.load("churn", "models:/churn/2")
-    assert {(m["name"], m["version"]) for m in server.models()} == {("churn", "1"), ("churn", "2")}
+    assert {(m["name"], m["version"]) for m in server.models()} == {("churn", 1), ("churn", 2)}
     row = {
         "tenure": np.array([2.0, 50.0]),
         "charges": np.array([80.0, 30.0]),
@@ -128,8 +128,15 @@ def test_the_server_infers_routes_and_serves_http(store: str, churn: pd.DataFram
     np.testing.assert_array_equal(out["label"], second.predict(row)["label"])
     old = server.infer("churn", row, version=1)
     np.testing.assert_allclose(old["probabilities"], first.predict(row)["probabilities"])
-    server.set_routing("churn", 1, canary_version=2, canary_percent=50)
+    # All traffic to the canary, then back to the default (the last loaded, version 2).
+    server.set_routing("churn", 2, canary_version=1, canary_percent=100)
+    np.testing.assert_allclose(server.infer("churn", row)["probabilities"], old["probabilities"])
     server.clear_routing("churn")
+    np.testing.assert_allclose(server.infer("churn", row)["probabilities"], out["probabilities"])
+    with pytest.raises(mlops.InvalidArgument, match="canary_percent"):
+        server.set_routing("churn", 1, canary_version=2)
+    with pytest.raises(mlops.InvalidArgument, match="canary_percent"):
+        server.set_routing("churn", 1, canary_version=2, canary_percent=101)
     meta = server.metadata("churn")
     assert [i["name"] for i in meta["inputs"]] == ["tenure", "charges", "plan"]
     # The protocol checks exact datatypes: int64 tenure is refused with the input's name.
@@ -178,3 +185,22 @@ def test_model_objects_and_directories_serve(store: str, churn: pd.DataFrame, tm
     )
     with pytest.raises(mlops.NotSupported):
         server.load("a", "models:/x/1")
+
+
+def test_a_runs_model_registers_loads_and_serves(store: str, churn: pd.DataFrame) -> None:
+    model = mlops.train(churn, "churned", epochs=3)
+    uri = f"runs:/{model.run_id}/model"
+    version = mlops.register_model(uri, "from-run")
+    assert version.run_id == model.run_id and version.source == model.source
+    expected = model.predict(churn.head(4))["probabilities"]
+    np.testing.assert_allclose(mlops.load_model(uri).predict(churn.head(4))["probabilities"], expected)
+    server = mlops.Server(registry=mlops.get_registry())
+    server.load("from-run", "models:/from-run/1")
+    row = {c: churn.head(4)[c].to_numpy() for c in ("tenure", "charges", "plan")}
+    np.testing.assert_allclose(server.infer("from-run", row)["probabilities"], expected)
+    with mlops.start_run() as plain:
+        mlops.log_metric("x", 1.0)
+    with pytest.raises(mlops.InvalidArgument, match="logged no model"):
+        mlops.register_model(f"runs:/{plain.info.run_id}/model", "nothing")
+    with pytest.raises(mlops.NotSupported):
+        mlops.load_model(f"runs:/{model.run_id}/elsewhere")

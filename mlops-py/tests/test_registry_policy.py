@@ -16,10 +16,13 @@ def test_versions_aliases_stages_tags_and_uris(store: str) -> None:
     assert model.name == "churn" and model.tags == {"team": "growth"}
     with pytest.raises(mlops.AlreadyExists):
         registry.create_registered_model("churn")
+    # A source is recorded as given (MLflow's create_model_version), its run id read from it.
     v1 = registry.create_model_version("churn", "runs:/0123456789abcdef0123456789abcdef/model")
     assert v1.run_id == "0123456789abcdef0123456789abcdef"
-    v2 = mlops.register_model("runs:/0123456789abcdef0123456789abcdef/model", "churn")
+    v2 = mlops.register_model("s3://bucket/models/churn", "churn")
     assert (v1.version, v2.version) == (1, 2)
+    with pytest.raises(mlops.NotFound):
+        mlops.register_model("runs:/0123456789abcdef0123456789abcdef/model", "churn")
     registry.set_registered_model_alias("churn", "champion", 1)
     assert registry.get_model_version_by_alias("churn", "champion").version == 1
     assert registry.resolve("models:/churn@champion").version == 1

@@ -3,6 +3,9 @@ ends runs FINISHED or FAILED) and the client (`Tracker`)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -125,4 +128,73 @@ def test_the_client_style_works_on_any_store(tmp_path: Path) -> None:
     assert again.info.status == "FINISHED"
     assert tracker.get_experiment(experiment).tags == {"owner": "me"}
     memory = mlops.Tracker("memory://")
-    memory.create_run()
+    in_memory = memory.create_run(run_name="m")
+    assert memory.get_run(in_memory.info.run_id).info.run_name == "m"
+    with pytest.raises(mlops.NotFound):
+        mlops.Tracker("memory://").get_run(in_memory.info.run_id)
+
+
+def test_an_ended_run_resumes_as_in_mlflow(store: str) -> None:
+    with mlops.start_run(run_name="first") as run:
+        mlops.log_metric("loss", 0.5)
+    assert mlops.get_run(run.info.run_id).info.status == "FINISHED"
+    with mlops.start_run(run_id=run.info.run_id, tags={"later": "yes"}) as again:
+        assert again.info.status == "RUNNING"
+        mlops.log_metric("eval", 0.9)
+    got = mlops.get_run(run.info.run_id)
+    assert got.info.status == "FINISHED"
+    assert got.data.metrics == {"loss": 0.5, "eval": 0.9}
+    assert got.data.tags["later"] == "yes"
+
+
+def test_runs_experiments_delete_restore_and_search(store: str) -> None:
+    tracker = mlops.get_tracker()
+    kept = tracker.create_experiment("kept")
+    gone = tracker.create_experiment("gone")
+    run = tracker.create_run(kept, run_name="r")
+    tracker.update_run(run.info.run_id, name="renamed")
+    assert tracker.get_run(run.info.run_id).info.run_name == "renamed"
+    tracker.delete_run(run.info.run_id)
+    assert tracker.search_runs([kept]).num_rows == 0
+    tracker.restore_run(run.info.run_id)
+    assert tracker.search_runs([kept]).num_rows == 1
+    tracker.delete_experiment(gone)
+    names = {e.name for e in tracker.search_experiments()}
+    assert "kept" in names and "gone" not in names
+    assert [e.name for e in tracker.search_experiments(view_type="DELETED_ONLY")] == ["gone"]
+    tracker.restore_experiment(gone)
+    assert [e.name for e in tracker.search_experiments("name = 'gone'")] == ["gone"]
+    with pytest.raises(mlops.InvalidArgument):
+        tracker.search_experiments(view_type="SOME")
+
+
+def test_switching_stores_with_a_run_active_is_refused(store: str, tmp_path: Path) -> None:
+    with mlops.start_run():
+        with pytest.raises(mlops.InvalidArgument, match="active"):
+            mlops.set_store(str(tmp_path / "other"))
+    mlops.set_store(str(tmp_path / "other"))
+    assert mlops.get_store().url.endswith("other")
+
+
+def test_what_a_script_logs_survives_its_exit(store: str) -> None:
+    # No end_run, no flush: the interpreter's exit ends the run and makes it durable, as
+    # MLflow's does; a client-style tracker's writes are flushed too.
+    script = textwrap.dedent(
+        f"""
+        import mlops
+        mlops.set_store({store!r})
+        mlops.set_experiment("exit")
+        mlops.log_metric("fluent", 1.0)
+        client = mlops.Tracker({store!r})
+        run = client.create_run(run_name="client")
+        client.log_metric(run.info.run_id, "client", 2.0)
+        print(mlops.active_run().info.run_id, run.info.run_id)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    fluent_run, client_run = done.stdout.split()
+    tracker = mlops.Tracker(store)
+    fluent = tracker.get_run(fluent_run)
+    assert fluent.info.status == "FINISHED" and fluent.data.metrics == {"fluent": 1.0}
+    assert tracker.get_run(client_run).data.metrics == {"client": 2.0}

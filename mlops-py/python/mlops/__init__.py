@@ -82,6 +82,7 @@ from .fluent import (
     register_model,
     search_runs,
     set_experiment,
+    set_registry,
     set_store,
     set_tag,
     set_tags,
@@ -153,6 +154,7 @@ __all__ = [
     "run_pipeline",
     "search_runs",
     "set_experiment",
+    "set_registry",
     "set_store",
     "set_tag",
     "set_tags",
@@ -163,16 +165,20 @@ __all__ = [
     "write_dataset",
 ]
 
+#: A training parameter: a number, a string, a list (``hidden=[64, 32]``) or None.
 Param = Union[str, int, float, bool, list[int], tuple[int, ...], None]
 
 
-def _experiment_name(experiment: Optional[str]) -> str:
+def _experiment_name(experiment: Optional[str], default: str = "Default") -> str:
+    """The experiment to work in: ``experiment``, else the active run's, else the one
+    ``set_experiment`` chose, else ``default``."""
     if experiment is not None:
         return experiment
-    current = _fluent._current_experiment_id()
-    if current is None:
-        return "Default"
-    return get_tracker().get_experiment(current).name
+    current = active_run()
+    experiment_id = current.info.experiment_id if current else _fluent._current_experiment_id()
+    if experiment_id is None:
+        return default
+    return get_tracker().get_experiment(experiment_id).name
 
 
 def train(
@@ -192,8 +198,8 @@ def train(
     """Trains a candle model (``linear``, ``logistic``, ``softmax``, ``mlp``) on ``data`` — a
     table or a dataset reference (``"churn@3"``, recorded as the run's input and the model's
     lineage) — as a tracked run in the active experiment (a child of the active run, if any),
-    and returns the model. ``register`` registers it under that name (in ``registry``, else the
-    store's). ``params`` are training parameters: ``epochs=30, learning_rate=0.1,
+    and returns the model. ``register`` registers it under that name (in ``registry``, else
+    ``set_registry``'s, else the store's). ``params`` are training parameters: ``epochs=30, learning_rate=0.1,
     hidden=[64, 32]``…
     """
     parent = active_run()
@@ -233,8 +239,9 @@ def tune(
 ) -> dict[str, object]:
     """Hyper-parameter search over ``space`` (``{"learning_rate": [0.01, 0.1]}`` for a
     choice, ``{"learning_rate": "0.001..0.1:log"}`` for a range with ``strategy="random"``):
-    a parent run with one child run per trial. Returns the parent run's id, the best trial and
-    every trial."""
+    a parent run (a child of the active run, if any) with one child run per trial. Returns the
+    parent run's id, the best trial and every trial."""
+    parent = active_run()
     return _native.tune(
         data,
         target,
@@ -249,17 +256,20 @@ def tune(
         parallelism=parallelism,
         experiment=_experiment_name(experiment),
         run_name=run_name,
+        parent_run_id=parent.info.run_id if parent is not None else None,
         validation_fraction=validation_fraction,
         params=dict(params),
     )
 
 
 def load_model(model_uri: Union[str, os.PathLike[str]], registry: Optional[Registry] = None) -> Model:
-    """A model from a directory (``Model.save``) or the registry (``models:/churn@champion``;
-    the store's registry unless ``registry`` is given)."""
+    """A model from a directory (``Model.save``), the registry (``models:/churn@champion``;
+    ``registry``, else the one in use) or the run that trained it (``runs:/<run_id>/model``)."""
     uri = os.fspath(model_uri)
     if uri.startswith("models:/"):
         return _native.load_model(uri, registry if registry is not None else get_registry())
+    if uri.startswith("runs:/"):
+        return _native.load_model(uri, tracker=get_tracker())
     return _native.load_model(uri)
 
 
@@ -268,19 +278,20 @@ def run_pipeline(
     params: Optional[Mapping[str, Mapping[str, object]]] = None,
     *,
     registry: Optional[Registry] = None,
-    experiment: str = "pipelines",
+    experiment: Optional[str] = None,
     force: bool = False,
     only: Optional[list[str]] = None,
 ) -> PipelineReport:
-    """Runs a pipeline file over the store in use: steps tracked and cached; ``params``
-    override steps' ``with:`` values (``{"train": {"epochs": 5}}``); a governed ``registry``
-    gates its promotions."""
+    """Runs a pipeline file over the store in use: steps tracked (in ``experiment``, else the
+    active one, else ``pipelines``, as the CLI) and cached; ``params`` override steps'
+    ``with:`` values (``{"train": {"epochs": 5}}``); a governed ``registry`` (else
+    ``set_registry``'s) gates its promotions."""
     return _native.run_pipeline(
         os.fspath(path),
         tracker=get_tracker(),
-        registry=registry,
+        registry=registry if registry is not None else get_registry(),
         params={k: dict(v) for k, v in params.items()} if params else None,
-        experiment=experiment,
+        experiment=_experiment_name(experiment, "pipelines"),
         force=force,
         only=only,
     )

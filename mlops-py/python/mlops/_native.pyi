@@ -4,7 +4,7 @@
 import datetime
 import os
 from types import TracebackType
-from typing import Any, Mapping, Sequence, final
+from typing import Any, Sequence, final
 
 import numpy.typing as npt
 
@@ -37,6 +37,7 @@ __all__ = [
     "__version__",
     "current_git_commit",
     "detect",
+    "flush_all",
     "load_model",
     "profile",
     "run_pipeline",
@@ -45,7 +46,8 @@ __all__ = [
     "verify_decision_log",
 ]
 
-_Scalar = str | int | float | bool
+# Param and tag values: str, or anything `str()` writes.
+_Scalar = object
 _Path = str | os.PathLike[str]
 _Json = Any
 _Arrays = dict[str, npt.NDArray[Any]]
@@ -54,7 +56,7 @@ _Arrays = dict[str, npt.NDArray[Any]]
 class Store:
     """A store: a directory (created when missing), `memory://`, or a cloud URL."""
 
-    def __new__(cls, url: str) -> Store: ...
+    def __new__(cls, url: str, options: dict[str, str] | None = None) -> Store: ...
     @property
     def url(self) -> str: ...
 
@@ -148,7 +150,7 @@ class Tracker:
     def __new__(cls, store: str | Store) -> Tracker: ...
     @property
     def store(self) -> Store: ...
-    def create_experiment(self, name: str, tags: Mapping[str, _Scalar] | None = None) -> str: ...
+    def create_experiment(self, name: str, tags: dict[str, _Scalar] | None = None) -> str: ...
     def get_experiment_by_name(self, name: str) -> Experiment: ...
     def get_experiment(self, experiment_id: str) -> Experiment: ...
     def get_or_create_experiment(self, name: str) -> str: ...
@@ -156,13 +158,18 @@ class Tracker:
         self,
         experiment_id: str | None = None,
         run_name: str | None = None,
-        tags: Mapping[str, _Scalar] | None = None,
+        tags: dict[str, _Scalar] | None = None,
         parent_run_id: str | None = None,
         start_time: int | None = None,
     ) -> Run: ...
     def get_run(self, run_id: str) -> Run: ...
     def log_metric(
-        self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        timestamp: int | None = None,
+        step: int | None = None,
     ) -> None: ...
     def log_param(self, run_id: str, key: str, value: _Scalar) -> None: ...
     def set_tag(self, run_id: str, key: str, value: _Scalar) -> None: ...
@@ -170,15 +177,29 @@ class Tracker:
     def log_batch(
         self,
         run_id: str,
-        metrics: Mapping[str, float] | None = None,
-        params: Mapping[str, _Scalar] | None = None,
-        tags: Mapping[str, _Scalar] | None = None,
+        metrics: dict[str, float] | None = None,
+        params: dict[str, _Scalar] | None = None,
+        tags: dict[str, _Scalar] | None = None,
         step: int = 0,
         timestamp: int | None = None,
     ) -> None: ...
     def set_terminated(
         self, run_id: str, status: str = "FINISHED", end_time: int | None = None
     ) -> None: ...
+    def update_run(
+        self, run_id: str, status: str | None = None, name: str | None = None
+    ) -> RunInfo: ...
+    def delete_run(self, run_id: str) -> None: ...
+    def restore_run(self, run_id: str) -> None: ...
+    def delete_experiment(self, experiment_id: str) -> None: ...
+    def restore_experiment(self, experiment_id: str) -> None: ...
+    def search_experiments(
+        self,
+        filter_string: str = "",
+        order_by: Sequence[str] | None = None,
+        max_results: int = 1000,
+        view_type: str = "ACTIVE_ONLY",
+    ) -> list[Experiment]: ...
     def get_metric_history(self, run_id: str, key: str) -> list[MetricValue]: ...
     def log_artifact(self, run_id: str, local_path: _Path, artifact_path: str | None = None) -> None: ...
     def log_artifacts(self, run_id: str, local_dir: _Path, artifact_path: str | None = None) -> None: ...
@@ -256,7 +277,7 @@ class Registry:
     @property
     def governed(self) -> bool: ...
     def create_registered_model(
-        self, name: str, tags: Mapping[str, _Scalar] | None = None, description: str = ""
+        self, name: str, tags: dict[str, _Scalar] | None = None, description: str = ""
     ) -> RegisteredModel: ...
     def get_registered_model(self, name: str) -> RegisteredModel: ...
     def search_registered_models(
@@ -269,11 +290,15 @@ class Registry:
         name: str,
         source: str,
         run_id: str | None = None,
-        tags: Mapping[str, _Scalar] | None = None,
+        tags: dict[str, _Scalar] | None = None,
         description: str = "",
     ) -> ModelVersion: ...
     def register_model(
-        self, model_uri: str, name: str, tags: Mapping[str, _Scalar] | None = None
+        self,
+        model_uri: str,
+        name: str,
+        tags: dict[str, _Scalar] | None = None,
+        tracker: Tracker | None = None,
     ) -> ModelVersion: ...
     def get_model_version(self, name: str, version: int) -> ModelVersion: ...
     def search_model_versions(
@@ -329,7 +354,7 @@ class Datasets:
         self,
         name: str,
         data: object,
-        metadata: Mapping[str, _Scalar] | None = None,
+        metadata: dict[str, _Scalar] | None = None,
         message: str = "",
         schema_must_match: bool = False,
         if_latest: int | None = None,
@@ -369,7 +394,7 @@ class PolicyEngine:
         policies: Sequence[_Path] | None = None,
         library: bool = False,
         data: _Json = None,
-        modules: Mapping[str, str] | None = None,
+        modules: dict[str, str] | None = None,
         rego_v0: bool = False,
         revision: str | None = None,
     ) -> PolicyEngine: ...
@@ -382,6 +407,7 @@ class PolicyEngine:
     def run_tests(self) -> list[dict[str, Any]]: ...
 
 def verify_decision_log(store: str | Store) -> dict[str, Any]: ...
+def flush_all() -> None: ...
 
 @final
 class Model:
@@ -419,13 +445,13 @@ def train(
     parent_run_id: str | None = None,
     seed: int = 42,
     validation_fraction: float = 0.2,
-    params: Mapping[str, Any] | None = None,
-    tags: Mapping[str, _Scalar] | None = None,
+    params: dict[str, Any] | None = None,
+    tags: dict[str, _Scalar] | None = None,
 ) -> Model: ...
 def tune(
     data: object,
     target: str,
-    space: Mapping[str, Any],
+    space: dict[str, Any],
     model: str = "logistic",
     *,
     tracker: Tracker,
@@ -437,10 +463,13 @@ def tune(
     parallelism: int | None = None,
     experiment: str = "Default",
     run_name: str | None = None,
+    parent_run_id: str | None = None,
     validation_fraction: float = 0.2,
-    params: Mapping[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]: ...
-def load_model(model_uri: str, registry: Registry | None = None) -> Model: ...
+def load_model(
+    model_uri: str, registry: Registry | None = None, tracker: Tracker | None = None
+) -> Model: ...
 
 @final
 class HttpServer:
@@ -477,9 +506,9 @@ class Server:
     def infer(
         self,
         name: str,
-        inputs: Mapping[str, Any],
+        inputs: dict[str, Any],
         version: int | None = None,
-        parameters: Mapping[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None,
     ) -> _Arrays: ...
     def set_routing(
         self,
@@ -539,7 +568,7 @@ def detect(
     drift_share: float = 0.5,
     columns: Sequence[str] | None = None,
     categorical: Sequence[str] | None = None,
-    tests: Mapping[str, str | float | tuple[str | None, float | None]] | None = None,
+    tests: dict[str, str | float | tuple[str | None, float | None]] | None = None,
     max_values: int | None = None,
     reference_name: str = "reference",
     current_name: str = "current",
@@ -552,7 +581,7 @@ class QualitySuite:
     @staticmethod
     def from_file(path: _Path) -> QualitySuite: ...
     @staticmethod
-    def from_dict(suite: Mapping[str, Any]) -> QualitySuite: ...
+    def from_dict(suite: dict[str, Any]) -> QualitySuite: ...
     @property
     def name(self) -> str: ...
     def validate(self, data: object) -> dict[str, Any]: ...
@@ -589,7 +618,7 @@ def run_pipeline(
     *,
     tracker: Tracker,
     registry: Registry | None = None,
-    params: Mapping[str, Mapping[str, Any]] | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
     experiment: str = "pipelines",
     force: bool = False,
     only: Sequence[str] | None = None,

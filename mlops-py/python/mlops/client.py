@@ -5,11 +5,22 @@ inputs are arrays."""
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Mapping, Optional
 
-from .errors import InvalidArgument, NotFound, PermissionDenied, Unavailable, MlopsError
+from .errors import (
+    BackendError,
+    Conflict,
+    InvalidArgument,
+    MlopsError,
+    NotFound,
+    PermissionDenied,
+    TimedOut,
+    Unavailable,
+)
 
 __all__ = ["InferenceClient"]
 
@@ -29,6 +40,28 @@ _DATATYPES = {
     "float64": "FP64",
 }
 _DTYPES = {v: k for k, v in _DATATYPES.items()}
+
+
+def _quote(segment: str) -> str:
+    """A model name as one URL path segment."""
+    return urllib.parse.quote(segment, safe="")
+
+
+def _error_for(status: int) -> type[MlopsError]:
+    """The exception of an HTTP error status."""
+    if status in (400, 422):
+        return InvalidArgument
+    if status in (401, 403):
+        return PermissionDenied
+    if status == 404:
+        return NotFound
+    if status == 409:
+        return Conflict
+    if status in (408, 504):
+        return TimedOut
+    if status in (429, 502, 503):
+        return Unavailable
+    return BackendError
 
 
 def _encode(name: str, value: Any) -> dict[str, Any]:
@@ -84,39 +117,44 @@ class InferenceClient:
             detail = e.read().decode(errors="replace")
             try:
                 message = json.loads(detail).get("error", detail)
-            except ValueError:
+            except (ValueError, AttributeError):
                 message = detail
-            error: type[MlopsError] = {
-                400: InvalidArgument,
-                401: PermissionDenied,
-                403: PermissionDenied,
-                404: NotFound,
-            }.get(e.code, Unavailable)
-            raise error(f"{method} {path}: HTTP {e.code}: {message}") from None
-        except (urllib.error.URLError, OSError) as e:
-            raise Unavailable(f"{method} {self.url}{path}: {e}") from None
+            raise _error_for(e.code)(f"{method} {path}: HTTP {e.code}: {message}") from None
+        except (TimeoutError, socket.timeout) as e:
+            raise TimedOut(f"{method} {self.url}{path}: no answer in {self.timeout} s") from e
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, (TimeoutError, socket.timeout)):
+                raise TimedOut(f"{method} {self.url}{path}: no answer in {self.timeout} s") from e
+            raise Unavailable(f"{method} {self.url}{path}: {e.reason}") from e
+        except OSError as e:
+            raise Unavailable(f"{method} {self.url}{path}: {e}") from e
         return json.loads(text) if text else None
 
     def live(self) -> bool:
-        """Whether the server answers."""
+        """Whether the server answers. A refused token raises ``PermissionDenied``."""
         try:
             self._call("GET", "/v2/health/live")
             return True
+        except PermissionDenied:
+            raise
         except MlopsError:
             return False
 
     def ready(self, model: Optional[str] = None) -> bool:
-        """Whether the server (or one model) is ready."""
-        path = "/v2/health/ready" if model is None else f"/v2/models/{model}/ready"
+        """Whether the server (or one model) is ready. A refused token raises
+        ``PermissionDenied``."""
+        path = "/v2/health/ready" if model is None else f"/v2/models/{_quote(model)}/ready"
         try:
             self._call("GET", path)
             return True
+        except PermissionDenied:
+            raise
         except MlopsError:
             return False
 
     def metadata(self, model: str) -> dict[str, Any]:
         """A model's metadata: versions, platform, inputs and outputs."""
-        result: dict[str, Any] = self._call("GET", f"/v2/models/{model}")
+        result: dict[str, Any] = self._call("GET", f"/v2/models/{_quote(model)}")
         return result
 
     def infer(
@@ -130,6 +168,10 @@ class InferenceClient:
         body: dict[str, Any] = {"inputs": [_encode(k, v) for k, v in inputs.items()]}
         if parameters:
             body["parameters"] = dict(parameters)
-        path = f"/v2/models/{model}" + (f"/versions/{version}" if version is not None else "") + "/infer"
+        path = (
+            f"/v2/models/{_quote(model)}"
+            + (f"/versions/{version}" if version is not None else "")
+            + "/infer"
+        )
         response = self._call("POST", path, body)
         return {o["name"]: _decode(o) for o in response.get("outputs", [])}

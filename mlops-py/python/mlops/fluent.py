@@ -7,6 +7,7 @@ into a run started elsewhere pass ``run_id=``.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from types import TracebackType
@@ -38,6 +39,7 @@ __all__ = [
     "register_model",
     "search_runs",
     "set_experiment",
+    "set_registry",
     "set_store",
     "set_tag",
     "set_tags",
@@ -47,7 +49,8 @@ __all__ = [
 #: The store used until ``set_store`` is called: ``$MLOPS_STORE``, else ``./mlops-data``.
 DEFAULT_STORE = "./mlops-data"
 
-Scalar = Union[str, int, float, bool]
+#: Param and tag values: str, or anything else, written as ``str()`` writes it (as MLflow does).
+Scalar = object
 
 
 class _State:
@@ -76,11 +79,21 @@ def _stack() -> list[ActiveRun]:
     return stack
 
 
-def set_store(url: Union[str, Store]) -> None:
-    """Uses ``url`` (a directory, ``memory://``, ``s3://…`` with the cloud features) or an
+def set_store(url: Union[str, Store], options: Optional[Mapping[str, str]] = None) -> None:
+    """Uses ``url`` (a directory, ``memory://``, ``s3://bucket/prefix``, ``az://…``,
+    ``gs://…``; ``options`` for the backend, e.g. ``{"aws_endpoint": …}``) or an
     ``mlops.Store`` from now on; the active experiment is forgotten. (MLflow's
-    ``set_tracking_uri``.)"""
-    store = url if isinstance(url, _native.Store) else _native.Store(url)
+    ``set_tracking_uri``.) What was logged so far is made durable first; changing stores with
+    a run active is ``InvalidArgument``."""
+    if _stack():
+        raise InvalidArgument(
+            f"run {_stack()[-1].info.run_id} is active in the current store; end it first"
+        )
+    if isinstance(url, _native.Store):
+        store = url
+    else:
+        store = _native.Store(url, dict(options) if options else None)
+    _native.flush_all()
     with _state.lock:
         _state.url = store.url
         _state.store = store
@@ -88,6 +101,7 @@ def set_store(url: Union[str, Store]) -> None:
         _state.registry = None
         _state.datasets = None
         _state.experiment_id = None
+        _state.last_run_id = None
 
 
 def get_store() -> Store:
@@ -110,8 +124,15 @@ def get_tracker() -> Tracker:
         return _state.tracker
 
 
+def set_registry(registry: Optional[Registry]) -> None:
+    """Makes ``registry`` (say, one governed by a ``PolicyEngine``) the one ``register_model``,
+    ``train(register=)`` and ``load_model`` use; ``None`` goes back to the store's own."""
+    with _state.lock:
+        _state.registry = registry
+
+
 def get_registry() -> Registry:
-    """The (ungoverned) registry over the store in use."""
+    """The registry in use: ``set_registry``'s, else the store's own (ungoverned)."""
     with _state.lock:
         if _state.registry is None:
             _state.registry = _native.Registry(get_store())
@@ -200,9 +221,14 @@ def start_run(
         )
     tracker = get_tracker()
     if run_id is not None:
+        # Resuming, as MLflow does: an ended run is RUNNING again; tags are added.
+        if tracker.get_run(run_id).info.status != "RUNNING":
+            tracker.update_run(run_id, status="RUNNING", name=run_name)
+        elif run_name is not None:
+            tracker.update_run(run_id, name=run_name)
+        if tags:
+            tracker.log_batch(run_id, tags=dict(tags))
         run = tracker.get_run(run_id)
-        if run.info.status != "RUNNING":
-            raise InvalidArgument(f"run {run_id} has ended ({run.info.status}); start a new run")
     else:
         parent = parent_run_id or (stack[-1].info.run_id if stack else None)
         with _state.lock:
@@ -244,19 +270,19 @@ def end_run(status: str = "FINISHED") -> None:
 
 def _end(run_id: str, status: str) -> None:
     """Ends ``run_id`` and, first, any run started inside it that is still active (a context
-    manager exiting out of order)."""
+    manager exiting out of order). A run this thread did not start is ended all the same."""
     stack = _stack()
-    if all(r.info.run_id != run_id for r in stack):
-        return
     tracker = get_tracker()
-    while stack:
-        run = stack[-1]
-        tracker.set_terminated(run.info.run_id, status)
-        stack.pop()
-        with _state.lock:
-            _state.last_run_id = run.info.run_id
-        if run.info.run_id == run_id:
-            return
+    if all(r.info.run_id != run_id for r in stack):
+        tracker.set_terminated(run_id, status)
+    else:
+        while stack:
+            run = stack.pop()
+            tracker.set_terminated(run.info.run_id, status)
+            if run.info.run_id == run_id:
+                break
+    with _state.lock:
+        _state.last_run_id = run_id
 
 
 def _run(run_id: Optional[str]) -> str:
@@ -270,13 +296,13 @@ def _run(run_id: Optional[str]) -> str:
     return current.info.run_id
 
 
-def log_param(key: str, value: Scalar, run_id: Optional[str] = None) -> Scalar:
+def log_param(key: str, value: Scalar, *, run_id: Optional[str] = None) -> Scalar:
     """Logs a param (write-once); returns the value."""
     get_tracker().log_param(_run(run_id), key, value)
     return value
 
 
-def log_params(params: Mapping[str, Scalar], run_id: Optional[str] = None) -> None:
+def log_params(params: Mapping[str, Scalar], *, run_id: Optional[str] = None) -> None:
     """Logs params at once."""
     get_tracker().log_batch(_run(run_id), params=dict(params))
 
@@ -285,17 +311,19 @@ def log_metric(
     key: str,
     value: float,
     step: Optional[int] = None,
+    *,
     timestamp: Optional[int] = None,
     run_id: Optional[str] = None,
 ) -> None:
     """Appends a metric value at ``step`` (0 when omitted); ``timestamp`` in ms (now when
     omitted)."""
-    get_tracker().log_metric(_run(run_id), key, value, step or 0, timestamp)
+    get_tracker().log_metric(_run(run_id), key, value, timestamp, step)
 
 
 def log_metrics(
     metrics: Mapping[str, float],
     step: Optional[int] = None,
+    *,
     timestamp: Optional[int] = None,
     run_id: Optional[str] = None,
 ) -> None:
@@ -303,12 +331,12 @@ def log_metrics(
     get_tracker().log_batch(_run(run_id), metrics=dict(metrics), step=step or 0, timestamp=timestamp)
 
 
-def set_tag(key: str, value: Scalar, run_id: Optional[str] = None) -> None:
+def set_tag(key: str, value: Scalar, *, run_id: Optional[str] = None) -> None:
     """Sets a run tag (the last value wins)."""
     get_tracker().set_tag(_run(run_id), key, value)
 
 
-def set_tags(tags: Mapping[str, Scalar], run_id: Optional[str] = None) -> None:
+def set_tags(tags: Mapping[str, Scalar], *, run_id: Optional[str] = None) -> None:
     """Sets several run tags."""
     get_tracker().log_batch(_run(run_id), tags=dict(tags))
 
@@ -316,6 +344,7 @@ def set_tags(tags: Mapping[str, Scalar], run_id: Optional[str] = None) -> None:
 def log_artifact(
     local_path: Union[str, os.PathLike[str]],
     artifact_path: Optional[str] = None,
+    *,
     run_id: Optional[str] = None,
 ) -> None:
     """Stores a local file as an artifact of the run."""
@@ -325,6 +354,7 @@ def log_artifact(
 def log_artifacts(
     local_dir: Union[str, os.PathLike[str]],
     artifact_path: Optional[str] = None,
+    *,
     run_id: Optional[str] = None,
 ) -> None:
     """Stores every file under a local folder as artifacts of the run."""
@@ -334,6 +364,7 @@ def log_artifacts(
 def log_input(
     dataset: Union[str, _native.DatasetVersion],
     context: Optional[str] = None,
+    *,
     run_id: Optional[str] = None,
 ) -> None:
     """Records that the run read a dataset version: a ``DatasetVersion`` or a reference
@@ -350,8 +381,9 @@ def get_run(run_id: str) -> Run:
 def search_runs(
     experiment_ids: Optional[list[str]] = None,
     filter_string: str = "",
+    *,
     order_by: Optional[list[str]] = None,
-    max_results: int = 1000,
+    max_results: int = 100_000,
     experiment_names: Optional[list[str]] = None,
 ) -> Table:
     """Runs matching MLflow's filter grammar as a table (``.to_pandas()``, ``.to_polars()``,
@@ -370,9 +402,13 @@ def search_runs(
 def register_model(
     model_uri: str, name: str, tags: Optional[Mapping[str, Scalar]] = None
 ) -> _native.ModelVersion:
-    """Registers ``model_uri`` (``runs:/<run_id>/model``, a model directory's store reference)
-    as a new version of ``name``, creating the registered model when needed."""
-    return get_registry().register_model(model_uri, name, dict(tags) if tags else None)
+    """Registers ``model_uri`` as a new version of ``name`` (in ``set_registry``'s registry,
+    else the store's), creating the registered model when needed. ``runs:/<run_id>/model`` is
+    the model ``train`` logged in that run; any other URI is recorded as the version's source
+    as it is."""
+    return get_registry().register_model(
+        model_uri, name, dict(tags) if tags else None, tracker=get_tracker()
+    )
 
 
 
@@ -380,3 +416,26 @@ def _current_experiment_id() -> Optional[str]:
     """The experiment ``set_experiment`` made active, if any."""
     with _state.lock:
         return _state.experiment_id
+
+
+def _at_exit() -> None:
+    """At interpreter exit, as MLflow does: end this thread's active runs FINISHED, and make
+    what every tracker logged durable."""
+    try:
+        while _stack():
+            end_run()
+    finally:
+        _native.flush_all()
+
+
+def _before_fork() -> None:
+    """A forked child reopens the store: what the parent logged must be there to see (the run
+    it inherits as active, above all)."""
+    try:
+        _native.flush_all()
+    except Exception:  # noqa: BLE001 - a fork must not fail for it
+        pass
+
+
+atexit.register(_at_exit)
+os.register_at_fork(before=_before_fork)
