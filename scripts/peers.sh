@@ -3,7 +3,7 @@
 
 PEERS_VENV="${PEERS_VENV:-.venv-peers}"
 # Pinned so a fresh machine gets what the tests were written against.
-PEERS_PACKAGES=("moto[server]==5.2.5" "pyarrow==25.0.1" "polars==2.1.0" "numpy==2.4.6" "mlflow==3.17.2" "scipy==1.16.3" "pandas==2.3.3" "evidently==0.7.23" "prometheus-client==0.24.1" "tritonclient[http,grpc]==2.73.0" "scikit-learn==1.9.1" "hera==7.1.0" "fairlearn==0.15.0" "aif360==0.6.1" "shap==0.51.0" "feast[duckdb]==0.67.0" "skl2onnx==1.20.0" "onnx==1.23.2" "onnxruntime==1.32.0" "maturin==1.16.0" "pytest==9.2.0" "mypy==2.4.1")
+PEERS_PACKAGES=("moto[server]==5.2.5" "pyarrow==25.0.1" "polars==2.1.0" "numpy==2.4.6" "mlflow==3.17.2" "scipy==1.16.3" "pandas==2.3.3" "evidently==0.7.23" "prometheus-client==0.24.1" "tritonclient[http,grpc]==2.73.0" "scikit-learn==1.9.1" "hera==7.1.0" "fairlearn==0.15.0" "aif360==0.6.1" "shap==0.51.0" "feast[duckdb]==0.67.0" "skl2onnx==1.20.0" "onnx==1.23.2" "onnxruntime==1.32.0" "maturin==1.16.0" "pytest==9.2.0" "mypy==2.4.1" "selenium==4.51.0")
 PEER_PIDS=()
 
 stop_peers() {
@@ -92,16 +92,26 @@ start_mlflow() {
   echo "MLflow on 127.0.0.1:$port"
 }
 
+# Installs Debian packages with apt-get (updating the lists once if the first try fails).
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "installing $* with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends "$@" > /dev/null 2>&1 \
+    || { $sudo apt-get update > /dev/null && $sudo apt-get install -y --no-install-recommends "$@" > /dev/null; }
+}
+
+# Chromium and its WebDriver for the UI's browser test (the system's: no browser download).
+ensure_chromium() {
+  if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; then
+    apt_install chromium chromium-driver
+  fi
+}
+
 # Starts a real Redis server (installed with apt-get when missing) and exports its URL.
 start_redis() {
-  if ! command -v redis-server > /dev/null; then
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    echo "installing redis-server with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y --no-install-recommends redis-server > /dev/null 2>&1 \
-      || { $sudo apt-get update > /dev/null && $sudo apt-get install -y --no-install-recommends redis-server > /dev/null; }
-  fi
+  command -v redis-server > /dev/null || apt_install redis-server
   local port
   port="$(free_port)"
   redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \

@@ -615,17 +615,21 @@ async fn main() -> anyhow::Result<()> {
         &Default::default(),
     )?;
     let html = out_dir.join("drift.html");
-    std::fs::write(
-        &html,
-        Report::new(
-            &drift,
-            &profile,
-            std::slice::from_ref(&production),
-            format!("churn v{} training data", champion.version),
-            "churn-production",
-        )?
-        .to_html(),
+    let report = Report::new(
+        &drift,
+        &profile,
+        std::slice::from_ref(&production),
+        format!("churn v{} training data", champion.version),
+        "churn-production",
     )?;
+    std::fs::write(&html, report.to_html())?;
+    // Kept in the tracker too, beside the monitor's reports: `mlops ui` shows them over time.
+    mlops::drift::history::log_report(
+        tracker.as_ref(),
+        &report,
+        Some((&champion.name, champion.version)),
+    )
+    .await?;
     summary.push(format!(
         "drift        production: {} of {} columns drifted (share {:.2}); live accuracy {shifted_accuracy:.3}; report {}",
         drift.drifted_columns,

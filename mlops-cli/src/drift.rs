@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use clap::Args;
@@ -54,6 +55,10 @@ pub struct DriftArgs {
     /// Save the reference profile to this file, to test later data without the reference
     #[arg(long, value_name = "FILE")]
     save_profile: Option<PathBuf>,
+    /// Keep the report in the store's tracker (experiment `drift-reports`, shown over time by
+    /// `mlops ui`); with a model URI (models:/churn@champion), as a report about that version
+    #[arg(long, value_name = "MODEL_URI", num_args = 0..=1, default_missing_value = "")]
+    track: Option<String>,
 }
 
 /// `mlops quality` arguments.
@@ -131,6 +136,13 @@ pub async fn drift(args: &DriftArgs, datasets: &Datasets) -> Result<bool> {
         std::fs::write(path, report.to_html())
             .map_err(|e| Error::io("html report", "write", path, e))?;
     }
+    if let Some(uri) = &args.track {
+        let run = track(uri, &report, datasets.store().clone()).await?;
+        eprintln!(
+            "report kept as run {run} in experiment {}",
+            mlops::drift::history::EXPERIMENT
+        );
+    }
     match &args.json {
         Some(p) if p == Path::new("-") => println!("{}", report.to_json()?),
         Some(p) => std::fs::write(p, report.to_json()?)
@@ -205,4 +217,28 @@ pub async fn quality(args: &QualityArgs, datasets: &Datasets) -> Result<bool> {
         );
     }
     Ok(report.success)
+}
+
+/// Logs `report` into the store's tracker, about the version `uri` resolves to (when given).
+async fn track(uri: &str, report: &Report, store: Arc<dyn mlops::Store>) -> Result<mlops::RunId> {
+    use mlops::RegistryExt;
+    let tracker = mlops::storage::StoreTracker::open(store.clone(), crate::quiet()).await?;
+    let version = if uri.is_empty() {
+        None
+    } else {
+        let uri: mlops::ModelUri = uri.parse()?;
+        Some(
+            mlops::storage::StoreRegistry::new(store)
+                .resolve(&uri)
+                .await?,
+        )
+    };
+    let run = mlops::drift::history::log_report(
+        &tracker,
+        report,
+        version.as_ref().map(|v| (&v.name, v.version)),
+    )
+    .await?;
+    mlops::Tracker::flush(&tracker).await?;
+    Ok(run)
 }

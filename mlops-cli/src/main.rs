@@ -19,6 +19,7 @@ mod server;
 mod store;
 mod tracking;
 mod train;
+mod ui;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -176,6 +177,11 @@ enum Command {
     ///
     /// Example: mlops server --port 5000 --policy policies/
     Server(server::ServerArgs),
+    /// The web UI over the store, until Ctrl-C: experiments, runs, metric charts, comparisons,
+    /// models and lineage, datasets, pipelines and policy decisions (read-only)
+    ///
+    /// Example: mlops ui --port 5000 --token-file ui.token
+    Ui(ui::UiArgs),
     /// Pipelines from YAML files of built-in steps: run (cached, tracked, priced), export (Argo,
     /// Jobs, KServe, kustomization), steps
     #[command(subcommand)]
@@ -386,6 +392,10 @@ async fn run(cli: &Cli) -> mlops::Result<bool> {
         Command::Server(args) => {
             let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
             server::server(args, store).await
+        }
+        Command::Ui(args) => {
+            let store: Arc<dyn mlops::Store> = Arc::new(open(cli).await?);
+            ui::ui(args, store).await
         }
         Command::Pipeline(cmd) => {
             pipeline::run(cmd, || async {

@@ -57,6 +57,7 @@
 
 mod column;
 mod detector;
+pub mod history;
 pub mod monitor;
 pub mod profiles;
 pub mod quality;

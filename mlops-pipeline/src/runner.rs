@@ -378,8 +378,13 @@ impl Runner {
         mut report: StepReport,
     ) -> Result<StepReport> {
         if let (Some(tracker), Some(parent)) = (&self.tracker, parent) {
-            report.run_id =
-                Some(log_not_run(tracker.as_ref(), parent, pipeline.name(), &report).await?);
+            let needs = pipeline
+                .get(&report.name)
+                .map(StepDef::dependencies)
+                .unwrap_or_default();
+            report.run_id = Some(
+                log_not_run(tracker.as_ref(), parent, pipeline.name(), &report, &needs).await?,
+            );
         }
         if report.status == StepStatus::Bypassed && self.run_token.is_some() {
             let record = CacheRecord {

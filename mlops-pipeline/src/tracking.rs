@@ -2,6 +2,8 @@
 //! them back ([`history`]) — the tags written here are the ones read here, so `mlops cost` and
 //! any other reader never spell them by hand.
 
+use std::collections::BTreeSet;
+
 use mlops_core::tracker::{CreateRunOptions, SearchRunsOptions};
 use mlops_core::{
     ExperimentId, LogBatch, Metric, Param, Result, Run, RunId, RunStatus, Tag, Tracker, TrackerExt,
@@ -30,6 +32,8 @@ pub const FAILED_STEP_TAG: &str = "mlops.failed_step";
 pub const CURRENCY_TAG: &str = "mlops.currency";
 /// Prefix of the step-run tags holding each output's digest (`mlops.output.<name>`).
 pub const OUTPUT_TAG_PREFIX: &str = "mlops.output.";
+/// Tag on a step's run: the steps it depends on, comma-separated (the DAG's edges).
+pub const NEEDS_TAG: &str = "mlops.needs";
 
 /// Tags and params are bounded (MLflow's 5000/8000 characters): keep messages within them.
 fn truncate(s: &str) -> String {
@@ -110,9 +114,12 @@ pub(crate) async fn log_not_run(
     parent: &ParentRun,
     pipeline: &str,
     report: &StepReport,
+    needs: &BTreeSet<&str>,
 ) -> Result<RunId> {
     let run = open_child(tracker, parent, pipeline, &report.name).await?;
-    let mut batch = LogBatch::new().tag(tag(STATUS_TAG, report.status.as_str())?);
+    let mut batch = LogBatch::new()
+        .tag(tag(STATUS_TAG, report.status.as_str())?)
+        .tag(tag(NEEDS_TAG, join(needs))?);
     if let Some(why) = report.message() {
         batch = batch.tag(tag(ERROR_TAG, truncate(&why))?);
     }
@@ -146,6 +153,7 @@ pub(crate) async fn log_step(
             },
         )?)
         .tag(tag(STATUS_TAG, report.status.as_str())?)
+        .tag(tag(NEEDS_TAG, join(&def.dependencies()))?)
         .metric(metric("wall_seconds", report.usage.wall_seconds)?)
         .metric(metric("cpu_seconds", report.usage.cpu_seconds)?)
         .metric(metric("gpu_seconds", report.usage.gpu_seconds)?)
@@ -262,6 +270,12 @@ pub struct StepRun {
     pub gpu_seconds: f64,
     /// Its price.
     pub cost: f64,
+    /// The steps it depends on (empty for runs logged before this was recorded).
+    pub needs: Vec<String>,
+}
+
+fn join(needs: &BTreeSet<&str>) -> String {
+    needs.iter().copied().collect::<Vec<_>>().join(",")
 }
 
 /// The pipeline runs tracked in `experiment` (all pipelines, or only `pipeline`), by pipeline
@@ -301,6 +315,11 @@ pub async fn history(
                         cpu_seconds: metric(s, "cpu_seconds"),
                         gpu_seconds: metric(s, "gpu_seconds"),
                         cost: metric(s, "cost"),
+                        needs: tag(s, NEEDS_TAG)
+                            .split(',')
+                            .filter(|n| !n.is_empty())
+                            .map(String::from)
+                            .collect(),
                     };
                     (s.info.start_time, run)
                 })

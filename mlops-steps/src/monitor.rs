@@ -130,11 +130,34 @@ impl Step for MonitorStep {
             consecutive_windows: 1,
         };
         // The profile holds the model's inputs; the label column of the feedback is not tested.
-        let report = ctx
+        let (reference_name, current_name) = (
+            format!("{} v{} training data", params.model, version.version),
+            format!("{}@{}", current.name, current.version),
+        );
+        let (report, full) = ctx
             .blocking(move |_| {
-                mlops_drift::StatDetector::new().detect(&profile, &rows, &DetectOptions::default())
+                let report = mlops_drift::StatDetector::new().detect(
+                    &profile,
+                    &rows,
+                    &DetectOptions::default(),
+                )?;
+                let full = mlops_drift::Report::new(
+                    &report,
+                    &profile,
+                    &rows,
+                    reference_name,
+                    current_name,
+                )?;
+                Ok((report, full))
             })
             .await?;
+        // Kept over time beside the other reports about this model (the UI's drift page).
+        mlops_drift::history::log_report(
+            env.tracker.as_ref(),
+            &full,
+            Some((&params.model, version.version)),
+        )
+        .await?;
         let reasons = rule.reasons(&report, accuracy);
         let decision = MonitorDecision {
             retrain: !reasons.is_empty(),

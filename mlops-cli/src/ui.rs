@@ -1,0 +1,42 @@
+//! `mlops ui`: the web UI over the store, until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use mlops::storage::{StoreRegistry, StoreTracker};
+use mlops::{Result, Store};
+
+/// `mlops ui` arguments.
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Address to listen on (127.0.0.1: only this machine; the UI has no accounts)
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port (0 picks a free one; the address is printed)
+    #[arg(long, default_value_t = 5000)]
+    port: u16,
+    /// Require the token in this file: browsers log in once (a cookie), API clients send
+    /// `Authorization: Bearer <token>`
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+/// Serves the UI until Ctrl-C or SIGTERM, then drains requests in flight.
+pub async fn ui(args: &UiArgs, store: Arc<dyn Store>) -> Result<bool> {
+    let tracker = Arc::new(StoreTracker::open(store.clone(), crate::quiet()).await?);
+    let registry = Arc::new(StoreRegistry::new(store.clone()));
+    let mut ui = mlops_ui::Ui::new(tracker, registry).with_store(store);
+    if let Some(file) = &args.token_file {
+        ui = ui.with_token(crate::server::read_token(file)?);
+    }
+    let (listener, addr) = crate::listen(&args.host, args.port).await?;
+    let stop = crate::stop_signal();
+    println!("mlops UI on http://{addr}/ (Ctrl-C or SIGTERM stops)");
+    mlops::serve::http::serve(listener, ui.router(), async {
+        let why = stop.await;
+        println!("{why}: shutting down");
+    })
+    .await?;
+    Ok(true)
+}
