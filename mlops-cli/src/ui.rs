@@ -20,6 +20,10 @@ pub struct UiArgs {
     /// `Authorization: Bearer <token>`
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Without a token, the UI answers only requests addressed to localhost, 127.0.0.1, [::1]
+    /// or --host (a defence against DNS rebinding); name other host names here. Repeatable
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
 }
 
 /// Serves the UI until Ctrl-C or SIGTERM, then drains requests in flight.
@@ -27,8 +31,24 @@ pub async fn ui(args: &UiArgs, store: Arc<dyn Store>) -> Result<bool> {
     let tracker = Arc::new(StoreTracker::open(store.clone(), crate::quiet()).await?);
     let registry = Arc::new(StoreRegistry::new(store.clone()));
     let mut ui = mlops_ui::Ui::new(tracker, registry).with_store(store);
-    if let Some(file) = &args.token_file {
-        ui = ui.with_token(crate::server::read_token(file)?);
+    match &args.token_file {
+        Some(file) => ui = ui.with_token(crate::server::read_token(file)?),
+        None => {
+            let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+                .into_iter()
+                .map(String::from)
+                .collect();
+            let bound = args.host.trim_start_matches('[').trim_end_matches(']');
+            if !matches!(bound, "0.0.0.0" | "::") {
+                hosts.push(if bound.contains(':') {
+                    format!("[{bound}]")
+                } else {
+                    bound.to_string()
+                });
+            }
+            hosts.extend(args.allowed_hosts.iter().cloned());
+            ui = ui.with_allowed_hosts(hosts);
+        }
     }
     let (listener, addr) = crate::listen(&args.host, args.port).await?;
     let stop = crate::stop_signal();

@@ -12,10 +12,10 @@
 //! | `/api/runs/{run_id}/artifact` | `path`, `inline=1` (HTML shown, sandboxed) | the file's bytes, with `Content-Security-Policy: sandbox` |
 //! | `/api/models` | `filter` | `{"models": [RegisteredModel]}` |
 //! | `/api/models/{name}` | | `{"model": RegisteredModel, "versions": [ModelVersion]}` |
-//! | `/api/models/{name}/versions/{version}` | | `{"version": ModelVersion, "decisions": [LogEntry], "log": VerifyLogReport}` |
+//! | `/api/models/{name}/versions/{version}` | | `{"version": ModelVersion, "decisions": Decisions}` |
 //! | `/api/datasets` | | `{"datasets": [DatasetVersion]}` (the latest of each) |
 //! | `/api/datasets/{name}` | `from`, `to` (versions, for a schema diff) | `{"versions": [DatasetVersion], "diff"}` |
-//! | `/api/decisions` | `model`, `version` | `{"decisions": [LogEntry], "log": VerifyLogReport}` |
+//! | `/api/decisions` | `model`, `version` | `{"decisions": Decisions}`: `{"decisions": [LogEntry], "log": VerifyLogReport, "problem"}` (`null` without a store) |
 //! | `/api/pipelines` | `experiment` (default `pipelines`) | `{"pipelines": [PipelineRun]}` |
 //! | `/api/drift` | `model` | `{"reports": [LoggedReport]}`, oldest first (`mlops_drift::history`) |
 //! | `/api/drift/{run_id}` | | `{"report": Report}`, the whole drift report |
@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State as AxState};
+use axum::extract::State as AxState;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -39,7 +39,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::chart::{Point, downsample};
-use crate::error::{OrPage, UiError};
+use crate::error::{OrPage, P, Q, UiError};
 use crate::{DEFAULT_CHART_POINTS, State};
 
 type ApiResult = std::result::Result<Response, UiError>;
@@ -133,6 +133,7 @@ pub(crate) async fn children(state: &State, run: &Run) -> Result<Vec<RunInfo>> {
 pub(crate) async fn versions_of_run(state: &State, run_id: &RunId) -> Result<Vec<ModelVersion>> {
     let mut out = vec![];
     let mut options = SearchRegistryOptions::default().with_filter(format!("run_id = '{run_id}'"));
+    options.max_results = Some(1000);
     loop {
         let page = state
             .registry
@@ -151,6 +152,8 @@ pub(crate) async fn all_models(
     filter: Option<&str>,
 ) -> Result<Vec<RegisteredModel>> {
     let mut options = SearchRegistryOptions::default();
+    // Large pages: a registry may read every model per page.
+    options.max_results = Some(1000);
     if let Some(f) = filter.map(str::trim).filter(|f| !f.is_empty()) {
         options = options.with_filter(f);
     }
@@ -183,16 +186,14 @@ pub(crate) enum XAxis {
     Time,
 }
 
-/// A metric's whole history as points, ordered by x, and how many values it had.
-pub(crate) async fn history(
+/// A metric's whole history as points, ordered by x.
+pub(crate) async fn raw_history(
     state: &State,
     run_id: &RunId,
     key: &MetricKey,
     x: XAxis,
-    points: usize,
-) -> Result<(usize, Vec<Point>)> {
+) -> Result<Vec<Point>> {
     let metrics = state.tracker.metric_history(run_id, key).await?;
-    let total = metrics.len();
     let mut all: Vec<Point> = metrics
         .iter()
         .map(|m| Point {
@@ -206,28 +207,78 @@ pub(crate) async fn history(
     if !all.is_sorted_by(|a, b| a.x <= b.x) {
         all.sort_by(|a, b| a.x.total_cmp(&b.x));
     }
-    Ok((total, downsample(&all, points.clamp(3, 100_000))))
+    Ok(all)
+}
+
+/// A metric's history downsampled to at most `points` (3 to 100 000), and how many values it
+/// had.
+pub(crate) async fn history(
+    state: &State,
+    run_id: &RunId,
+    key: &MetricKey,
+    x: XAxis,
+    points: usize,
+) -> Result<(usize, Vec<Point>)> {
+    let all = raw_history(state, run_id, key, x).await?;
+    Ok((all.len(), downsample(&all, points.clamp(3, 100_000))))
+}
+
+/// What the decision log says about a model (or everything): its entries, the chain's
+/// verification, and what could not be read (a damaged log is shown, not a failed page).
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Decisions {
+    pub(crate) decisions: Vec<LogEntry>,
+    pub(crate) log: VerifyLogReport,
+    pub(crate) problem: Option<String>,
 }
 
 /// The decision log (when the UI has a store), filtered to one model (and version), with the
-/// chain's verification.
+/// chain's verification. A store that never logged a decision has an empty, verified log.
 pub(crate) async fn decisions_for(
     state: &State,
     model: Option<&str>,
     version: Option<Version>,
-) -> Result<Option<(Vec<LogEntry>, VerifyLogReport)>> {
+) -> Result<Option<Decisions>> {
     let Some(store) = &state.store else {
         return Ok(None);
     };
-    let log = DecisionLog::open_default(store.clone()).await?;
-    let entries = log.entries().await?;
-    let report = mlops_policy::log::verify(store.as_ref(), &RefName::new(DEFAULT_LOG)?).await?;
+    let log = match mlops_policy::log::verify(store.as_ref(), &RefName::new(DEFAULT_LOG)?).await {
+        Ok(report) => report,
+        Err(e) if e.is_not_found() => VerifyLogReport {
+            segments: 0,
+            verified: 0,
+            head: mlops_policy::log::LogHead {
+                entries: 0,
+                hash: mlops_policy::log::GENESIS_HASH.to_string(),
+            },
+            first_bad: None,
+        },
+        Err(e) => return Err(e),
+    };
+    let read = async {
+        match DecisionLog::open_default(store.clone())
+            .await?
+            .entries()
+            .await
+        {
+            Err(e) if e.is_not_found() => Ok(vec![]),
+            other => other,
+        }
+    };
+    let (entries, problem) = match read.await {
+        Ok(entries) => (entries, None),
+        Err(e) => (vec![], Some(e.to_string())),
+    };
     let about = |e: &LogEntry| {
         let m = &e.input["model"];
         model.is_none_or(|name| m["name"].as_str() == Some(name))
             && version.is_none_or(|v| m["version"].as_u64() == Some(v.get()))
     };
-    Ok(Some((entries.into_iter().filter(about).collect(), report)))
+    Ok(Some(Decisions {
+        decisions: entries.into_iter().filter(about).collect(),
+        log,
+        problem,
+    }))
 }
 
 fn ok(body: serde_json::Value) -> ApiResult {
@@ -265,7 +316,7 @@ pub(crate) fn split_list(text: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-async fn runs(AxState(state): St, Query(q): Query<RunsQuery>) -> ApiResult {
+async fn runs(AxState(state): St, Q(q): Q<RunsQuery>) -> ApiResult {
     let page = search_runs(
         &state,
         &split_list(q.experiment_ids.as_deref()),
@@ -279,7 +330,7 @@ async fn runs(AxState(state): St, Query(q): Query<RunsQuery>) -> ApiResult {
     ok(json!({ "runs": to_json(&page.items)?, "next_page_token": page.next_page_token }))
 }
 
-async fn run(AxState(state): St, Path(run_id): Path<String>) -> ApiResult {
+async fn run(AxState(state): St, P(run_id): P<String>) -> ApiResult {
     let run_id: RunId = parse("run id", &run_id).or_json()?;
     let run = state.tracker.get_run(&run_id).await.or_json()?;
     let children = children(&state, &run).await.or_json()?;
@@ -301,8 +352,8 @@ struct HistoryQuery {
 
 async fn metric_history(
     AxState(state): St,
-    Path(run_id): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    P(run_id): P<String>,
+    Q(q): Q<HistoryQuery>,
 ) -> ApiResult {
     let run_id: RunId = parse("run id", &run_id).or_json()?;
     let key = q
@@ -338,11 +389,7 @@ pub(crate) fn artifact_path(path: Option<&str>) -> Result<Option<ArtifactPath>> 
     }
 }
 
-async fn artifacts(
-    AxState(state): St,
-    Path(run_id): Path<String>,
-    Query(q): Query<PathQuery>,
-) -> ApiResult {
+async fn artifacts(AxState(state): St, P(run_id): P<String>, Q(q): Q<PathQuery>) -> ApiResult {
     let run_id: RunId = parse("run id", &run_id).or_json()?;
     let prefix = artifact_path(q.path.as_deref()).or_json()?;
     let files = state
@@ -371,11 +418,7 @@ pub(crate) fn content_type(path: &str) -> &'static str {
     }
 }
 
-async fn artifact(
-    AxState(state): St,
-    Path(run_id): Path<String>,
-    Query(q): Query<PathQuery>,
-) -> ApiResult {
+async fn artifact(AxState(state): St, P(run_id): P<String>, Q(q): Q<PathQuery>) -> ApiResult {
     let run_id: RunId = parse("run id", &run_id).or_json()?;
     let path = artifact_path(q.path.as_deref())
         .and_then(|p| p.ok_or_else(|| Error::invalid("path", "name a file: ?path=<file>")))
@@ -412,22 +455,19 @@ pub(crate) struct FilterQuery {
     pub(crate) filter: Option<String>,
 }
 
-async fn models(AxState(state): St, Query(q): Query<FilterQuery>) -> ApiResult {
+async fn models(AxState(state): St, Q(q): Q<FilterQuery>) -> ApiResult {
     let models = all_models(&state, q.filter.as_deref()).await.or_json()?;
     ok(json!({ "models": to_json(&models)? }))
 }
 
-async fn model(AxState(state): St, Path(name): Path<String>) -> ApiResult {
+async fn model(AxState(state): St, P(name): P<String>) -> ApiResult {
     let name: ModelName = parse("model name", &name).or_json()?;
     let model = state.registry.get_registered_model(&name).await.or_json()?;
     let versions = model_versions(&state, &name).await.or_json()?;
     ok(json!({ "model": to_json(&model)?, "versions": to_json(&versions)? }))
 }
 
-async fn model_version(
-    AxState(state): St,
-    Path((name, version)): Path<(String, String)>,
-) -> ApiResult {
+async fn model_version(AxState(state): St, P((name, version)): P<(String, String)>) -> ApiResult {
     let name: ModelName = parse("model name", &name).or_json()?;
     let version: Version = parse("version", &version).or_json()?;
     let mv = state
@@ -438,8 +478,7 @@ async fn model_version(
     let decisions = decisions_for(&state, Some(name.as_str()), Some(version))
         .await
         .or_json()?;
-    let (entries, log) = decisions.map_or((vec![], None), |(e, r)| (e, Some(r)));
-    ok(json!({ "version": to_json(&mv)?, "decisions": to_json(&entries)?, "log": to_json(&log)? }))
+    ok(json!({ "version": to_json(&mv)?, "decisions": to_json(&decisions)? }))
 }
 
 pub(crate) fn datasets_of(state: &State) -> Result<&mlops_storage::Datasets> {
@@ -459,11 +498,7 @@ pub(crate) struct DiffQuery {
     pub(crate) to: Option<String>,
 }
 
-async fn dataset(
-    AxState(state): St,
-    Path(name): Path<String>,
-    Query(q): Query<DiffQuery>,
-) -> ApiResult {
+async fn dataset(AxState(state): St, P(name): P<String>, Q(q): Q<DiffQuery>) -> ApiResult {
     let name: DatasetName = parse("dataset name", &name).or_json()?;
     let datasets = datasets_of(&state).or_json()?;
     let versions = datasets.log(&name).await.or_json()?;
@@ -486,7 +521,7 @@ struct DecisionsQuery {
     version: Option<String>,
 }
 
-async fn decisions(AxState(state): St, Query(q): Query<DecisionsQuery>) -> ApiResult {
+async fn decisions(AxState(state): St, Q(q): Q<DecisionsQuery>) -> ApiResult {
     let version = match q.version.as_deref() {
         Some(v) => Some(parse::<Version>("version", v).or_json()?),
         None => None,
@@ -494,8 +529,7 @@ async fn decisions(AxState(state): St, Query(q): Query<DecisionsQuery>) -> ApiRe
     let found = decisions_for(&state, q.model.as_deref(), version)
         .await
         .or_json()?;
-    let (entries, log) = found.map_or((vec![], None), |(e, r)| (e, Some(r)));
-    ok(json!({ "decisions": to_json(&entries)?, "log": to_json(&log)? }))
+    ok(json!({ "decisions": to_json(&found)? }))
 }
 
 #[derive(Deserialize)]
@@ -514,7 +548,7 @@ pub(crate) async fn pipeline_runs(
     }
 }
 
-async fn pipelines(AxState(state): St, Query(q): Query<PipelinesQuery>) -> ApiResult {
+async fn pipelines(AxState(state): St, Q(q): Q<PipelinesQuery>) -> ApiResult {
     let runs = pipeline_runs(&state, q.experiment.as_deref())
         .await
         .or_json()?;
@@ -537,12 +571,12 @@ pub(crate) async fn drift_history(
     mlops_drift::history::logged_reports(state.tracker.as_ref(), model.as_ref()).await
 }
 
-async fn drift_reports(AxState(state): St, Query(q): Query<ModelQuery>) -> ApiResult {
+async fn drift_reports(AxState(state): St, Q(q): Q<ModelQuery>) -> ApiResult {
     let reports = drift_history(&state, q.model.as_deref()).await.or_json()?;
     ok(json!({ "reports": to_json(&reports)? }))
 }
 
-async fn drift_report(AxState(state): St, Path(run_id): Path<String>) -> ApiResult {
+async fn drift_report(AxState(state): St, P(run_id): P<String>) -> ApiResult {
     let run_id: RunId = parse("run id", &run_id).or_json()?;
     let report = mlops_drift::history::load_report(state.tracker.as_ref(), &run_id)
         .await

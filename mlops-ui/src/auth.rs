@@ -43,14 +43,49 @@ fn authorized(state: &State, headers: &HeaderMap) -> bool {
     };
     let bearer = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("Bearer "));
+    // Another scheme (a proxy's Basic auth) is not ours to judge: the cookie still counts.
     if bearer.is_some() {
         return bearer_matches(bearer, token);
     }
     cookie(headers, COOKIE).is_some_and(|c| matches_secret(&c, &session_value(token)))
 }
 
+/// Whether the request's `Host` is one the UI answers to (DNS rebinding: a page elsewhere must
+/// not reach a UI on 127.0.0.1 through a name of its own). No list: every host.
+fn host_allowed(state: &State, headers: &HeaderMap) -> bool {
+    if state.allowed_hosts.is_empty() {
+        return true;
+    }
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    // Strip the port: `[::1]:5000`, `localhost:5000`.
+    let name = match host.rsplit_once(':') {
+        Some((name, port))
+            if !name.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && !host.ends_with(']') =>
+        {
+            name
+        }
+        _ => host,
+    };
+    state
+        .allowed_hosts
+        .iter()
+        .any(|allowed| allowed.eq_ignore_ascii_case(name))
+}
+
 async fn authorize(AxState(state): AxState<Arc<State>>, request: Request, next: Next) -> Response {
+    if !host_allowed(&state, request.headers()) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "this mlops UI does not answer to that host name (see --allowed-host)",
+        )
+            .into_response();
+    }
     if authorized(&state, request.headers()) {
         return next.run(request).await;
     }
@@ -92,10 +127,18 @@ struct LoginForm {
     next: Option<String>,
 }
 
-/// Only a path inside the UI is a valid place to go after logging in (no open redirect).
+/// Only a path inside the UI is a valid place to go after logging in (no open redirect):
+/// `/` then printable ASCII without `\\` — browsers drop tabs and newlines from URLs, so
+/// `/<tab>/evil.example` would become `//evil.example`.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'\\') =>
+        {
+            n
+        }
         _ => "/",
     }
 }
@@ -125,7 +168,7 @@ async fn login(AxState(state): AxState<Arc<State>>, Form(form): Form<LoginForm>)
         state.base.as_str()
     };
     let cookie = format!(
-        "{COOKIE}={}; Path={path}; HttpOnly; SameSite=Strict",
+        "{COOKIE}={}; Path={path}; HttpOnly; SameSite=Lax",
         session_value(token).expose_secret()
     );
     let mut response = Redirect::to(&format!("{}{next}", state.base)).into_response();
@@ -170,5 +213,50 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_next(None), "/");
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    fn allowed(hosts: &[&str], host: Option<&str>) -> bool {
+        let ui = crate::Ui::new(
+            std::sync::Arc::new(mlops_storage::MemoryTracker::new()),
+            std::sync::Arc::new(mlops_storage::MemoryRegistry::new()),
+        )
+        .with_allowed_hosts(hosts.iter().map(|h| h.to_string()));
+        let mut headers = HeaderMap::new();
+        if let Some(h) = host {
+            headers.insert(
+                header::HOST,
+                HeaderValue::from_str(h).unwrap_or(HeaderValue::from_static("x")),
+            );
+        }
+        super::host_allowed(&ui.state, &headers)
+    }
+
+    #[test]
+    fn only_listed_host_names_are_answered() {
+        let local = ["localhost", "127.0.0.1", "[::1]"];
+        for ok in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "LOCALHOST",
+            "127.0.0.1",
+        ] {
+            assert!(allowed(&local, Some(ok)), "{ok}");
+        }
+        for bad in [
+            "evil.example:5000",
+            "evil.example",
+            "127.0.0.1.evil.example:5000",
+            "",
+        ] {
+            assert!(!allowed(&local, Some(bad)), "{bad}");
+        }
+        assert!(!allowed(&local, None));
+        assert!(allowed(&[], Some("anything")), "no list: every host");
     }
 }

@@ -216,7 +216,7 @@ fn fmt_tick(v: f64) -> String {
 /// labels it with UTC times (x in ms).
 pub(crate) fn line_chart(series: &[Series], log_y: bool, x_label: &str, time_x: bool) -> Markup {
     let ty = |y: f64| if log_y { y.log10() } else { y };
-    let visible = |p: &&Point| !log_y || p.y > 0.0;
+    let visible = |p: &&Point| p.x.is_finite() && p.y.is_finite() && (!log_y || p.y > 0.0);
     let band_points: Vec<Point> = series
         .iter()
         .flat_map(|s| s.band.iter())
@@ -325,7 +325,7 @@ pub(crate) fn parallel_coordinates(axes: &[String], rows: &[(String, Vec<Option<
     let ranges: Vec<(f64, f64)> = (0..axes.len())
         .map(|a| {
             rows.iter()
-                .filter_map(|(_, v)| v[a])
+                .filter_map(|(_, v)| v[a].filter(|v| v.is_finite()))
                 .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
         })
         .collect();

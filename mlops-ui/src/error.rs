@@ -76,3 +76,50 @@ impl<T> OrPage<T> for mlops_core::Result<T> {
         self.map_err(UiError::json)
     }
 }
+
+/// A request part that did not parse (a query value of the wrong type, a path segment that is
+/// not UTF-8): our error, as a page or as JSON by the path, instead of axum's plain text.
+fn rejection(parts: &axum::http::request::Parts, what: &'static str, text: String) -> UiError {
+    let error = mlops_core::Error::invalid(what, text);
+    if parts.uri.path().starts_with("/api") {
+        UiError::json(error)
+    } else {
+        UiError::page(error)
+    }
+}
+
+/// axum's `Query`, rejecting with [`UiError`].
+pub(crate) struct Q<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S> for Q<T> {
+    type Rejection = UiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(e) => Err(rejection(parts, "query", e.body_text())),
+        }
+    }
+}
+
+/// axum's `Path`, rejecting with [`UiError`].
+pub(crate) struct P<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for P<T>
+{
+    type Rejection = UiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(e) => Err(rejection(parts, "path", e.body_text())),
+        }
+    }
+}

@@ -74,6 +74,8 @@ pub(crate) struct State {
     pub(crate) max_preview_bytes: usize,
     /// Where the router is mounted (`""` or `/prefix`), put in front of every link.
     pub(crate) base: String,
+    /// Host names (without port) the UI answers to; empty: all.
+    pub(crate) allowed_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Ui {
@@ -100,6 +102,7 @@ impl Ui {
                 token: None,
                 max_preview_bytes: 256 * 1024,
                 base: String::new(),
+                allowed_hosts: Vec::new(),
             }),
         }
     }
@@ -117,6 +120,7 @@ impl Ui {
                     token: old.token.clone(),
                     max_preview_bytes: old.max_preview_bytes,
                     base: old.base.clone(),
+                    allowed_hosts: old.allowed_hosts.clone(),
                 };
                 f(&mut state);
                 self.state = Arc::new(state);
@@ -136,6 +140,15 @@ impl Ui {
     /// Requires `token` on every page and API call (bearer header or the login cookie).
     pub fn with_token(self, token: SecretString) -> Self {
         self.edit(|s| s.token = Some(token))
+    }
+
+    /// Answers only requests whose `Host` header names one of `hosts` (any port), and `421
+    /// Misdirected Request` to others: without it, a web page elsewhere can re-point its own
+    /// domain at 127.0.0.1 (DNS rebinding) and read the UI of a user who visits it. `mlops ui`
+    /// sets `localhost`, `127.0.0.1` and `[::1]` plus its `--host`.
+    pub fn with_allowed_hosts(self, hosts: impl IntoIterator<Item = String>) -> Self {
+        let hosts: Vec<String> = hosts.into_iter().collect();
+        self.edit(|s| s.allowed_hosts = hosts)
     }
 
     /// Largest artifact shown inline in the artifact browser (default 256 KiB; larger ones

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, State as AxState};
+use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::State;
 use crate::api::{self, XAxis, parse, split_list};
 use crate::chart::{self, Series};
-use crate::error::{OrPage, PageResult};
+use crate::error::{OrPage, P, PageResult, Q};
 use crate::view::{self, encode_query as q, page};
 
 type St = AxState<Arc<State>>;
@@ -132,11 +132,7 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-async fn experiment(
-    AxState(state): St,
-    Path(id): Path<String>,
-    Query(qy): Query<ExperimentQuery>,
-) -> PageResult {
+async fn experiment(AxState(state): St, P(id): P<String>, Q(qy): Q<ExperimentQuery>) -> PageResult {
     let b = state.base.clone();
     let id: ExperimentId = parse("experiment id", &id).or_page()?;
     let experiment = state.tracker.get_experiment(&id).await.or_page()?;
@@ -179,6 +175,8 @@ async fn experiment(
     let columns_value = columns.iter().map(Column::id).collect::<Vec<_>>().join(",");
     let filter = qy.filter.clone().unwrap_or_default();
     let current_order = order_by.first().cloned().unwrap_or_default();
+    // Every term, so paging keeps the whole order (page tokens are offsets into it).
+    let full_order = order_by.join(",");
     let link = |order: &str, token: Option<&str>| {
         let mut s = format!(
             "{b}/experiments/{}?filter={}&columns={}&order_by={}&max_results={max_results}",
@@ -240,7 +238,8 @@ async fn experiment(
             input type="text" name="filter" id="filter" value=(filter)
                 placeholder="metrics.accuracy > 0.8 AND params.model = 'mlp'";
             input type="hidden" name="columns" value=(columns_value);
-            input type="hidden" name="order_by" value=(current_order);
+            input type="hidden" name="order_by" value=(full_order);
+            input type="hidden" name="max_results" value=(max_results);
             label { "Group by param " input type="text" name="group_by" id="group_by" style="min-width:120px" value=(qy.group_by.clone().unwrap_or_default()); }
             button type="submit" id="search" { "Search" }
         }
@@ -249,6 +248,9 @@ async fn experiment(
             summary { "Columns" }
             form.bar method="get" action={ (b) "/experiments/" (q(id.as_str())) } {
                 input type="hidden" name="filter" value=(filter);
+                input type="hidden" name="order_by" value=(full_order);
+                input type="hidden" name="max_results" value=(max_results);
+                input type="hidden" name="group_by" value=(qy.group_by.clone().unwrap_or_default());
                 input type="text" name="columns" id="columns" value=(columns_value);
                 button type="submit" { "Show columns" }
                 span.muted { "comma-separated: metrics.<key>, params.<key>, tags.<key>" }
@@ -282,12 +284,12 @@ async fn experiment(
             button type="submit" id="compare" { "Compare selected" }
         }
         p.pager {
-            @if qy.page_token.is_some() { a.button href=(link(&current_order, None)) { "First page" } " " }
-            @if let Some(t) = &next { a.button #next href=(link(&current_order, Some(t))) { "Next page" } }
+            @if qy.page_token.is_some() { a.button href=(link(&full_order, None)) { "First page" } " " }
+            @if let Some(t) = &next { a.button #next href=(link(&full_order, Some(t))) { "Next page" } }
         }
         @if let Some(groups) = &groups {
             h2 { "Grouped by " (qy.group_by.clone().unwrap_or_default()) }
-            @let page_runs = runs.iter().map(|r| r.info.run_id.as_str()).collect::<Vec<_>>().join(",");
+            @let page_runs = runs.iter().take(MAX_RUNS).map(|r| r.info.run_id.as_str()).collect::<Vec<_>>().join(",");
             p { "Histories as mean ± std bands: "
                 @for c in columns.iter().filter(|c| c.kind == "metrics") {
                     a.band-chart href={ (b) "/chart?runs=" (q(&page_runs)) "&key=" (q(&c.key)) "&group_by=" (q(qy.group_by.as_deref().unwrap_or_default())) } { (c.key) } " "
@@ -316,7 +318,7 @@ async fn experiment(
     Ok(response)
 }
 
-async fn run(AxState(state): St, Path(run_id): Path<String>) -> PageResult {
+async fn run(AxState(state): St, P(run_id): P<String>) -> PageResult {
     let b = state.base.clone();
     let run_id: RunId = parse("run id", &run_id).or_page()?;
     let run = state.tracker.get_run(&run_id).await.or_page()?;
@@ -334,7 +336,7 @@ async fn run(AxState(state): St, Path(run_id): Path<String>) -> PageResult {
             div.card { div.k { "Status" } div.v { (badge(info.status.as_str())) } }
             div.card { div.k { "Experiment" } div.v { a href={ (b) "/experiments/" (q(experiment.experiment_id.as_str())) } { (experiment.name.as_str()) } } }
             div.card { div.k { "Started" } div.v { (view::time(info.start_time)) } }
-            @if let Some(end) = info.end_time { div.card { div.k { "Duration" } div.v { (view::duration(end - info.start_time)) } } }
+            @if let Some(end) = info.end_time { div.card { div.k { "Duration" } div.v { (view::duration(end.saturating_sub(info.start_time))) } } }
             div.card { div.k { "Run id" } div.v { code { (info.run_id.as_str()) } } }
         }
         @if let Some(parent) = run.parent_run_id() {
@@ -403,8 +405,8 @@ async fn run(AxState(state): St, Path(run_id): Path<String>) -> PageResult {
 
 async fn artifacts(
     AxState(state): St,
-    Path(run_id): Path<String>,
-    Query(qy): Query<api::PathQuery>,
+    P(run_id): P<String>,
+    Q(qy): Q<api::PathQuery>,
 ) -> PageResult {
     let b = state.base.clone();
     let run_id: RunId = parse("run id", &run_id).or_page()?;
@@ -566,34 +568,44 @@ async fn chart_for(
     options: &ChartOptions<'_>,
 ) -> Result<Markup, crate::UiError> {
     let key: MetricKey = parse("metric key", key).or_page()?;
-    let mut series = vec![];
-    let mut total = 0;
-    for r in runs {
-        let (n, pts) = api::history(state, &r.info.run_id, &key, options.x, options.points)
-            .await
-            .or_page()?;
-        total += n;
-        series.push(Series::line(
-            r.info.run_name.clone(),
-            chart::smooth(&pts, options.smooth),
-        ));
-    }
-    if let Some(param) = options.group_by {
-        let members: Vec<(String, Vec<chart::Point>)> = runs
+    // Every run's history at once; smoothing and group means see every value, and only what
+    // is drawn is downsampled.
+    let histories = futures::future::try_join_all(
+        runs.iter()
+            .map(|r| api::raw_history(state, &r.info.run_id, &key, options.x)),
+    )
+    .await
+    .or_page()?;
+    let total: usize = histories.iter().map(Vec::len).sum();
+    let smoothed = histories.iter().map(|h| chart::smooth(h, options.smooth));
+    let series: Vec<Series> = match options.group_by {
+        Some(param) => {
+            let members: Vec<(String, Vec<chart::Point>)> = runs
+                .iter()
+                .zip(smoothed)
+                .map(|(r, points)| {
+                    let value = r
+                        .data
+                        .params
+                        .get(param)
+                        .cloned()
+                        .unwrap_or_else(|| "(none)".into());
+                    (format!("{param}={value}"), points)
+                })
+                .collect();
+            chart::group_bands(&members, 200)
+        }
+        None => runs
             .iter()
-            .zip(series)
-            .map(|(r, s)| {
-                let value = r
-                    .data
-                    .params
-                    .get(param)
-                    .cloned()
-                    .unwrap_or_else(|| "(none)".into());
-                (format!("{param}={value}"), s.points)
+            .zip(smoothed)
+            .map(|(r, points)| {
+                Series::line(
+                    r.info.run_name.clone(),
+                    chart::downsample(&points, options.points.clamp(3, 100_000)),
+                )
             })
-            .collect();
-        series = chart::group_bands(&members, 200);
-    }
+            .collect(),
+    };
     let x_label = match options.x {
         XAxis::Step => "step",
         XAxis::Time => "time (UTC)",
@@ -609,6 +621,9 @@ async fn chart_for(
     })
 }
 
+/// Most runs one chart or comparison loads.
+const MAX_RUNS: usize = 100;
+
 async fn load_runs(state: &State, ids: &[String]) -> Result<Vec<Run>, crate::UiError> {
     if ids.is_empty() {
         return Err(crate::UiError::page(Error::invalid(
@@ -616,15 +631,26 @@ async fn load_runs(state: &State, ids: &[String]) -> Result<Vec<Run>, crate::UiE
             "choose at least one run",
         )));
     }
-    let mut out = vec![];
-    for id in ids {
-        let id: RunId = parse("run id", id).or_page()?;
-        out.push(state.tracker.get_run(&id).await.or_page()?);
+    if ids.len() > MAX_RUNS {
+        return Err(crate::UiError::page(Error::invalid(
+            "runs",
+            format!(
+                "{} runs chosen; a chart or comparison takes at most {MAX_RUNS}",
+                ids.len()
+            ),
+        )));
     }
-    Ok(out)
+    let ids: Vec<RunId> = ids
+        .iter()
+        .map(|id| parse("run id", id))
+        .collect::<mlops_core::Result<_>>()
+        .or_page()?;
+    futures::future::try_join_all(ids.iter().map(|id| state.tracker.get_run(id)))
+        .await
+        .or_page()
 }
 
-async fn chart_page(AxState(state): St, Query(qy): Query<ChartQuery>) -> PageResult {
+async fn chart_page(AxState(state): St, Q(qy): Q<ChartQuery>) -> PageResult {
     let b = state.base.clone();
     let ids = split_list(qy.runs.as_deref());
     let runs = load_runs(&state, &ids).await?;
@@ -650,7 +676,11 @@ async fn chart_page(AxState(state): St, Query(qy): Query<ChartQuery>) -> PageRes
         .log
         .as_deref()
         .is_some_and(|v| v == "1" || v == "on" || v == "true");
-    let smooth = qy.smooth.unwrap_or(0.0).clamp(0.0, 0.99);
+    let smooth = qy
+        .smooth
+        .filter(|s| s.is_finite())
+        .unwrap_or(0.0)
+        .clamp(0.0, 0.99);
     let group_by = qy.group_by.clone().filter(|g| !g.trim().is_empty());
     let options = ChartOptions {
         x: qy.x,
@@ -685,7 +715,7 @@ async fn chart_page(AxState(state): St, Query(qy): Query<ChartQuery>) -> PageRes
     ))
 }
 
-async fn compare(AxState(state): St, Query(pairs): Query<Vec<(String, String)>>) -> PageResult {
+async fn compare(AxState(state): St, Q(pairs): Q<Vec<(String, String)>>) -> PageResult {
     let b = state.base.clone();
     let mut ids: Vec<String> = vec![];
     let mut key = None;
@@ -719,7 +749,7 @@ async fn compare(AxState(state): St, Query(pairs): Query<Vec<(String, String)>>)
             r.data
                 .params
                 .get(p.as_str())
-                .is_none_or(|v| v.parse::<f64>().is_ok())
+                .is_none_or(|v| v.parse::<f64>().is_ok_and(f64::is_finite))
         })
     };
     let dims: Vec<Column> = param_keys
@@ -798,7 +828,7 @@ async fn compare(AxState(state): St, Query(pairs): Query<Vec<(String, String)>>)
     ))
 }
 
-async fn models(AxState(state): St, Query(qy): Query<api::FilterQuery>) -> PageResult {
+async fn models(AxState(state): St, Q(qy): Q<api::FilterQuery>) -> PageResult {
     let b = state.base.clone();
     let models = api::all_models(&state, qy.filter.as_deref())
         .await
@@ -838,7 +868,7 @@ fn version_row(b: &str, v: &ModelVersion) -> Markup {
     }
 }
 
-async fn model(AxState(state): St, Path(name): Path<String>) -> PageResult {
+async fn model(AxState(state): St, P(name): P<String>) -> PageResult {
     let b = state.base.clone();
     let name: ModelName = parse("model name", &name).or_page()?;
     let m = state.registry.get_registered_model(&name).await.or_page()?;
@@ -891,7 +921,7 @@ fn lineage_graph(b: &str, v: &ModelVersion, run_name: Option<&str>) -> Markup {
     }
     if let Some(c) = &v.lineage.git_commit {
         columns.push(vec![Node {
-            label: format!("commit {}", &c[..c.len().min(10)]),
+            label: format!("commit {}", c.chars().take(10).collect::<String>()),
             href: None,
         }]);
     }
@@ -1026,20 +1056,20 @@ fn decisions_table(entries: &[mlops_policy::log::LogEntry]) -> Markup {
     }
 }
 
-fn chain_status(report: &mlops_policy::log::VerifyLogReport) -> Markup {
+fn chain_status(d: &api::Decisions) -> Markup {
+    let report = &d.log;
     html! {
         p #chain {
             "Decision log: "
-            @if report.is_ok() { (badge("ok")) (report.verified) " entries, hash chain verified" }
+            @if report.segments == 0 { (badge("ok")) "no decisions logged yet" }
+            @else if report.is_ok() { (badge("ok")) (report.verified) " entries, hash chain verified" }
             @else { (badge("bad")) "chain broken after " (report.verified) " verified entries" }
         }
+        @if let Some(problem) = &d.problem { p.error { "The log could not be read: " (problem) } }
     }
 }
 
-async fn model_version(
-    AxState(state): St,
-    Path((name, version)): Path<(String, String)>,
-) -> PageResult {
+async fn model_version(AxState(state): St, P((name, version)): P<(String, String)>) -> PageResult {
     let b = state.base.clone();
     let name: ModelName = parse("model name", &name).or_page()?;
     let version: Version = parse("version", &version).or_page()?;
@@ -1094,9 +1124,9 @@ async fn model_version(
             p { a #drift-link href={ (b) "/drift?model=" (q(name.as_str())) } { "Drift reports about " (name.as_str()) } }
             h2 { "Policy decisions" }
             @match &decisions {
-                Some((entries, report)) => {
-                    (chain_status(report))
-                    @if entries.is_empty() { p.empty { "No decisions about this version." } } @else { (decisions_table(entries)) }
+                Some(d) => {
+                    (chain_status(d))
+                    @if d.decisions.is_empty() { p.empty { "No decisions about this version." } } @else { (decisions_table(&d.decisions)) }
                 }
                 None => p.empty { "Start the UI over a store to see its decision log." },
             }
@@ -1137,11 +1167,7 @@ struct DatasetQuery {
     to: Option<String>,
 }
 
-async fn dataset(
-    AxState(state): St,
-    Path(name): Path<String>,
-    Query(qy): Query<DatasetQuery>,
-) -> PageResult {
+async fn dataset(AxState(state): St, P(name): P<String>, Q(qy): Q<DatasetQuery>) -> PageResult {
     let b = state.base.clone();
     let name: DatasetName = parse("dataset name", &name).or_page()?;
     let datasets = api::datasets_of(&state).or_page()?;
@@ -1220,7 +1246,7 @@ async fn dataset(
     ))
 }
 
-async fn pipelines(AxState(state): St, Query(qy): Query<api::PipelinesQuery>) -> PageResult {
+async fn pipelines(AxState(state): St, Q(qy): Q<api::PipelinesQuery>) -> PageResult {
     let b = state.base.clone();
     let mut runs = api::pipeline_runs(&state, qy.experiment.as_deref())
         .await
@@ -1342,7 +1368,7 @@ async fn decisions(AxState(state): St) -> PageResult {
         html! {
             h1 { "Policy decisions" }
             @match &found {
-                Some((entries, report)) => { (chain_status(report)) (decisions_table(entries)) }
+                Some(d) => { (chain_status(d)) (decisions_table(&d.decisions)) }
                 None => p.empty { "Start the UI over a store to see its decision log." },
             }
         },
@@ -1369,7 +1395,7 @@ fn share_series(list: &[&mlops_drift::history::LoggedReport]) -> Vec<Series> {
         .collect()
 }
 
-async fn drift(AxState(state): St, Query(qy): Query<api::ModelQuery>) -> PageResult {
+async fn drift(AxState(state): St, Q(qy): Q<api::ModelQuery>) -> PageResult {
     let b = state.base.clone();
     let reports = api::drift_history(&state, qy.model.as_deref())
         .await
@@ -1412,7 +1438,7 @@ async fn drift(AxState(state): St, Query(qy): Query<api::ModelQuery>) -> PageRes
     Ok(page(&b, "Drift", "drift", body))
 }
 
-async fn drift_report(AxState(state): St, Path(run_id): Path<String>) -> PageResult {
+async fn drift_report(AxState(state): St, P(run_id): P<String>) -> PageResult {
     let b = state.base.clone();
     let run_id: RunId = parse("run id", &run_id).or_page()?;
     let report = mlops_drift::history::load_report(state.tracker.as_ref(), &run_id)

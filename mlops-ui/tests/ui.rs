@@ -689,3 +689,125 @@ async fn drift_reports_over_time_and_each_report() {
     let (s, _) = json(&base, "/api/drift?model=bad/name").await;
     assert_eq!(s, 400);
 }
+
+#[tokio::test]
+async fn a_fresh_store_and_odd_lineage_still_render() {
+    // No decision log yet, a non-ASCII commit string, a version without a run.
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let tracker = Arc::new(
+        StoreTracker::open(store.clone(), Default::default())
+            .await
+            .unwrap(),
+    );
+    let registry = Arc::new(StoreRegistry::new(store.clone()));
+    let model = "m".parse().unwrap();
+    registry
+        .create_registered_model(&model, Default::default())
+        .await
+        .unwrap();
+    let mut options = CreateVersionOptions::new("s3://elsewhere/model");
+    options.lineage.git_commit = Some("éééééééééééé".into());
+    registry
+        .create_model_version(&model, options)
+        .await
+        .unwrap();
+    let base = serve(Ui::new(tracker, registry).with_store(store).router()).await;
+    let (s, body) = get(&base, "/models/m/versions/1").await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("no decisions logged yet") && body.contains("commit éééééééééé"));
+    for path in [
+        "/decisions",
+        "/drift",
+        "/pipelines",
+        "/datasets",
+        "/experiments",
+    ] {
+        let (s, body) = get(&base, path).await;
+        assert_eq!(s, 200, "{path}: {body}");
+    }
+    let (s, body) = json(&base, "/api/decisions").await;
+    assert_eq!(s, 200);
+    assert_eq!(body["decisions"]["log"]["segments"], 0);
+}
+
+#[tokio::test]
+async fn malformed_queries_are_our_errors_not_plain_text() {
+    let f = fixture().await;
+    let base = serve(ui(&f).router()).await;
+    let (s, body) = json(&base, "/api/runs?max_results=abc").await;
+    assert_eq!(
+        (s.as_u16(), body["error_code"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
+    let (s, body) = get(&base, &format!("/chart?runs={}&x=sideways", f.best)).await;
+    assert_eq!(s, 400);
+    assert!(body.contains("<html"), "a page, not plain text");
+    let (s, body) = get(
+        &base,
+        &format!("/chart?runs={}&key=loss&smooth=NaN", f.best),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(!body.contains("NaN,"), "no NaN coordinates");
+    let (s, _) = get(&base, "/runs/%FF").await;
+    assert_eq!(s, 400);
+    let too_many = vec![f.best.clone(); 101].join(",");
+    let (s, body) = get(&base, &format!("/chart?runs={too_many}")).await;
+    assert_eq!(s, 400);
+    assert!(body.contains("at most 100"));
+}
+
+#[tokio::test]
+async fn only_allowed_host_names_are_answered() {
+    let f = fixture().await;
+    let hosts = ["localhost", "127.0.0.1"].map(String::from);
+    let base = serve(ui(&f).with_allowed_hosts(hosts).router()).await;
+    let (s, _) = get(&base, "/models").await;
+    assert_eq!(s, 200, "127.0.0.1 is allowed");
+    let r = client()
+        .get(format!("{base}/models"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 421, "a rebound name is refused");
+}
+
+#[tokio::test]
+async fn the_login_cookie_works_beside_another_auth_scheme() {
+    let f = fixture().await;
+    let base = serve(
+        ui(&f)
+            .with_token(SecretString::from("s3cret".to_string()))
+            .router(),
+    )
+    .await;
+    let login = client()
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=s3cret&next=%2F%09%2Fevil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        login.headers()["location"],
+        "/",
+        "a tab cannot smuggle //host past the check"
+    );
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    // A proxy's Basic auth does not hide the session.
+    let r = client()
+        .get(format!("{base}/models"))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
