@@ -28,7 +28,10 @@ pub struct UiArgs {
 
 /// Serves the UI until Ctrl-C or SIGTERM, then drains requests in flight.
 pub async fn ui(args: &UiArgs, store: Arc<dyn Store>) -> Result<bool> {
-    let tracker = Arc::new(StoreTracker::open(store.clone(), crate::quiet()).await?);
+    // Every request reads; replaying other writers at most once a second keeps a page from
+    // listing the store's logs each time (what they log shows within a second).
+    let options = crate::quiet().with_refresh_interval(std::time::Duration::from_secs(1));
+    let tracker = Arc::new(StoreTracker::open(store.clone(), options).await?);
     let registry = Arc::new(StoreRegistry::new(store.clone()));
     let mut ui = mlops_ui::Ui::new(tracker, registry).with_store(store);
     match &args.token_file {

@@ -38,12 +38,18 @@ pub struct StoreTrackerOptions {
     /// A background task flushes buffered writes this often (default 1 s). `None` disables it:
     /// then only [`Tracker::flush`] and `end_run` write.
     pub flush_interval: Option<Duration>,
+    /// A read replays other writers' new segments first, unless it did within this long
+    /// (default zero: every read is current). A reader that many requests hit — a UI — can
+    /// trade that much staleness of other processes' writes for not listing the store's logs
+    /// on every request; this instance's own writes are always visible at once.
+    pub refresh_interval: Duration,
 }
 
 impl Default for StoreTrackerOptions {
     fn default() -> Self {
         Self {
             flush_interval: Some(Duration::from_secs(1)),
+            refresh_interval: Duration::ZERO,
         }
     }
 }
@@ -52,6 +58,13 @@ impl StoreTrackerOptions {
     /// Sets the background flush interval (`None`: no background flushing).
     pub fn with_flush_interval(mut self, interval: Option<Duration>) -> Self {
         self.flush_interval = interval;
+        self
+    }
+
+    /// Sets how long a read may go without replaying other writers' segments (see
+    /// [`refresh_interval`](Self::refresh_interval)).
+    pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
         self
     }
 }
@@ -193,6 +206,9 @@ struct Shared {
     inner: Mutex<Inner>,
     /// One flush at a time, so segments commit in order.
     flushing: tokio::sync::Mutex<()>,
+    /// [`StoreTrackerOptions::refresh_interval`], and when a read last replayed.
+    refresh_interval: Duration,
+    refreshed: Mutex<Option<std::time::Instant>>,
 }
 
 /// A [`Tracker`] on any [`Store`] — a local directory, S3, memory — with MLflow's semantics.
@@ -254,6 +270,8 @@ impl StoreTracker {
                     quarantine: None,
                 }),
                 flushing: tokio::sync::Mutex::new(()),
+                refresh_interval: options.refresh_interval,
+                refreshed: Mutex::new(None),
             }),
         };
         tracker.load_snapshot().await?;
@@ -704,7 +722,15 @@ impl StoreTracker {
     }
 
     async fn read<T>(&self, f: impl FnOnce(&TrackerState) -> Result<T>) -> Result<T> {
-        self.refresh().await?;
+        let interval = self.shared.refresh_interval;
+        let due = interval.is_zero()
+            || lock(&self.shared.refreshed).is_none_or(|at| at.elapsed() >= interval);
+        if due {
+            self.refresh().await?;
+            if !interval.is_zero() {
+                *lock(&self.shared.refreshed) = Some(std::time::Instant::now());
+            }
+        }
         f(&lock(&self.shared.inner).state)
     }
 }

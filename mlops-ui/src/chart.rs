@@ -249,17 +249,29 @@ pub(crate) fn line_chart(series: &[Series], log_y: bool, x_label: &str, time_x: 
     }
     let px = |x: f64| LEFT + (x - x0) / (x1 - x0) * (W - LEFT - RIGHT);
     let py = |y: f64| TOP + (1.0 - (ty(y) - y0) / (y1 - y0)) * (H - TOP - BOTTOM);
-    let y_ticks: Vec<(f64, String)> = nice_ticks(y0, y1)
+    // On a log scale, ticks are round values: decades when the range spans two or more,
+    // otherwise round numbers between the ends (placed by their logarithm).
+    let tick_values: Vec<f64> = if !log_y {
+        nice_ticks(y0, y1)
+    } else if y1 - y0 >= 2.0 {
+        nice_ticks(y0.ceil(), y1.floor())
+            .into_iter()
+            .filter(|t| t.fract() == 0.0)
+            .map(|t| 10f64.powf(t))
+            .collect()
+    } else {
+        nice_ticks(10f64.powf(y0), 10f64.powf(y1))
+            .into_iter()
+            .filter(|t| *t > 0.0)
+            .collect()
+    };
+    let y_ticks: Vec<(f64, String)> = tick_values
         .into_iter()
-        .map(|t| {
-            let label = if log_y {
-                fmt_tick(10f64.powf(t))
-            } else {
-                fmt_tick(t)
-            };
+        .map(|v| {
+            let t = if log_y { v.log10() } else { v };
             (
                 TOP + (1.0 - (t - y0) / (y1 - y0)) * (H - TOP - BOTTOM),
-                label,
+                fmt_tick(v),
             )
         })
         .collect();

@@ -2,7 +2,7 @@
 
 use std::cmp::Ordering;
 
-use super::{AttrValue, DatasetFields, Filter, OrderBy, SearchTarget, Searchable, compare_by};
+use super::{AttrValue, DatasetFields, Filter, OrderBy, SearchTarget, Searchable};
 use crate::error::Result;
 use crate::page::Page;
 use crate::registry::{ModelVersion, RegisteredModel};
@@ -135,8 +135,17 @@ pub fn select_ref<'a, T: Searchable + Clone + 'a>(
     let order = OrderBy::parse_all(target, order_by)?;
     // Validate the token before doing any work.
     crate::page::decode_offset(page_token)?;
-    let mut hits: Vec<&T> = items.into_iter().filter(|i| filter.matches(*i)).collect();
-    hits.sort_by(|a, b| compare_by(*a, *b, &order).then_with(|| tiebreak(a, b)));
+    // Each hit's sort values are looked up once, not in every comparison (a metric lookup is a
+    // map search; 10k runs sort in about 130k comparisons).
+    let mut hits: Vec<(super::SortKeys<'a>, &T)> = items
+        .into_iter()
+        .filter(|i| filter.matches(*i))
+        .map(|i| (super::sort_keys(i, &order), i))
+        .collect();
+    hits.sort_by(|(ka, a), (kb, b)| {
+        super::compare_sort_keys(ka, kb, &order).then_with(|| tiebreak(a, b))
+    });
+    let hits: Vec<&T> = hits.into_iter().map(|(_, item)| item).collect();
     Ok(Page::slice(hits, page_token, max_results)?.map(Clone::clone))
 }
 

@@ -878,14 +878,42 @@ fn rank(v: &Option<SortValue<'_>>) -> u8 {
 /// Compares two items by `order_by` (earlier items win); `Equal` when every item ties.
 pub fn compare_by<S: Searchable + ?Sized>(a: &S, b: &S, order_by: &[OrderBy]) -> Ordering {
     for o in order_by {
-        let (va, vb) = (sort_value(a, o), sort_value(b, o));
-        let ord = rank(&va).cmp(&rank(&vb)).then_with(|| {
-            if rank(&va) != 0 {
-                return Ordering::Equal;
-            }
-            let ord = va.partial_cmp(&vb).unwrap_or(Ordering::Equal);
-            if o.ascending { ord } else { ord.reverse() }
-        });
+        let ord = compare_values(&sort_value(a, o), &sort_value(b, o), o);
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
+fn compare_values(va: &Option<SortValue<'_>>, vb: &Option<SortValue<'_>>, o: &OrderBy) -> Ordering {
+    rank(va).cmp(&rank(vb)).then_with(|| {
+        if rank(va) != 0 {
+            return Ordering::Equal;
+        }
+        let ord = va.partial_cmp(vb).unwrap_or(Ordering::Equal);
+        if o.ascending { ord } else { ord.reverse() }
+    })
+}
+
+/// An item's values under `order_by`, looked up once, for sorting many items
+/// ([`compare_sort_keys`] orders them as [`compare_by`] orders the items).
+pub(crate) struct SortKeys<'a>(Vec<Option<SortValue<'a>>>);
+
+pub(crate) fn sort_keys<'a, S: Searchable + ?Sized>(
+    item: &'a S,
+    order_by: &[OrderBy],
+) -> SortKeys<'a> {
+    SortKeys(order_by.iter().map(|o| sort_value(item, o)).collect())
+}
+
+pub(crate) fn compare_sort_keys(
+    a: &SortKeys<'_>,
+    b: &SortKeys<'_>,
+    order_by: &[OrderBy],
+) -> Ordering {
+    for ((va, vb), o) in a.0.iter().zip(&b.0).zip(order_by) {
+        let ord = compare_values(va, vb, o);
         if ord != Ordering::Equal {
             return ord;
         }
