@@ -59,6 +59,7 @@ Governance commands:
 Store and interop commands:
   store        Store maintenance: verify, gc
   server       MLflow's tracking server API over the store: MLflow's clients log into it
+  ui           The web UI over the store: runs, charts, models, lineage, drift, pipelines
   export       Export to other tools' formats: mlflow
   import       Import from other tools' formats: mlflow
 
