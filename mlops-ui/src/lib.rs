@@ -1,7 +1,7 @@
 //! The mlops web UI: what a data scientist opens every day, over any store.
 //!
 //! [`Ui`] holds a [`Tracker`], a [`Registry`], the store's [`Datasets`] and its policy
-//! [`DecisionLog`]; [`Ui::router`] is an axum [`Router`] with
+//! [`DecisionLog`](mlops_policy::DecisionLog); [`Ui::router`] is an axum [`Router`] with
 //!
 //! - **pages** (server-rendered HTML, no JavaScript framework, no CDN: the stylesheet is compiled
 //!   in): experiments → runs table (columns, server-side sort, MLflow's filter grammar, cursor
@@ -39,7 +39,7 @@
 //! # let _ = app; Ok(()) }
 //! ```
 
-mod api;
+pub mod api;
 mod auth;
 mod chart;
 mod error;
