@@ -129,16 +129,17 @@ pub(crate) async fn children(state: &State, run: &Run) -> Result<Vec<RunInfo>> {
     Ok(runs.into_iter().map(|r| r.info).collect())
 }
 
-/// Model versions whose source run is `run_id`.
-pub(crate) async fn versions_of_run(state: &State, run_id: &RunId) -> Result<Vec<ModelVersion>> {
-    let mut out = vec![];
-    let mut options = SearchRegistryOptions::default().with_filter(format!("run_id = '{run_id}'"));
+/// Every page of a registry search, in pages of 1000 (a registry may read every model per
+/// page, so fewer pages cost less).
+async fn all_pages<T, F, Fut>(mut options: SearchRegistryOptions, search: F) -> Result<Vec<T>>
+where
+    F: Fn(SearchRegistryOptions) -> Fut,
+    Fut: std::future::Future<Output = Result<mlops_core::page::Page<T>>>,
+{
     options.max_results = Some(1000);
+    let mut out = vec![];
     loop {
-        let page = state
-            .registry
-            .search_model_versions(options.clone())
-            .await?;
+        let page = search(options.clone()).await?;
         out.extend(page.items);
         match page.next_page_token {
             Some(t) => options.page_token = Some(t),
@@ -147,28 +148,21 @@ pub(crate) async fn versions_of_run(state: &State, run_id: &RunId) -> Result<Vec
     }
 }
 
+/// Model versions whose source run is `run_id`.
+pub(crate) async fn versions_of_run(state: &State, run_id: &RunId) -> Result<Vec<ModelVersion>> {
+    let options = SearchRegistryOptions::default().with_filter(format!("run_id = '{run_id}'"));
+    all_pages(options, |o| state.registry.search_model_versions(o)).await
+}
+
 pub(crate) async fn all_models(
     state: &State,
     filter: Option<&str>,
 ) -> Result<Vec<RegisteredModel>> {
     let mut options = SearchRegistryOptions::default();
-    // Large pages: a registry may read every model per page.
-    options.max_results = Some(1000);
     if let Some(f) = filter.map(str::trim).filter(|f| !f.is_empty()) {
         options = options.with_filter(f);
     }
-    let mut out = vec![];
-    loop {
-        let page = state
-            .registry
-            .search_registered_models(options.clone())
-            .await?;
-        out.extend(page.items);
-        match page.next_page_token {
-            Some(t) => options.page_token = Some(t),
-            None => return Ok(out),
-        }
-    }
+    all_pages(options, |o| state.registry.search_registered_models(o)).await
 }
 
 pub(crate) async fn model_versions(state: &State, name: &ModelName) -> Result<Vec<ModelVersion>> {
