@@ -65,6 +65,7 @@ pub struct Ui {
     state: Arc<State>,
 }
 
+#[derive(Clone)]
 pub(crate) struct State {
     pub(crate) tracker: Arc<dyn Tracker>,
     pub(crate) registry: Arc<dyn Registry>,
@@ -108,24 +109,7 @@ impl Ui {
     }
 
     fn edit(mut self, f: impl FnOnce(&mut State)) -> Self {
-        match Arc::get_mut(&mut self.state) {
-            Some(state) => f(state),
-            None => {
-                let old = &self.state;
-                let mut state = State {
-                    tracker: old.tracker.clone(),
-                    registry: old.registry.clone(),
-                    store: old.store.clone(),
-                    datasets: old.datasets.clone(),
-                    token: old.token.clone(),
-                    max_preview_bytes: old.max_preview_bytes,
-                    base: old.base.clone(),
-                    allowed_hosts: old.allowed_hosts.clone(),
-                };
-                f(&mut state);
-                self.state = Arc::new(state);
-            }
-        }
+        f(Arc::make_mut(&mut self.state));
         self
     }
 
