@@ -31,6 +31,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.wait import WebDriverWait
 
 
 def free_port() -> int:
@@ -176,6 +177,8 @@ def walk(b: Browser, base: str) -> None:
     check(len(b.all("svg.chart polyline")) == 1, "one line")
     b.find("#log").click()
     b.find("#draw").click()
+    # The form submits a navigation: wait for it instead of reading the old URL.
+    WebDriverWait(b.driver, 10).until(lambda d: "log=1" in d.current_url)
     check("log=1" in b.driver.current_url, "log scale is in the URL")
     b.shot("chart")
 
